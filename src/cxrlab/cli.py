@@ -1,0 +1,61 @@
+"""The ``cxrlab`` command line: argparse subcommands, each calling one library function.
+
+Each area of the package registers its own verbs from a module in ``cxrlab.commands``; this file only wires
+them together and turns ``CxrlabError`` into a one-line message with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from cxrlab import __version__
+from cxrlab.errors import CxrlabError
+
+# Modules in cxrlab.commands, each exposing register(subparsers, data_subparsers).
+COMMAND_MODULES = ("data_index", "data_split", "models", "train", "evaluate", "explain", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cxrlab", description="Train, evaluate, compare and explain chest X-ray classifiers.")
+    parser.add_argument("--version", action="version", version=f"cxrlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    data = sub.add_parser("data", help="index, split, audit, cache and preview datasets")
+    data_sub = data.add_subparsers(dest="data_command", metavar="VERB")
+    data.set_defaults(func=lambda args: _missing_verb(data))
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"cxrlab.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"cxrlab.commands.{name}":
+                continue  # area not built yet
+            raise
+        module.register(sub, data_sub)
+    return parser
+
+
+def _missing_verb(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CxrlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

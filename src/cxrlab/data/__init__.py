@@ -1,0 +1,1 @@
+"""The data layer: index, split, audit and cache chest X-ray datasets."""
