@@ -1,0 +1,449 @@
+"""Training configuration: nested dataclasses loaded from YAML, with typed dotted ``--set`` overrides.
+
+Config is data (litgpt ``args.py`` style): every field has a docstring, ``__post_init__`` validates it, and
+unknown keys are errors that name the nearest valid key. ``load_config(path, ["train.epochs=2"])`` reads a
+recipe, applies overrides parsed with YAML typing, and validates; ``save_config`` writes the resolved config
+that goes into every run directory and checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cxrlab.errors import CxrlabError
+
+POLICIES = ("none", "paper", "medical", "lab_a", "lab_b")
+SAMPLERS = ("none", "balanced", "rarity")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "cosine", "plateau", "step")
+DEVICES = ("auto", "cpu", "cuda")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+def _check(ok: bool, key: str, msg: str) -> None:
+    if not ok:
+        raise CxrlabError(f"config {key}: {msg}")
+
+
+def _one_of(value: str, valid: tuple[str, ...], key: str) -> None:
+    _check(value in valid, key, f"{value!r} is not one of {', '.join(valid)}")
+
+
+@dataclass
+class DataConfig:
+    index: str = "data/index/index.csv"
+    """Index folder or ``index.csv`` (``cxrlab data index``)."""
+    split: str = "data/split/split.csv"
+    """``split.csv`` (``cxrlab data split``): patient-level train/val/test."""
+    cache: str | None = None
+    """Cache folder (``cxrlab data cache``); when null, images are decoded from disk every epoch (slow)."""
+    image_size: int = 224
+    """Side of the square image fed to the model."""
+    cache_size: int = 256
+    """Size images are resized to before augmentation when there is no cache (a cache keeps its own size)."""
+    fold: int | None = None
+    """For a k-fold split: which fold is validation (the others train); null uses the ``split`` column."""
+    num_workers: int = 0
+    """DataLoader worker processes (0 = load in the main process)."""
+    policy: str = "letterbox"
+    """Resize policy when reading from disk without a cache: letterbox or center_crop."""
+    require_positives: bool = True
+    """Stop when a class has no positive image in train (its AUROC and loss weight would be meaningless)."""
+
+    def __post_init__(self) -> None:
+        _check(16 <= self.image_size <= 2048, "data.image_size", f"{self.image_size} is outside 16..2048")
+        _check(self.cache_size >= 16, "data.cache_size", "must be >= 16")
+        _check(self.num_workers >= 0, "data.num_workers", "must be >= 0")
+        _check(self.fold is None or self.fold >= 0, "data.fold", "must be >= 0 or null")
+        _one_of(self.policy, ("letterbox", "center_crop"), "data.policy")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "cnn_gap"
+    """Model name for ``cxrlab.models.create_model`` (``cxrlab models list``): bare, ``timm:NAME``, ``tv:NAME``."""
+    pretrained: bool = False
+    """Start from pretrained weights (hub when online, or ``weights`` when offline)."""
+    weights: str | None = None
+    """Local weights file or folder (safetensors or a state dict), for offline pretrained starts."""
+    weights_sha256: str | None = None
+    """Pin the sha256 of ``weights``; a mismatch is an error."""
+    drop_rate: float | None = None
+    """Head dropout; null keeps the model's default."""
+    in_chans: int = 1
+    """Input channels: 1 (gray, our models) or 3 (ImageNet backbones; the gray channel is repeated)."""
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "model.name", "must not be empty")
+        _check(self.in_chans in (1, 3), "model.in_chans", f"{self.in_chans} is not 1 or 3")
+        _check(self.drop_rate is None or 0 <= self.drop_rate < 1, "model.drop_rate", "must be in [0, 1)")
+
+
+@dataclass
+class LossConfig:
+    name: str = "bce"
+    """Loss name for ``cxrlab.losses.build_loss`` (bce, weighted_bce, focal, asl, ce, ...)."""
+    gamma: float | None = None
+    """Focal gamma."""
+    alpha: float | list[float] | None = None
+    """Focal alpha: one number, or one per class (S4: [1.0, 1.5, 2.0, 12.0])."""
+    gamma_neg: float | None = None
+    """Asymmetric loss gamma for negatives."""
+    gamma_pos: float | None = None
+    """Asymmetric loss gamma for positives."""
+    clip: float | None = None
+    """Asymmetric loss probability margin for negatives."""
+    label_smoothing: float | None = None
+    """Label smoothing (multi-class)."""
+    class_weights: str | list[float] | None = None
+    """Multi-class per-class weights: ``inverse_frequency`` (from train counts) or a list; null = none."""
+    pos_weight: list[float] | None = None
+    """Multi-label positive weights per class (``weighted_bce`` computes them from train when null)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Any other keyword arguments for ``build_loss``."""
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "loss.name", "must not be empty")
+        if isinstance(self.class_weights, str):
+            _one_of(self.class_weights, ("inverse_frequency", "balanced"), "loss.class_weights")
+        ls = self.label_smoothing
+        _check(ls is None or 0 <= ls < 1, "loss.label_smoothing", "must be in [0, 1)")
+
+    def build_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``build_loss``: the fields that are set, plus ``params``."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("name", "params")}
+        return {**{k: v for k, v in out.items() if v is not None}, **self.params}
+
+
+@dataclass
+class SamplerConfig:
+    name: str = "none"
+    """none (shuffle), balanced (multi-class: equal draws per class), rarity (multi-label: by rarest positive)."""
+    replacement: bool = True
+    """Draw with replacement (needed to oversample rare classes)."""
+    num_samples: int | None = None
+    """Draws per epoch; null = the number of training images."""
+
+    def __post_init__(self) -> None:
+        _one_of(self.name, SAMPLERS, "sampler.name")
+        _check(self.num_samples is None or self.num_samples > 0, "sampler.num_samples", "must be > 0")
+
+
+@dataclass
+class AugmentConfig:
+    policy: str = "medical"
+    """Augmentation policy: none, paper (flip + rotation, as S1), medical (default, no flip), lab_a (S3), lab_b (S4)."""
+    clahe: bool = False
+    """Apply CLAHE (clip 1.5, 8x8 tiles) to the uint8 image first, train and eval."""
+    hflip: float | None = None
+    """Override the policy's horizontal-flip probability (anatomy is not mirror-symmetric: keep 0 unless sure)."""
+    random_erasing: float | None = None
+    """Override the policy's random-erasing probability."""
+    mixup: float = 0.0
+    """Mixup beta alpha (0 = off)."""
+    cutmix: float = 0.0
+    """Cutmix beta alpha (0 = off)."""
+    mix_prob: float = 1.0
+    """Probability that a batch is mixed at all when mixup or cutmix is on."""
+    cutmix_prob: float = 0.5
+    """When both are on, probability of cutmix instead of mixup."""
+
+    def __post_init__(self) -> None:
+        _one_of(self.policy, POLICIES, "augment.policy")
+        for key in ("hflip", "random_erasing"):
+            v = getattr(self, key)
+            _check(v is None or 0 <= v <= 1, f"augment.{key}", "must be a probability in [0, 1] or null")
+        for key in ("mix_prob", "cutmix_prob"):
+            _check(0 <= getattr(self, key) <= 1, f"augment.{key}", "must be a probability in [0, 1]")
+        _check(self.mixup >= 0 and self.cutmix >= 0, "augment.mixup", "mixup/cutmix alpha must be >= 0")
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"
+    """Optimiser: sgd (with momentum), adam or adamw."""
+    weight_decay: float = 0.0
+    """Weight decay (not applied to biases and norm parameters)."""
+    momentum: float = 0.9
+    """SGD momentum."""
+    nesterov: bool = False
+    """SGD Nesterov momentum."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """Adam/AdamW betas."""
+    layer_lrs: dict[str, float] = field(default_factory=dict)
+    """Learning rate per parameter-name prefix, e.g. {patch_embed: 1e-5, blocks: 1e-4, head: 1e-3}; others use train.lr."""
+
+    def __post_init__(self) -> None:
+        _one_of(self.name, OPTIMIZERS, "optim.name")
+        _check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+        _check(len(self.betas) == 2, "optim.betas", "needs two numbers")
+        for k, v in self.layer_lrs.items():
+            _check(v > 0, f"optim.layer_lrs.{k}", "must be > 0")
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "cosine"
+    """Schedule: none, cosine (with warm-up), plateau (on the validation metric) or step."""
+    warmup_epochs: float = 0.0
+    """Linear warm-up length in epochs (cosine)."""
+    min_lr: float = 0.0
+    """Final learning rate of the cosine (and floor of plateau)."""
+    per_step: bool = True
+    """Cosine: update every optimiser step (true) or every epoch."""
+    factor: float = 0.1
+    """Plateau / step: multiply the lr by this."""
+    patience: int = 2
+    """Plateau: epochs without improvement before reducing."""
+    step_size: int = 10
+    """Step: epochs between reductions."""
+
+    def __post_init__(self) -> None:
+        _one_of(self.name, SCHEDULES, "schedule.name")
+        _check(0 < self.factor < 1, "schedule.factor", "must be in (0, 1)")
+        _check(self.warmup_epochs >= 0 and self.min_lr >= 0, "schedule.warmup_epochs", "must be >= 0")
+        _check(self.step_size >= 1 and self.patience >= 0, "schedule.step_size", "must be >= 1")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    """Number of epochs."""
+    batch_size: int = 32
+    """Images per optimiser micro-batch (per process under DDP)."""
+    lr: float = 1e-3
+    """Base learning rate (``optim.layer_lrs`` override it per layer)."""
+    seed: int = 0
+    """Seed for Python, NumPy, torch and the data order."""
+    device: str = "auto"
+    """auto (cuda when available), cpu or cuda."""
+    accumulate: int = 1
+    """Gradient accumulation: micro-batches per optimiser step."""
+    clip_grad: float | None = None
+    """Clip the gradient norm to this value (null = off)."""
+    amp: str = "auto"
+    """Mixed precision: auto (bf16 on GPU, off on CPU), off, bf16 or fp16 (GPU only, with a grad scaler)."""
+    ema: float | None = None
+    """EMA decay of the weights (e.g. 0.999); the EMA model is the one evaluated and saved. null = off."""
+    swa_start: int | None = None
+    """Start stochastic weight averaging at this epoch (1-based); BN is updated at the end. null = off."""
+    early_stopping: int | None = None
+    """Stop after this many epochs without validation improvement (best weights kept). null = off."""
+    channels_last: bool = False
+    """Use the channels_last memory format (faster convolutions on GPU)."""
+    compile: bool = False
+    """Wrap the model in torch.compile."""
+    deterministic: bool = False
+    """torch.use_deterministic_algorithms and fixed seeds: a resumed run equals an uninterrupted one."""
+    log_every: int = 50
+    """Batches between progress-bar updates of the running loss."""
+    eval_batch_size: int | None = None
+    """Batch size for validation and prediction (null = 2 x batch_size)."""
+    threads: int | None = None
+    """torch intra-op threads on CPU (null = torch's default)."""
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "train.epochs", "must be >= 1")
+        _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        _check(self.lr > 0, "train.lr", "must be > 0")
+        _check(self.accumulate >= 1, "train.accumulate", "must be >= 1")
+        _one_of(self.device, DEVICES, "train.device")
+        _one_of(self.amp, AMP_MODES, "train.amp")
+        _check(self.ema is None or 0 < self.ema < 1, "train.ema", "decay must be in (0, 1) or null")
+        _check(self.swa_start is None or self.swa_start >= 1, "train.swa_start", "must be >= 1 or null")
+        _check(self.early_stopping is None or self.early_stopping >= 1, "train.early_stopping", "must be >= 1")
+        _check(self.log_every >= 1, "train.log_every", "must be >= 1")
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    """Short name of the recipe."""
+    source: str = ""
+    """Which paper or system the recipe follows, and the deviations we chose."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Where the images, labels and split are."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """What to train."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    """The loss and its parameters."""
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    """How training images are drawn."""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Augmentation of training images."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimiser."""
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    """Learning-rate schedule."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """The loop: epochs, batch size, lr, seed, device, precision, averaging, stopping."""
+
+
+# --------------------------------------------------------------------------- building from plain data
+
+
+def _valid_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        keys.append(prefix + f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys += _valid_keys(hints[f.name], prefix + f.name + ".")
+    return keys
+
+
+def _unknown_key(key: str) -> CxrlabError:
+    close = difflib.get_close_matches(key, _valid_keys(Config), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return CxrlabError(f"unknown config key {key!r}{hint}")
+
+
+def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise CxrlabError(f"config {prefix.rstrip('.') or 'root'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise _unknown_key(prefix + str(key))
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _from_dict(hint, value, prefix + key + ".")
+        else:
+            kwargs[key] = _coerce(value, hint, prefix + key)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check ``value`` against a type hint, converting the few safe cases (int -> float, '1e-3' -> float)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, key)
+            except CxrlabError:
+                continue
+        raise CxrlabError(f"config {key}: {value!r} is not a valid {_type_name(hint)}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise CxrlabError(f"config {key}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], key) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise CxrlabError(f"config {key}: expected a mapping, got {value!r}")
+        return {str(k): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    return _coerce_scalar(value, hint, key)
+
+
+def _coerce_scalar(value: Any, hint: type, key: str) -> Any:
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float and not isinstance(value, bool):
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    if hint is str and isinstance(value, str):
+        return value
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise CxrlabError(f"config {key}: {value!r} is not a valid {_type_name(hint)}")
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """The config as plain nested dicts (what ``save_config`` writes)."""
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Build and validate a ``Config`` from nested dicts (unknown keys are errors)."""
+    return _from_dict(Config, data)
+
+
+# --------------------------------------------------------------------------- overrides and files
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` strings to nested dicts; values are parsed as YAML (``false``, ``[1, 2]``, ``2``)."""
+    valid = set(_valid_keys(Config))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise CxrlabError(f"--set {item!r}: expected key=value, e.g. train.epochs=2")
+        parts = key.split(".")
+        # free-form mappings (layer_lrs, params) accept any sub-key
+        if key not in valid and ".".join(parts[:-1]) not in _FREE_MAPPINGS:
+            raise _unknown_key(key)
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        node = data
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    return data
+
+
+_FREE_MAPPINGS = ("optim.layer_lrs", "loss.params")
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML recipe (or start from defaults when ``path`` is None), apply overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise CxrlabError(f"config file {path} does not exist; see configs/ for recipes")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise CxrlabError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise CxrlabError(f"{path}: a config must be a YAML mapping of sections (data, model, train, ...)")
+    data = apply_overrides(data, list(overrides or []))
+    try:
+        return config_from_dict(data)
+    except CxrlabError as exc:
+        where = f"{path}: " if path is not None else ""
+        raise CxrlabError(f"{where}{exc}") from None
+
+
+def dump_config(cfg: Config) -> str:
+    """The config as YAML text."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
+
+
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write the resolved config as YAML (atomically)."""
+    from cxrlab.utils import atomic_write_text
+
+    atomic_write_text(path, dump_config(cfg))
+    return Path(path)

@@ -1,0 +1,113 @@
+"""PyTorch Datasets over an index: from the preprocessing cache (fast) or from the image files (no cache).
+
+Item: ``(image, target, image_id)`` (+ ``weight`` with ``return_weight``). ``image`` is ``transform(x)`` with
+``x`` a uint8 tensor (1, S, S), or ``x`` itself. ``target``: multi-label float32 (C,) with NaN for unknown;
+multi-class int64 scalar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from cxrlab.data.cache import Cache, open_cache
+from cxrlab.data.images import read_image, resize_image
+from cxrlab.data.index import Index
+from cxrlab.errors import CxrlabError
+
+
+def _targets(index: Index) -> np.ndarray:
+    """(N, C) float32 for multi-label, (N,) int64 for multi-class."""
+    return index.class_indices() if index.task == "multiclass" else index.labels()
+
+
+def _check_ids(index: Index, image_ids: Sequence[str]) -> list[str]:
+    ids = [str(i) for i in image_ids]
+    known = set(index.frame["image_id"].astype(str))
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise CxrlabError(
+            f"{len(missing)} image ids are not in the index (e.g. {missing[0]}); was the split made from this index?"
+        )
+    return ids
+
+
+class _IndexDataset(Dataset):
+    """Targets, weights and ids of the chosen rows; subclasses load the pixels."""
+
+    def __init__(self, index: Index, image_ids: Sequence[str], transform: Callable | None, return_weight: bool):
+        sub = index.subset(_check_ids(index, image_ids))
+        self.image_ids = sub.frame["image_id"].astype(str).tolist()
+        self.targets = _targets(sub)
+        self.sample_weights = sub.weights()
+        self.task, self.classes = index.task, list(index.classes)
+        self.transform, self.return_weight = transform, return_weight
+        self.n_excluded = 0
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def _load(self, i: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> tuple:
+        x = self._load(i)  # (1, S, S) uint8
+        image = self.transform(x) if self.transform is not None else x
+        target = torch.tensor(self.targets[i])
+        if self.return_weight:
+            return image, target, self.image_ids[i], torch.tensor(self.sample_weights[i])
+        return image, target, self.image_ids[i]
+
+    def _keep(self, mask: np.ndarray) -> None:
+        """Drop rows where ``mask`` is False, counting them in ``n_excluded``."""
+        self.n_excluded = int((~mask).sum())
+        self.image_ids = [i for i, k in zip(self.image_ids, mask) if k]
+        self.targets, self.sample_weights = self.targets[mask], self.sample_weights[mask]
+
+
+class CachedImageDataset(_IndexDataset):
+    """Images from a preprocessing cache (``cxrlab data cache``); images that failed to cache are excluded."""
+
+    def __init__(
+        self,
+        index: Index,
+        image_ids: Sequence[str],
+        cache: Cache | str | Path,
+        transform: Callable | None = None,
+        return_weight: bool = False,
+    ):
+        super().__init__(index, image_ids, transform, return_weight)
+        self.cache = cache if isinstance(cache, Cache) else open_cache(cache)
+        rows = np.array([self.cache.row(i) for i in self.image_ids], dtype=np.int64)
+        ok = self.cache.ok[rows] if len(rows) else np.zeros(0, dtype=bool)
+        self._keep(ok)
+        self.rows = rows[ok]
+
+    def _load(self, i: int) -> torch.Tensor:
+        # the memmap opens lazily in each DataLoader worker; np.array copies the row out of the page cache
+        return torch.from_numpy(np.array(self.cache.images[self.rows[i]]))[None]
+
+
+class FileImageDataset(_IndexDataset):
+    """Images decoded from their files on every access (no cache); an unreadable file raises CxrlabError."""
+
+    def __init__(
+        self,
+        index: Index,
+        image_ids: Sequence[str],
+        size: int = 256,
+        policy: str = "letterbox",
+        transform: Callable | None = None,
+        return_weight: bool = False,
+    ):
+        super().__init__(index, image_ids, transform, return_weight)
+        paths = dict(zip(index.frame["image_id"].astype(str), index.absolute_paths()))
+        self.paths = [paths[i] for i in self.image_ids]
+        self.size, self.policy = size, policy
+
+    def _load(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(resize_image(read_image(self.paths[i]), self.size, self.policy))[None]

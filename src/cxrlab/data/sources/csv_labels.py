@@ -1,0 +1,190 @@
+"""Generic labels CSV: a file column plus one-hot class columns, one class column, or a ``|``-separated column.
+
+The file column is the first of ``filename, file, path, image, image_id, Image Index, ...``; the patient column
+the first of ``patient_id, patient, Patient ID, subject_id``. Class columns are the columns whose values are
+all 0/1/empty, excluding known metadata (``follow_up``, ``age``, ``weight`` ...), unless ``classes`` names
+them. The task is inferred (exactly one class per row = multiclass) unless given. Images are looked up beside
+the CSV, under ROOT, or under ``images/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cxrlab.data.sources import SPLIT_NAMES, SourceTable
+from cxrlab.errors import CxrlabError
+from cxrlab.utils import read_json
+
+FILE_COLUMNS = ("filename", "file", "path", "image", "image_id", "image index", "img", "file_name", "image_path",
+                "imagefile", "dicom")
+PATIENT_COLUMNS = ("patient_id", "patient", "patient id", "patientid", "subject_id", "subject")
+LABEL_COLUMNS = ("label", "labels", "class", "finding labels", "finding", "findings", "diagnosis", "target")
+METADATA = {"view": "view", "view position": "view", "age": "age", "patient age": "age", "sex": "sex",
+            "gender": "sex", "patient gender": "sex", "follow_up": "follow_up", "follow-up #": "follow_up",
+            "source": "source", "weight": "weight"}
+NOT_CLASSES = {*METADATA, "split", "fold", "license", "id", "index", "offset"}
+
+
+def find_labels_csv(root: Path, labels: str | Path | None) -> Path:
+    """The labels CSV: ``labels`` (as given, or relative to ROOT), else ROOT/labels.csv, else the single CSV."""
+    if labels:
+        for cand in (Path(labels), root / labels):
+            if cand.is_file():
+                return cand
+        raise CxrlabError(f"--labels {labels}: file not found (looked as given and under {root})")
+    if root.is_file() and root.suffix.lower() == ".csv":
+        return root
+    if (root / "labels.csv").is_file():
+        return root / "labels.csv"
+    csvs = [p for p in sorted(root.glob("*.csv")) if not p.name.startswith("BBox_List")]
+    if len(csvs) == 1:
+        return csvs[0]
+    found = ", ".join(p.name for p in csvs) or "none"
+    raise CxrlabError(f"{root}: cannot tell which CSV holds the labels (found: {found}); pass --labels FILE")
+
+
+def _pick(columns: list[str], names: tuple[str, ...]) -> str | None:
+    lower = {c.lower().strip(): c for c in columns}
+    return next((lower[n] for n in names if n in lower), None)
+
+
+def parse_labels_csv(csv_path: Path, task: str | None = None, classes: list[str] | None = None
+                     ) -> tuple[pd.DataFrame, str, list[str], dict]:
+    """Labels CSV -> (frame [image_id, file, patient_id, classes..., metadata], task, classes, problems)."""
+    try:
+        raw = pd.read_csv(csv_path, dtype=str, encoding="utf-8-sig", keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise CxrlabError(f"{csv_path}: cannot parse labels CSV ({exc}); save it as UTF-8 comma-separated") from None
+    cols = list(raw.columns)
+    file_col = _pick(cols, FILE_COLUMNS)
+    if file_col is None:
+        raise CxrlabError(f"{csv_path}: no file column; name one of {', '.join(FILE_COLUMNS[:5])} (columns: {cols})")
+    patient_col = _pick(cols, PATIENT_COLUMNS)
+    frame = pd.DataFrame({"image_id": raw[file_col].fillna("").str.strip()})
+    frame["file"] = frame["image_id"]
+    frame["patient_id"] = raw[patient_col].fillna("").str.strip() if patient_col else ""
+    label_col = _pick(cols, LABEL_COLUMNS)
+    skip = {file_col, patient_col, label_col}
+    if classes is None and label_col is None:
+        classes = [c for c in cols if c not in skip and c.lower().strip() not in NOT_CLASSES and _is_binary(raw[c])]
+    if label_col is not None and not (classes and all(c in cols for c in classes)):
+        onehot, classes, problems = _from_label_column(raw[label_col], classes, task)
+    else:
+        if not classes:
+            raise CxrlabError(f"{csv_path}: no class columns found (0/1 columns or a label column); "
+                              "add one-hot columns or a 'label' column")
+        missing = [c for c in classes if c not in cols]
+        if missing:
+            raise CxrlabError(f"{csv_path}: class column(s) {missing} not in the CSV (columns: {cols})")
+        onehot = raw[classes].apply(pd.to_numeric, errors="coerce")
+        problems = {"unknown_labels": {}}
+    for c in classes:
+        frame[c] = onehot[c].to_numpy()
+    task = _infer_task(frame[classes], task, csv_path)
+    empty = frame[classes].isna().all(axis=1)
+    if task == "multiclass":
+        empty |= frame[classes].fillna(0).sum(axis=1) == 0
+    problems["no_label"] = frame["image_id"][empty].tolist()
+    _add_metadata(frame, raw, skip)
+    return frame, task, list(classes), problems
+
+
+def _is_binary(col: pd.Series) -> bool:
+    values = set(col.dropna().str.strip().unique())
+    return bool(values) and values <= {"0", "1", "0.0", "1.0"}
+
+
+def _from_label_column(col: pd.Series, classes: list[str] | None, task: str | None):
+    text = col.fillna("").astype(str).str.strip()
+    multi = task == "multilabel" or (task is None and text.str.contains("|", regex=False).any())
+    dummies = text.str.get_dummies(sep="|") if multi else pd.get_dummies(text).astype(int)
+    dummies = dummies.drop(columns=[""], errors="ignore")
+    found = sorted(dummies.columns)
+    classes = list(classes) if classes else found
+    unknown = {c: int(dummies[c].sum()) for c in found if c not in classes}
+    onehot = pd.DataFrame({c: dummies[c] if c in dummies else 0 for c in classes}, index=col.index).astype(float)
+    onehot[text == ""] = np.nan
+    return onehot, classes, {"unknown_labels": unknown}
+
+
+def _infer_task(labels: pd.DataFrame, task: str | None, csv_path: Path) -> str:
+    sums = labels.fillna(0).sum(axis=1)
+    labelled = sums[sums > 0]  # rows with no class set are reported as "no label", not counted here
+    one_per_row = bool(len(labelled)) and bool((labelled == 1).all())
+    if task is None:
+        return "multiclass" if one_per_row else "multilabel"
+    if task not in ("multiclass", "multilabel"):
+        raise CxrlabError(f"--task {task!r} is not one of multilabel, multiclass")
+    if task == "multiclass" and not one_per_row and len(labelled):
+        bad = labelled.index[labelled != 1][0]
+        raise CxrlabError(f"{csv_path}: row {bad + 2} has {int(labelled[bad])} classes set but "
+                          "--task multiclass needs exactly one; fix the row or use --task multilabel")
+    return task
+
+
+def _add_metadata(frame: pd.DataFrame, raw: pd.DataFrame, skip: set) -> None:
+    for c in raw.columns:
+        key = c.lower().strip()
+        if c in skip:
+            continue
+        if key in METADATA and METADATA[key] not in frame.columns:
+            frame[METADATA[key]] = raw[c]
+        elif key == "split":
+            frame["given_split"] = raw[c].str.strip().str.lower().map(lambda s: SPLIT_NAMES.get(s, s))
+
+
+def scan_csv(root: Path, labels: str | Path | None = None, task: str | None = None,
+             classes: list[str] | None = None) -> SourceTable:
+    """Index a labels CSV and the images it names; rows whose file is missing are counted, not errors."""
+    csv_path = find_labels_csv(root, labels)
+    if root.is_file():
+        root = csv_path.parent
+    frame, task, classes, problems = parse_labels_csv(csv_path, task, classes)
+    bases = [csv_path.parent, root, root / "images", csv_path.parent / "images"]
+    paths = [_locate(f, bases) for f in frame["file"]]
+    present = np.array([p is not None for p in paths], dtype=bool)
+    frame.insert(1, "path", [_rel(p, root) if p else None for p in paths])
+    missing = frame["image_id"][~present].tolist()
+    frame = frame[present].drop(columns="file").reset_index(drop=True)
+    table = SourceTable(frame, task, classes, "csv", inputs=[csv_path])
+    table.counts = {"rows": len(present), "images_found": int(present.sum()), "missing_images": len(missing)}
+    table.problems = {**problems, "missing_images": missing[:50]}
+    if missing:
+        table.warnings.append(f"{len(missing)} of {len(present)} rows in {csv_path.name} name a file that does not "
+                              f"exist (first: {missing[0]}); they are not indexed")
+    _attach_boxes(table, csv_path.parent)
+    return table
+
+
+def _locate(name: str, bases: list[Path]) -> Path | None:
+    if not name:
+        return None
+    p = Path(name)
+    if p.is_absolute():
+        return p if p.is_file() else None
+    return next((b / p for b in bases if (b / p).is_file()), None)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def _attach_boxes(table: SourceTable, folder: Path) -> None:
+    boxes = folder / "BBox_List_2017.csv"
+    if not boxes.exists():
+        return
+    table.boxes = boxes
+    info = folder / "phantom.json"
+    if info.exists():
+        meta = read_json(info)
+        table.boxes_image_size = int(meta.get("boxes_image_size", meta.get("size", 0))) or None
+        table.extra_meta["phantom"] = {k: meta[k] for k in ("seed", "contrast", "size", "n") if k in meta}
+        table.inputs.append(info)
+    else:
+        table.warnings.append(f"{boxes} found but its image size is unknown; boxes_image_size left empty")

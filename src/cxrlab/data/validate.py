@@ -1,0 +1,176 @@
+"""Validate a source table before it becomes an index, and write ``validation.json`` + ``validation.md``.
+
+Checks: zero-byte files, unreadable or truncated files (PNG must end with its IEND chunk, JPEG with its EOI
+marker, or the file must decode), images that are not X-ray-like (colour photos: every colour PNG/JPEG is
+decoded at reduced size and its saturation measured), duplicate image ids, exact duplicate files (sha256
+groups), unknown labels, rows with no label, missing patient ids (patient = image, with a warning).
+Every file is hashed; a full decode of every image is opt-in (``check_decode``) because it costs ~15 ms per
+1024x1024 PNG. Failing rows are excluded from the index and listed by reason, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from cxrlab.data.images import looks_like_xray, read_image
+from cxrlab.data.sources import SourceTable
+from cxrlab.errors import CxrlabError
+from cxrlab.utils import atomic_write_text, write_json
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"IEND\xaeB`\x82"
+LIST_LIMIT = 100  # ids listed per problem in the report (counts are always complete)
+
+
+def check_file(path: Path, check_decode: bool = False) -> tuple[str | None, str | None]:
+    """(sha256, problem) for one image file; problem is None when it passes."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror}"
+    if not data:
+        return None, "zero-byte file"
+    digest = hashlib.sha256(data).hexdigest()
+    problem = _header_problem(path, data)
+    if problem is None and _maybe_colour(data):
+        rgb = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
+        if rgb is None:
+            problem = "unreadable: does not decode"
+        else:
+            ok, reason = looks_like_xray(rgb)
+            problem = None if ok else f"not X-ray-like: {reason}"
+    if problem is None and check_decode:
+        try:
+            ok, reason = looks_like_xray(read_image(path))
+            problem = None if ok else f"not X-ray-like: {reason}"
+        except CxrlabError as exc:
+            problem = f"unreadable: {str(exc).split(': ', 1)[-1]}"
+    return digest, problem
+
+
+def _header_problem(path: Path, data: bytes) -> str | None:
+    if data.startswith(PNG_MAGIC):
+        return None if data.rstrip(b"\x00")[-8:] == PNG_END else "truncated: PNG has no IEND chunk"
+    if data.startswith(b"\xff\xd8"):
+        return None if b"\xff\xd9" in data[-4096:] else "truncated: JPEG has no end marker"
+    if data[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom"):
+        return None
+    if data[:4] in (b"II*\x00", b"MM\x00*") or data[:2] == b"BM":
+        return None
+    return "unreadable: not a PNG, JPEG, TIFF, BMP or DICOM file"
+
+
+def _maybe_colour(data: bytes) -> bool:
+    """Colour PNGs (colour types 2, 3, 6) and all JPEGs are decoded to check saturation."""
+    if data.startswith(PNG_MAGIC):
+        return len(data) > 25 and data[25] in (2, 3, 6)
+    return data.startswith(b"\xff\xd8")
+
+
+def _check_all(paths: list[Path], check_decode: bool, workers: int | None) -> list[tuple[str | None, str | None]]:
+    # Threads suffice: file reads, sha256 and cv2 decoding all release the GIL.
+    if len(paths) < 64 or workers == 1:
+        return [check_file(p, check_decode) for p in paths]
+    with ThreadPoolExecutor(workers or 4) as pool:
+        return list(pool.map(lambda p: check_file(p, check_decode), paths, chunksize=16))
+
+
+def validate_table(table: SourceTable, root: Path, check_decode: bool = False, workers: int | None = None
+                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Return the rows that pass (with a ``sha256`` column, patients filled) and the validation report."""
+    frame = table.frame.copy()
+    excluded: dict[str, list[str]] = {}
+    warnings = list(table.warnings)
+
+    def exclude(reason: str, mask: pd.Series) -> None:
+        nonlocal frame
+        if mask.any():
+            excluded.setdefault(reason, []).extend(frame["image_id"][mask].tolist())
+            frame = frame[~mask].reset_index(drop=True)
+
+    exclude("duplicate image id", frame["image_id"].duplicated(keep="first"))
+    exclude("no label", frame["image_id"].isin(set(table.problems.get("no_label", []))))
+    paths = [Path(p) if Path(p).is_absolute() else root / p for p in frame["path"]]
+    results = _check_all(paths, check_decode, workers)
+    frame["sha256"] = [h or "" for h, _ in results]
+    frame["_problem"] = [p or "" for _, p in results]
+    details = dict(zip(frame["image_id"][frame["_problem"] != ""], frame["_problem"][frame["_problem"] != ""]))
+    for reason in sorted({p.split(":")[0] for p in details.values()}):
+        exclude(reason, frame["_problem"].str.split(":").str[0] == reason)
+    frame = frame.drop(columns="_problem")
+    dup_groups = _duplicate_groups(frame)
+    if dup_groups:
+        warnings.append(f"{len(dup_groups)} group(s) of byte-identical files under different ids "
+                        f"(e.g. {', '.join(dup_groups[0][:3])}); the split audit checks they share a split")
+    unknown = table.problems.get("unknown_labels") or {}
+    if unknown:
+        warnings.append(f"unknown label(s) ignored: {', '.join(f'{k} ({v} rows)' for k, v in unknown.items())}")
+    _fill_patients(frame, warnings)
+    errors = _fatal_errors(frame, table)
+    report = {
+        "ok": not errors, "format": table.fmt, "task": table.task, "classes": table.classes,
+        "checks": "sha256 + header + colour check" + (" + full decode" if check_decode else ""),
+        "counts": {**table.counts, "indexed": len(frame), "excluded": {k: len(v) for k, v in excluded.items()},
+                   "patients": int(frame["patient_id"].nunique()) if len(frame) else 0,
+                   "duplicate_file_groups": len(dup_groups)},
+        "excluded": {k: v[:LIST_LIMIT] for k, v in excluded.items()},
+        "problem_details": dict(list(details.items())[:LIST_LIMIT]),
+        "duplicate_file_groups": dup_groups[:LIST_LIMIT], "unknown_labels": unknown,
+        "missing_images": table.problems.get("missing_images", [])[:LIST_LIMIT],
+        "warnings": warnings, "errors": errors,
+    }
+    return frame, report
+
+
+def _duplicate_groups(frame: pd.DataFrame) -> list[list[str]]:
+    hashed = frame[frame["sha256"] != ""]
+    groups = hashed.groupby("sha256")["image_id"].apply(list)
+    return sorted((g for g in groups if len(g) > 1), key=lambda g: g[0])
+
+
+def _fill_patients(frame: pd.DataFrame, warnings: list[str]) -> None:
+    pid = frame["patient_id"].fillna("").astype(str).str.strip()
+    missing = pid == ""
+    if missing.any():
+        frame["patient_id"] = pid.where(~missing, frame["image_id"])
+        warnings.append(f"{int(missing.sum())} image(s) have no patient id; each is treated as its own patient, "
+                        "so patient leakage between splits cannot be ruled out for them")
+    else:
+        frame["patient_id"] = pid
+
+
+def _fatal_errors(frame: pd.DataFrame, table: SourceTable) -> list[str]:
+    errors = []
+    if not table.classes:
+        errors.append("no classes found")
+    if frame.empty:
+        errors.append("no usable images (all rows missing or excluded)")
+    elif table.task == "multiclass" and len(table.classes) < 2:
+        errors.append(f"multi-class data needs at least 2 classes; found {table.classes}")
+    return errors
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> Path:
+    """Write ``validation.json`` and a short human-readable ``validation.md``; returns the .md path."""
+    write_json(out_dir / "validation.json", report)
+    c = report["counts"]
+    lines = ["# Validation report", "", f"- format: {report['format']}, task: {report['task']}, "
+             f"classes: {len(report['classes'])} ({', '.join(report['classes'])})",
+             f"- checks: {report['checks']}"]
+    lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in c.items() if not isinstance(v, dict)]
+    for reason, ids in report["excluded"].items():
+        lines.append(f"- excluded ({reason}): {c['excluded'][reason]}, e.g. {', '.join(ids[:5])}")
+    for group in report["duplicate_file_groups"][:10]:
+        lines.append(f"- identical files: {', '.join(group)}")
+    lines += ["", "## Errors", ""] + [f"- {e}" for e in report["errors"] or ["none"]]
+    lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"] or ["none"]]
+    path = out_dir / "validation.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path

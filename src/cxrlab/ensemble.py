@@ -1,0 +1,309 @@
+"""Ensembles of predictions files: mean, weighted, class-specific weights, rank averaging, stacking.
+
+Everything fitted (weights, stacking models) is fitted on *validation* predictions and their labels only;
+test predictions are combined with the fitted parameters and their labels are never read. A validation file
+whose sidecar says ``split: test`` (or that shares image ids with the test members) is refused unless the
+caller passes ``allow_test_fitting=True``, which is logged loudly and recorded in the output sidecar.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from cxrlab.errors import CxrlabError
+from cxrlab.predictions import Predictions, read_predictions, write_predictions
+
+log = logging.getLogger(__name__)
+
+METHODS = ("mean", "weighted", "class", "rank", "stack")
+FITTED = ("weighted", "class", "stack")
+
+
+# ----------------------------------------------------------------------------- metrics
+def auroc(y: np.ndarray, score: np.ndarray) -> float:
+    """AUROC of one class (Mann-Whitney with tie-aware ranks); NaN labels ignored; NaN if one label value."""
+    keep = ~np.isnan(y)
+    y, score = y[keep], score[keep]
+    pos = int((y == 1).sum())
+    neg = int(len(y) - pos)
+    if pos == 0 or neg == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def per_class_auroc(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """(C,) AUROC per class; NaN where a class has a single label value."""
+    return np.array([auroc(y[:, c], probs[:, c]) for c in range(probs.shape[1])])
+
+
+def macro_auroc(y: np.ndarray, probs: np.ndarray) -> float:
+    """Mean AUROC over the classes that have both label values (NaN when none has)."""
+    values = per_class_auroc(y, probs)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+# ----------------------------------------------------------------------------- inputs
+def resolve_member(path: str | Path, split: str) -> Path:
+    """A predictions CSV, or a run directory -> its ``predictions/<split>.csv``."""
+    path = Path(path)
+    if path.is_dir():
+        csv = path / "predictions" / f"{split}.csv"
+        if not csv.exists():
+            raise CxrlabError(f"run {path} has no predictions/{split}.csv; run `cxrlab predict` on it first")
+        return csv
+    return path
+
+
+def align_members(members: list[Predictions], what: str) -> list[Predictions]:
+    """Check that all members cover the same images and classes; reorder rows and columns to the first's."""
+    ref = members[0]
+    ref_ids = set(ref.image_ids)
+    for m in members[1:]:
+        if set(m.classes) != set(ref.classes):
+            miss = sorted(set(ref.classes) - set(m.classes))
+            extra = sorted(set(m.classes) - set(ref.classes))
+            raise CxrlabError(
+                f"{what}: {m.path} has different classes from {ref.path}: missing {miss or 'none'}, "
+                f"extra {extra or 'none'}; ensemble members must predict the same classes"
+            )
+        ids = set(m.image_ids)
+        if ids != ref_ids:
+            miss, extra = sorted(ref_ids - ids), sorted(ids - ref_ids)
+            raise CxrlabError(
+                f"{what}: {m.path} covers different images from {ref.path}: {len(miss)} missing "
+                f"(e.g. {miss[:3]}), {len(extra)} extra (e.g. {extra[:3]}); predict all members on the same set"
+            )
+        if len(ids) != len(m.image_ids):
+            raise CxrlabError(f"{m.path} repeats image ids; each image must appear once")
+    out = [ref]
+    for m in members[1:]:
+        row = pd.Series(range(len(m.image_ids)), index=m.image_ids)[ref.image_ids].to_numpy()
+        col = [m.classes.index(c) for c in ref.classes]
+        out.append(Predictions(list(ref.image_ids), m.probs[row][:, col], list(ref.classes), m.meta,
+                               ref.patient_ids, None, m.path))
+    return out
+
+
+def labels_for(labels_path: str | Path, image_ids: list[str], classes: list[str]) -> np.ndarray:
+    """(N, C) float labels (NaN unknown) for ``image_ids`` from an index or labels file; only those rows read."""
+    try:
+        from cxrlab.data.build_index import read_labels
+    except ImportError:  # data-index area not built yet: indexes only
+        from cxrlab.data.index import load_index as read_labels
+    index = read_labels(labels_path)
+    missing_cls = [c for c in classes if c not in index.classes]
+    if missing_cls:
+        raise CxrlabError(f"labels {labels_path} lack class(es) {missing_cls}; use labels for the same classes")
+    frame = index.frame.drop_duplicates("image_id").set_index("image_id")
+    missing = [i for i in image_ids if i not in frame.index]
+    if missing:
+        raise CxrlabError(
+            f"labels {labels_path} have no row for {len(missing)} validation image(s), e.g. {missing[:3]}; "
+            "pass the index the predictions were made on"
+        )
+    return frame.loc[image_ids, classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- fitting
+def simplex_grid(m: int, step: float) -> np.ndarray:
+    """All weight vectors of ``m`` non-negative multiples of ``step`` summing to 1: (K, m)."""
+    n = int(round(1 / step))
+    rows = [c for c in itertools.product(range(n + 1), repeat=m - 1) if sum(c) <= n]
+    return np.array([[*c, n - sum(c)] for c in rows], dtype=np.float64) / n
+
+
+def _grid_step(m: int) -> float:
+    # keep the grid under ~2,000 points: 0.05 for 2-3 members, 0.1 for 4-5, 0.25 beyond
+    return 0.05 if m <= 3 else 0.1 if m <= 5 else 0.25
+
+
+def fit_weights(stack: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Global member weights (M,) on the simplex maximising macro AUROC of the weighted mean. stack: (M, N, C)."""
+    grid = simplex_grid(stack.shape[0], _grid_step(stack.shape[0]))
+    scores = [macro_auroc(y, np.tensordot(w, stack, axes=1)) for w in grid]
+    if not np.isfinite(scores).any():
+        raise CxrlabError("validation labels have no class with both positives and negatives; cannot fit weights")
+    return grid[int(np.nanargmax(scores))]
+
+
+def fit_class_weights(stack: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-class member weights (C, M), each class's weights maximising that class's validation AUROC."""
+    m, _, c = stack.shape
+    grid = simplex_grid(m, _grid_step(m))
+    out = np.full((c, m), 1.0 / m)
+    for k in range(c):
+        combined = grid @ stack[:, :, k]  # (K, N): every candidate's scores for class k
+        scores = np.array([auroc(y[:, k], s) for s in combined])
+        if np.isfinite(scores).any():  # a class with one label value on val keeps equal weights
+            out[k] = grid[int(np.nanargmax(scores))]
+    return out
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def fit_stacking(stack: np.ndarray, y: np.ndarray, task: str) -> dict[str, Any]:
+    """Logistic regression on member logits: one per class (multi-label) or one multinomial (multi-class)."""
+    from sklearn.linear_model import LogisticRegression
+
+    m, n, c = stack.shape
+    if task == "multiclass":
+        x = _logit(stack).transpose(1, 0, 2).reshape(n, m * c)
+        target = np.nanargmax(np.nan_to_num(y, nan=-1), axis=1)
+        model = LogisticRegression(C=1.0, max_iter=1000).fit(x, target)
+        if len(model.classes_) != c:
+            raise CxrlabError("stacking needs every class present in the validation labels; use --method weighted")
+        return {"coef": model.coef_.tolist(), "intercept": model.intercept_.tolist()}
+    coefs, intercepts = [], []
+    for k in range(c):
+        keep = ~np.isnan(y[:, k])
+        x, t = _logit(stack[:, keep, k]).T, y[keep, k]
+        if len(np.unique(t)) < 2:  # cannot fit: fall back to the plain mean of logits
+            coefs.append([1.0 / m] * m)
+            intercepts.append(0.0)
+            continue
+        model = LogisticRegression(C=1.0, max_iter=1000).fit(x, t)
+        coefs.append(model.coef_[0].tolist())
+        intercepts.append(float(model.intercept_[0]))
+    return {"coef": coefs, "intercept": intercepts}
+
+
+# ----------------------------------------------------------------------------- combining
+def combine(stack: np.ndarray, method: str, params: dict[str, Any], task: str) -> np.ndarray:
+    """Combine member probabilities (M, N, C) into (N, C) with fitted ``params``."""
+    if method == "mean":
+        out = stack.mean(axis=0)
+    elif method == "weighted":
+        out = np.tensordot(np.asarray(params["weights"]), stack, axes=1)
+    elif method == "class":
+        out = np.einsum("cm,mnc->nc", np.asarray(params["class_weights_matrix"]), stack)
+    elif method == "rank":
+        # ranks scaled to [0, 1] per member and class: a score for ranking (AUROC), not a calibrated probability
+        ranks = np.stack([(rankdata(s, axis=0) - 1) / max(s.shape[0] - 1, 1) for s in stack])
+        out = ranks.mean(axis=0)
+    elif method == "stack":
+        out = _apply_stacking(stack, params, task)
+    else:
+        raise CxrlabError(f"unknown ensemble method {method!r}; valid: {', '.join(METHODS)}")
+    if task == "multiclass" and method in ("class", "rank"):
+        out = out / np.clip(out.sum(axis=1, keepdims=True), 1e-12, None)
+    return out
+
+
+def _apply_stacking(stack: np.ndarray, params: dict[str, Any], task: str) -> np.ndarray:
+    m, n, c = stack.shape
+    coef, intercept = np.asarray(params["coef"]), np.asarray(params["intercept"])
+    if task == "multiclass":
+        z = _logit(stack).transpose(1, 0, 2).reshape(n, m * c) @ coef.T + intercept
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+    z = np.einsum("cm,mnc->nc", coef, _logit(stack)) + intercept
+    return 1 / (1 + np.exp(-z))
+
+
+# ----------------------------------------------------------------------------- the whole job
+def _check_not_test(val: list[Predictions], test: list[Predictions], allow: bool) -> bool:
+    """Refuse fitting on test predictions; returns True when test fitting was (loudly) allowed."""
+    bad = [str(v.path) for v in val if v.split == "test"]
+    overlap = set(val[0].image_ids) & set(test[0].image_ids)
+    if not bad and not overlap:
+        return False
+    why = f"{bad[0]} is a test-split predictions file" if bad else f"{len(overlap)} validation images are test images"
+    if not allow:
+        raise CxrlabError(
+            f"refusing to fit ensemble weights on test data: {why}; fit on validation predictions "
+            "(--val run/predictions/val.csv), or pass --allow-test-fitting to override (results will be biased)"
+        )
+    log.warning("FITTING ENSEMBLE ON TEST DATA (%s): reported test metrics will be optimistically biased", why)
+    return True
+
+
+def ensemble_predictions(
+    members: list[str | Path],
+    out: str | Path,
+    method: str = "mean",
+    val: list[str | Path] | None = None,
+    labels: str | Path | None = None,
+    allow_test_fitting: bool = False,
+) -> Path:
+    """Combine ``members`` (predictions files or run dirs) into one predictions file at ``out``.
+
+    Args:
+        members: test predictions files, or run directories (their ``predictions/test.csv``).
+        out: output CSV; a ``.json`` sidecar records method, members and fitted weights.
+        method: mean | weighted | class | rank | stack.
+        val: validation predictions (same order as ``members``; run dirs give ``predictions/val.csv``).
+            Required for the fitted methods; defaults to the members' val files when members are run dirs.
+        labels: index or labels file holding the validation labels (only validation rows are read).
+        allow_test_fitting: fit even when ``val`` is test data (logged and recorded).
+    """
+    if method not in METHODS:
+        raise CxrlabError(f"unknown ensemble method {method!r}; valid: {', '.join(METHODS)}")
+    if len(members) < 2:
+        raise CxrlabError("an ensemble needs at least two members")
+    test = align_members([read_predictions(resolve_member(p, "test")) for p in members], "members")
+    task = test[0].task or _guess_task(test[0].probs)
+    params: dict[str, Any] = {}
+    fitted_on_test = False
+    if method in FITTED:
+        if val is None and all(Path(p).is_dir() for p in members):
+            val = list(members)
+        if not val or len(val) != len(members):
+            raise CxrlabError(f"--method {method} needs --val with one validation file per member ({len(members)})")
+        if labels is None:
+            raise CxrlabError(f"--method {method} needs --labels INDEX for the validation labels")
+        vals = align_members([read_predictions(resolve_member(p, "val")) for p in val], "--val")
+        if vals[0].classes != test[0].classes:
+            raise CxrlabError(f"--val classes {vals[0].classes} differ from the members' {test[0].classes}")
+        fitted_on_test = _check_not_test(vals, test, allow_test_fitting)
+        params = _fit(method, vals, labels, task)
+    stack = np.stack([m.probs for m in test])  # (M, N, C)
+    probs = combine(stack, method, params, task)
+    extra = pd.DataFrame(stack.std(axis=0), columns=[f"std:{c}" for c in test[0].classes])  # disagreement
+    meta = {
+        "task": task,
+        "model": f"ensemble:{method}",
+        "split": test[0].split,
+        "method": method,
+        "members": [str(m.path) for m in test],
+        "member_models": [m.meta.get("model") for m in test],
+        "params": params,
+        "fitted_on": [str(v) for v in (val or [])] if method in FITTED else None,
+        "fitted_on_test": fitted_on_test,
+        "std_columns": "standard deviation across members (disagreement)",
+    }
+    if method == "rank":
+        meta["note"] = "rank-averaged scores in [0, 1]: good for AUROC, not calibrated probabilities"
+    preds = Predictions(test[0].image_ids, probs, test[0].classes, meta, test[0].patient_ids, extra)
+    return write_predictions(out, preds)
+
+
+def _fit(method: str, vals: list[Predictions], labels: str | Path, task: str) -> dict[str, Any]:
+    y = labels_for(labels, vals[0].image_ids, vals[0].classes)
+    stack = np.stack([v.probs for v in vals])
+    base = {"val_macro_auroc_members": [macro_auroc(y, s) for s in stack]}
+    if method == "weighted":
+        params = {"weights": fit_weights(stack, y).tolist()}
+    elif method == "class":
+        cw = fit_class_weights(stack, y)
+        params = {"class_weights": {c: w.tolist() for c, w in zip(vals[0].classes, cw)}}
+        params["class_weights_matrix"] = cw.tolist()
+    else:
+        params = fit_stacking(stack, y, task)
+    fitted = combine(stack, method, params, task)
+    return {**params, **base, "val_macro_auroc_ensemble": macro_auroc(y, fitted)}
+
+
+def _guess_task(probs: np.ndarray) -> str:
+    sums = probs.sum(axis=1)
+    return "multiclass" if probs.shape[1] > 1 and np.allclose(sums, 1.0, atol=1e-3) else "multilabel"

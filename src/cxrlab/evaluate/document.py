@@ -1,0 +1,105 @@
+"""A tiny document model rendered twice: self-contained HTML (figures inlined as base64 PNG, no scripts, no
+external resources) and Markdown (figures written as PNG files beside it)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cxrlab.utils import atomic_write_bytes, atomic_write_text
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #ccc;margin-top:1.8em}
+table{border-collapse:collapse;margin:0.8em 0;font-size:0.9em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}
+td:first-child,th:first-child{text-align:left}
+figure{display:inline-block;margin:0.5em}figcaption{font-size:0.85em;color:#555}
+img{max-width:100%}.note{color:#7a4b00}.small{font-size:0.85em;color:#555}
+"""
+
+
+@dataclass
+class Document:
+    """Blocks in order: ("h", level, text), ("p", text), ("table", headers, rows), ("fig", name, png, caption)."""
+
+    title: str
+    blocks: list[tuple] = field(default_factory=list)
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.blocks.append(("h", level, text))
+
+    def text(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def bullets(self, items: list[str]) -> None:
+        self.blocks.append(("ul", list(items)))
+
+    def table(self, headers: list[str], rows: list[list]) -> None:
+        self.blocks.append(("table", list(headers), [[_cell(v) for v in r] for r in rows]))
+
+    def figure(self, name: str, png: bytes | None, caption: str) -> None:
+        if png:
+            self.blocks.append(("fig", name, png, caption))
+
+    def write(self, out: Path, stem: str = "report") -> tuple[Path, Path]:
+        """Write ``out/<stem>.html`` and ``out/<stem>.md`` (+ ``out/figures/*.png``)."""
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / f"{stem}.html", self.html())
+        atomic_write_text(out / f"{stem}.md", self.markdown(out))
+        return out / f"{stem}.html", out / f"{stem}.md"
+
+    def html(self) -> str:
+        e = html.escape
+        parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(self.title)}</title>",
+                 f"<style>{CSS}</style></head><body><h1>{e(self.title)}</h1>"]
+        for b in self.blocks:
+            if b[0] == "h":
+                parts.append(f"<h{b[1]}>{e(b[2])}</h{b[1]}>")
+            elif b[0] == "p":
+                parts.append(f"<p>{e(b[1])}</p>")
+            elif b[0] == "ul":
+                parts.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in b[1]) + "</ul>")
+            elif b[0] == "table":
+                head = "".join(f"<th>{e(h)}</th>" for h in b[1])
+                body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in b[2])
+                parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            elif b[0] == "fig":
+                data = base64.b64encode(b[2]).decode("ascii")
+                parts.append(f"<figure><img alt='{e(b[3])}' src='data:image/png;base64,{data}'>"
+                             f"<figcaption>{e(b[3])}</figcaption></figure>")
+        parts.append("</body></html>\n")
+        return "\n".join(parts)
+
+    def markdown(self, out: Path) -> str:
+        lines = [f"# {self.title}", ""]
+        for b in self.blocks:
+            if b[0] == "h":
+                lines += ["#" * b[1] + " " + b[2], ""]
+            elif b[0] == "p":
+                lines += [b[1], ""]
+            elif b[0] == "ul":
+                lines += [f"- {x}" for x in b[1]] + [""]
+            elif b[0] == "table":
+                lines.append("| " + " | ".join(_md(h) for h in b[1]) + " |")
+                lines.append("|" + "|".join("---" for _ in b[1]) + "|")
+                lines += ["| " + " | ".join(_md(c) for c in r) + " |" for r in b[2]] + [""]
+            elif b[0] == "fig":
+                atomic_write_bytes(out / "figures" / f"{b[1]}.png", b[2])
+                lines += [f"![{b[3]}](figures/{b[1]}.png)", ""]
+        return "\n".join(lines)
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,134 @@
+"""``evaluate_predictions``: score one predictions file (or run) against labels, write metrics and a report."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cxrlab.data.index import Index
+from cxrlab.evaluate.bootstrap import patient_weights, with_point
+from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
+from cxrlab.evaluate.inputs import Source, load_labels, resolve_source
+from cxrlab.evaluate.matching import Scored, check_fitting_allowed, load_scored
+from cxrlab.evaluate.metrics import DEFAULT_EXCLUDE
+from cxrlab.evaluate.summary import multiclass_block, multilabel_block
+from cxrlab.utils import write_json
+
+SCHEMA = "cxrlab.metrics/1"
+
+
+def evaluate_predictions(
+    predictions: str | Path,
+    labels: str | Path | Index | None = None,
+    out: str | Path | None = None,
+    val_predictions: str | Path | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    prefix: str | None = None,
+    logits: bool = False,
+    exclude: tuple[str, ...] | list[str] = DEFAULT_EXCLUDE,
+    threshold_method: str = "youden",
+    allow_test_fitting: bool = False,
+    report: bool = True,
+    quiet: bool = False,
+) -> dict:
+    """Score ``predictions`` (a CSV or a run directory) against ``labels``; write ``out/metrics.json`` and the
+    reports when ``out`` is given. Returns the metrics dictionary (see ``docs/readme/50-evaluate.md``).
+
+    Args:
+        predictions: predictions CSV (ours or another tool's) or a run directory.
+        labels: index folder / index.csv / NIH Data_Entry CSV / labels CSV, or an ``Index``; None: the run's.
+        val_predictions: validation predictions for thresholds and temperature (a run's own by default).
+        bootstrap: patient-level bootstrap replicates (0: no intervals).
+        exclude: classes left out of the macro average.
+        threshold_method: youden | max_f1 | sens:X | spec:X | fixed:X, chosen on validation.
+        allow_test_fitting: fit thresholds/temperatures even on test predictions (logged loudly).
+    """
+    start = time.perf_counter()
+    source = resolve_source(predictions, val_predictions)
+    index = labels if isinstance(labels, Index) else load_labels(labels, source)
+    scored, preds = load_scored(source.test, index, prefix, logits)
+    val = _load_val(source, index, prefix, logits, allow_test_fitting)
+    weights = with_point(patient_weights(scored.n_patients, bootstrap, seed))
+    if scored.task == "multilabel":
+        body = multilabel_block(scored, weights, tuple(exclude), val, threshold_method)
+    else:
+        body = multiclass_block(scored, weights, val)
+    result = {
+        "schema": SCHEMA,
+        "task": scored.task,
+        "classes": list(scored.classes),
+        "counts": scored.counts,
+        "notes": scored.notes,
+        "model": preds.meta.get("model") or source.name,
+        "inputs": {"predictions": str(source.test), "val_predictions": str(source.val) if val else None,
+                   "labels": str(getattr(index, "path", None) or labels), "run_dir": _str(source.run_dir)},
+        "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient",
+                      "interval": "percentile", "level": 0.95},
+        **body,
+        "definitions": DEFINITIONS,
+        "references": {"note": REFERENCE_NOTE, "anchors": REFERENCES},
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    if not quiet:
+        _print_summary(result)
+    if out is not None:
+        write_outputs(result, scored, source, Path(out), report)
+    return result
+
+
+def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, allow: bool) -> Scored | None:
+    if source.val is None:
+        return None
+    val, val_preds = load_scored(source.val, index, prefix, logits)
+    check_fitting_allowed(val_preds, source.test, allow, "thresholds and temperatures")
+    return val
+
+
+def write_outputs(result: dict, scored: Scored, source: Source, out: Path, report: bool = True) -> None:
+    """``metrics.json`` and, with ``report``, ``report.html`` + ``report.md`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "metrics.json", result)
+    if report:
+        from cxrlab.evaluate.report import write_evaluation_report
+
+        write_evaluation_report(result, scored, source, out)
+
+
+def _str(x: Path | None) -> str | None:
+    return str(x) if x is not None else None
+
+
+def headline(result: dict) -> tuple[str, float | None, list | None]:
+    """(name, value, ci) of the headline metric: macro AUROC (multi-label) or macro F1 (multi-class)."""
+    key = "auroc" if result["task"] == "multilabel" else "f1"
+    return f"macro {key.upper() if key == 'auroc' else 'F1'}", result["macro"][key], result["macro"][f"{key}_ci"]
+
+
+def fmt_ci(value: float | None, ci: list | None, digits: int = 3) -> str:
+    """``0.812 [0.790, 0.833]``; ``n/a`` for undefined values."""
+    if value is None:
+        return "n/a"
+    if not ci or ci[0] is None:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def _print_summary(result: dict) -> None:
+    counts = result["counts"]
+    name, value, ci = headline(result)
+    print(f"scored {counts['scored']} of {counts['predicted']} predicted images ({counts['patients']} patients), "
+          f"{len(result['classes'])} classes", file=sys.stderr)
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{name}: {fmt_ci(value, ci)} (95% CI, {result['bootstrap']['replicates']} patient bootstrap replicates)",
+          file=sys.stderr)
+    if result["task"] == "multilabel" and result["macro"]["undefined"]:
+        print(f"undefined (one label value, not averaged): {', '.join(result['macro']['undefined'])}", file=sys.stderr)
+
+
+def as_array(values: list | None) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in (values or [])], dtype=float)

@@ -1,0 +1,104 @@
+"""Where evaluation's inputs come from: labels files, run directories, and predictions paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from cxrlab.data.index import Index, load_index
+from cxrlab.errors import CxrlabError
+from cxrlab.utils import read_json
+
+
+@dataclass
+class Source:
+    """One model's predictions: the test file, optionally its validation file and run directory."""
+
+    test: Path
+    val: Path | None = None
+    run_dir: Path | None = None
+
+    @property
+    def name(self) -> str:
+        if self.run_dir is not None:
+            return self.run_dir.name
+        return self.test.stem if self.test.stem not in ("test", "predictions") else self.test.parent.name
+
+    def manifest(self) -> dict:
+        """The run's ``manifest.json`` (empty without a run directory)."""
+        path = self.run_dir / "manifest.json" if self.run_dir else None
+        return read_json(path) if path and path.exists() else {}
+
+
+def resolve_source(path: str | Path, val: str | Path | None = None) -> Source:
+    """A predictions CSV, or a run directory (``predictions/test.csv`` + ``predictions/val.csv``)."""
+    path = Path(path)
+    if not path.exists():
+        raise CxrlabError(f"{path} does not exist; pass a predictions CSV or a run directory")
+    if path.is_dir():
+        test = path / "predictions" / "test.csv"
+        if not test.exists():
+            raise CxrlabError(
+                f"run directory {path} has no predictions/test.csv; run `cxrlab predict` on it first"
+            )
+        run_val = path / "predictions" / "val.csv"
+        chosen = Path(val) if val else (run_val if run_val.exists() else None)
+        return Source(test, chosen, path)
+    return Source(path, Path(val) if val else None, _run_dir_of(path))
+
+
+def _run_dir_of(csv_path: Path) -> Path | None:
+    """``runs/NAME/predictions/test.csv`` belongs to ``runs/NAME``."""
+    parent = csv_path.resolve().parent
+    if parent.name == "predictions" and (parent.parent / "manifest.json").exists():
+        return parent.parent
+    return None
+
+
+def load_labels(path: str | Path | None, source: Source | None = None) -> Index:
+    """Labels from an index (folder or index.csv), an NIH ``Data_Entry`` CSV or a labels CSV.
+
+    Without ``path``, a run directory's config is asked for the index it was trained on.
+    """
+    if path is None:
+        path = _labels_from_run(source)
+    path = Path(path)
+    if not path.exists():
+        raise CxrlabError(f"labels {path} do not exist; pass --labels INDEX_DIR, index.csv or Data_Entry CSV")
+    if path.is_dir() or (path.name == "index.csv" and path.with_suffix(".json").exists()):
+        return load_index(path)
+    try:
+        from cxrlab.data.build_index import read_labels
+    except ImportError:  # the data area not installed yet: NIH files still work
+        return _read_nih_labels(path)
+    return read_labels(path)
+
+
+def _labels_from_run(source: Source | None) -> Path:
+    hint = "pass --labels INDEX_DIR (or an NIH Data_Entry CSV / labels CSV)"
+    if source is None or source.run_dir is None:
+        raise CxrlabError(f"no labels given; {hint}")
+    config = source.run_dir / "config.yaml"
+    if config.exists():
+        import yaml
+
+        data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
+        index = data.get("index") if isinstance(data, dict) else None
+        if index and Path(index).exists():
+            return Path(index)
+    raise CxrlabError(f"run {source.run_dir} does not name an index that exists here; {hint}")
+
+
+def _read_nih_labels(path: Path) -> Index:
+    """Minimal NIH ``Data_Entry`` reader, used only when ``cxrlab.data.build_index`` is unavailable."""
+    frame = pd.read_csv(path, dtype=str)
+    if "Finding Labels" not in frame.columns or "Image Index" not in frame.columns:
+        raise CxrlabError(f"{path}: cannot read labels without cxrlab.data.build_index (not an NIH Data_Entry CSV)")
+    findings = frame["Finding Labels"].fillna("").str.get_dummies(sep="|")
+    classes = sorted(findings.columns)
+    out = pd.DataFrame({"image_id": frame["Image Index"], "path": frame["Image Index"]})
+    out["patient_id"] = frame.get("Patient ID", frame["Image Index"])
+    out = pd.concat([out, findings[classes].astype(float)], axis=1)
+    return Index(out, "multilabel", classes, path.parent, {"format": "nih"}, path)

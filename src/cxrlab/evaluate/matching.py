@@ -1,0 +1,143 @@
+"""Line predictions up with labels: classes by name, images by id, patients from the labels.
+
+Every problem a user can cause gets one line naming the file, the row or column, and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cxrlab.data.index import Index
+from cxrlab.errors import CxrlabError
+from cxrlab.predictions import Predictions, read_predictions
+
+
+@dataclass
+class Scored:
+    """Predictions and labels for the same images and classes, in the same order."""
+
+    image_ids: list[str]
+    patients: np.ndarray  # (N,) int patient index 0..P-1 (for the bootstrap)
+    y: np.ndarray  # (N, C) float 1/0, NaN unknown (multi-label); one-hot (multi-class)
+    p: np.ndarray  # (N, C) probabilities
+    classes: list[str]
+    task: str
+    notes: list[str] = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+
+    @property
+    def n_patients(self) -> int:
+        return int(self.patients.max()) + 1 if len(self.patients) else 0
+
+
+def load_scored(
+    path: str | Path, labels: Index, prefix: str | None = None, logits: bool = False
+) -> tuple[Scored, Predictions]:
+    """Read a predictions CSV and match it to ``labels``."""
+    preds = read_predictions(path, classes=list(labels.classes), prefix=prefix)
+    return match_predictions(preds, labels, logits=logits), preds
+
+
+def match_predictions(preds: Predictions, labels: Index, logits: bool = False) -> Scored:
+    """Check ``preds`` and align them with ``labels`` (classes by name, images by id)."""
+    where = str(preds.path) if preds.path else "predictions"
+    _check_ids(preds, where)
+    probs = _check_probs(np.asarray(preds.probs, dtype=np.float64), preds.classes, where, labels.task, logits)
+    classes, notes = _match_classes(preds.classes, labels.classes, where)
+    frame = labels.frame.drop_duplicates("image_id").set_index("image_id")
+    known = np.isin(np.asarray(preds.image_ids, dtype=object), frame.index.to_numpy())
+    n_pred = len(preds.image_ids)
+    if not known.any():
+        example = preds.image_ids[0] if n_pred else "(none)"
+        raise CxrlabError(f"{where}: none of the {n_pred} image ids (e.g. {example!r}) are in the labels; "
+                          "are these predictions for this dataset?")
+    ids = [i for i, k in zip(preds.image_ids, known) if k]
+    if not known.all():
+        notes.append(f"{n_pred - len(ids)} of {n_pred} predicted images have no label and are not scored")
+    rows = frame.loc[ids]
+    col = [preds.classes.index(c) for c in classes]
+    p = probs[known][:, col]
+    y = rows[classes].to_numpy(dtype=np.float64, na_value=np.nan)
+    if labels.task == "multiclass":
+        keep = np.nansum(y, axis=1) == 1  # true class among the scored classes
+        if not keep.all():
+            notes.append(f"{int((~keep).sum())} images whose class is not predicted are not scored")
+        ids, p, y, rows = [i for i, k in zip(ids, keep) if k], p[keep], y[keep], rows[keep]
+    patient_col = rows["patient_id"] if "patient_id" in rows.columns else None
+    if patient_col is None or patient_col.isna().all():
+        patient_names = np.asarray(ids, dtype=object)
+        notes.append("no patient ids in the labels: the bootstrap resamples images")
+    else:
+        patient_names = patient_col.fillna(rows.index.to_series()).astype(str).to_numpy()
+    _, patients = np.unique(patient_names, return_inverse=True)
+    counts = {"predicted": n_pred, "scored": len(ids), "unlabelled": n_pred - int(known.sum()),
+              "patients": int(patients.max()) + 1, "labelled_images": len(frame)}
+    return Scored(ids, patients.astype(np.int64), y, p, classes, labels.task, notes, counts)
+
+
+def _check_ids(preds: Predictions, where: str) -> None:
+    seen: dict[str, int] = {}
+    for row, image_id in enumerate(preds.image_ids, start=2):  # row 1 is the header
+        if image_id in seen:
+            raise CxrlabError(f"{where} row {row}: image id {image_id!r} repeats row {seen[image_id]}; "
+                              "keep one prediction per image (average test-time augmentations first)")
+        seen[image_id] = row
+
+
+def _check_probs(probs: np.ndarray, classes: list[str], where: str, task: str, logits: bool) -> np.ndarray:
+    bad = np.argwhere(~np.isfinite(probs))
+    if len(bad):
+        r, c = bad[0]
+        raise CxrlabError(f"{where} row {r + 2}, column {classes[c]!r}: value is missing or not a number; "
+                          "every class needs a probability")
+    if logits:
+        if task == "multiclass":
+            z = probs - probs.max(axis=1, keepdims=True)
+            return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        return 1.0 / (1.0 + np.exp(-probs))
+    out = np.argwhere((probs < 0) | (probs > 1))
+    if len(out):
+        r, c = out[0]
+        raise CxrlabError(f"{where} row {r + 2}, column {classes[c]!r}: {probs[r, c]:g} is outside [0, 1]; "
+                          "looks like logits; apply sigmoid/softmax or pass --logits")
+    return probs
+
+
+def _match_classes(pred_classes: list[str], label_classes: list[str], where: str) -> tuple[list[str], list[str]]:
+    classes = [c for c in label_classes if c in pred_classes]
+    if not classes:
+        raise CxrlabError(f"{where}: no class in common with the labels (predictions: "
+                          f"{', '.join(pred_classes[:5])}; labels: {', '.join(label_classes[:5])}); "
+                          "rename the columns or pass --prefix")
+    notes = []
+    only_labels = [c for c in label_classes if c not in pred_classes]
+    only_preds = [c for c in pred_classes if c not in label_classes]
+    if only_labels:
+        notes.append(f"classes in the labels but not predicted (not scored): {', '.join(only_labels)}")
+    if only_preds:
+        notes.append(f"predicted classes without labels (not scored): {', '.join(only_preds)}")
+    return classes, notes
+
+
+def check_fitting_allowed(val: Predictions | Path, test_path: Path | None, allow: bool, what: str) -> None:
+    """Refuse to fit thresholds or temperatures on the test split.
+
+    Anything chosen from data must be chosen on validation: fitting on test and reporting on test makes the
+    reported numbers optimistic. ``allow`` (``--allow-test-fitting``) overrides it, loudly.
+    """
+    path = val.path if isinstance(val, Predictions) else Path(val)
+    split = val.split if isinstance(val, Predictions) else None
+    same = test_path is not None and path is not None and Path(path).resolve() == Path(test_path).resolve()
+    if split != "test" and not same:
+        return
+    reason = "is the test file itself" if same else "is marked split=test in its sidecar"
+    if not allow:
+        raise CxrlabError(f"refusing to fit {what} on {path}: it {reason}; fit on validation predictions "
+                          "(--val-predictions VAL.csv) or pass --allow-test-fitting to override (results biased)")
+    import sys
+
+    print(f"WARNING: fitting {what} on test predictions ({path} {reason}); --allow-test-fitting was given, "
+          "so the reported test metrics are optimistically biased", file=sys.stderr)

@@ -1,0 +1,134 @@
+"""Metric arrays for the observed data and every bootstrap replicate at once.
+
+Each function takes a ``Scored`` and a weight matrix ``W`` (R, P) over patients (row 0 = all ones for the
+point estimate, see ``bootstrap.with_point``) and returns arrays with a leading replicate axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cxrlab.evaluate.bootstrap import per_patient_sums
+from cxrlab.evaluate.matching import Scored
+from cxrlab.evaluate.ranking import auc_ap
+
+DEFAULT_EXCLUDE = ("No Finding",)
+SPECIFICITIES = (0.8, 0.9, 0.95)
+
+
+def class_auc_ap(s: Scored, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class AUROC and AP: two (R, C) arrays; NaN where a class has one label value (multi-label: rows
+    with an unknown label are left out of that class; multi-class: one-vs-rest)."""
+    aucs = np.full((len(weights), len(s.classes)), np.nan)
+    aps = np.full_like(aucs, np.nan)
+    for c in range(len(s.classes)):
+        known = ~np.isnan(s.y[:, c])
+        aucs[:, c], aps[:, c] = auc_ap(s.p[known, c], s.y[known, c], s.patients[known], weights)
+    return aucs, aps
+
+
+def averaged_classes(s: Scored, exclude: tuple[str, ...] | list[str]) -> tuple[list[int], list[str], list[str]]:
+    """Indices of classes in the macro average, and the names excluded / undefined (one label value)."""
+    excluded = [c for c in s.classes if c in exclude]
+    undefined = []
+    keep = []
+    for i, c in enumerate(s.classes):
+        col = s.y[:, i][~np.isnan(s.y[:, i])]
+        if len(np.unique(col)) < 2:
+            undefined.append(c)
+        elif c not in exclude:
+            keep.append(i)
+    return keep, excluded, undefined
+
+
+def micro_auc(s: Scored, cols: list[int], weights: np.ndarray) -> np.ndarray:
+    """AUROC of all (image, class) pairs of ``cols`` pooled into one list (sklearn ``average='micro'``)."""
+    y = s.y[:, cols].ravel()
+    p = s.p[:, cols].ravel()
+    owner = np.repeat(s.patients, len(cols))
+    known = ~np.isnan(y)
+    return auc_ap(p[known], y[known], owner[known], weights)[0]
+
+
+def labelwise_accuracy(s: Scored, threshold: float = 0.5) -> float:
+    """Fraction of all known (image, class) cells where (p >= threshold) equals the label: the seed paper's
+    "accuracy". Dominated by the many negatives; reported only to contrast with proper metrics."""
+    known = ~np.isnan(s.y)
+    return float(((s.p >= threshold) == (s.y == 1))[known].mean())
+
+
+def sensitivity_at_specificity(y: np.ndarray, p: np.ndarray, specificity: float) -> float:
+    """Highest sensitivity among thresholds whose specificity is at least ``specificity`` (test ROC)."""
+    known = ~np.isnan(y)
+    y, p = y[known].astype(bool), p[known]
+    if y.all() or not y.any():
+        return float("nan")
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, p)
+    ok = fpr <= 1 - specificity + 1e-12
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+def binary_counts(s: Scored, thresholds: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(R, C, 4) weighted TP, FP, FN, TN per class at ``thresholds`` (C,)."""
+    pred = s.p >= thresholds[None, :]
+    known = ~np.isnan(s.y)
+    pos = s.y == 1
+    cells = np.stack([pred & pos, pred & ~pos & known, ~pred & pos, ~pred & ~pos & known], axis=2)  # (N, C, 4)
+    per_patient = per_patient_sums(cells.reshape(len(s.y), -1), s.patients, s.n_patients)
+    return (weights @ per_patient).reshape(len(weights), len(s.classes), 4)
+
+
+def rates_from_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall (sensitivity), specificity and F1 from (..., 4) TP/FP/FN/TN counts."""
+    tp, fp, fn, tn = np.moveaxis(counts, -1, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = tp / (tp + fn)
+        specificity = tn / (tn + fp)
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
+    return {"precision": precision, "recall": recall, "specificity": specificity, "f1": f1}
+
+
+def confusion(s: Scored, weights: np.ndarray) -> np.ndarray:
+    """(R, K, K) weighted confusion matrices, rows = true class, columns = predicted (argmax)."""
+    k = len(s.classes)
+    true = np.nanargmax(s.y, axis=1)
+    pred = np.argmax(s.p, axis=1)
+    cells = np.zeros((len(true), k * k))
+    cells[np.arange(len(true)), true * k + pred] = 1.0
+    per_patient = per_patient_sums(cells, s.patients, s.n_patients)
+    return (weights @ per_patient).reshape(len(weights), k, k)
+
+
+def multiclass_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy, per-class precision/recall/F1, macro and weighted F1, balanced accuracy and Cohen's kappa
+    from (R, K, K) confusion matrices; per-class arrays are (R, K), the rest (R,)."""
+    total = cm.sum(axis=(1, 2))
+    diag = np.diagonal(cm, axis1=1, axis2=2)
+    true_n, pred_n = cm.sum(axis=2), cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(pred_n > 0, diag / pred_n, 0.0)
+        recall = diag / true_n
+        f1 = np.where(true_n + pred_n > 0, 2 * diag / (true_n + pred_n), np.nan)
+        support = true_n / total[:, None]
+        accuracy = diag.sum(1) / total
+        expected = (true_n * pred_n).sum(1) / total**2
+        kappa = (accuracy - expected) / (1 - expected)
+    present = true_n > 0  # a class absent from a replicate is left out of its averages
+    return {
+        "accuracy": accuracy,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "macro_f1": _masked_mean(f1, present),
+        "weighted_f1": np.nansum(np.where(present, f1 * support, 0.0), axis=1),
+        "balanced_accuracy": _masked_mean(recall, present),
+        "kappa": kappa,
+    }
+
+
+def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mask, np.nan_to_num(values), 0.0).sum(1) / mask.sum(1)

@@ -1,0 +1,147 @@
+"""The evaluation report (``report.html`` + ``report.md``) built from ``metrics.json`` and the scored data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cxrlab.evaluate import figures
+from cxrlab.evaluate.document import Document
+from cxrlab.evaluate.evaluate import fmt_ci, headline
+from cxrlab.evaluate.inputs import Source
+from cxrlab.evaluate.matching import Scored
+
+
+def write_evaluation_report(result: dict, scored: Scored, source: Source, out: Path) -> tuple[Path, Path]:
+    """Write ``out/report.html`` and ``out/report.md``."""
+    doc = Document(f"cxrlab evaluation: {result['model']}")
+    _summary(doc, result)
+    if result["task"] == "multilabel":
+        _multilabel_tables(doc, result)
+    else:
+        _multiclass_tables(doc, result)
+    doc.heading("Figures")
+    macro = result["macro"].get("classes")
+    doc.figure("roc", figures.roc_figure(scored, macro), "ROC curves per class and macro average (test)")
+    doc.figure("pr", figures.pr_figure(scored), "Precision-recall curves per class (test)")
+    doc.figure("reliability", figures.reliability_figure(scored), "Reliability diagram (test, before scaling)")
+    if result["task"] == "multiclass":
+        cm = result["confusion_matrix"]
+        doc.figure("confusion", figures.confusion_figure(cm["counts"], cm["classes"]), "Confusion matrix (test)")
+    run_sections(doc, source)
+    reference_section(doc, result)
+    definitions_section(doc, result["definitions"])
+    return doc.write(out)
+
+
+def _summary(doc: Document, r: dict) -> None:
+    c = r["counts"]
+    name, value, ci = headline(r)
+    doc.heading("Summary")
+    items = [
+        f"{name}: {fmt_ci(value, ci)} (95% CI from {r['bootstrap']['replicates']} patient-level bootstrap "
+        f"replicates, seed {r['bootstrap']['seed']})",
+        f"scored {c['scored']} of {c['predicted']} predicted images from {c['patients']} patients; "
+        f"{len(r['classes'])} classes",
+        f"predictions: {r['inputs']['predictions']}; labels: {r['inputs']['labels']}",
+    ]
+    if r["task"] == "multilabel":
+        m = r["macro"]
+        items += [
+            f"macro AUPRC: {fmt_ci(m['auprc'], m['auprc_ci'])}",
+            f"micro AUROC (pooled pairs): {fmt_ci(r['micro']['auroc'], r['micro']['auroc_ci'])}; prevalence-"
+            f"weighted AUROC: {fmt_ci(r['weighted']['auroc'], r['weighted']['auroc_ci'])}",
+            f"macro averaged over: {', '.join(m['classes'])}; excluded: {', '.join(m['excluded']) or 'none'}; "
+            f"undefined (one label value): {', '.join(m['undefined']) or 'none'}",
+            f"macro F1 at thresholds ({r['thresholds']['method']}, {r['thresholds']['chosen_on']}): "
+            f"{fmt_ci(r['thresholds']['macro_f1'], r['thresholds']['macro_f1_ci'])}",
+            f"seed paper's numbers, for contrast only: label-wise accuracy {r['seed_paper']['labelwise_accuracy']:.3f}"
+            f", flattened AUROC {fmt_ci(r['seed_paper']['flattened_auroc'], None)} (see definitions)",
+        ]
+    else:
+        items += [f"{k.replace('_', ' ')}: {fmt_ci(r[k], r[k + '_ci'])}"
+                  for k in ("accuracy", "balanced_accuracy", "weighted_f1", "kappa")]
+    doc.bullets(items)
+    if r["notes"]:
+        doc.text("Notes: " + "; ".join(r["notes"]))
+    _calibration(doc, r)
+
+
+def _calibration(doc: Document, r: dict) -> None:
+    cal = r["calibration"]
+    if r["task"] == "multilabel":
+        text = f"Calibration (test): mean Brier {cal['brier_mean']:.4f}, mean ECE {cal['ece_mean']:.4f}"
+        after = cal.get("after_temperature")
+        if after:
+            text += f"; after per-class temperature scaling fitted on validation: Brier {after['brier_mean']:.4f}, "
+            text += f"ECE {after['ece_mean']:.4f}"
+    else:
+        text = f"Calibration (test): Brier {cal['brier']:.4f}, top-label ECE {cal['ece_top_label']:.4f}"
+        if cal.get("after_temperature"):
+            a = cal["after_temperature"]
+            text += f"; after temperature {cal['temperature']:.3f}: Brier {a['brier']:.4f}, ECE {a['ece_top_label']:.4f}"
+    doc.text(text)
+
+
+def _multilabel_tables(doc: Document, r: dict) -> None:
+    doc.heading("Per-class metrics (test)")
+    rows = []
+    for c, m in r["per_class"].items():
+        t = r["thresholds"]["per_class"][c]
+        sens = m["sensitivity_at_specificity"].get("0.9")
+        rows.append([c, m["n_positive"], m["n_negative"], m["prevalence"], fmt_ci(m["auroc"], m["auroc_ci"]),
+                     fmt_ci(m["auprc"], m["auprc_ci"]), sens, t["threshold"], fmt_ci(t["f1"], t["f1_ci"]),
+                     "yes" if m["in_macro"] else "no"])
+    doc.table(["class", "positives", "negatives", "prevalence", "AUROC [95% CI]", "AUPRC [95% CI]",
+               "sens @ spec 0.9", "threshold", "F1 [95% CI]", "in macro"], rows)
+
+
+def _multiclass_tables(doc: Document, r: dict) -> None:
+    doc.heading("Per-class metrics (test)")
+    rows = [[c, m["support"], m["precision"], m["recall"], fmt_ci(m["f1"], m["f1_ci"]),
+             fmt_ci(m["auroc_ovr"], m["auroc_ovr_ci"])] for c, m in r["per_class"].items()]
+    doc.table(["class", "support", "precision", "recall", "F1 [95% CI]", "AUROC one-vs-rest [95% CI]"], rows)
+    cm = r["confusion_matrix"]
+    doc.text("Confusion matrix (rows: true class, columns: predicted class)")
+    doc.table(["true \\ predicted", *cm["classes"]], [[c, *row] for c, row in zip(cm["classes"], cm["counts"])])
+
+
+def run_sections(doc: Document, source: Source) -> None:
+    """Training curves and the split audit, when a run directory is known."""
+    if source.run_dir is None:
+        return
+    run = source.run_dir
+    doc.heading("Training")
+    manifest = source.manifest()
+    facts = [f"{k}: {manifest[k]}" for k in ("model", "params", "wall_time_s", "images_per_s", "seed")
+             if k in manifest]
+    if facts:
+        doc.bullets(facts)
+    if (run / "metrics.csv").exists():
+        doc.figure("training", figures.training_figure(run / "metrics.csv"), "Training curves (metrics.csv)")
+    split_json = run / "split.json"
+    if split_json.exists():
+        doc.heading("Split audit")
+        try:
+            split = json.loads(split_json.read_text())
+        except (OSError, ValueError):
+            split = {}
+        doc.bullets([f"{k}: {_short(v)}" for k, v in split.items() if k != "audit"]
+                    + [f"audit.{k}: {_short(v)}" for k, v in (split.get("audit") or {}).items()])
+
+
+def _short(v, limit: int = 200) -> str:
+    text = v if isinstance(v, str) else json.dumps(v)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def reference_section(doc: Document, r: dict) -> None:
+    doc.heading("Reference anchors (NIH ChestX-ray14, other splits)")
+    doc.text(r["references"]["note"])
+    doc.table(["reference", "macro AUROC", "split"],
+              [[a["name"], a["macro_auroc"], a["split"]] for a in r["references"]["anchors"]])
+
+
+def definitions_section(doc: Document, definitions: dict) -> None:
+    doc.heading("Metric definitions")
+    doc.bullets([f"{k}: {v}" for k, v in definitions.items()])

@@ -1,0 +1,150 @@
+"""Assemble the ``metrics.json`` blocks from metric arrays (row 0 = observed, rows 1.. = bootstrap)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cxrlab.evaluate import calibration as cal
+from cxrlab.evaluate import metrics as m
+from cxrlab.evaluate.bootstrap import percentile_ci
+from cxrlab.evaluate.matching import Scored
+from cxrlab.evaluate.thresholds import choose_thresholds
+
+
+def est(values: np.ndarray) -> tuple[float | list, list]:
+    """(point, [low, high]) from an array whose row 0 is the observed value and rows 1.. are replicates."""
+    values = np.asarray(values, dtype=np.float64)
+    ci = percentile_ci(values[1:])
+    return _clean(values[0]), _clean(np.moveaxis(ci, 0, -1))
+
+
+def _clean(x: np.ndarray | float) -> float | list | None:
+    """JSON-friendly: NaN becomes None."""
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 0:
+        return None if not np.isfinite(arr) else float(arr)
+    return [_clean(v) for v in arr]
+
+
+def multilabel_block(
+    s: Scored, weights: np.ndarray, exclude: tuple[str, ...], val: Scored | None, method: str
+) -> dict:
+    """Per-class, macro, micro and prevalence-weighted metrics, thresholds and the seed paper's numbers."""
+    aucs, aps = m.class_auc_ap(s, weights)  # (R+1, C)
+    keep, excluded, undefined = m.averaged_classes(s, exclude)
+    per_class = {}
+    for i, c in enumerate(s.classes):
+        known = ~np.isnan(s.y[:, i])
+        n_pos = int((s.y[known, i] == 1).sum())
+        auc, auc_ci = est(aucs[:, i])
+        ap, ap_ci = est(aps[:, i])
+        per_class[c] = {
+            "auroc": auc, "auroc_ci": auc_ci, "auprc": ap, "auprc_ci": ap_ci,
+            "prevalence": n_pos / max(int(known.sum()), 1), "n_positive": n_pos,
+            "n_negative": int(known.sum()) - n_pos, "n_unknown": int((~known).sum()),
+            "defined": c not in undefined, "in_macro": i in keep,
+            "sensitivity_at_specificity": {
+                str(x): _clean(m.sensitivity_at_specificity(s.y[:, i], s.p[:, i], x)) for x in m.SPECIFICITIES
+            },
+        }
+    with np.errstate(invalid="ignore"):
+        macro_auc, macro_ap = np.nanmean(aucs[:, keep], axis=1), np.nanmean(aps[:, keep], axis=1)
+    n_pos = np.array([per_class[s.classes[i]]["n_positive"] for i in keep], dtype=float)
+    weighted = (aucs[:, keep] * n_pos).sum(1) / n_pos.sum() if keep else np.full(len(aucs), np.nan)
+    names = [s.classes[i] for i in keep]
+    out = {
+        "per_class": per_class,
+        "macro": _pair("auroc", macro_auc) | _pair("auprc", macro_ap)
+        | {"classes": names, "excluded": excluded, "undefined": undefined},
+        "micro": _pair("auroc", m.micro_auc(s, keep, weights) if keep else weighted * np.nan) | {"classes": names},
+        "weighted": _pair("auroc", weighted) | {"classes": names, "weights": "number of positives"},
+        "thresholds": threshold_block(s, weights, val, method, keep),
+        "calibration": calibration_block(s, val),
+        "seed_paper": {
+            "labelwise_accuracy": m.labelwise_accuracy(s),
+            "flattened_auroc": _clean(m.micro_auc(s, list(range(len(s.classes))), weights[:1])[0]),
+            "classes": list(s.classes),
+        },
+    }
+    return out
+
+
+def _pair(name: str, values: np.ndarray) -> dict:
+    point, ci = est(values)
+    return {name: point, f"{name}_ci": ci}
+
+
+def threshold_block(s: Scored, weights: np.ndarray, val: Scored | None, method: str, keep: list[int]) -> dict:
+    """Thresholds chosen on validation (or fixed 0.5 without it), applied to test, with bootstrap CIs."""
+    if val is None:
+        method, chosen_on = "fixed:0.5", "fixed (no validation predictions given)"
+        thr = np.full(len(s.classes), 0.5)
+    else:
+        chosen_on = "validation"
+        vy = np.column_stack([val.y[:, val.classes.index(c)] if c in val.classes else np.full(len(val.y), np.nan)
+                              for c in s.classes])
+        vp = np.column_stack([val.p[:, val.classes.index(c)] if c in val.classes else np.full(len(val.y), 0.5)
+                              for c in s.classes])
+        thr = choose_thresholds(vy, vp, method)
+    rates = m.rates_from_counts(m.binary_counts(s, thr, weights))  # each (R+1, C)
+    per_class = {}
+    for i, c in enumerate(s.classes):
+        row = {"threshold": float(thr[i])}
+        for k in ("precision", "recall", "specificity"):
+            row[k] = _clean(rates[k][0, i])
+        row["f1"], row["f1_ci"] = est(rates["f1"][:, i])
+        per_class[c] = row
+    with np.errstate(invalid="ignore"):
+        macro_f1 = np.nanmean(rates["f1"][:, keep], axis=1) if keep else np.full(len(weights), np.nan)
+    return {"method": method, "chosen_on": chosen_on, "per_class": per_class} | _pair("macro_f1", macro_f1)
+
+
+def calibration_block(s: Scored, val: Scored | None) -> dict:
+    """Brier and ECE on test; with validation predictions, the same after temperature scaling fitted there."""
+    out = _calibration_numbers(s, s.p)
+    out["temperature"], out["after_temperature"] = None, None
+    if val is not None and all(c in val.classes for c in s.classes):
+        cols = [val.classes.index(c) for c in s.classes]
+        temps = cal.fit_temperature(val.y[:, cols], val.p[:, cols], s.task)
+        t = temps if s.task == "multilabel" else temps[0]
+        out["temperature"] = dict(zip(s.classes, temps.tolist())) if s.task == "multilabel" else float(t)
+        out["after_temperature"] = _calibration_numbers(s, cal.apply_temperature(s.p, t, s.task))
+    return out
+
+
+def _calibration_numbers(s: Scored, p: np.ndarray) -> dict:
+    if s.task == "multiclass":
+        correct, conf = cal.top_label(s.y, p)
+        return {"brier": cal.brier(s.y, p, s.task), "ece_top_label": cal.ece(correct, conf)}
+    briers = cal.brier(s.y, p, s.task)
+    eces = [cal.ece(s.y[:, i], p[:, i]) for i in range(len(s.classes))]
+    return {
+        "brier": dict(zip(s.classes, _clean(briers))),
+        "ece": dict(zip(s.classes, _clean(np.array(eces)))),
+        "brier_mean": _clean(np.nanmean(briers)),
+        "ece_mean": _clean(np.nanmean(eces)),
+    }
+
+
+def multiclass_block(s: Scored, weights: np.ndarray, val: Scored | None = None) -> dict:
+    """Accuracy, per-class P/R/F1, macro and weighted F1, balanced accuracy, kappa, confusion, OvR AUROC."""
+    cm = m.confusion(s, weights)
+    r = m.multiclass_from_confusion(cm)
+    aucs, _ = m.class_auc_ap(s, weights)
+    per_class = {}
+    for i, c in enumerate(s.classes):
+        row = {k: _clean(r[k][0, i]) for k in ("precision", "recall")}
+        row["f1"], row["f1_ci"] = est(r["f1"][:, i])
+        row["auroc_ovr"], row["auroc_ovr_ci"] = est(aucs[:, i])
+        row["support"] = int(cm[0, i].sum())
+        per_class[c] = row
+    with np.errstate(invalid="ignore"):
+        macro_auc = np.nanmean(aucs, axis=1)
+    out = {"per_class": per_class, "macro": _pair("f1", r["macro_f1"]) | _pair("auroc_ovr", macro_auc)
+           | {"classes": list(s.classes)}}
+    for k in ("accuracy", "weighted_f1", "balanced_accuracy", "kappa"):
+        out[k], out[f"{k}_ci"] = est(r[k])
+    out["confusion_matrix"] = {"rows": "true class", "columns": "predicted class",
+                               "classes": list(s.classes), "counts": cm[0].astype(int).tolist()}
+    out["calibration"] = calibration_block(s, val)
+    return out

@@ -1,0 +1,64 @@
+"""On ../shared/data (skipped when absent): nih-64px's folder split leaks patients; our split does not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cxrlab.cli import main
+from cxrlab.data.audit import audit_index
+from cxrlab.data.cache import build_cache, open_cache
+from cxrlab.data.dataset import CachedImageDataset
+from cxrlab.data.index import Index, load_index, write_index
+
+pytestmark = pytest.mark.shared
+
+
+def _nih64_index(shared: Path, out: Path) -> Index:
+    """Index nih-64px's {split}/{class}/<Image Index>.png, patients joined from NIH's Data_Entry CSV."""
+    root = shared / "nih-64px"
+    rows = [
+        {"image_id": p.name, "path": str(p.relative_to(root)), "given_split": p.parts[-3], "cls": p.parts[-2]}
+        for p in sorted(root.glob("*/*/*.png"))
+    ]
+    frame = pd.DataFrame(rows)
+    entry = pd.read_csv(shared / "nih-sample" / "Data_Entry_2017_v2020.csv", usecols=["Image Index", "Patient ID"])
+    patients = entry.set_index("Image Index")["Patient ID"].astype(str)
+    frame["patient_id"] = frame["image_id"].map(patients).fillna(frame["image_id"])
+    frame["normal"] = (frame["cls"] == "0_normal").astype(int)
+    frame["abnormal"] = 1 - frame["normal"]
+    write_index(Index(frame.drop(columns="cls"), "multiclass", ["normal", "abnormal"], root), out)
+    return load_index(out)
+
+
+def test_nih64_folder_split_leaks_patients(shared_data, tmp_path, capsys):
+    index = _nih64_index(shared_data, tmp_path / "index")
+    result = audit_index(index)
+    assert result["verdict"] == "leakage" and len(result["patient_leaks"]) > 0
+    assert any("train" in p["split"] and "test" in p["split"] for p in result["patient_leaks"])
+    assert main(["data", "audit", str(index.path)]) == 1
+    out = capsys.readouterr().out
+    assert result["patient_leaks"][0]["patient_id"] in out and "LEAKAGE" in out
+    # a patient-level re-split of the same images is clean
+    split_csv = tmp_path / "split.csv"
+    assert main(["data", "split", str(index.path), "--out", str(split_csv), "--seed", "1"]) == 0
+    assert main(["data", "audit", str(index.path), "--split", str(split_csv)]) == 0
+
+
+def test_nih_sample_cache_dataset(shared_data, tmp_path):
+    root = shared_data / "nih-sample"
+    names = sorted(p.name for p in (root / "images").glob("*.png"))[:12]
+    entry = pd.read_csv(root / "Data_Entry_2017_v2020.csv", usecols=["Image Index", "Patient ID", "Finding Labels"])
+    entry = entry.set_index("Image Index").loc[names]
+    frame = pd.DataFrame({"image_id": names, "path": [f"images/{n}" for n in names]})
+    frame["patient_id"] = entry["Patient ID"].astype(str).to_numpy()
+    frame["Pneumonia"] = entry["Finding Labels"].str.contains("Pneumonia").astype(int).to_numpy()
+    write_index(Index(frame, "multilabel", ["Pneumonia"], root), tmp_path / "index")
+    index = load_index(tmp_path / "index")
+    report = build_cache(index, tmp_path / "cache", size=64, workers=2, progress=False)
+    assert report["ok"] == 12
+    ds = CachedImageDataset(index, names, open_cache(tmp_path / "cache"))
+    x, y, image_id = ds[0]
+    assert x.shape == (1, 64, 64) and image_id == names[0] and x.float().std() > 5
