@@ -179,7 +179,7 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     """Adam/AdamW betas."""
     layer_lrs: dict[str, float] = field(default_factory=dict)
-    """Learning rate per parameter-name prefix, e.g. {patch_embed: 1e-5, blocks: 1e-4, head: 1e-3}; others use train.lr."""
+    """Learning rate per parameter-name prefix, e.g. {patch_embed: 1e-5, blocks: 1e-4, head: 1e-3}; others: train.lr."""
 
     def __post_init__(self) -> None:
         _one_of(self.name, OPTIMIZERS, "optim.name")

@@ -65,10 +65,10 @@ class MaskedMultiLabelLoss(nn.Module):
         if target.shape != logits.shape:
             raise CxrlabError(f"multi-label loss needs targets shaped like the logits {tuple(logits.shape)}, got "
                               f"{tuple(target.shape)}; check that the index task is multilabel")
+        logits = logits.float()  # AMP logits: compute the loss in float32
         target = target.to(logits.dtype)
         known = ~torch.isnan(target)  # (B, C)
         losses = self.elementwise(logits, torch.where(known, target, torch.zeros_like(target)))
-        losses = losses * known
         w = known.to(logits.dtype)
         if weight is not None:
             w = w * weight.to(logits.dtype).reshape(-1, 1)
@@ -134,6 +134,7 @@ class CrossEntropyLoss(nn.Module):
         self.label_smoothing = float(label_smoothing)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        logits = logits.float()  # AMP logits: compute the loss in float32
         soft = _soft_targets(logits, target, self.label_smoothing)  # (B, C)
         logp = F.log_softmax(logits, dim=1)
         cw = self.class_weight.to(logits.dtype) if self.class_weight is not None else torch.ones_like(logp[0])
@@ -152,6 +153,7 @@ class MultiClassFocalLoss(nn.Module):
         self.gamma, self.label_smoothing = gamma, float(label_smoothing)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        logits = logits.float()  # AMP logits: compute the loss in float32
         soft = _soft_targets(logits, target, self.label_smoothing)  # (B, C)
         logp = F.log_softmax(logits, dim=1)
         focal = (1 - logp.exp()) ** self.gamma

@@ -130,19 +130,18 @@ def uncertainty_frame(stats: dict[str, np.ndarray], classes: list[str]) -> pd.Da
 def uncertainty_predictions(run_dir: str | Path, split: str, method: str, out: str | Path, samples: int = 30,
                             batch_size: int = 16, tta_flip: bool = False) -> Path:
     """Predict a run's split with MC-dropout or TTA; write a predictions file with uncertainty columns."""
-    from cxrlab.explain.inputs import build_preprocess, image_set_from_index, iter_batches, load_run
+    from cxrlab.explain.inputs import build_preprocess, image_set_from_index, iter_batches, load_run, run_data
     from cxrlab.predictions import Predictions, write_predictions
 
     if method not in ("mc_dropout", "tta"):
         raise CxrlabError(f"unknown uncertainty method {method!r}; valid: mc_dropout, tta")
     if samples < 2:
         raise CxrlabError(f"--samples {samples}: need at least 2 samples to measure spread")
-    model, info, config = load_run(run_dir)
-    if config is None:
-        raise CxrlabError(f"{run_dir} has no config.yaml; pass a run directory made by `cxrlab train`")
+    model, info = load_run(run_dir)
     classes, task = list(info["classes"]), info.get("task", "multilabel")
-    images = image_set_from_index(config.data.index, classes, split, Path(run_dir) / "split.csv")
-    pre = build_preprocess(info, config)
+    index_path, split_csv = run_data(run_dir, info)
+    images = image_set_from_index(index_path, classes, split, split_csv)
+    pre = build_preprocess(info)
     parts = []
     for _, x, _ in iter_batches(images, pre, batch_size):
         if method == "mc_dropout":
@@ -152,7 +151,7 @@ def uncertainty_predictions(run_dir: str | Path, split: str, method: str, out: s
     stats = summarize(np.concatenate(parts, axis=1))
     meta = {"task": task, "classes": classes, "model": info.get("model_name"), "split": split,
             "run_dir": str(run_dir), "uncertainty": method, "samples": int(parts[0].shape[0]),
-            "checkpoint_sha256": info.get("sha256")}
+            "checkpoint_sha256": info.get("weights_sha256")}
     preds = Predictions(images.image_ids, stats["mean"], classes, meta, None, uncertainty_frame(stats, classes))
     return write_predictions(out, preds)
 

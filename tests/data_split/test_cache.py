@@ -78,3 +78,27 @@ def test_cli_cache(image_index, tmp_path, capsys):
     assert "--size 3 is out of range" in capsys.readouterr().err
     assert main(["data", "cache", str(image_index.path), "--out", str(out), "--size", "32"]) == 2
     assert "--force" in capsys.readouterr().err
+
+
+def test_resume_after_ctrl_c_mid_build(image_index, tmp_path, monkeypatch):
+    """An interruption raised inside the build (like Ctrl-C) leaves finished chunks done; resume completes."""
+    import cxrlab.data.cache as cache_mod
+
+    real, calls = cache_mod._cache_chunk, []
+
+    def interrupted(task):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(task)
+
+    build_cache(image_index, tmp_path / "full", size=16, workers=1, progress=False)
+    monkeypatch.setattr(cache_mod, "_cache_chunk", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_cache(image_index, tmp_path / "cache", size=16, workers=1, progress=False)
+    monkeypatch.setattr(cache_mod, "_cache_chunk", real)
+    done = np.fromfile(tmp_path / "cache" / "done.u8", dtype=np.uint8)
+    assert 0 < done.sum() < len(image_index)  # two chunks finished before the interruption
+    report = build_cache(image_index, tmp_path / "cache", size=16, workers=1, progress=False)
+    assert report["reused"] == int(done.sum()) and report["complete"]
+    assert (tmp_path / "cache" / "images.u8").read_bytes() == (tmp_path / "full" / "images.u8").read_bytes()

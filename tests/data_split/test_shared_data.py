@@ -12,6 +12,7 @@ from cxrlab.data.audit import audit_index
 from cxrlab.data.cache import build_cache, open_cache
 from cxrlab.data.dataset import CachedImageDataset
 from cxrlab.data.index import Index, load_index, write_index
+from cxrlab.utils import read_json
 
 pytestmark = pytest.mark.shared
 
@@ -62,3 +63,21 @@ def test_nih_sample_cache_dataset(shared_data, tmp_path):
     ds = CachedImageDataset(index, names, open_cache(tmp_path / "cache"))
     x, y, image_id = ds[0]
     assert x.shape == (1, 64, 64) and image_id == names[0] and x.float().std() > 5
+
+
+def test_cli_index_split_audit_on_shared_data(shared_data, tmp_path, capsys):
+    """The README path through `cxrlab data index` (the indexing area's verb) into split and audit."""
+    pytest.importorskip("cxrlab.commands.data_index")
+    nih64 = tmp_path / "nih64"
+    entry = shared_data / "nih-sample" / "Data_Entry_2017_v2020.csv"
+    argv = ["data", "index", str(shared_data / "nih-64px"), "--format", "folder", "--keep-split"]
+    assert main([*argv, "--patients-from", str(entry), "--out", str(nih64)]) == 0
+    assert main(["data", "audit", str(nih64 / "index.csv")]) == 1
+    assert "00000116: train 21, val 20" in capsys.readouterr().out
+    nih = tmp_path / "nih"
+    assert main(["data", "index", str(shared_data / "nih-sample"), "--format", "nih", "--out", str(nih)]) == 0
+    assert main(["data", "split", str(nih / "index.csv"), "--out", str(tmp_path / "split.csv")]) == 0
+    meta = read_json(tmp_path / "split.json")
+    assert meta["audit"]["verdict"] == "ok" and sum(meta["images"].values()) == 400
+    result = audit_index(load_index(nih), tmp_path / "split.csv")
+    assert sum(v["patients"] for v in result["splits"].values()) == 273

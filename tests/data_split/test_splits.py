@@ -132,3 +132,21 @@ def test_load_split_accepts_nih_column_and_aliases(tmp_path):
     path = tmp_path / "other_tool.csv"
     path.write_text("Image Index,split\na.png,Train\nb.png,valid\nc.png,test\n")
     assert load_split(path)["split"].tolist() == ["train", "val", "test"]
+
+
+def test_rows_without_patient_are_their_own_patient(tmp_path):
+    index = make_index(tmp_path, n_patients=30, per_patient=2)
+    frame = index.frame.copy()
+    frame["patient_id"] = frame["patient_id"].astype(object)
+    frame.loc[:9, "patient_id"] = None  # 10 images with no patient id must not become one big "nan" patient
+    index.frame = frame
+    split = patient_level_split(index, 0.2, 0.2, seed=0)
+    assert split.loc[:9, "split"].nunique() > 1
+
+
+def test_kfold_is_deterministic_and_recorded(tmp_path, small_index):
+    a, b = kfold_split(small_index, 3, seed=4), kfold_split(small_index, 3, seed=4)
+    pd.testing.assert_frame_equal(a, b)
+    write_split(a, tmp_path / "f.csv", "kfold", 4, small_index, folds=3)
+    counts = read_json(tmp_path / "f.json")["fold_images"]
+    assert sum(counts.values()) == int(a["fold"].notna().sum()) and set(counts) == {"0", "1", "2"}

@@ -99,6 +99,7 @@ def test_deepcopy_keeps_contract():
 def test_drop_rate_controls_head_dropout():
     assert create_model("tv:resnet18", 2, drop_rate=0.1, img_size=32).has_dropout
     assert not create_model("tv:resnet18", 2, img_size=32).has_dropout
+    assert not create_model("tv:efficientnet_b0", 2, img_size=32).has_dropout  # its own Dropout(0.2) is replaced
     assert create_model("timm:resnet18", 2, drop_rate=0.25, img_size=32).has_dropout
 
 
@@ -122,3 +123,12 @@ def test_wrong_image_size_at_forward_names_the_fix():
     model = create_model("cnn_baseline", 2, in_chans=1, img_size=32)
     with pytest.raises(CxrlabError, match="model.img_size"):
         model(torch.zeros(1, 1, 40, 40))
+
+
+def test_rebuild_from_model_kwargs_gives_same_architecture():
+    from cxrlab.models import rebuild_kwargs
+
+    model = create_model("cnn_gap", 2, in_chans=1, img_size=32, drop_rate=0.2, class_names=["x", "y"])
+    again = create_model(model.model_name, **rebuild_kwargs(model.model_kwargs))
+    again.load_state_dict(model.state_dict())
+    assert again.class_names == ["x", "y"] and again.head[2].p == 0.2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction, data_subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction, data_subparsers: argparse._
     p.add_argument("--report", default=None, help="also write the Markdown report here")
     p.add_argument("--json", default=None, help="also write the full audit result as JSON here")
     p.add_argument("--no-hash", action="store_true", help="skip hashing image files (no duplicate-file check)")
+    p.add_argument("--min-positives", type=int, default=5, help="flag val/test classes with fewer positives")
     p.set_defaults(func=_audit)
 
     p = data_subparsers.add_parser("cache", help="decode + resize every image once into a uint8 memmap")
@@ -45,7 +47,7 @@ def _split(args: argparse.Namespace) -> int:
     _, result = make_split(index, args.out, args.val, args.test, args.folds, args.official, args.keep_given, args.seed)
     result["source"] = args.out
     print(format_audit(result), end="")
-    print(f"wrote {args.out} (+ split.json sidecar)")
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")
     return 0
 
 
@@ -54,7 +56,7 @@ def _audit(args: argparse.Namespace) -> int:
     from cxrlab.data.index import load_index
     from cxrlab.utils import atomic_write_text, write_json
 
-    result = audit_index(load_index(args.index), args.split, hash_files=not args.no_hash)
+    result = audit_index(load_index(args.index), args.split, not args.no_hash, args.min_positives)
     text = format_audit(result)
     print(text, end="")
     if args.report:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.data.index import Index
-from cxrlab.data.splits import SPLIT_ALIASES
+from cxrlab.data.splits import SPLIT_ALIASES, patient_ids
 from cxrlab.errors import CxrlabError
 from cxrlab.utils import atomic_write_text, sha256_file
 
@@ -52,14 +52,29 @@ def _clean_split_names(values: pd.Series) -> pd.Series:
 
 # ----------------------------------------------------------------------------- file hashes
 def file_hashes(index: Index, image_ids: list[str] | None = None) -> dict[str, str | None]:
-    """sha256 per image (None when unreadable), reusing ``file_sha256.csv`` beside the index when fresh."""
+    """sha256 per image (None when unreadable).
+
+    Uses the index's own ``sha256`` column where the indexer filled it, else ``file_sha256.csv`` beside the
+    index when the file's size and mtime still match, else reads the file (and updates that sidecar).
+    """
     frame = index.frame if image_ids is None else index.subset(image_ids).frame
+    ids = frame["image_id"].astype(str).tolist()
+    out: dict[str, str | None] = {}
+    if "sha256" in frame.columns:
+        out = {i: h for i, h in zip(ids, frame["sha256"]) if isinstance(h, str) and len(h) == 64}
+    todo = [i for i in ids if i not in out]
+    if todo:
+        out.update(_hash_files(index, todo))
+    return out
+
+
+def _hash_files(index: Index, image_ids: list[str]) -> dict[str, str | None]:
     paths = dict(zip(index.frame["image_id"].astype(str), index.absolute_paths()))
     sidecar = index.path.parent / HASH_SIDECAR if index.path is not None else None
     known = _read_hash_sidecar(sidecar)
     out: dict[str, str | None] = {}
     rows = []
-    for image_id in frame["image_id"].astype(str):
+    for image_id in image_ids:
         path = paths[image_id]
         try:
             st = path.stat()
@@ -70,8 +85,9 @@ def file_hashes(index: Index, image_ids: list[str] | None = None) -> dict[str, s
         digest = known.get(key) or sha256_file(path)
         out[image_id] = digest
         rows.append((*key, digest))
-    if sidecar is not None and rows and len(rows) != sum(1 for r in rows if (r[0], r[1], r[2]) in known):
-        table = pd.DataFrame(rows, columns=["path", "size", "mtime_ns", "sha256"])
+    if sidecar is not None and any((r[0], r[1], r[2]) not in known for r in rows):
+        merged = {**known, **{(r[0], r[1], r[2]): r[3] for r in rows}}
+        table = pd.DataFrame([(*k, v) for k, v in merged.items()], columns=["path", "size", "mtime_ns", "sha256"])
         try:
             atomic_write_text(sidecar, table.to_csv(index=False, lineterminator="\n"))
         except OSError:
@@ -105,7 +121,7 @@ def audit(
     in_index = split["image_id"].isin(set(index.frame["image_id"].astype(str)))
     missing = split.loc[~in_index, "image_id"].tolist()
     split = split[in_index]
-    patients = index.frame.set_index(index.frame["image_id"].astype(str))["patient_id"].astype(str)
+    patients = pd.Series(patient_ids(index).to_numpy(), index=index.frame["image_id"].astype(str))
     split["patient_id"] = patients.loc[split["image_id"]].to_numpy()
     result: dict[str, Any] = {
         "n_images": int(len(split)),
@@ -131,9 +147,18 @@ def audit(
     return result
 
 
+def _ordered(names) -> list[str]:
+    """train, train_val, val, test first, then any other split names alphabetically."""
+    rank = {"train": 0, "train_val": 1, "val": 2, "test": 3}
+    return sorted({str(n) for n in names}, key=lambda n: (rank.get(n, 4), n))
+
+
 def _split_sizes(split: pd.DataFrame) -> dict[str, dict[str, int]]:
-    groups = split.groupby("split", sort=True)
-    return {str(name): {"images": int(len(g)), "patients": int(g["patient_id"].nunique())} for name, g in groups}
+    groups = dict(list(split.groupby("split")))
+    return {
+        name: {"images": int(len(groups[name])), "patients": int(groups[name]["patient_id"].nunique())}
+        for name in _ordered(groups)
+    }
 
 
 def _patient_leaks(split: pd.DataFrame, column: str) -> list[dict[str, Any]]:
@@ -170,7 +195,7 @@ def _class_counts(index: Index, split: pd.DataFrame) -> dict[str, dict[str, dict
     labels = sub.labels()  # (N, C)
     names = split["split"].to_numpy()
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for name in sorted(set(names)):
+    for name in _ordered(names):
         lab = labels[names == name]
         known = (~np.isnan(lab)).sum(axis=0)
         pos = np.nansum(lab, axis=0)
@@ -215,7 +240,9 @@ def index_split_column(index: Index) -> str | None:
     return None
 
 
-def audit_index(index: Index, split_path: str | Path | None = None, hash_files: bool = True) -> dict[str, Any]:
+def audit_index(
+    index: Index, split_path: str | Path | None = None, hash_files: bool = True, min_positives: int = MIN_POSITIVES
+) -> dict[str, Any]:
     """Audit a split file, else the index's own split column, else report duplicate files only."""
     if split_path is not None:
         frame = read_split_table(split_path)
@@ -227,7 +254,7 @@ def audit_index(index: Index, split_path: str | Path | None = None, hash_files: 
     else:
         frame = pd.DataFrame({"image_id": index.frame["image_id"].astype(str), "split": "all"})
         source = "no split (duplicate files only)"
-    result = audit(index, frame, hash_files=hash_files)
+    result = audit(index, frame, hash_files=hash_files, min_positives=min_positives)
     result["source"] = source
     return result
 
@@ -248,11 +275,7 @@ def format_audit(result: dict[str, Any]) -> str:
         lines += ["", f"Identical files: {len(groups)} group(s)."]
         for g in groups[:MAX_LISTED]:
             lines.append("- " + ", ".join(f"{i} ({s})" for i, s in g["images"].items()))
-    lines += ["", "| split | " + " | ".join(_first_classes(result)) + " |"]
-    lines += ["|---|" + "---:|" * len(_first_classes(result))]
-    for name, per_class in result["class_counts"].items():
-        cells = [f"{v['positives']} ({100 * v['prevalence']:.1f}%)" for v in per_class.values()]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", *_class_table(result["class_counts"])]
     if result["too_few_positives"]:
         few = ", ".join(f"{r['class']} in {r['split']} ({r['positives']})" for r in result["too_few_positives"])
         lines += ["", f"Too few positives (< {result['min_positives']}) to estimate AUROC: {few}."]
@@ -260,9 +283,15 @@ def format_audit(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _first_classes(result: dict[str, Any]) -> list[str]:
-    first = next(iter(result["class_counts"].values()), {})
-    return list(first)
+def _class_table(class_counts: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """One row per class, one column per split: positives (prevalence)."""
+    splits = list(class_counts)
+    classes = list(next(iter(class_counts.values()), {}))
+    lines = ["| class | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
+    for c in classes:
+        cells = [f"{class_counts[s][c]['positives']} ({100 * class_counts[s][c]['prevalence']:.1f}%)" for s in splits]
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _leak_lines(kind: str, leaks: list[dict[str, Any]]) -> str:

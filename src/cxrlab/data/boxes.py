@@ -44,7 +44,8 @@ def read_boxes(path: str | Path) -> pd.DataFrame:
         bad = values.isna()
         if bad.any():
             row = int(bad.to_numpy().nonzero()[0][0]) + 2  # 1-based, after the header
-            raise CxrlabError(f"{path}: row {row} has a non-numeric {col!r} ({frame[col].iloc[row - 2]!r}); fix or drop it")
+            value = frame[col].iloc[row - 2]
+            raise CxrlabError(f"{path}: row {row} has a non-numeric {col!r} ({value!r}); fix or drop the row")
         frame[col] = values.astype(float)
     frame["image_id"] = frame["image_id"].str.strip()
     frame["label"] = frame["label"].str.strip()

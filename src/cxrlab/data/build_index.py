@@ -115,7 +115,8 @@ def read_labels(path: str | Path, drop_no_finding: bool = False) -> Index:
             index.classes = [c for c in index.classes if c != "No Finding"]
         return index
     if not path.is_file():
-        raise CxrlabError(f"{path}: labels file not found; pass an index folder, index.csv, Data_Entry CSV or labels CSV")
+        raise CxrlabError(f"{path}: labels file not found; pass an index folder, index.csv, "
+                          "NIH Data_Entry CSV or labels CSV")
     if is_data_entry(path):
         frame, classes, _ = parse_data_entry(path, drop_no_finding)
         frame.insert(1, "path", frame["image_id"])

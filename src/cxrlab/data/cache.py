@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -243,6 +244,14 @@ def _run(tasks: list, workers: int):
     if workers == 1 or len(tasks) <= 1:
         yield from map(_cache_chunk, tasks)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), initializer=_ignore_sigint)
+    try:
         for future in as_completed([pool.submit(_cache_chunk, t) for t in tasks]):
             yield future.result()
+    finally:  # on Ctrl-C drop the queued chunks; finished ones are already marked done
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops cleanly (no traceback from every process)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

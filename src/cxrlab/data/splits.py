@@ -26,12 +26,18 @@ SPLIT_ALIASES = {"valid": "val", "validation": "val", "dev": "val", "training": 
 
 
 # ----------------------------------------------------------------------------- stratification core
+def patient_ids(index: Index) -> pd.Series:
+    """Patient id per row as str; a row without one is its own patient (the indexer warns about those)."""
+    ids = index.frame["image_id"].astype(str)
+    return index.frame["patient_id"].astype("string").fillna(ids).astype(str)
+
+
 def _patient_table(index: Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per patient: ids (P,), image counts (P,), label counts (P, C) used for stratification."""
     labels = np.nan_to_num(index.labels(), nan=0.0)  # unknown counts as not positive
     if index.task == "multiclass":  # one class per image: one-hot of the class index
         labels = np.eye(len(index.classes), dtype=np.float32)[index.class_indices()]
-    patients = index.frame["patient_id"].astype(str).to_numpy()
+    patients = patient_ids(index).to_numpy()
     ids, inverse = np.unique(patients, return_inverse=True)
     counts = np.bincount(inverse, minlength=len(ids)).astype(np.float64)
     label_counts = np.zeros((len(ids), labels.shape[1]), dtype=np.float64)
@@ -112,7 +118,7 @@ def _require_nonempty(frame: pd.DataFrame, names: list[str], fractions: dict[str
 
 
 def _base_frame(index: Index) -> pd.DataFrame:
-    return pd.DataFrame({"image_id": index.frame["image_id"].astype(str), "patient_id": index.frame["patient_id"]})
+    return pd.DataFrame({"image_id": index.frame["image_id"].astype(str), "patient_id": patient_ids(index)})
 
 
 # ----------------------------------------------------------------------------- split makers
@@ -127,7 +133,7 @@ def patient_level_split(index: Index, val: float = 0.1, test: float = 0.2, seed:
     folds = iterative_stratification(label_counts, counts, [1.0 - val - test, val, test], seed)
     by_patient = dict(zip(ids, np.asarray(SPLITS)[folds]))
     frame = _base_frame(index)
-    frame["split"] = frame["patient_id"].astype(str).map(by_patient)
+    frame["split"] = frame["patient_id"].map(by_patient)
     _require_nonempty(frame, ["train", "val", "test"], {"train": 1 - val - test, "val": val, "test": test})
     return frame[["image_id", "split"]]
 
@@ -151,7 +157,7 @@ def kfold_split(index: Index, k: int, test: float = 0.2, seed: int = 0) -> pd.Da
         raise CxrlabError(f"only {int(keep.sum())} non-test patients for --folds {k}; use more data or fewer folds")
     fold[keep] = iterative_stratification(label_counts[keep], counts[keep], [1.0 / k] * k, seed + 1)
     frame = _base_frame(index)
-    pos = pd.Series(np.arange(len(ids)), index=ids)[frame["patient_id"].astype(str)].to_numpy()
+    pos = pd.Series(np.arange(len(ids)), index=ids)[frame["patient_id"]].to_numpy()
     frame["split"] = np.where(is_test[pos], "test", "train")
     frame["fold"] = pd.array(np.where(fold[pos] >= 0, fold[pos], 0), dtype="Int64")
     frame.loc[is_test[pos], "fold"] = pd.NA
@@ -183,13 +189,13 @@ def official_split(index: Index, val: float = 0.1, seed: int = 0) -> pd.DataFram
     frame["split"] = np.where(official == "test", "test", "train")
     # only patients with every image in train_val may go to val, so val never shares a patient with test
     test_patients = set(frame.loc[frame["split"] == "test", "patient_id"].astype(str))
-    eligible = (frame["split"] == "train") & ~frame["patient_id"].astype(str).isin(test_patients)
+    eligible = (frame["split"] == "train") & ~frame["patient_id"].isin(test_patients)
     if val > 0 and eligible.any():
         sub = index.subset(frame.loc[eligible, "image_id"].tolist())
         ids, counts, label_counts = _patient_table(sub)
         folds = iterative_stratification(label_counts, counts, [1.0 - val, val], seed)
         val_patients = set(ids[folds == 1])
-        frame.loc[eligible & frame["patient_id"].astype(str).isin(val_patients), "split"] = "val"
+        frame.loc[eligible & frame["patient_id"].isin(val_patients), "split"] = "val"
     _require_nonempty(frame, ["val"], {"val": val})
     return frame[["image_id", "split"]]
 
@@ -245,10 +251,16 @@ def write_split(
         "fractions": {s: round(float(counts.get(s, 0)) / max(len(frame), 1), 4) for s in SPLITS},
         "images": {s: int(counts.get(s, 0)) for s in SPLITS},
         "folds": folds,
+        "fold_images": _fold_counts(frame) if "fold" in frame.columns else None,
         "audit": audit_summary,
     }
     write_json(path.with_suffix(".json"), meta)
     return path
+
+
+def _fold_counts(frame: pd.DataFrame) -> dict[str, int]:
+    counts = frame["fold"].dropna().astype(int).value_counts().sort_index()
+    return {str(k): int(v) for k, v in counts.items()}
 
 
 def load_split(path: str | Path) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -208,3 +209,42 @@ def _paste_box(images: torch.Tensor, other: torch.Tensor, lam: float) -> tuple[t
     images = images.clone()
     images[..., y0:y1, x0:x1] = other[..., y0:y1, x0:x1]
     return images, 1 - (y1 - y0) * (x1 - x0) / (h * w)  # the area actually pasted
+
+
+# --------------------------------------------------------------------------- preview
+
+
+def preview_grid(index_path: str, out: str, policy: str = "medical", n: int = 16, cache: str | None = None,
+                 image_size: int = 224, seed: int = 0, clahe: bool = False, cache_size: int = 256) -> str:
+    """Write a PNG grid of ``n`` training-augmented images (first row of each pair: the eval view).
+
+    Images come from the cache when given, else are decoded from the index's files.
+    """
+    from PIL import Image
+
+    from cxrlab.data.dataset import CachedImageDataset, FileImageDataset
+    from cxrlab.data.index import load_index
+
+    if n < 1:
+        raise CxrlabError(f"--n {n} must be at least 1")
+    index = load_index(index_path)
+    rng = np.random.default_rng(seed)
+    ids = [index.image_ids[i] for i in rng.choice(len(index), size=min(n, len(index)), replace=False)]
+    ds = (CachedImageDataset(index, ids, cache) if cache else FileImageDataset(index, ids, size=cache_size))
+    torch.manual_seed(seed)
+    train_tf = build_transform(policy, True, image_size, 1, (0.5,), (0.25,), clahe=clahe)
+    eval_tf = build_transform(policy, False, image_size, 1, (0.5,), (0.25,), clahe=clahe)
+    tiles = []
+    for i in range(len(ds)):
+        x = ds[i][0]
+        pair = [eval_tf(x), train_tf(x)]  # (1, S, S) each, normalised with mean 0.5 std 0.25
+        tiles.append(torch.cat([(t * 0.25 + 0.5).clamp(0, 1) for t in pair], dim=1)[0])  # (2S, S)
+    cols = int(math.ceil(math.sqrt(len(tiles))))
+    rows = int(math.ceil(len(tiles) / cols))
+    grid = torch.zeros(rows * 2 * image_size, cols * image_size)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, cols)
+        grid[r * 2 * image_size:(r + 1) * 2 * image_size, c * image_size:(c + 1) * image_size] = tile
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((grid.numpy() * 255).astype(np.uint8)).save(out)
+    return str(out)

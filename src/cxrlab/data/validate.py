@@ -141,7 +141,7 @@ def _fill_patients(frame: pd.DataFrame, warnings: list[str]) -> None:
     if missing.any():
         frame["patient_id"] = pid.where(~missing, frame["image_id"])
         warnings.append(f"{int(missing.sum())} image(s) have no patient id; each is treated as its own patient, "
-                        "so patient leakage between splits cannot be ruled out for them")
+                        "so leakage cannot be ruled out (one patient in two splits)")
     else:
         frame["patient_id"] = pid
 

@@ -16,7 +16,7 @@ padding:0 1em;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #ccc;margin-top:1.8em}
 table{border-collapse:collapse;margin:0.8em 0;font-size:0.9em}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}
-td:first-child,th:first-child{text-align:left}
+td:first-child,th:first-child,td.t{text-align:left}
 figure{display:inline-block;margin:0.5em}figcaption{font-size:0.85em;color:#555}
 img{max-width:100%}.note{color:#7a4b00}.small{font-size:0.85em;color:#555}
 """
@@ -65,7 +65,7 @@ class Document:
                 parts.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in b[1]) + "</ul>")
             elif b[0] == "table":
                 head = "".join(f"<th>{e(h)}</th>" for h in b[1])
-                body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in b[2])
+                body = "".join("<tr>" + "".join(_td(c) for c in r) + "</tr>" for r in b[2])
                 parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
             elif b[0] == "fig":
                 data = base64.b64encode(b[2]).decode("ascii")
@@ -99,6 +99,12 @@ def _cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"
     return str(v)
+
+
+def _td(text: str) -> str:
+    """Numbers (and intervals, n/a) right-aligned; words left-aligned."""
+    numeric = text[:1].isdigit() or text[:1] in "+-<" or text == "n/a"
+    return f"<td>{html.escape(text)}</td>" if numeric else f"<td class='t'>{html.escape(text)}</td>"
 
 
 def _md(text: str) -> str:

@@ -6,8 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from cxrlab.data.index import Index
 from cxrlab.evaluate.bootstrap import patient_weights, with_point
 from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
@@ -128,7 +126,3 @@ def _print_summary(result: dict) -> None:
           file=sys.stderr)
     if result["task"] == "multilabel" and result["macro"]["undefined"]:
         print(f"undefined (one label value, not averaged): {', '.join(result['macro']['undefined'])}", file=sys.stderr)
-
-
-def as_array(values: list | None) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in (values or [])], dtype=float)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
-from cxrlab.data.index import Index, load_index
+from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
 from cxrlab.utils import read_json
 
@@ -67,12 +65,8 @@ def load_labels(path: str | Path | None, source: Source | None = None) -> Index:
     path = Path(path)
     if not path.exists():
         raise CxrlabError(f"labels {path} do not exist; pass --labels INDEX_DIR, index.csv or Data_Entry CSV")
-    if path.is_dir() or (path.name == "index.csv" and path.with_suffix(".json").exists()):
-        return load_index(path)
-    try:
-        from cxrlab.data.build_index import read_labels
-    except ImportError:  # the data area not installed yet: NIH files still work
-        return _read_nih_labels(path)
+    from cxrlab.data.build_index import read_labels
+
     return read_labels(path)
 
 
@@ -89,16 +83,3 @@ def _labels_from_run(source: Source | None) -> Path:
         if index and Path(index).exists():
             return Path(index)
     raise CxrlabError(f"run {source.run_dir} does not name an index that exists here; {hint}")
-
-
-def _read_nih_labels(path: Path) -> Index:
-    """Minimal NIH ``Data_Entry`` reader, used only when ``cxrlab.data.build_index`` is unavailable."""
-    frame = pd.read_csv(path, dtype=str)
-    if "Finding Labels" not in frame.columns or "Image Index" not in frame.columns:
-        raise CxrlabError(f"{path}: cannot read labels without cxrlab.data.build_index (not an NIH Data_Entry CSV)")
-    findings = frame["Finding Labels"].fillna("").str.get_dummies(sep="|")
-    classes = sorted(findings.columns)
-    out = pd.DataFrame({"image_id": frame["Image Index"], "path": frame["Image Index"]})
-    out["patient_id"] = frame.get("Patient ID", frame["Image Index"])
-    out = pd.concat([out, findings[classes].astype(float)], axis=1)
-    return Index(out, "multilabel", classes, path.parent, {"format": "nih"}, path)

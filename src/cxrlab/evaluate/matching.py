@@ -27,6 +27,7 @@ class Scored:
     task: str
     notes: list[str] = field(default_factory=list)
     counts: dict = field(default_factory=dict)
+    patient_names: np.ndarray | None = None  # (N,) str, to re-index patients after subsetting
 
     @property
     def n_patients(self) -> int:
@@ -75,7 +76,19 @@ def match_predictions(preds: Predictions, labels: Index, logits: bool = False) -
     _, patients = np.unique(patient_names, return_inverse=True)
     counts = {"predicted": n_pred, "scored": len(ids), "unlabelled": n_pred - int(known.sum()),
               "patients": int(patients.max()) + 1, "labelled_images": len(frame)}
-    return Scored(ids, patients.astype(np.int64), y, p, classes, labels.task, notes, counts)
+    return Scored(ids, patients.astype(np.int64), y, p, classes, labels.task, notes, counts, patient_names)
+
+
+def subset_scored(s: Scored, image_ids: list[str], classes: list[str]) -> Scored:
+    """The rows of ``image_ids`` and columns of ``classes``, in that order (patients re-indexed)."""
+    pos = {image_id: i for i, image_id in enumerate(s.image_ids)}
+    rows = np.array([pos[i] for i in image_ids], dtype=np.int64)
+    cols = [s.classes.index(c) for c in classes]
+    names = s.patient_names[rows] if s.patient_names is not None else np.asarray(image_ids, dtype=object)
+    _, patients = np.unique(names, return_inverse=True)
+    counts = {**s.counts, "scored": len(rows), "patients": int(patients.max()) + 1 if len(rows) else 0}
+    return Scored(list(image_ids), patients.astype(np.int64), s.y[rows][:, cols], s.p[rows][:, cols],
+                  list(classes), s.task, list(s.notes), counts, names)
 
 
 def _check_ids(preds: Predictions, where: str) -> None:

@@ -79,7 +79,8 @@ def _calibration(doc: Document, r: dict) -> None:
         text = f"Calibration (test): Brier {cal['brier']:.4f}, top-label ECE {cal['ece_top_label']:.4f}"
         if cal.get("after_temperature"):
             a = cal["after_temperature"]
-            text += f"; after temperature {cal['temperature']:.3f}: Brier {a['brier']:.4f}, ECE {a['ece_top_label']:.4f}"
+            text += f"; after temperature {cal['temperature']:.3f}: Brier {a['brier']:.4f}, "
+            text += f"ECE {a['ece_top_label']:.4f}"
     doc.text(text)
 
 

@@ -47,44 +47,44 @@ class Preprocess:
     std: list[float]
 
 
-def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any], Any]:
-    """(model in eval mode, checkpoint info, run config or None) from a run directory or checkpoint file."""
+def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """(model in eval mode, checkpoint info) from a run directory or checkpoint file."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise CxrlabError(f"run {run_dir} does not exist; train one with `cxrlab train --config FILE`")
-    try:
-        from cxrlab.train.checkpoint import load_run_model
-    except ImportError as exc:  # pragma: no cover - training area not installed
-        raise CxrlabError(f"cannot load runs: cxrlab.train.checkpoint is unavailable ({exc})") from None
+    from cxrlab.train.checkpoint import load_run_model
+
     model, info = load_run_model(run_dir)
-    config = None
-    cfg_path = (run_dir if run_dir.is_dir() else run_dir.parent.parent) / "config.yaml"
-    if cfg_path.exists():
-        from cxrlab.config import load_config
-
-        config = load_config(cfg_path)
-    return model.eval(), info, config
+    return model.eval(), info
 
 
-def build_preprocess(info: dict[str, Any], config: Any = None) -> Preprocess:
+def run_data(run_dir: str | Path, info: dict[str, Any]) -> tuple[str, Path]:
+    """(index path, split.csv path) the run was trained on."""
+    run_dir = Path(run_dir)
+    index = info.get("preprocess", {}).get("index") or (info.get("config") or {}).get("data", {}).get("index")
+    if not index:
+        raise CxrlabError(f"{run_dir}: the checkpoint does not record its index; pass --index INDEX")
+    split = run_dir / "split.csv" if run_dir.is_dir() else Path(info.get("preprocess", {}).get("split", ""))
+    return index, split
+
+
+def build_preprocess(info: dict[str, Any]) -> Preprocess:
     """The run's deterministic evaluation preprocessing (see module docstring)."""
     from torchvision.transforms import v2
 
     from cxrlab.data.transforms import build_transform
 
     pre = info.get("preprocess", {})
-    policy = config.augment.policy if config is not None else "none"
-    clahe = bool(config.augment.clahe) if config is not None else False
     size = int(pre.get("image_size", 224))
     mean, std = list(pre.get("mean", [0.5])), list(pre.get("std", [0.25]))
-    transform = build_transform(policy, False, size, int(pre.get("in_chans", 1)), mean, std, clahe=clahe)
+    transform = build_transform(pre.get("augment_policy", "none"), False, size, int(pre.get("in_chans", 1)),
+                                mean, std, clahe=bool(pre.get("clahe", False)))
     base = size
     for step in getattr(transform, "transforms", []):
         if isinstance(step, v2.Resize):
             base = int(step.size[0])
-    resize_policy = pre.get("policy") or (config.data.policy if config is not None else "letterbox")
-    cache_size = int(pre.get("cache_size") or (config.data.cache_size if config is not None else 256))
-    return Preprocess(transform, cache_size, resize_policy, base, size, mean, std)
+    return Preprocess(transform, int(pre.get("cache_size") or 256), pre.get("policy") or "letterbox", base, size,
+                      mean, std)
 
 
 def image_set_from_files(path: str | Path) -> ImageSet:

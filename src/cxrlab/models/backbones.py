@@ -26,19 +26,17 @@ from cxrlab.models.contract import (
 )
 
 
-def _timm_kwargs(name: str, num_classes: int, in_chans: int, drop_rate: float | None, img_size: int) -> dict:
+def _timm_create(name: str, pretrained: bool, kwargs: dict[str, Any], img_size: int) -> nn.Module:
+    """timm.create_model, passing ``img_size`` to the models that take it (transformers: their position grid
+    depends on it); CNNs reject the argument with a TypeError before building anything."""
     import timm
 
-    kwargs: dict[str, Any] = {"num_classes": num_classes, "in_chans": in_chans}
-    if drop_rate is not None:
-        kwargs["drop_rate"] = drop_rate
-    cfg = timm.models.get_pretrained_cfg(name)
-    # Transformers take img_size (their position grid depends on it); CNNs reject the argument.
-    if any(key in name for key in ("vit", "swin", "deit", "eva", "beit", "dinov2", "cait", "xcit")):
-        kwargs["img_size"] = img_size
-    elif cfg is not None and "fixed_input_size" in cfg.to_dict() and cfg.fixed_input_size:
-        kwargs["img_size"] = img_size
-    return kwargs
+    try:
+        return timm.create_model(name, pretrained=pretrained, img_size=img_size, **kwargs)
+    except TypeError as exc:
+        if "img_size" not in str(exc):
+            raise
+    return timm.create_model(name, pretrained=pretrained, **kwargs)
 
 
 def create_timm(name: str, num_classes: int, in_chans: int, pretrained: bool, drop_rate: float | None,
@@ -52,12 +50,18 @@ def create_timm(name: str, num_classes: int, in_chans: int, pretrained: bool, dr
                           + "; see `cxrlab models list` or timm.list_models()")
     if pretrained and not W.timm_weights_cached(name) and W.is_offline("timm"):
         raise W.offline_error(f"timm:{name}")
+    kwargs: dict[str, Any] = {"num_classes": num_classes, "in_chans": in_chans}
+    if drop_rate is not None:
+        kwargs["drop_rate"] = drop_rate
     try:
-        model = timm.create_model(name, pretrained=pretrained, **_timm_kwargs(name, num_classes, in_chans,
-                                                                               drop_rate, img_size))
+        model = _timm_create(name, pretrained, kwargs, img_size)
     except (TypeError, ValueError, AssertionError, RuntimeError) as exc:
         raise CxrlabError(f"timm:{name} cannot be built with num_classes={num_classes}, in_chans={in_chans}, "
-                          f"img_size={img_size} ({str(exc).splitlines()[0][:150]}); check model.img_size") from None
+                          f"img_size={img_size} ({_first_line(exc)}); check model.img_size") from None
+    except Exception as exc:  # hub download failures (HTTP, SSL, timeouts): say what to do instead
+        if not pretrained:
+            raise
+        raise W.download_error(f"timm:{name}", exc) from None
     return model, _timm_contract(model, in_chans, img_size)
 
 
@@ -114,6 +118,11 @@ class TorchvisionClassifier(nn.Module):
         return self.head(self.model(x))
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:150] if text else type(exc).__name__
+
+
 def _last_linear(model: nn.Module) -> str:
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not names:
@@ -153,8 +162,12 @@ def create_tv(name: str, num_classes: int, in_chans: int, pretrained: bool, drop
     kwargs = {"image_size": img_size} if name.startswith("vit_") else {}
     try:
         net = torchvision.models.get_model(name, weights=weights, **kwargs)
-    except (ValueError, TypeError) as exc:
-        raise CxrlabError(f"tv:{name} cannot be built at img_size={img_size} ({str(exc)[:150]})") from None
+    except (ValueError, TypeError, AssertionError) as exc:
+        raise CxrlabError(f"tv:{name} cannot be built at img_size={img_size} ({_first_line(exc)})") from None
+    except Exception as exc:  # download failures
+        if weights is None:
+            raise
+        raise W.download_error(f"tv:{name}", exc) from None
     if in_chans != 3:
         adapt_first_conv(net, in_chans)
     cam_layer, reshape = _tv_cam(net)

@@ -92,7 +92,7 @@ def annotate(model: nn.Module, *, name: str, kwargs: dict[str, Any], class_names
 def adapt_first_conv(model: nn.Module, in_chans: int) -> None:
     """Replace the first 3-channel ``Conv2d`` by an ``in_chans`` one; RGB kernels are summed for 1 channel
     (what timm's ``adapt_input_conv`` does), so a pretrained filter sees a gray image as it saw RGB."""
-    for parent_name, parent in model.named_modules():
+    for _, parent in model.named_modules():
         for child_name, child in parent.named_children():
             if isinstance(child, nn.Conv2d) and child.in_channels == 3:
                 new = nn.Conv2d(in_chans, child.out_channels, child.kernel_size, child.stride, child.padding,

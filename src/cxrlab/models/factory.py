@@ -14,8 +14,8 @@ from torch import nn
 
 from cxrlab.errors import CxrlabError
 from cxrlab.models import weights as W
-from cxrlab.models.contract import HALF, annotate, data_config, token_reshape
-from cxrlab.registry import Registry
+from cxrlab.models.contract import HALF, IMAGENET_MEAN, IMAGENET_STD, annotate, data_config, token_reshape
+from cxrlab.registry import Registry, unknown_name_message
 
 MODELS = Registry("model")
 
@@ -65,9 +65,11 @@ def _resnet34_scratch(num_classes, in_chans, pretrained, drop_rate, img_size):
     from cxrlab.models.paper import ResNet34Scratch
 
     model = ResNet34Scratch(num_classes, in_chans, 0.0 if drop_rate is None else drop_rate)
+    contract = _paper_contract("layer4", None, in_chans, img_size, ("fc.",))
     if pretrained:
         _load_tv_resnet34(model)
-    return model, _paper_contract("layer4", None, in_chans, img_size, ("fc.",))
+        contract["config"] = data_config(IMAGENET_MEAN, IMAGENET_STD, in_chans, img_size)
+    return model, contract
 
 
 def _load_tv_resnet34(model: nn.Module) -> None:
@@ -130,6 +132,8 @@ def _build(name: str, num_classes: int, in_chans: int, pretrained: bool, drop_ra
         return (*backbones.create_timm(name[5:], num_classes, in_chans, pretrained, drop_rate, img_size), "timm")
     if name.startswith("tv:"):
         return (*backbones.create_tv(name[3:], num_classes, in_chans, pretrained, drop_rate, img_size), "tv")
+    if name not in MODELS:
+        raise CxrlabError(unknown_name_message("model", name, MODELS.names()) + ", or timm:NAME / tv:NAME")
     model, contract = MODELS.get(name)(num_classes, in_chans, pretrained, drop_rate, img_size)
     return model, contract, "ours"
 

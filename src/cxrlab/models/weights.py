@@ -166,6 +166,14 @@ def offline_error(name: str) -> CxrlabError:
                        "train from scratch with --set model.pretrained=false")
 
 
+def download_error(name: str, exc: BaseException) -> CxrlabError:
+    """The one-line error for a hub download that started but failed."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+    return CxrlabError(f"model {name}: downloading pretrained weights failed ({type(exc).__name__}: {reason}); "
+                       "pass --set model.weights=PATH (a local file or folder), retry online, or use "
+                       "--set model.pretrained=false")
+
+
 def timm_weights_cached(model_name: str) -> bool:
     """Whether timm's hub weights for ``model_name`` are already in the Hugging Face cache."""
     try:

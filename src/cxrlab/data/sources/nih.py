@@ -77,7 +77,8 @@ def parse_data_entry(csv_path: Path, drop_no_finding: bool = False) -> tuple[pd.
     return frame, list(classes), {"unknown_labels": unknown, "no_label": no_label}
 
 
-_ALIASES = {"NoFinding": NO_FINDING, "Pleural_thickening": "Pleural_Thickening", "PleuralThickening": "Pleural_Thickening"}
+_ALIASES = {"NoFinding": NO_FINDING, "Pleural_thickening": "Pleural_Thickening",
+            "PleuralThickening": "Pleural_Thickening"}
 
 
 def _canonical(label: str) -> str:

@@ -13,7 +13,7 @@ Generative model (coordinates are fractions of the image side, rendering is vect
 
   - multi-label (``Nodule``, ``Mass``, ``Effusion``, ``Opacity``), each present with ``prevalence``
     and kept at a follow-up with probability ``persistence``: Nodule = small bright disc (radius
-    ``0.035 * finding_scale``), Mass = large disc (``0.08``), Effusion = bright fluid filling one lung base up
+    ``0.045 * finding_scale``), Mass = large dense sharp-edged disc (``0.085``), Effusion = bright fluid filling one lung base up
     to a meniscus, Opacity = diffuse textured patch (radius ~0.09).
   - multi-class (``normal``, ``bacteria``, ``virus``, ``COVID-19``), one class per patient: bacteria = one
     dense lobar consolidation in one lung; virus = bilateral perihilar reticular (striped) texture;
@@ -23,7 +23,7 @@ Generative model (coordinates are fractions of the image side, rendering is vect
   tightly covers what was planted. Written in NIH ``BBox_List_2017.csv`` layout in the phantom's own pixel
   space (``phantom.json`` says ``boxes_image_size``).
 
-Every image has its own seed (``SeedSequence([seed, i])``), so rendering is deterministic whether it runs in
+Every image has its own seeds (``SeedSequence([seed, i, stream])``), so rendering is deterministic whether it runs in
 one process or many.
 """
 
@@ -109,15 +109,15 @@ def _finding_field(name: str, lungs: np.ndarray, size: int, r: np.random.Generat
     """One or more (S, S) fields in [0, 1] for a finding (one per box), already clipped to the lungs."""
     mask = lungs > 0.5
     if name in ("Nodule", "Mass", "bacteria", "Opacity"):
-        frac = {"Nodule": 0.035, "Mass": 0.08, "bacteria": 0.12, "Opacity": 0.09}[name]
+        frac = {"Nodule": 0.045, "Mass": 0.085, "bacteria": 0.12, "Opacity": 0.09}[name]
         radius = frac * scale * size * r.uniform(0.85, 1.15)
         cx, cy = _pick_center(mask, radius, r)
         field = _disc(size, cx, cy, radius)
         if name == "Opacity":  # patchy: modulate with a low-frequency random texture
             tex = cv2.resize(r.random((6, 6), dtype=np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
             field = field * np.clip(0.5 + tex, 0, 1.2) / 1.2
-        elif name == "bacteria":
-            field = np.minimum(1.0, field * 2.5)  # dense, sharp-edged consolidation
+        elif name in ("bacteria", "Mass"):
+            field = np.minimum(1.0, field * 2.5)  # dense and sharp-edged, unlike a soft opacity
         return [field * lungs]
     if name == "Effusion":
         return [_effusion(lungs, mask, size, r)]
@@ -164,8 +164,10 @@ def _bilateral(name: str, lungs, mask, size: int, r: np.random.Generator, scale:
     return fields
 
 
-AMPLITUDE = {"Nodule": 0.35, "Mass": 0.28, "Effusion": 0.35, "Opacity": 0.3,
-             "bacteria": 0.3, "virus": 0.35, "COVID-19": 0.28}
+# Brightness added at a finding's peak (image range ~0-1) at contrast 1.0: chosen so that a 4-layer CNN
+# reaches validation macro AUROC > 0.9 within 6 epochs on 900 images at 64 px (see docs/readme).
+AMPLITUDE = {"Nodule": 0.5, "Mass": 0.4, "Effusion": 0.35, "Opacity": 0.45,
+             "bacteria": 0.3, "virus": 0.35, "COVID-19": 0.3}
 
 
 def _box(field: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -178,11 +180,13 @@ def _box(field: np.ndarray) -> tuple[int, int, int, int] | None:
 def render_image(item: dict[str, Any]) -> list[tuple[str, str, int, int, int, int]]:
     """Render one planned image to ``item['path']``; returns its boxes (image_id, label, x, y, w, h)."""
     size, contrast = item["size"], item["contrast"]
-    r = np.random.default_rng(np.random.SeedSequence([item["seed"], item["index"]]))
+    # Separate streams: the anatomy and noise of an image do not depend on which findings it carries.
+    r = np.random.default_rng(np.random.SeedSequence([item["seed"], item["index"], 0]))
+    rf = np.random.default_rng(np.random.SeedSequence([item["seed"], item["index"], 1]))
     img, lungs = _render_anatomy(_patient_anatomy(item["seed"], item["patient"]), size, r)
     boxes = []
     for name in item["findings"]:
-        for field in _finding_field(name, lungs, size, r, item["finding_scale"]):
+        for field in _finding_field(name, lungs, size, rf, item["finding_scale"]):
             box = _box(field)
             if box is None:
                 continue

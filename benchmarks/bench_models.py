@@ -1,0 +1,94 @@
+"""Benchmark: images/s of each paper model at 224, forward only (eval, no grad) and a full train step
+(forward + BCE loss + backward + AdamW step), on random tensors, batch 8, after warm-up.
+
+Run: ``python benchmarks/bench_models.py`` (CPU, all threads) or
+``python benchmarks/bench_models.py --device cuda --models timm:resnet50 --batch 64 --amp``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from cxrlab.losses import build_loss
+from cxrlab.models import count_parameters, create_model
+
+PAPER = ["cnn_baseline", "cnn_gap", "resnet34_scratch", "vit_v1", "vit_v2", "vit_multiscale"]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(step, iters: int, warmup: int, device: torch.device) -> float:
+    """Seconds per call of ``step`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(iters):
+        step()
+    _sync(device)
+    return (time.perf_counter() - start) / iters
+
+
+def bench_model(name: str, args: argparse.Namespace) -> dict:
+    """Forward and train-step images/s for one model."""
+    device = torch.device(args.device)
+    model = create_model(name, 15, in_chans=args.in_chans, img_size=args.img_size).to(device)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    x = torch.randn(args.batch, args.in_chans, args.img_size, args.img_size, device=device).to(memory_format=fmt)
+    y = (torch.rand(args.batch, 15, device=device) < 0.2).float()
+    loss_fn = build_loss("bce", "multilabel", 15)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp)
+
+    def forward() -> None:
+        with torch.no_grad(), amp:
+            model(x)
+
+    def train_step() -> None:
+        with amp:
+            loss = loss_fn(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    model.eval()
+    t_fwd = _timed(forward, args.iters, args.warmup, device)
+    model.train()
+    t_train = _timed(train_step, args.iters, args.warmup, device)
+    return {"model": name, "params_M": count_parameters(model) / 1e6,
+            "forward_img_s": args.batch / t_fwd, "train_img_s": args.batch / t_train}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=PAPER)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--img-size", type=int, default=224)
+    parser.add_argument("--in-chans", type=int, default=1)
+    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast")
+    parser.add_argument("--channels-last", action="store_true")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"device={args.device} threads={torch.get_num_threads()} batch={args.batch} img={args.img_size} "
+          f"in_chans={args.in_chans} amp={args.amp} channels_last={args.channels_last}")
+    print(f"{'model':<24}{'params':>10}{'forward img/s':>16}{'train img/s':>14}")
+    for name in args.models:
+        r = bench_model(name, args)
+        print(f"{r['model']:<24}{r['params_M']:>9.2f}M{r['forward_img_s']:>16.1f}{r['train_img_s']:>14.1f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""``cxrlab data phantom`` and ``cxrlab data index``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+
+def register(subparsers, data_subparsers) -> None:
+    """Add ``data phantom`` and ``data index`` to the ``cxrlab data`` group."""
+    p = data_subparsers.add_parser("phantom", help="write a synthetic chest X-ray dataset with planted findings")
+    p.add_argument("--out", required=True, help="output folder (images/, labels.csv, BBox_List_2017.csv)")
+    p.add_argument("--n", type=int, default=200, help="number of images (default 200)")
+    p.add_argument("--task", choices=["multilabel", "multiclass"], default="multilabel")
+    p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--contrast", type=float, default=1.0, help="finding brightness multiplier (1 easy, 0.3 hard)")
+    p.add_argument("--finding-scale", type=float, default=1.0, help="finding size multiplier")
+    p.add_argument("--prevalence", type=float, default=0.3, help="per-finding prevalence (multilabel)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.set_defaults(func=_phantom)
+
+    p = data_subparsers.add_parser("index", help="index and validate a dataset (NIH, labels CSV or class folders)")
+    p.add_argument("root", metavar="ROOT", help="dataset folder (for csv: the folder or the labels CSV)")
+    p.add_argument("--format", dest="fmt", required=True, choices=["nih", "csv", "folder"])
+    p.add_argument("--out", required=True, help="output folder for index.csv, index.json, validation.*")
+    p.add_argument("--labels", help="labels CSV (csv: default ROOT/labels.csv; nih: Data_Entry_2017*.csv)")
+    p.add_argument("--task", choices=["multilabel", "multiclass"], help="csv: override the inferred task")
+    p.add_argument("--classes", help="csv: comma-separated class columns/names, in order")
+    p.add_argument("--drop-no-finding", action="store_true", help="nih: 14 findings, without 'No Finding'")
+    p.add_argument("--keep-split", action="store_true", help="folder: keep split folders as a given_split column")
+    p.add_argument("--patients-from", help="folder: NIH Data_Entry CSV to join patient ids by file name")
+    p.add_argument("--check-decode", action="store_true", help="fully decode every image (slower)")
+    p.add_argument("--workers", type=int, default=None, help="threads for hashing/checking files")
+    p.set_defaults(func=_index)
+
+
+def _phantom(args: argparse.Namespace) -> int:
+    from cxrlab.data.sources.phantom import make_phantom
+
+    out = make_phantom(args.out, n=args.n, task=args.task, size=args.size, seed=args.seed, contrast=args.contrast,
+                       finding_scale=args.finding_scale, prevalence=args.prevalence, workers=args.workers)
+    print(f"wrote {args.n} {args.task} phantom images ({args.size}x{args.size}) to {out}/images, "
+          f"labels to {out}/labels.csv, boxes to {out}/BBox_List_2017.csv")
+    print(f"next: cxrlab data index {shlex.quote(str(out))} --format csv --out {shlex.quote(str(out / 'index'))}")
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from cxrlab.data.build_index import build_index
+
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    opts = {"nih": {"drop_no_finding": args.drop_no_finding}, "csv": {"task": args.task, "classes": classes},
+            "folder": {"keep_split": args.keep_split, "patients_from": args.patients_from}}[args.fmt]
+    index, report = build_index(args.root, args.fmt, args.out, labels=args.labels, check_decode=args.check_decode,
+                                workers=args.workers, **opts)
+    print(format_summary(index, report))
+    return 0
+
+
+def format_summary(index, report: dict) -> str:
+    """A few lines for the terminal: counts, classes, warnings, where the report is."""
+    c = report["counts"]
+    excluded = ", ".join(f"{k}: {v}" for k, v in c["excluded"].items()) or "none"
+    lines = [
+        f"indexed {c['indexed']} images of {c['patients']} patients ({index.task}, {len(index.classes)} classes: "
+        f"{', '.join(index.classes)})",
+        f"rows in source: {c.get('rows', c['indexed'])}, images found: {c.get('images_found', c['indexed'])}, "
+        f"rows without an image: {c.get('missing_images', 0)}, excluded: {excluded}",
+    ]
+    if index.meta.get("boxes"):
+        lines.append(f"boxes: {index.meta['boxes']} (image size {index.meta.get('boxes_image_size')})")
+    lines += [f"warning: {w}" for w in report["warnings"]]
+    lines.append(f"wrote {index.path} and {index.path.with_suffix('.json').name}; validation report: "
+                 f"{report['report_path']}")
+    lines.append(f"next: cxrlab data split {shlex.quote(str(index.path))} --out "
+                 f"{shlex.quote(str(index.path.parent / 'split.csv'))}")
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""CLI verbs ``cxrlab evaluate``, ``cxrlab compare`` and ``cxrlab calibrate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` verbs here
+    p = subparsers.add_parser("evaluate", help="score predictions against labels: metrics.json + report")
+    p.add_argument("predictions", help="predictions CSV (ours or another tool's) or a run directory")
+    p.add_argument("--labels", help="index folder, index.csv, NIH Data_Entry CSV or labels CSV (default: the run's)")
+    p.add_argument("--out", required=True, help="output folder for metrics.json, report.html, report.md")
+    p.add_argument("--val-predictions", help="validation predictions for thresholds and temperature scaling")
+    p.add_argument("--threshold-method", default="youden", help="youden | max_f1 | sens:X | spec:X | fixed:X")
+    _common(p)
+    p.set_defaults(func=_evaluate)
+
+    c = subparsers.add_parser("compare", help="compare models on the same images: paired tests + report")
+    c.add_argument("inputs", nargs="+", help="run directories or predictions CSVs (two or more)")
+    c.add_argument("--labels", help="index folder, index.csv, NIH Data_Entry CSV or labels CSV (default: the run's)")
+    c.add_argument("--out", required=True, help="output folder for comparison.json/.csv and the reports")
+    c.add_argument("--threshold-method", default="youden", help="thresholds for F1, chosen on each run's val")
+    _common(c)
+    c.set_defaults(func=_compare)
+
+    k = subparsers.add_parser("calibrate", help="fit temperature scaling on validation, apply to test predictions")
+    k.add_argument("val", help="validation predictions CSV (where the temperature is fitted)")
+    k.add_argument("test", help="predictions CSV to calibrate")
+    k.add_argument("--labels", required=True, help="index folder, index.csv, NIH Data_Entry CSV or labels CSV")
+    k.add_argument("--out", required=True, help="calibrated predictions CSV to write")
+    k.add_argument("--prefix", help="class column prefix such as prob_ (auto-detected by default)")
+    k.add_argument("--allow-test-fitting", action="store_true", help=argparse.SUPPRESS)
+    k.set_defaults(func=_calibrate)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bootstrap", type=int, default=1000, help="patient-level bootstrap replicates (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (recorded in the output)")
+    p.add_argument("--prefix", help="class column prefix such as prob_ (auto-detected by default)")
+    p.add_argument("--logits", action="store_true", help="the CSV holds logits: apply sigmoid/softmax first")
+    p.add_argument("--exclude", default="No Finding",
+                   help="comma-separated classes left out of the macro average (default 'No Finding'; '' for none)")
+    p.add_argument("--no-report", action="store_true", help="write the JSON/CSV only")
+    p.add_argument("--allow-test-fitting", action="store_true",
+                   help="allow fitting thresholds/temperature on test predictions (biased; logged loudly)")
+
+
+def _exclude(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from cxrlab.evaluate.evaluate import evaluate_predictions
+
+    evaluate_predictions(
+        args.predictions, args.labels, args.out, args.val_predictions, args.bootstrap, args.seed, args.prefix,
+        args.logits, _exclude(args.exclude), args.threshold_method, args.allow_test_fitting, not args.no_report,
+    )
+    print(f"wrote {args.out}/metrics.json" + ("" if args.no_report else f" and {args.out}/report.html"))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from cxrlab.evaluate.compare import compare_runs
+
+    compare_runs(
+        args.inputs, args.labels, args.out, args.bootstrap, args.seed, args.prefix, args.logits,
+        _exclude(args.exclude), args.threshold_method, args.allow_test_fitting, not args.no_report,
+    )
+    print(f"wrote {args.out}/comparison.json" + ("" if args.no_report else f" and {args.out}/report.html"))
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from cxrlab.evaluate.calibration import calibrate_files
+
+    summary = calibrate_files(args.val, args.test, args.out, args.labels, args.prefix, args.allow_test_fitting)
+    temps = ", ".join(f"{k} {v:.3f}" for k, v in summary["temperature"].items())
+    print(f"temperature fitted on {summary['n_val']} validation images: {temps}", file=sys.stderr)
+    print(f"wrote {summary['out']}")
+    return 0

@@ -1,0 +1,71 @@
+"""CLI verbs ``cxrlab train``, ``cxrlab predict`` and ``cxrlab data preview`` (thin: one library call each)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers, data_subparsers) -> None:
+    """Add the verbs to the ``cxrlab`` and ``cxrlab data`` groups."""
+    p = subparsers.add_parser("train", help="train a model from a YAML recipe into a run directory")
+    p.add_argument("--config", required=True, help="YAML recipe (see configs/)")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override config keys, e.g. --set train.epochs=2 model.pretrained=false (repeatable)")
+    p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=_train)
+
+    p = subparsers.add_parser("predict", help="predict with a trained run on its val/test split or new images")
+    p.add_argument("run_dir", help="run directory from `cxrlab train` (or a checkpoint .safetensors)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test", help="split of the run's data")
+    p.add_argument("--images", help="an image file or folder instead of a split")
+    p.add_argument("--out", required=True, help="predictions CSV to write (a .json sidecar goes beside it)")
+    p.add_argument("--which", choices=("best", "last", "swa"), default="best", help="checkpoint to use")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(func=_predict)
+
+    p = data_subparsers.add_parser("preview", help="write a grid PNG of augmented samples of a policy")
+    p.add_argument("--index", required=True, help="index folder or index.csv")
+    p.add_argument("--policy", default="medical", help="none, paper, medical, lab_a or lab_b")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--n", type=int, default=16, help="number of images")
+    p.add_argument("--cache", help="cache folder (faster; else images are decoded from disk)")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--clahe", action="store_true", help="apply CLAHE first")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_preview)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from cxrlab.config import dump_config, load_config
+    from cxrlab.train import fit
+
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(dump_config(cfg), end="")
+        return 0
+    out = fit(cfg, args.out, resume=args.resume)
+    print(f"run directory: {out}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from cxrlab.infer import predict_run
+    from cxrlab.predictions import write_predictions
+
+    preds = predict_run(args.run_dir, split=args.split, images=args.images, which=args.which,
+                        batch_size=args.batch_size, device=args.device)
+    path = write_predictions(args.out, preds)
+    print(f"wrote {len(preds.image_ids)} predictions to {path}")
+    return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from cxrlab.data.transforms import preview_grid
+
+    path = preview_grid(args.index, args.out, policy=args.policy, n=args.n, cache=args.cache,
+                        image_size=args.image_size, seed=args.seed, clahe=args.clahe)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,272 @@
+"""``compare_runs``: several models on the same images, with paired tests.
+
+Per class: paired DeLong test of AUROC. Macro AUROC and (macro) F1: paired bootstrap of the difference, both
+models scored on the same patient resamples. All p-values of one comparison are Holm-adjusted together.
+Runs of the same model (different seeds) are also aggregated as mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from cxrlab.evaluate import metrics as m
+from cxrlab.evaluate.bootstrap import bootstrap_p_value, patient_weights, with_point
+from cxrlab.evaluate.delong import delong_test, holm_adjust
+from cxrlab.evaluate.evaluate import fmt_ci
+from cxrlab.evaluate.inputs import Source, load_labels, resolve_source
+from cxrlab.evaluate.matching import Scored, check_fitting_allowed, load_scored, subset_scored
+from cxrlab.evaluate.summary import est
+from cxrlab.evaluate.thresholds import choose_thresholds
+from cxrlab.utils import atomic_write_text, write_json
+
+MANIFEST_KEYS = {
+    "params": ("params", "n_params", "num_params", "parameters"),
+    "train_seconds": ("wall_time_s", "train_seconds", "wall_seconds", "seconds", "wall_time"),
+    "images_per_s": ("images_per_s", "images_per_second", "throughput"),
+}
+
+
+@dataclass
+class Model:
+    """One compared input: its scored data and metric arrays (row 0 observed, rows 1.. replicates)."""
+
+    name: str
+    source: Source
+    scored: Scored
+    info: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)
+
+
+def compare_runs(
+    inputs: list[str | Path],
+    labels: str | Path | None = None,
+    out: str | Path | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    prefix: str | None = None,
+    logits: bool = False,
+    exclude: tuple[str, ...] | list[str] = m.DEFAULT_EXCLUDE,
+    threshold_method: str = "youden",
+    allow_test_fitting: bool = False,
+    report: bool = True,
+    quiet: bool = False,
+) -> dict:
+    """Compare run directories or predictions files scored on the same images.
+
+    Writes ``out/comparison.json``, ``out/comparison.csv``, ``out/report.md`` and ``out/report.html``.
+    Returns the comparison dictionary.
+    """
+    if len(inputs) < 2:
+        from cxrlab.errors import CxrlabError
+
+        raise CxrlabError("compare needs at least two run directories or predictions files")
+    sources = [resolve_source(x) for x in inputs]
+    index = load_labels(labels, sources[0])
+    models = _load_models(sources, index, prefix, logits, allow_test_fitting)
+    models, notes = _align(models)
+    ref = models[0].scored
+    weights = with_point(patient_weights(ref.n_patients, bootstrap, seed))
+    keep, excluded, undefined = m.averaged_classes(ref, tuple(exclude))
+    for model in models:
+        _metric_arrays(model, weights, keep, threshold_method)
+    tests = _pairwise_tests(models, keep)
+    result = _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed)
+    if not quiet:
+        _print(result)
+    if out is not None:
+        write_comparison(result, models, Path(out), report)
+    return result
+
+
+def _load_models(sources: list[Source], index, prefix, logits, allow) -> list[Model]:
+    models, seen = [], {}
+    for src in sources:
+        scored, preds = load_scored(src.test, index, prefix, logits)
+        name = src.name
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f"{name}#{seen[name]}"
+        info = _manifest_info(src)
+        info["model"] = preds.meta.get("model") or info.get("model") or src.name
+        model = Model(name, src, scored, info)
+        if src.val is not None:
+            val, val_preds = load_scored(src.val, index, prefix, logits)
+            check_fitting_allowed(val_preds, src.test, allow, "thresholds")
+            model.arrays["val"] = val
+        models.append(model)
+    return models
+
+
+def _manifest_info(src: Source) -> dict:
+    manifest = src.manifest()
+    info = {}
+    for key, names in MANIFEST_KEYS.items():
+        info[key] = next((manifest[n] for n in names if isinstance(manifest.get(n), (int, float))), None)
+    info["model"] = manifest.get("model") or manifest.get("model_name")
+    return info
+
+
+def _align(models: list[Model]) -> tuple[list[Model], list[str]]:
+    """Restrict every model to the images and classes all of them have."""
+    from cxrlab.errors import CxrlabError
+
+    ids = set(models[0].scored.image_ids)
+    classes = list(models[0].scored.classes)
+    for model in models[1:]:
+        ids &= set(model.scored.image_ids)
+        classes = [c for c in classes if c in model.scored.classes]
+    if not ids:
+        raise CxrlabError("the compared predictions share no image; score the same test split with every model")
+    if not classes:
+        raise CxrlabError("the compared predictions share no class; check their column names")
+    order = [i for i in models[0].scored.image_ids if i in ids]
+    notes = []
+    for model in models:
+        dropped = len(model.scored.image_ids) - len(order)
+        if dropped:
+            notes.append(f"{model.name}: {dropped} images not predicted by every model are left out")
+        model.scored = subset_scored(model.scored, order, classes)
+    return models, notes
+
+
+def _metric_arrays(model: Model, weights: np.ndarray, keep: list[int], method: str) -> None:
+    s = model.scored
+    aucs, _ = m.class_auc_ap(s, weights)
+    with np.errstate(invalid="ignore"):
+        macro_cols = keep if s.task == "multilabel" else list(range(len(s.classes)))
+        model.arrays["auroc"], model.arrays["macro_auroc"] = aucs, np.nanmean(aucs[:, macro_cols], axis=1)
+    if s.task == "multiclass":
+        r = m.multiclass_from_confusion(m.confusion(s, weights))
+        model.arrays["f1"], model.arrays["macro_f1"] = r["f1"], r["macro_f1"]
+        return
+    val = model.arrays.get("val")
+    if val is not None and all(c in val.classes for c in s.classes):
+        cols = [val.classes.index(c) for c in s.classes]
+        thr = choose_thresholds(val.y[:, cols], val.p[:, cols], method)
+        model.info["thresholds"] = f"{method} on validation"
+    else:
+        thr = np.full(len(s.classes), 0.5)
+        model.info["thresholds"] = "fixed 0.5 (no validation predictions)"
+    f1 = m.rates_from_counts(m.binary_counts(s, thr, weights))["f1"]
+    with np.errstate(invalid="ignore"):
+        macro = np.nanmean(f1[:, keep], axis=1) if keep else f1[:, 0] * np.nan
+    model.arrays["f1"], model.arrays["macro_f1"] = f1, macro
+
+
+def _pairwise_tests(models: list[Model], keep: list[int]) -> list[dict]:
+    """DeLong per class; bootstrap differences for macro AUROC and macro F1; Holm over all."""
+    tests = []
+    classes = models[0].scored.classes
+    for a, b in combinations(models, 2):
+        for i, c in enumerate(classes):
+            known = ~np.isnan(a.scored.y[:, i])
+            t = delong_test(a.scored.p[known, i], b.scored.p[known, i], a.scored.y[known, i])
+            tests.append({"a": a.name, "b": b.name, "class": c, "metric": "auroc", "test": "delong",
+                          "delta": _f(t["delta"]), "se": _f(t["se"]), "p_value": _f(t["p_value"])})
+        for metric in ("macro_auroc", "macro_f1"):
+            d = a.arrays[metric] - b.arrays[metric]
+            _, ci = est(d)
+            tests.append({"a": a.name, "b": b.name, "class": "macro", "metric": metric.removeprefix("macro_"),
+                          "test": "paired bootstrap", "delta": _f(d[0]), "delta_ci": ci,
+                          "p_value": _f(bootstrap_p_value(d[0], d[1:]))})
+    adjusted = holm_adjust([np.nan if t["p_value"] is None else t["p_value"] for t in tests])
+    for t, p in zip(tests, adjusted):
+        t["p_adjusted"] = _f(p)
+    return tests
+
+
+def _f(x) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed) -> dict:
+    ref = models[0].scored
+    headline = "macro_auroc" if ref.task == "multilabel" else "macro_f1"
+    rows = []
+    for model in models:
+        value, ci = est(model.arrays[headline])
+        f1, f1_ci = est(model.arrays["macro_f1"])
+        auc, auc_ci = est(model.arrays["macro_auroc"])
+        per = model.arrays["auroc"] if ref.task == "multilabel" else model.arrays["f1"]
+        rows.append({"name": model.name, **model.info, "headline": value, "headline_ci": ci,
+                     "macro_auroc": auc, "macro_auroc_ci": auc_ci, "macro_f1": f1, "macro_f1_ci": f1_ci,
+                     "per_class": {c: _f(per[0, i]) for i, c in enumerate(ref.classes)},
+                     "predictions": str(model.source.test)})
+    finite = [r["headline"] if r["headline"] is not None else -np.inf for r in rows]
+    best = rows[int(np.argmax(finite))]["name"]
+    return {
+        "schema": "cxrlab.comparison/1",
+        "task": ref.task,
+        "headline": headline,
+        "per_class_metric": "auroc" if ref.task == "multilabel" else "f1",
+        "classes": list(ref.classes),
+        "macro_classes": [ref.classes[i] for i in keep] if ref.task == "multilabel" else list(ref.classes),
+        "excluded": excluded,
+        "undefined": undefined,
+        "counts": {"images": len(ref.image_ids), "patients": ref.n_patients},
+        "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient", "level": 0.95},
+        "best": best,
+        "models": rows,
+        "groups": _groups(rows),
+        "tests": tests,
+        "adjustment": "holm",
+        "notes": notes,
+    }
+
+
+def _groups(rows: list[dict]) -> list[dict]:
+    """Runs of the same model (e.g. several seeds) aggregated: mean and sample sd of the headline metric."""
+    by_model: dict[str, list[dict]] = {}
+    for r in rows:
+        by_model.setdefault(str(r["model"]), []).append(r)
+    out = []
+    for name, members in by_model.items():
+        if len(members) < 2:
+            continue
+        v = np.array([np.nan if r["headline"] is None else r["headline"] for r in members])
+        classes = members[0]["per_class"]
+        per = {c: _mean_sd([r["per_class"][c] for r in members]) for c in classes}
+        out.append({"model": name, "runs": [r["name"] for r in members], "n": len(members),
+                    "headline_mean": _f(np.nanmean(v)), "headline_sd": _f(np.nanstd(v, ddof=1)), "per_class": per})
+    return out
+
+
+def _mean_sd(values: list) -> list:
+    v = np.array([np.nan if x is None else x for x in values], dtype=float)
+    return [_f(np.nanmean(v)), _f(np.nanstd(v, ddof=1))] if np.isfinite(v).sum() else [None, None]
+
+
+def write_comparison(result: dict, models: list[Model], out: Path, report: bool = True) -> None:
+    """``comparison.json``, ``comparison.csv`` and the reports."""
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "comparison.json", result)
+    table = pd.DataFrame([{k: v for k, v in r.items() if k not in ("per_class", "headline_ci", "macro_auroc_ci",
+                                                                     "macro_f1_ci")}
+                          | {f"{result['headline']}_ci_low": (r["headline_ci"] or [None])[0],
+                             f"{result['headline']}_ci_high": (r["headline_ci"] or [None, None])[1]}
+                          | {f"{result['per_class_metric']}:{c}": v for c, v in r["per_class"].items()}
+                          for r in result["models"]])
+    atomic_write_text(out / "comparison.csv", table.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(out / "tests.csv", pd.DataFrame(result["tests"]).to_csv(index=False, lineterminator="\n"))
+    if report:
+        from cxrlab.evaluate.compare_report import write_comparison_report
+
+        write_comparison_report(result, models, out)
+
+
+def _print(result: dict) -> None:
+    name = "macro AUROC" if result["headline"] == "macro_auroc" else "macro F1"
+    print(f"compared {len(result['models'])} models on {result['counts']['images']} images "
+          f"({result['counts']['patients']} patients)", file=sys.stderr)
+    for r in result["models"]:
+        mark = "  <- best" if r["name"] == result["best"] else ""
+        print(f"  {r['name']}: {name} {fmt_ci(r['headline'], r['headline_ci'])}{mark}", file=sys.stderr)
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)

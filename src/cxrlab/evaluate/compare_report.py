@@ -1,0 +1,106 @@
+"""The comparison report: the seed paper's Table 2 done properly, plus paired tests and curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cxrlab.evaluate import figures
+from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
+from cxrlab.evaluate.document import Document
+from cxrlab.evaluate.evaluate import fmt_ci
+from cxrlab.evaluate.report import definitions_section, reference_section, run_sections
+
+SIGNIFICANT = 0.05
+
+
+def write_comparison_report(result: dict, models: list, out: Path) -> tuple[Path, Path]:
+    """Write ``out/report.html`` and ``out/report.md`` for a ``compare_runs`` result."""
+    doc = Document("cxrlab comparison")
+    headline = "macro AUROC" if result["headline"] == "macro_auroc" else "macro F1"
+    doc.heading("Summary")
+    doc.bullets([
+        f"{len(result['models'])} models on the same {result['counts']['images']} images "
+        f"({result['counts']['patients']} patients); best by {headline}: {result['best']}",
+        f"95% CIs from {result['bootstrap']['replicates']} patient-level bootstrap replicates "
+        f"(seed {result['bootstrap']['seed']}); p-values Holm-adjusted over all {len(result['tests'])} tests",
+        f"{headline} averaged over: {', '.join(result['macro_classes'])}"
+        + (f"; excluded: {', '.join(result['excluded'])}" if result["excluded"] else ""),
+        *[f"note: {n}" for n in result["notes"]],
+    ])
+    _model_table(doc, result, headline)
+    _groups_table(doc, result, headline)
+    _tests_table(doc, result)
+    doc.figure("comparison", figures.comparison_figure(
+        [r["name"] for r in result["models"]], [r["headline"] for r in result["models"]],
+        [r["headline_ci"] for r in result["models"]], headline), f"{headline} per model with 95% CI")
+    for model in models:
+        doc.heading(f"Model: {model.name}", 3)
+        doc.figure(f"roc_{_slug(model.name)}", figures.roc_figure(model.scored, result["macro_classes"]),
+                   f"ROC curves, {model.name}")
+        doc.figure(f"reliability_{_slug(model.name)}", figures.reliability_figure(model.scored),
+                   f"Reliability diagram, {model.name}")
+        run_sections(doc, model.source)
+    reference_section(doc, {"references": {"note": REFERENCE_NOTE, "anchors": REFERENCES}})
+    definitions_section(doc, DEFINITIONS)
+    return doc.write(out)
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+
+
+def _model_table(doc: Document, result: dict, headline: str) -> None:
+    doc.heading("Models")
+    per = result["per_class_metric"].upper() if result["per_class_metric"] == "auroc" else "F1"
+    headers = ["model", "params", "train s", "images/s", f"{headline} [95% CI]", "macro F1", *result["classes"]]
+    rows = []
+    for r in result["models"]:
+        name = r["name"] + (" (best)" if r["name"] == result["best"] else "")
+        rows.append([name, _int(r.get("params")), _num(r.get("train_seconds")), _num(r.get("images_per_s")),
+                     fmt_ci(r["headline"], r["headline_ci"]), r["macro_f1"],
+                     *[r["per_class"][c] for c in result["classes"]]])
+    doc.table(headers, rows)
+    doc.text(f"Per-class columns: {per} on test. macro F1 at thresholds "
+             f"{result['models'][0].get('thresholds', 'argmax')}.")
+
+
+def _groups_table(doc: Document, result: dict, headline: str) -> None:
+    if not result["groups"]:
+        return
+    doc.heading("Same model, several runs (mean ± sd)")
+    rows = [[g["model"], g["n"], f"{g['headline_mean']:.3f} ± {g['headline_sd'] or 0:.3f}",
+             *[_pm(g["per_class"][c]) for c in result["classes"]]] for g in result["groups"]]
+    doc.table(["model", "runs", headline, *result["classes"]], rows)
+
+
+def _tests_table(doc: Document, result: dict) -> None:
+    doc.heading("Paired tests")
+    rows = []
+    for t in result["tests"]:
+        star = " *" if t["p_adjusted"] is not None and t["p_adjusted"] < SIGNIFICANT else ""
+        rows.append([f"{t['a']} - {t['b']}", t["class"], t["metric"], t["test"], _signed(t["delta"]),
+                     _p(t["p_value"]), _p(t["p_adjusted"]) + star])
+    doc.table(["pair (a - b)", "class", "metric", "test", "delta", "p", "p (Holm)"], rows)
+    doc.text("* adjusted p < 0.05. DeLong tests treat images as independent; bootstrap tests resample patients.")
+
+
+def _int(v) -> str:
+    return "n/a" if v is None else f"{int(v):,}"
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.1f}"
+
+
+def _pm(pair: list) -> str:
+    return "n/a" if pair[0] is None else f"{pair[0]:.3f} ± {pair[1] or 0:.3f}"
+
+
+def _signed(v) -> str:
+    return "n/a" if v is None else f"{v:+.4f}"
+
+
+def _p(v) -> str:
+    if v is None:
+        return "n/a"
+    return "<1e-4" if v < 1e-4 else f"{v:.4f}"

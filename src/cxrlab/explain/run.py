@@ -1,0 +1,267 @@
+"""``cxrlab explain``: heat maps for a run's model on a set of images, scored against boxes, with a gallery.
+
+Outputs in ``out``: ``localization.json`` (per method and finding: pointing game, IoU, intersection-over-box
+with bootstrap 95% intervals; chance level; the model-randomisation check; box bookkeeping),
+``records.csv`` (one row per scored image-finding-method), ``peaks.json`` (every map's peak), and unless
+``json_only``: ``overlays/*.png`` and ``gallery.html`` (boxed cases, most confident correct, most confident
+wrong, most uncertain).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from cxrlab.errors import CxrlabError
+from cxrlab.explain import inputs as I
+from cxrlab.explain.cam import ALL_METHODS, compute_cams, peak
+from cxrlab.explain.localization import chance_pointing, scale_box, score_map, summarise
+from cxrlab.utils import atomic_write_text, write_json
+
+log = logging.getLogger(__name__)
+
+
+def explain_run(run_dir: str | Path | None, out: str | Path, images: str | Path | None = None,
+                index: str | Path | None = None, split: str | None = None, methods: list[str] | None = None,
+                boxes: str | Path | None = None, boxes_size: int | None = None, classes: list[str] | None = None,
+                top_k: int = 1, max_images: int = 64, threshold: float = 0.5, sanity: bool = True,
+                json_only: bool = False, n_boot: int = 1000, batch_size: int = 8, gallery_k: int = 4,
+                model: nn.Module | None = None, info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Explain a run's model on images or an index split; see the module docstring for the outputs.
+
+    ``model``/``info`` may be given instead of ``run_dir`` (tests, notebooks). Returns the summary that is
+    written to ``localization.json``.
+    """
+    methods = methods or ["gradcam"]
+    if model is None:
+        model, info = I.load_run(run_dir)
+    assert info is not None
+    _check_methods(methods, model)
+    out = Path(out)
+    pre = I.build_preprocess(info)
+    model_classes, task = list(info["classes"]), info.get("task", "multilabel")
+    wanted = _check_classes(classes, model_classes)
+    imgs = _image_set(run_dir, info, images, index, split, model_classes)
+    box_table, bookkeeping = _load_boxes(boxes, boxes_size, imgs, model_classes)
+    imgs, bookkeeping["images_over_max"] = _select(imgs, box_table, max_images)
+    x, probs, sizes = _forward(model, imgs, pre, task, batch_size)
+    cases = _gallery_cases(probs, imgs.labels, task, gallery_k)
+    pairs = _pairs(imgs, probs, box_table, sizes, pre, wanted, model_classes, top_k, cases, bookkeeping)
+    records, peaks, maps_by_method = [], [], {}
+    for method in methods:
+        maps = _maps(model, x, pairs, method, batch_size)
+        maps_by_method[method] = maps
+        for pair, m in zip(pairs, maps):
+            peaks.append({"image_id": imgs.image_ids[pair["row"]], "class": model_classes[pair["cls"]],
+                          "method": method, "peak_xy": list(peak(m)), "map_size": list(m.shape)})
+            if pair["boxes"]:
+                best = max((score_map(m, b, threshold) for b in pair["boxes"]), key=lambda s: s["pointing"] + s["iou"])
+                records.append({"image_id": imgs.image_ids[pair["row"]], "label": model_classes[pair["cls"]],
+                                "method": method, **best})
+    summary = _summary(records, pairs, pre, bookkeeping, n_boot, methods, threshold, imgs)
+    if sanity and records:
+        summary["sanity"] = randomisation_check(model, x, pairs, methods[0], maps_by_method[methods[0]],
+                                                threshold, batch_size)
+    _write(out, summary, records, peaks)
+    if not json_only:
+        sections = _overlays(out, imgs, x, probs, pairs, maps_by_method, pre, model_classes)
+        from cxrlab.explain.gallery import write_gallery
+
+        write_gallery(out, sections, summary)
+    return summary
+
+
+def _check_methods(methods: list[str], model: nn.Module) -> None:
+    for m in methods:
+        if m not in ALL_METHODS:
+            raise CxrlabError(f"unknown --method {m!r}; valid: {', '.join(ALL_METHODS)}")
+    if "rollout" in methods:
+        from cxrlab.explain.rollout import attention_blocks
+
+        attention_blocks(model)  # raises for CNNs and Swin, naming gradcam
+
+
+def _check_classes(classes: list[str] | None, model_classes: list[str]) -> list[int] | None:
+    if not classes:
+        return None
+    bad = [c for c in classes if c not in model_classes]
+    if bad:
+        raise CxrlabError(f"--classes {bad} are not classes of this model; valid: {', '.join(model_classes)}")
+    return [model_classes.index(c) for c in classes]
+
+
+def _image_set(run_dir, info, images, index, split, classes) -> I.ImageSet:
+    if images is not None:
+        return I.image_set_from_files(images)
+    if index is None:
+        raise CxrlabError("pass --images FILE_OR_FOLDER or --index INDEX [--split SPLIT]")
+    split_csv = Path(run_dir) / "split.csv" if run_dir is not None and Path(run_dir).is_dir() else None
+    return I.image_set_from_index(index, classes, split, split_csv)
+
+
+def _load_boxes(path, size, imgs: I.ImageSet, classes: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Boxes of images in the set, for the model's classes; the rest skipped and counted."""
+    path = path or imgs.meta.get("boxes_path")
+    empty = pd.DataFrame(columns=["image_id", "label", "x", "y", "w", "h"])
+    if not path:
+        return empty, {"boxes_file": None}
+    from cxrlab.data.boxes import read_boxes
+
+    table = read_boxes(path)
+    in_set = table["image_id"].isin(set(imgs.image_ids))
+    known = table["label"].isin(classes)
+    ref = float(size or imgs.meta.get("boxes_size") or 1024)
+    book = {"boxes_file": str(path), "boxes_size": ref, "boxes_total": int(len(table)),
+            "boxes_skipped_image_not_in_set": int((~in_set).sum()),
+            "boxes_skipped_class_not_in_model": int((in_set & ~known).sum())}
+    if not (in_set & known).any():
+        log.warning("none of the %d boxes in %s belongs to an image in this set", len(table), path)
+    return table[in_set & known].reset_index(drop=True), book
+
+
+def _select(imgs: I.ImageSet, boxes: pd.DataFrame, max_images: int) -> tuple[I.ImageSet, int]:
+    """Boxed images first, then the others, at most ``max_images``."""
+    boxed = set(boxes["image_id"])
+    order = [i for i, k in enumerate(imgs.image_ids) if k in boxed] + \
+            [i for i, k in enumerate(imgs.image_ids) if k not in boxed]
+    return imgs.subset(order[:max_images]), max(0, len(order) - max_images)
+
+
+@torch.no_grad()
+def _forward(model, imgs: I.ImageSet, pre: I.Preprocess, task: str, batch_size: int):
+    xs, probs, sizes = [], [], []
+    for _, x, hw in I.iter_batches(imgs, pre, batch_size):
+        logits = model(x)
+        probs.append((logits.softmax(-1) if task == "multiclass" else logits.sigmoid()).numpy())
+        xs.append(x)
+        sizes += hw
+    return torch.cat(xs), np.concatenate(probs), sizes
+
+
+def _pairs(imgs, probs, boxes, sizes, pre, wanted, classes, top_k, cases, book) -> list[dict[str, Any]]:
+    """(image row, class) pairs to map: every boxed finding, else the chosen/top-k classes, plus gallery cases."""
+    by_image = {k: g for k, g in boxes.groupby("image_id")}
+    pairs, seen = [], set()
+    ref = book.get("boxes_size", 1024)
+
+    def add(row: int, cls: int, kind: str, bxs: list) -> None:
+        if (row, cls) not in seen:
+            seen.add((row, cls))
+            pairs.append({"row": row, "cls": cls, "kind": kind, "boxes": bxs})
+
+    for row, image_id in enumerate(imgs.image_ids):
+        if image_id in by_image:
+            for label, g in by_image[image_id].groupby("label"):
+                bxs = [scale_box((r.x, r.y, r.w, r.h), ref, sizes[row], pre.cache_size, pre.policy, pre.base,
+                                 pre.image_size) for r in g.itertuples()]
+                add(row, classes.index(label), "boxed", bxs)
+        else:
+            for cls in wanted or np.argsort(-probs[row])[:top_k].tolist():
+                add(row, int(cls), "image", [])
+    for kind, rows in cases.items():
+        for row in rows:
+            add(row, int(probs[row].argmax()), kind, [])
+    book["boxes_used"] = sum(len(p["boxes"]) for p in pairs)
+    return pairs
+
+
+def _maps(model, x: torch.Tensor, pairs: list[dict], method: str, batch_size: int) -> np.ndarray:
+    out = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        rows = torch.tensor([p["row"] for p in chunk])
+        out.append(compute_cams(model, x[rows], [p["cls"] for p in chunk], method))
+    return np.concatenate(out) if out else np.zeros((0, *x.shape[-2:]), dtype=np.float32)
+
+
+def _gallery_cases(probs: np.ndarray, labels: np.ndarray | None, task: str, k: int) -> dict[str, list[int]]:
+    """Rows of the most confident correct, most confident wrong and most uncertain images."""
+    if labels is None or k <= 0:
+        return {}
+    top = probs.argmax(axis=1)
+    conf = probs[np.arange(len(top)), top]
+    hit = labels[np.arange(len(top)), top] == 1
+    known = ~np.isnan(labels[np.arange(len(top)), top])
+    margin = probs.max(axis=1) if task == "multiclass" else np.abs(2 * probs - 1).min(axis=1)
+    order = np.argsort(-conf)
+    return {"most confident correct": [int(i) for i in order if hit[i]][:k],
+            "most confident wrong": [int(i) for i in order if known[i] and not hit[i]][:k],
+            "most uncertain": np.argsort(margin)[:k].astype(int).tolist()}
+
+
+def randomisation_check(model: nn.Module, x: torch.Tensor, pairs: list[dict], method: str,
+                        trained_maps: np.ndarray, threshold: float, batch_size: int) -> dict[str, Any]:
+    """Adebayo et al.'s model-randomisation test: re-initialise every weight, map the same boxed pairs again.
+
+    Maps that survive randomisation explain the image, not the model. ``verdict`` is ``pass`` when the
+    trained model's pointing game beats the re-initialised one's by at least 0.1.
+    """
+    boxed = [i for i, p in enumerate(pairs) if p["boxes"]]
+    random_model = reinitialise(model)
+    rand_maps = _maps(random_model, x, [pairs[i] for i in boxed], method, batch_size)
+    trained = [max(score_map(trained_maps[i], b, threshold)["pointing"] for b in pairs[i]["boxes"]) for i in boxed]
+    rand = [max(score_map(m, b, threshold)["pointing"] for b in pairs[i]["boxes"]) for i, m in zip(boxed, rand_maps)]
+    corr = [float(np.corrcoef(trained_maps[i].ravel(), m.ravel())[0, 1]) for i, m in zip(boxed, rand_maps)]
+    t, r = float(np.mean(trained)), float(np.mean(rand))
+    return {"method": method, "n": len(boxed), "trained_pointing": t, "random_pointing": r,
+            "map_correlation": float(np.nanmean(corr)) if corr else float("nan"),
+            "verdict": "pass" if t >= r + 0.1 else "FAIL: maps barely depend on the learned weights"}
+
+
+def reinitialise(model: nn.Module, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` with every layer re-initialised (its own init) and free parameters redrawn."""
+    torch.manual_seed(seed)
+    rnd = copy.deepcopy(model)
+    for m in rnd.modules():
+        if hasattr(m, "reset_parameters") and callable(m.reset_parameters):
+            m.reset_parameters()
+        for p in m.parameters(recurse=False):
+            if not hasattr(m, "reset_parameters"):  # pos_embed, cls_token, layer scales
+                nn.init.normal_(p, std=0.02)
+    return rnd.eval()
+
+
+def _summary(records, pairs, pre, book, n_boot, methods, threshold, imgs) -> dict[str, Any]:
+    frame = pd.DataFrame(records, columns=["image_id", "label", "method", "pointing", "iou", "iob"])
+    all_boxes = [b for p in pairs for b in p["boxes"]]
+    return {"methods": summarise(frame, n_boot) if records else {}, "methods_run": methods,
+            "threshold": threshold, "n_images": len(imgs.image_ids), "n_maps_per_method": len(pairs),
+            "n_scored_pairs": int(len(frame) // max(len(methods), 1)),
+            "chance_pointing": chance_pointing(all_boxes, pre.image_size) if all_boxes else None,
+            "image_size": pre.image_size, **book}
+
+
+def _write(out: Path, summary: dict, records: list[dict], peaks: list[dict]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "localization.json", summary)
+    write_json(out / "peaks.json", peaks)
+    frame = pd.DataFrame(records, columns=["image_id", "label", "method", "pointing", "iou", "iob"])
+    atomic_write_text(out / "records.csv", frame.to_csv(index=False, lineterminator="\n"))
+
+
+def _overlays(out, imgs, x, probs, pairs, maps_by_method, pre, classes) -> dict[str, list[dict]]:
+    from cxrlab.explain.gallery import save_overlay
+
+    sections: dict[str, list[dict]] = {}
+    for method, maps in maps_by_method.items():
+        for n, (pair, m) in enumerate(zip(pairs, maps)):
+            image_id, cls = imgs.image_ids[pair["row"]], classes[pair["cls"]]
+            png = out / "overlays" / f"{n:04d}_{Path(image_id).stem}_{_safe(cls)}_{_safe(method)}.png"
+            p = {c: float(v) for c, v in zip(classes, probs[pair["row"]])}
+            save_overlay(png, I.display_image(x[pair["row"]], pre), m, f"{image_id}\n{cls} ({method})", p,
+                         pair["boxes"], peak(m))
+            title = {"boxed": "with ground-truth boxes", "image": "images"}.get(pair["kind"], pair["kind"])
+            sections.setdefault(title, []).append({"png": png, "caption": f"{image_id}: {cls} "
+                                                   f"p={p[cls]:.2f} ({method})"})
+    return sections
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)

@@ -1,0 +1,1 @@
+"""Tests for image decoding, sources, the phantom, index building and validation."""

@@ -1,0 +1,79 @@
+"""Phantom generator: determinism, boxes inside the image and covering the planted finding, both tasks."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrlab.data.boxes import read_boxes
+from cxrlab.data.sources import phantom
+from cxrlab.data.sources.phantom import make_phantom, make_phantom_index
+from cxrlab.errors import CxrlabError
+
+
+def _read_all(folder):
+    labels = pd.read_csv(folder / "labels.csv")
+    images = {f: cv2.imread(str(folder / "images" / f), cv2.IMREAD_UNCHANGED) for f in labels["filename"]}
+    return labels, images, read_boxes(folder / "BBox_List_2017.csv")
+
+
+def test_deterministic_and_parallel_equals_serial(tmp_path):
+    make_phantom(tmp_path / "a", n=12, size=64, seed=3, workers=1)
+    make_phantom(tmp_path / "b", n=12, size=64, seed=3, workers=2)
+    make_phantom(tmp_path / "c", n=12, size=64, seed=4, workers=1)
+    la, ia, ba = _read_all(tmp_path / "a")
+    lb, ib, bb = _read_all(tmp_path / "b")
+    lc, ic, _ = _read_all(tmp_path / "c")
+    pd.testing.assert_frame_equal(la, lb)
+    pd.testing.assert_frame_equal(ba, bb)
+    assert all(np.array_equal(ia[k], ib[k]) for k in ia)
+    assert not all(np.array_equal(ia[k], ic.get(k, ia[k] * 0)) for k in ia)
+
+
+def test_multilabel_layout_boxes_and_patients(tmp_path):
+    make_phantom(tmp_path, n=40, size=96, seed=0, prevalence=0.5)
+    labels, images, boxes = _read_all(tmp_path)
+    assert list(labels.columns) == ["filename", "patient_id", "follow_up", *phantom.MULTILABEL_CLASSES]
+    assert all(img.shape == (96, 96) and img.dtype == np.uint8 for img in images.values())
+    assert labels["patient_id"].nunique() < len(labels)  # follow-ups: several images per patient
+    assert (boxes["x"] >= 0).all() and (boxes["y"] >= 0).all()
+    assert ((boxes["x"] + boxes["w"]) <= 96).all() and ((boxes["y"] + boxes["h"]) <= 96).all()
+    # every positive label has a box and every box a positive label
+    positives = {(r.filename, c) for r in labels.itertuples() for c in phantom.MULTILABEL_CLASSES
+                 if getattr(r, c) == 1}
+    assert positives == set(zip(boxes["image_id"], boxes["label"]))
+
+
+def test_box_tightly_covers_the_planted_finding(tmp_path):
+    """Render the same image with and without its finding: all changed pixels lie in the box, and the box edge
+    touches the change (tight)."""
+    item = {"index": 0, "patient": 0, "image_id": "x.png", "size": 128, "seed": 7, "contrast": 1.0,
+            "finding_scale": 1.0, "findings": ["Nodule"], "path": str(tmp_path / "with.png")}
+    (box,) = phantom.render_image(item)
+    phantom.render_image({**item, "findings": [], "path": str(tmp_path / "without.png")})
+    diff = cv2.imread(str(tmp_path / "with.png"), 0).astype(int) - cv2.imread(str(tmp_path / "without.png"), 0)
+    ys, xs = np.nonzero(diff > 5)
+    _, label, x, y, w, h = box
+    assert label == "Nodule" and len(ys) > 10
+    assert xs.min() >= x and xs.max() < x + w and ys.min() >= y and ys.max() < y + h
+    assert xs.min() - x <= 2 and (x + w - 1) - xs.max() <= 2
+
+
+def test_multiclass_one_class_per_patient(tmp_path):
+    index = make_phantom_index(tmp_path, n=24, task="multiclass", size=64, seed=1)
+    assert index.task == "multiclass" and index.classes == phantom.MULTICLASS_CLASSES
+    assert (index.labels().sum(axis=1) == 1).all()
+    per_patient = index.frame.groupby("patient_id")[index.classes].nunique()
+    assert (per_patient <= 1).all().all()
+    assert index.meta["boxes"] == "boxes.csv" and index.meta["boxes_image_size"] == 64
+    boxes = read_boxes(index.boxes_path)
+    assert set(boxes["label"]) <= {"bacteria", "virus", "COVID-19"}
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(CxrlabError, match="multilabel, multiclass"):
+        make_phantom(tmp_path, n=4, task="binary")
+    with pytest.raises(CxrlabError, match="too small"):
+        make_phantom(tmp_path, n=4, size=8)

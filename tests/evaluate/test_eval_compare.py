@@ -1,0 +1,85 @@
+"""compare: paired tests, Holm, best model, seeds aggregated, run directories, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxrlab.cli import main
+from cxrlab.evaluate.compare import compare_runs
+from cxrlab.evaluate.evaluate import evaluate_predictions
+from cxrlab.predictions import Predictions, read_predictions, write_predictions
+from cxrlab.utils import write_json
+
+
+def make_run(root, data, name, model, noise, seed, params=1000):
+    """A run directory as ``cxrlab train`` writes it, with predictions worsened by ``noise``."""
+    run = root / name
+    rng = np.random.default_rng(seed)
+    for split in ("test", "val"):
+        src = read_predictions(data[split])
+        probs = np.clip(src.probs + rng.normal(0, noise, src.probs.shape), 0.001, 0.999)
+        write_predictions(run / "predictions" / f"{split}.csv",
+                          Predictions(src.image_ids, probs, src.classes, {"split": split, "model": model}))
+    pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.7, 0.5, 0.4], "val_loss": [0.7, 0.6, 0.55],
+                  "val_metric": [0.6, 0.7, 0.75]}).to_csv(run / "metrics.csv", index=False)
+    write_json(run / "manifest.json", {"model": model, "params": params, "wall_time_s": 12.5, "images_per_s": 80.0})
+    write_json(run / "split.json", {"method": "patient", "seed": 0, "audit": {"patient_overlap": 0}})
+    return run
+
+
+def test_compare_runs_paired_tests_and_outputs(ml_data, tmp_path):
+    runs = [make_run(tmp_path, ml_data, "cnn_s0", "cnn", 0.02, 0),
+            make_run(tmp_path, ml_data, "cnn_s1", "cnn", 0.03, 1),
+            make_run(tmp_path, ml_data, "vit_s0", "vit", 0.35, 2, params=5000)]
+    out = tmp_path / "cmp"
+    r = compare_runs(runs, labels=ml_data["index"], out=out, bootstrap=200, quiet=True)
+    saved = json.loads((out / "comparison.json").read_text())
+    assert saved["best"] in ("cnn_s0", "cnn_s1")
+    pairs = {(t["a"], t["b"]) for t in saved["tests"]}
+    assert pairs == {("cnn_s0", "cnn_s1"), ("cnn_s0", "vit_s0"), ("cnn_s1", "vit_s0")}
+    for t in saved["tests"]:
+        assert {"class", "delta", "p_value", "p_adjusted"} <= set(t)
+        assert t["p_adjusted"] >= t["p_value"] - 1e-12
+    classes = {t["class"] for t in saved["tests"]}
+    assert classes == {*ml_data["classes"], "macro"}
+    macro = [t for t in saved["tests"] if t["class"] == "macro" and t["metric"] == "auroc" and t["b"] == "vit_s0"]
+    assert all(t["delta"] > 0 and t["p_value"] < 0.05 for t in macro)  # much noisier model is worse
+    (group,) = r["groups"]
+    assert group["model"] == "cnn" and group["n"] == 2 and group["headline_sd"] > 0
+    row = next(m for m in r["models"] if m["name"] == "vit_s0")
+    assert row["params"] == 5000 and row["images_per_s"] == 80.0 and row["thresholds"] == "youden on validation"
+    csv = pd.read_csv(out / "comparison.csv")
+    assert list(csv["name"]) == ["cnn_s0", "cnn_s1", "vit_s0"] and "auroc:Effusion" in csv.columns
+    md = (out / "report.md").read_text()
+    assert "(best)" in md and "Paired tests" in md and "mean ± sd" in md
+
+
+def test_macro_auroc_agrees_with_evaluate(ml_data, tmp_path):
+    runs = [make_run(tmp_path, ml_data, "a", "a", 0.05, 0), make_run(tmp_path, ml_data, "b", "b", 0.1, 1)]
+    r = compare_runs(runs, labels=ml_data["index"], bootstrap=50, quiet=True)
+    single = evaluate_predictions(runs[0], ml_data["index"], bootstrap=50, quiet=True)
+    assert r["models"][0]["headline"] == pytest.approx(single["macro"]["auroc"])
+    assert r["models"][0]["headline_ci"] == pytest.approx(single["macro"]["auroc_ci"])
+
+
+def test_evaluate_run_directory_uses_val_and_writes_training_curves(ml_data, tmp_path):
+    run = make_run(tmp_path, ml_data, "r", "cnn", 0.05, 0)
+    r = evaluate_predictions(run, ml_data["index"], out=tmp_path / "ev", bootstrap=20, quiet=True)
+    assert r["thresholds"]["chosen_on"] == "validation" and r["calibration"]["temperature"] is not None
+    assert (tmp_path / "ev" / "figures" / "training.png").exists()
+    assert "Split audit" in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_compare_multiclass_cli(mc_data, tmp_path):
+    src = read_predictions(mc_data["test"])
+    other = tmp_path / "other.csv"
+    write_predictions(other, Predictions(src.image_ids, src.probs[:, ::-1], src.classes, {"split": "test"}))
+    assert main(["compare", str(mc_data["test"]), str(other), "--labels", str(mc_data["index"]),
+                 "--out", str(tmp_path / "c"), "--bootstrap", "50"]) == 0
+    r = json.loads((tmp_path / "c" / "comparison.json").read_text())
+    assert r["headline"] == "macro_f1" and r["best"] == "mc"
+    assert {t["metric"] for t in r["tests"] if t["class"] == "macro"} == {"auroc", "f1"}

@@ -1,0 +1,124 @@
+"""End-to-end training on tiny phantoms: the run directory, exact resume, prediction, reloading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from safetensors.torch import load_file
+
+from cxrlab.config import load_config
+from cxrlab.predictions import read_predictions
+from cxrlab.train import fit
+from cxrlab.train import fit as fit_module  # noqa: F401 - the package re-exports the function
+from cxrlab.train.checkpoint import load_run_model, load_state
+
+from .conftest import overrides
+
+LOSS_COLUMNS = ["epoch", "train_loss", "val_loss", "val_metric", "lr"]
+
+
+def _fit(data, out: Path, **extra) -> Path:
+    return fit(load_config(None, overrides(data, **extra)), out)
+
+
+def test_run_directory_contents(tiny_ml, tmp_path: Path):
+    run = _fit(tiny_ml, tmp_path / "run")
+    for rel in ("config.yaml", "split.csv", "metrics.csv", "manifest.json", "checkpoints/best.safetensors",
+                "checkpoints/best.json", "checkpoints/last.safetensors", "checkpoints/last_state.pt",
+                "predictions/val.csv", "predictions/val.json", "predictions/test.csv"):
+        assert (run / rel).exists(), rel
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert list(metrics.columns) == LOSS_COLUMNS + ["seconds", "images_per_s"]
+    assert metrics["epoch"].tolist() == [1, 2] and np.isfinite(metrics["train_loss"]).all()
+    info = json.loads((run / "checkpoints/best.json").read_text())
+    assert info["model_name"] == "cnn_gap" and info["task"] == "multilabel"
+    assert info["classes"] == ["Nodule", "Mass", "Effusion", "Opacity"]
+    assert {"image_size", "in_chans", "mean", "std", "cache_size", "policy"} <= set(info["preprocess"])
+    preds = read_predictions(run / "predictions/val.csv")
+    assert preds.meta["split"] == "val" and preds.meta["checkpoint_sha256"] == info["weights_sha256"]
+    assert preds.patient_ids is not None and preds.probs.shape == (len(preds.image_ids), 4)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["data"]["index_sha256"] and manifest["environment"]["torch"] and manifest["seed"] == 0
+    state = load_state(run / "checkpoints/last_state.pt")  # weights_only=True: no pickled objects
+    assert state["epoch"] == 2 and "optimizer" in state and "rng" in state
+
+
+def test_load_run_model_and_predict_match_training(tiny_ml, tmp_path: Path):
+    from cxrlab.infer import predict_run
+
+    run = _fit(tiny_ml, tmp_path / "run", train__epochs=1)
+    model, info = load_run_model(run)
+    assert info["model_name"] == "cnn_gap" and not model.training
+    again = predict_run(run, split="val")
+    saved = read_predictions(run / "predictions/val.csv")
+    assert again.image_ids == saved.image_ids
+    np.testing.assert_allclose(again.probs, saved.probs, atol=1e-5)
+    files = predict_run(run, images=Path(tiny_ml["data.index"]).parent / "images")
+    assert len(files.image_ids) == 96 and files.meta["split"] == "images"
+
+
+def _interrupt_after(monkeypatch, stop_epoch: int) -> None:
+    """Make fit die (like a kill) right after ``stop_epoch`` finished and was checkpointed."""
+    import cxrlab.train.fit as f
+
+    real = f._epoch
+
+    def epoch_then_die(s, epoch):
+        out = real(s, epoch)
+        if epoch == stop_epoch:
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(f, "_epoch", epoch_then_die)
+
+
+@pytest.mark.parametrize("extra", [{}, {"train__ema": 0.9, "augment__policy": "medical", "augment__mixup": 0.4}])
+def test_killed_and_resumed_equals_uninterrupted(tiny_ml, tmp_path: Path, monkeypatch, extra):
+    full = _fit(tiny_ml, tmp_path / "full", train__epochs=3, **extra)
+    cfg = load_config(None, overrides(tiny_ml, train__epochs=3, **extra))
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 1)
+        with pytest.raises(KeyboardInterrupt):
+            fit(cfg, tmp_path / "resumed")
+    assert pd.read_csv(tmp_path / "resumed/metrics.csv")["epoch"].tolist() == [1]
+    fit(cfg, tmp_path / "resumed", resume=True)
+    for name in ("best", "last"):
+        a = load_file(full / f"checkpoints/{name}.safetensors")
+        b = load_file(tmp_path / f"resumed/checkpoints/{name}.safetensors")
+        assert a.keys() == b.keys()
+        for k in a:
+            assert (a[k] == b[k]).all(), f"{name}:{k}"
+    ma, mb = pd.read_csv(full / "metrics.csv"), pd.read_csv(tmp_path / "resumed/metrics.csv")
+    pd.testing.assert_frame_equal(ma[LOSS_COLUMNS], mb[LOSS_COLUMNS])
+    pa, pb = read_predictions(full / "predictions/test.csv"), read_predictions(tmp_path / "resumed/predictions/test.csv")
+    np.testing.assert_array_equal(pa.probs, pb.probs)
+
+
+def test_multiclass_with_sampler_schedule_and_swa(tiny_mc, tmp_path: Path):
+    run = _fit(tiny_mc, tmp_path / "mc", loss__name="focal", loss__gamma=2.0, sampler__name="balanced",
+               schedule__name="plateau", optim__name="sgd", train__swa_start=1, train__accumulate=2,
+               train__clip_grad=1.0, augment__policy="lab_b", augment__cutmix=1.0)
+    assert (run / "checkpoints/swa.safetensors").exists()
+    preds = read_predictions(run / "predictions/val.csv")
+    np.testing.assert_allclose(preds.probs.sum(axis=1), 1.0, atol=1e-4)  # softmax rows
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["val_metric"].between(0, 1).all()  # macro-F1
+
+
+def test_layerwise_lrs_and_step_schedule(tiny_ml, tmp_path: Path):
+    from cxrlab.train.fit import build_model
+    from cxrlab.train.optim import build_optimizer
+
+    cfg = load_config(None, overrides(tiny_ml, optim__layer_lrs="{features: 1e-5}", optim__weight_decay=0.01))
+    model = build_model(cfg, ["a", "b"])
+    opt = build_optimizer(model, cfg.optim, cfg.train.lr)
+    lrs = sorted({g["lr"] for g in opt.param_groups})
+    assert lrs == [pytest.approx(1e-5), pytest.approx(3e-3)]
+    assert any(g["weight_decay"] == 0 for g in opt.param_groups)  # biases are not decayed
+    run = _fit(tiny_ml, tmp_path / "lw", optim__layer_lrs="{features: 1e-5}", schedule__name="step",
+               schedule__step_size=1, schedule__factor=0.5)
+    assert pd.read_csv(run / "metrics.csv")["lr"].tolist() == pytest.approx([3e-3, 1.5e-3])
