@@ -89,8 +89,8 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    name: str = "bce"
-    """Loss name for ``cxrlab.losses.build_loss`` (bce, weighted_bce, focal, asl, ce, ...)."""
+    name: str = "auto"
+    """Loss for ``cxrlab.losses.build_loss``: bce, weighted_bce, focal, asl, ce; auto = bce or ce by task."""
     gamma: float | None = None
     """Focal gamma."""
     alpha: float | list[float] | None = None

@@ -48,13 +48,28 @@ def _activate(logits: torch.Tensor, task: str) -> torch.Tensor:
     return logits.softmax(-1) if task == "multiclass" else logits.sigmoid()
 
 
+def _head_only(model: nn.Module, x: torch.Tensor) -> bool:
+    """True when, with dropout on, ``forward_features`` is deterministic: all dropout sits in the head, so the
+    backbone runs once and only the head is sampled (the common case: ResNet/EfficientNet/paper CNN heads)."""
+    if not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
+        return False
+    probe = x[:1]
+    return bool(torch.equal(model.forward_features(probe), model.forward_features(probe)))
+
+
+def _repeat(t: torch.Tensor, n: int) -> torch.Tensor:
+    return t.repeat(n, *([1] * (t.dim() - 1)))
+
+
 @torch.no_grad()
 def mc_dropout_samples(model: nn.Module, x: torch.Tensor, samples: int, task: str = "multilabel",
-                       batched: bool = True, max_batch: int = 256) -> torch.Tensor:
+                       batched: bool = True, max_batch: int = 256, head_only: bool | None = None) -> torch.Tensor:
     """(S, B, C) probabilities from ``samples`` stochastic forward passes with only dropout active.
 
     Batched mode repeats the batch ``samples`` times in one forward pass (chunks of at most ``max_batch``
-    rows), which is several times faster than looping on CPU; each repeated row draws its own dropout mask.
+    rows; each repeated row draws its own dropout mask). When all dropout is in the head, the backbone runs
+    once and only the head is repeated (``head_only``: None = detect, False = always the whole network).
+    ``batched=False`` is the plain loop (for comparison).
     """
     if not dropout_modules(model):
         name = getattr(model, "model_name", type(model).__name__)
@@ -68,12 +83,14 @@ def mc_dropout_samples(model: nn.Module, x: torch.Tensor, samples: int, task: st
         if not batched:
             return torch.stack([_activate(model(x), task) for _ in range(samples)])
         b = x.shape[0]
+        run, inp = model, x
+        if head_only is not False and _head_only(model, x):
+            run, inp = model.forward_head, model.forward_features(x)
         per_chunk = max(1, max_batch // max(b, 1))
         out = []
         for start in range(0, samples, per_chunk):
             n = min(per_chunk, samples - start)
-            logits = model(x.repeat(n, *([1] * (x.dim() - 1))))  # (n*B, C)
-            out.append(_activate(logits, task).reshape(n, b, -1))
+            out.append(_activate(run(_repeat(inp, n)), task).reshape(n, b, -1))  # (n*B, C) -> (n, B, C)
         return torch.cat(out)
     finally:
         model.train(was_training)

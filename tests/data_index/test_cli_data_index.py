@@ -7,7 +7,7 @@ import pytest
 from cxrlab.cli import main
 from cxrlab.data.index import load_index
 
-from .helpers import write_png
+from .helpers import write_data_entry, write_png
 
 
 def test_phantom_then_index(tmp_path, capsys):
@@ -27,11 +27,14 @@ def test_phantom_then_index(tmp_path, capsys):
     (["data", "index", "{tmp}", "--format", "csv", "--out", "{tmp}/o"], "pass --labels"),
     (["data", "index", "{tmp}", "--format", "folder", "--out", "{tmp}/o", "--keep-split"], "no split folders"),
     (["data", "phantom", "--out", "{tmp}/p", "--n", "0"], "at least 1"),
+    (["data", "index", "{tmp}/nih", "--format", "nih", "--out", "{tmp}/o"], "no images found"),
+    (["data", "index", "{tmp}", "--format", "csv", "--labels", "{tmp}/nope.csv", "--out", "{tmp}/o"], "not found"),
 ])
 def test_bad_input_one_line_exit_2(tmp_path, capsys, argv, message):
     write_png(tmp_path / "cls" / "a.png")
     (tmp_path / "x.csv").write_text("file,label\na.png,x\n")
     (tmp_path / "y.csv").write_text("file,label\na.png,x\n")
+    write_data_entry(tmp_path / "nih" / "Data_Entry_2017.csv", [("a.png", "Mass", 0, 1)])
     assert main([a.format(tmp=tmp_path) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err and "Traceback" not in err

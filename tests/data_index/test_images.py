@@ -150,3 +150,11 @@ def test_looks_like_xray():
     tinted = np.stack([gray, (gray * 0.8).astype(np.uint8), np.full_like(gray, 230)], -1)  # purple-tinted film
     assert looks_like_xray(tinted)[0]
     assert not looks_like_xray(np.zeros((64, 64), np.uint8))[0]
+
+
+def test_jpeg_exif_orientation_applied(tmp_path):
+    img = Image.fromarray(np.full((10, 20), 100, np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    img.save(tmp_path / "rot.jpg", exif=exif.tobytes())
+    assert read_image(tmp_path / "rot.jpg").shape == (20, 10)

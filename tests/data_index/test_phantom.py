@@ -77,3 +77,17 @@ def test_bad_arguments(tmp_path):
         make_phantom(tmp_path, n=4, task="binary")
     with pytest.raises(CxrlabError, match="too small"):
         make_phantom(tmp_path, n=4, size=8)
+
+
+def test_zone_controls_position(tmp_path):
+    boxes = {}
+    for zone in ("left", "upper", "lower"):
+        make_phantom(tmp_path / zone, n=30, size=64, seed=0, prevalence=0.6, zone=zone)
+        boxes[zone] = read_boxes(tmp_path / zone / "BBox_List_2017.csv")
+    left = boxes["left"]
+    assert len(left) > 10 and ((left["x"] + left["w"] / 2) < 32).all()
+    upper, lower = (b[b["label"].isin(["Nodule", "Mass", "Opacity"])] for b in (boxes["upper"], boxes["lower"]))
+    assert len(upper) > 5 and (upper["y"] + upper["h"] / 2).max() < (lower["y"] + lower["h"] / 2).max()
+    assert (upper["y"] + upper["h"] / 2).mean() + 5 < (lower["y"] + lower["h"] / 2).mean()
+    with pytest.raises(CxrlabError, match="zone"):
+        make_phantom(tmp_path / "x", n=2, zone="middle")

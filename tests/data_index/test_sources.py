@@ -38,8 +38,9 @@ def test_nih_drop_no_finding_and_unknown_label(tmp_path):
     root = tmp_path / "nih"
     write_data_entry(root / "Data_Entry_2017.csv", [("a.png", "No Finding", 0, 1), ("b.png", "Mass|Covid", 0, 2)])
     write_png(root / "images" / "a.png", 0)
-    write_png(root / "images" / "b.png", 1)
+    write_png(root / "b.png", 1)  # a flattened download: images in ROOT itself
     index, report = build_index(root, "nih", tmp_path / "out", drop_no_finding=True)
+    assert sorted(index.frame["path"]) == ["b.png", "images/a.png"]
     assert "No Finding" not in index.classes and len(index.classes) == 14
     assert report["unknown_labels"] == {"Covid": 1}
     assert any("Covid" in w for w in report["warnings"])

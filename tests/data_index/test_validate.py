@@ -29,6 +29,8 @@ def test_check_file_problems(tmp_path):
     data = (tmp_path / "ok.png").read_bytes()
     (tmp_path / "trunc.png").write_bytes(data[:-20])
     assert check_file(tmp_path / "trunc.png")[1].startswith("truncated")
+    assert check_file(tmp_path / "trunc.png", hash_file=False)[1].startswith("truncated")  # ends only
+    assert check_file(tmp_path / "ok.png", hash_file=False) == (None, None)
     (tmp_path / "text.png").write_text("hello")
     assert check_file(tmp_path / "text.png")[1].startswith("unreadable")
     _photo(tmp_path / "photo.png")

@@ -55,7 +55,8 @@ def test_compare_runs_paired_tests_and_outputs(ml_data, tmp_path):
     csv = pd.read_csv(out / "comparison.csv")
     assert list(csv["name"]) == ["cnn_s0", "cnn_s1", "vit_s0"] and "auroc:Effusion" in csv.columns
     md = (out / "report.md").read_text()
-    assert "(best)" in md and "Paired tests" in md and "mean ± sd" in md
+    assert "(best)" in md and "Paired tests" in md and "mean ± sd" in md and "seed paper" in md
+    assert 0 < r["models"][0]["seed_paper"]["labelwise_accuracy"] < 1
 
 
 def test_macro_auroc_agrees_with_evaluate(ml_data, tmp_path):

@@ -170,3 +170,15 @@ def test_scores_against_nih_data_entry(shared_data, tmp_path):
     r = evaluate_predictions(tmp_path / "theirs.csv", labels, bootstrap=50, quiet=True)
     assert r["counts"]["scored"] == 120 and r["classes"] == ["Atelectasis", "Infiltration", "Pneumonia"]
     assert r["macro"]["auroc"] > 0.8 and r["counts"]["patients"] < 120
+
+
+def test_sidecar_classes_without_overlap_and_all_classes_undefined(ml_data, tmp_path, capsys):
+    ids = ml_data["ids"][:10]
+    write_predictions(tmp_path / "cats.csv", Predictions(ids, ml_data["p"][:10, :2], ["Cat", "Dog"], {}))
+    msg = _cli_error(capsys, ["evaluate", str(tmp_path / "cats.csv"), "--labels", str(ml_data["index"]),
+                              "--out", str(tmp_path / "o")])
+    assert "no class in common" in msg and "Cat" in msg
+    negatives = [i for i, row in zip(ml_data["ids"], ml_data["y"]) if row[0] == 0][:5]
+    path = _write(tmp_path / "few.csv", negatives, np.full((5, 1), 0.2), ["Atelectasis"])
+    msg = _cli_error(capsys, ["evaluate", path, "--labels", str(ml_data["index"]), "--out", str(tmp_path / "o")])
+    assert "undefined" in msg and "score more images" in msg

@@ -1,13 +1,19 @@
 import numpy as np
 import pytest
+from explain_helpers import make_labels_index, write_preds
 
 from cxrlab.cli import main
-from cxrlab.ensemble import (combine, ensemble_predictions, fit_class_weights, fit_stacking, fit_weights,
-                             macro_auroc, simplex_grid)
+from cxrlab.ensemble import (
+    combine,
+    ensemble_predictions,
+    fit_class_weights,
+    fit_stacking,
+    fit_weights,
+    macro_auroc,
+    simplex_grid,
+)
 from cxrlab.errors import CxrlabError
 from cxrlab.predictions import read_predictions
-
-from explain_helpers import make_labels_index, write_preds
 
 CLASSES = ["A", "B"]
 

@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from cxrlab.explain.localization import (bootstrap_ci, box_mask, chance_pointing, overlap_scores, pointing_hit,
-                                         scale_box, summarise)
+from cxrlab.explain.localization import (
+    bootstrap_ci,
+    box_mask,
+    chance_pointing,
+    overlap_scores,
+    pointing_hit,
+    scale_box,
+    summarise,
+)
 
 
 def test_scale_from_1024_space_to_downsampled_square():

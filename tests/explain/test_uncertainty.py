@@ -9,8 +9,15 @@ from torch import nn
 
 from cxrlab.cli import main
 from cxrlab.errors import CxrlabError
-from cxrlab.uncertainty import (dropout_modules, image_errors, mc_dropout_samples, risk_coverage, summarize,
-                                tta_samples, uncertainty_frame)
+from cxrlab.uncertainty import (
+    dropout_modules,
+    image_errors,
+    mc_dropout_samples,
+    risk_coverage,
+    summarize,
+    tta_samples,
+    uncertainty_frame,
+)
 
 
 def _net(p=0.5):
@@ -107,3 +114,35 @@ def test_selective_refuses_test_as_val(tmp_path, capsys):
             "--out", str(tmp_path / "o")]
     assert main(argv) == 2
     assert "threshold must come from val" in capsys.readouterr().err
+
+
+class _BackboneDropout(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Dropout(0.5), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(4, 2)
+
+    def forward_features(self, x):
+        return self.body(x)
+
+    def forward_head(self, f):
+        return self.head(f)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+
+def test_head_only_sampling_used_only_when_backbone_is_deterministic():
+    from cxrlab.models import create_model
+    from cxrlab.uncertainty import _head_only, enable_mc_dropout
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 1, 32, 32)
+    gap = create_model("cnn_gap", 2, in_chans=1, img_size=32)
+    deep = _BackboneDropout()
+    for m, expected in ((gap, True), (deep, False)):
+        enable_mc_dropout(m)
+        with torch.no_grad():
+            assert _head_only(m, x) is expected
+        s = mc_dropout_samples(m, x, 8)
+        assert s.shape == (8, 3, 2) and s.std(0).max() > 0

@@ -17,6 +17,8 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--contrast", type=float, default=1.0, help="finding brightness multiplier (1 easy, 0.3 hard)")
     p.add_argument("--finding-scale", type=float, default=1.0, help="finding size multiplier")
     p.add_argument("--prevalence", type=float, default=0.3, help="per-finding prevalence (multilabel)")
+    p.add_argument("--zone", choices=["any", "upper", "lower", "left", "right"], default="any",
+                   help="where focal findings are placed (image left/right lung, upper/lower lung half)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.set_defaults(func=_phantom)
 
@@ -31,6 +33,7 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--keep-split", action="store_true", help="folder: keep split folders as a given_split column")
     p.add_argument("--patients-from", help="folder: NIH Data_Entry CSV to join patient ids by file name")
     p.add_argument("--check-decode", action="store_true", help="fully decode every image (slower)")
+    p.add_argument("--no-hash", action="store_true", help="skip sha256 of every file (no duplicate-file check)")
     p.add_argument("--workers", type=int, default=None, help="threads for hashing/checking files")
     p.set_defaults(func=_index)
 
@@ -39,7 +42,8 @@ def _phantom(args: argparse.Namespace) -> int:
     from cxrlab.data.sources.phantom import make_phantom
 
     out = make_phantom(args.out, n=args.n, task=args.task, size=args.size, seed=args.seed, contrast=args.contrast,
-                       finding_scale=args.finding_scale, prevalence=args.prevalence, workers=args.workers)
+                       finding_scale=args.finding_scale, prevalence=args.prevalence, zone=args.zone,
+                       workers=args.workers)
     print(f"wrote {args.n} {args.task} phantom images ({args.size}x{args.size}) to {out}/images, "
           f"labels to {out}/labels.csv, boxes to {out}/BBox_List_2017.csv")
     print(f"next: cxrlab data index {shlex.quote(str(out))} --format csv --out {shlex.quote(str(out / 'index'))}")
@@ -53,7 +57,7 @@ def _index(args: argparse.Namespace) -> int:
     opts = {"nih": {"drop_no_finding": args.drop_no_finding}, "csv": {"task": args.task, "classes": classes},
             "folder": {"keep_split": args.keep_split, "patients_from": args.patients_from}}[args.fmt]
     index, report = build_index(args.root, args.fmt, args.out, labels=args.labels, check_decode=args.check_decode,
-                                workers=args.workers, **opts)
+                                hash_files=not args.no_hash, workers=args.workers, **opts)
     print(format_summary(index, report))
     return 0
 

@@ -28,6 +28,7 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--boxes", help="boxes CSV (NIH BBox_List_2017 layout); default: the index's boxes")
     p.add_argument("--boxes-size", type=int, help="the image size the box coordinates refer to (NIH: 1024)")
     p.add_argument("--classes", nargs="+", help="classes to explain (default: top predicted / boxed finding)")
+    p.add_argument("--layer", help="module to hook instead of the model's cam_layer (e.g. layer3)")
     p.add_argument("--top-k", type=int, default=1, help="explain the k most probable classes per image")
     p.add_argument("--max-images", type=int, default=64, help="at most this many images (boxed ones first)")
     p.add_argument("--threshold", type=float, default=0.5, help="map threshold for IoU / intersection-over-box")
@@ -47,7 +48,7 @@ def _explain(args: argparse.Namespace) -> int:
         methods=[m.strip() for m in args.method.split(",") if m.strip()], boxes=args.boxes,
         boxes_size=args.boxes_size, classes=args.classes, top_k=args.top_k, max_images=args.max_images,
         threshold=args.threshold, sanity=not args.no_sanity, json_only=args.json, n_boot=args.bootstrap,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size, layer=args.layer,
     )
     print(json.dumps(summary, indent=2))
     return 0

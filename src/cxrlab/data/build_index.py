@@ -47,7 +47,7 @@ def scan_source(root: str | Path, fmt: str, labels: str | Path | None = None, dr
 
 
 def build_index(root: str | Path, fmt: str, out_dir: str | Path, labels: str | Path | None = None,
-                check_decode: bool = False, workers: int | None = None, **source_opts: Any
+                check_decode: bool = False, hash_files: bool = True, workers: int | None = None, **source_opts: Any
                 ) -> tuple[Index, dict[str, Any]]:
     """Build, validate and write an index; returns ``(index, validation report)``.
 
@@ -57,7 +57,8 @@ def build_index(root: str | Path, fmt: str, out_dir: str | Path, labels: str | P
         out_dir: where ``index.csv``, ``index.json`` and the validation report go.
         labels: labels/metadata CSV (``csv``: default ROOT/labels.csv or the single CSV; ``nih``: default
             the ``Data_Entry_2017*.csv`` in ROOT).
-        check_decode: fully decode every image (slow) instead of header + hash + colour checks.
+        check_decode: fully decode every image (slow) besides the header + hash + colour checks.
+        hash_files: sha256 every file (finds exact duplicates; reads every byte).
         **source_opts: ``drop_no_finding``, ``task``, ``keep_split``, ``patients_from``, ``classes``.
     Raises:
         CxrlabError: on unusable input (after writing the validation report when it got that far).
@@ -67,7 +68,8 @@ def build_index(root: str | Path, fmt: str, out_dir: str | Path, labels: str | P
     root, out_dir = Path(root), Path(out_dir)
     table = scan_source(root, fmt, labels=labels, **source_opts)
     data_root = table.inputs[0].parent if root.is_file() else root
-    frame, report = validate_table(table, data_root, check_decode=check_decode, workers=workers)
+    frame, report = validate_table(table, data_root, check_decode=check_decode, hash_files=hash_files,
+                                   workers=workers)
     out_dir.mkdir(parents=True, exist_ok=True)
     report_path = write_report(report, out_dir)
     report["report_path"] = str(report_path)

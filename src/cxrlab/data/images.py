@@ -50,7 +50,9 @@ def decode_raw(path: str | Path) -> np.ndarray:
         raise CxrlabError(f"{path}: cannot read file ({exc.strerror}); check the path and permissions") from None
     if data.size == 0:
         raise CxrlabError(f"{path}: zero-byte file; re-download or remove it from the dataset")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    # JPEG: IMREAD_COLOR honours the EXIF orientation (phone photos of films); UNCHANGED keeps 16-bit PNGs.
+    flags = cv2.IMREAD_COLOR if data[:2].tobytes() == b"\xff\xd8" else cv2.IMREAD_UNCHANGED
+    img = cv2.imdecode(data, flags)
     if img is None or img.size == 0:
         raise CxrlabError(f"{path}: not a readable PNG/JPEG/DICOM image (corrupt or truncated); re-download it")
     if img.ndim == 3 and img.shape[2] == 1:

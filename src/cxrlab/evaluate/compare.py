@@ -108,6 +108,15 @@ def _manifest_info(src: Source) -> dict:
     for key, names in MANIFEST_KEYS.items():
         info[key] = next((manifest[n] for n in names if isinstance(manifest.get(n), (int, float))), None)
     info["model"] = manifest.get("model") or manifest.get("model_name")
+    metrics_csv = src.run_dir / "metrics.csv" if src.run_dir else None
+    if info["images_per_s"] is None and metrics_csv is not None and metrics_csv.exists():
+        import pandas as pd
+
+        try:  # training throughput per epoch lives in metrics.csv
+            ips = pd.read_csv(metrics_csv).get("images_per_s")
+            info["images_per_s"] = float(ips.mean()) if ips is not None and ips.notna().any() else None
+        except (OSError, ValueError, pd.errors.ParserError):
+            pass
     return info
 
 
@@ -139,7 +148,7 @@ def _metric_arrays(model: Model, weights: np.ndarray, keep: list[int], method: s
     aucs, _ = m.class_auc_ap(s, weights)
     with np.errstate(invalid="ignore"):
         macro_cols = keep if s.task == "multilabel" else list(range(len(s.classes)))
-        model.arrays["auroc"], model.arrays["macro_auroc"] = aucs, np.nanmean(aucs[:, macro_cols], axis=1)
+        model.arrays["auroc"], model.arrays["macro_auroc"] = aucs, m.nanmean_rows(aucs[:, macro_cols])
     if s.task == "multiclass":
         r = m.multiclass_from_confusion(m.confusion(s, weights))
         model.arrays["f1"], model.arrays["macro_f1"] = r["f1"], r["macro_f1"]
@@ -154,7 +163,7 @@ def _metric_arrays(model: Model, weights: np.ndarray, keep: list[int], method: s
         model.info["thresholds"] = "fixed 0.5 (no validation predictions)"
     f1 = m.rates_from_counts(m.binary_counts(s, thr, weights))["f1"]
     with np.errstate(invalid="ignore"):
-        macro = np.nanmean(f1[:, keep], axis=1) if keep else f1[:, 0] * np.nan
+        macro = m.nanmean_rows(f1[:, keep]) if keep else f1[:, 0] * np.nan
     model.arrays["f1"], model.arrays["macro_f1"] = f1, macro
 
 
@@ -196,7 +205,7 @@ def _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed) 
         rows.append({"name": model.name, **model.info, "headline": value, "headline_ci": ci,
                      "macro_auroc": auc, "macro_auroc_ci": auc_ci, "macro_f1": f1, "macro_f1_ci": f1_ci,
                      "per_class": {c: _f(per[0, i]) for i, c in enumerate(ref.classes)},
-                     "predictions": str(model.source.test)})
+                     "seed_paper": _seed_paper(model.scored), "predictions": str(model.source.test)})
     finite = [r["headline"] if r["headline"] is not None else -np.inf for r in rows]
     best = rows[int(np.argmax(finite))]["name"]
     return {
@@ -219,6 +228,14 @@ def _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed) 
     }
 
 
+def _seed_paper(s: Scored) -> dict | None:
+    """The seed paper's label-wise accuracy and flattened AUROC (all classes), for contrast only."""
+    if s.task != "multilabel":
+        return None
+    flat = m.micro_auc(s, list(range(len(s.classes))), np.ones((1, s.n_patients)))[0]
+    return {"labelwise_accuracy": m.labelwise_accuracy(s), "flattened_auroc": _f(flat)}
+
+
 def _groups(rows: list[dict]) -> list[dict]:
     """Runs of the same model (e.g. several seeds) aggregated: mean and sample sd of the headline metric."""
     by_model: dict[str, list[dict]] = {}
@@ -228,17 +245,17 @@ def _groups(rows: list[dict]) -> list[dict]:
     for name, members in by_model.items():
         if len(members) < 2:
             continue
-        v = np.array([np.nan if r["headline"] is None else r["headline"] for r in members])
-        classes = members[0]["per_class"]
-        per = {c: _mean_sd([r["per_class"][c] for r in members]) for c in classes}
+        mean, sd = _mean_sd([r["headline"] for r in members])
+        per = {c: _mean_sd([r["per_class"][c] for r in members]) for c in members[0]["per_class"]}
         out.append({"model": name, "runs": [r["name"] for r in members], "n": len(members),
-                    "headline_mean": _f(np.nanmean(v)), "headline_sd": _f(np.nanstd(v, ddof=1)), "per_class": per})
+                    "headline_mean": mean, "headline_sd": sd, "per_class": per})
     return out
 
 
 def _mean_sd(values: list) -> list:
     v = np.array([np.nan if x is None else x for x in values], dtype=float)
-    return [_f(np.nanmean(v)), _f(np.nanstd(v, ddof=1))] if np.isfinite(v).sum() else [None, None]
+    v = v[np.isfinite(v)]
+    return [_f(v.mean()), _f(v.std(ddof=1)) if len(v) > 1 else None] if len(v) else [None, None]
 
 
 def write_comparison(result: dict, models: list[Model], out: Path, report: bool = True) -> None:
@@ -248,7 +265,7 @@ def write_comparison(result: dict, models: list[Model], out: Path, report: bool 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "comparison.json", result)
     table = pd.DataFrame([{k: v for k, v in r.items() if k not in ("per_class", "headline_ci", "macro_auroc_ci",
-                                                                     "macro_f1_ci")}
+                                                                     "macro_f1_ci", "seed_paper")}
                           | {f"{result['headline']}_ci_low": (r["headline_ci"] or [None])[0],
                              f"{result['headline']}_ci_high": (r["headline_ci"] or [None, None])[1]}
                           | {f"{result['per_class_metric']}:{c}": v for c, v in r["per_class"].items()}

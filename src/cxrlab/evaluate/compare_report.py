@@ -29,6 +29,7 @@ def write_comparison_report(result: dict, models: list, out: Path) -> tuple[Path
     ])
     _model_table(doc, result, headline)
     _groups_table(doc, result, headline)
+    _seed_paper_table(doc, result)
     _tests_table(doc, result)
     doc.figure("comparison", figures.comparison_figure(
         [r["name"] for r in result["models"]], [r["headline"] for r in result["models"]],
@@ -71,6 +72,18 @@ def _groups_table(doc: Document, result: dict, headline: str) -> None:
     rows = [[g["model"], g["n"], f"{g['headline_mean']:.3f} ± {g['headline_sd'] or 0:.3f}",
              *[_pm(g["per_class"][c]) for c in result["classes"]]] for g in result["groups"]]
     doc.table(["model", "runs", headline, *result["classes"]], rows)
+
+
+def _seed_paper_table(doc: Document, result: dict) -> None:
+    if result["task"] != "multilabel":
+        return
+    doc.heading("The seed paper's metrics, for contrast")
+    doc.text("Label-wise accuracy (all cells at p >= 0.5) and flattened AUROC (all image-class pairs pooled, No "
+             "Finding included) as the seed paper reported them: they flatter every model and hide per-finding "
+             "differences. Use the macro AUROC and per-class columns above.")
+    doc.table(["model", "label-wise accuracy", "flattened AUROC", "macro AUROC"],
+              [[r["name"], r["seed_paper"]["labelwise_accuracy"], r["seed_paper"]["flattened_auroc"],
+                r["macro_auroc"]] for r in result["models"]])
 
 
 def _tests_table(doc: Document, result: dict) -> None:

@@ -14,8 +14,8 @@ CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #ccc;margin-top:1.8em}
-table{border-collapse:collapse;margin:0.8em 0;font-size:0.9em}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f0f0f0}
+table{border-collapse:collapse;margin:0.8em 0;font-size:0.9em;display:block;overflow-x:auto;max-width:100%}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}td{white-space:nowrap}th{background:#f0f0f0}
 td:first-child,th:first-child,td.t{text-align:left}
 figure{display:inline-block;margin:0.5em}figcaption{font-size:0.85em;color:#555}
 img{max-width:100%}.note{color:#7a4b00}.small{font-size:0.85em;color:#555}

@@ -22,7 +22,10 @@ class Source:
     def name(self) -> str:
         if self.run_dir is not None:
             return self.run_dir.name
-        return self.test.stem if self.test.stem not in ("test", "predictions") else self.test.parent.name
+        if self.test.stem not in ("test", "predictions"):
+            return self.test.stem
+        folder = self.test.resolve().parent  # runs/NAME/predictions/test.csv -> NAME
+        return folder.parent.name if folder.name == "predictions" else folder.name
 
     def manifest(self) -> dict:
         """The run's ``manifest.json`` (empty without a run directory)."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
@@ -49,7 +50,7 @@ def match_predictions(preds: Predictions, labels: Index, logits: bool = False) -
     probs = _check_probs(np.asarray(preds.probs, dtype=np.float64), preds.classes, where, labels.task, logits)
     classes, notes = _match_classes(preds.classes, labels.classes, where)
     frame = labels.frame.drop_duplicates("image_id").set_index("image_id")
-    known = np.isin(np.asarray(preds.image_ids, dtype=object), frame.index.to_numpy())
+    known = pd.Index(preds.image_ids).isin(frame.index)  # hashed: np.isin on strings is quadratic-ish
     n_pred = len(preds.image_ids)
     if not known.any():
         example = preds.image_ids[0] if n_pred else "(none)"
@@ -67,12 +68,7 @@ def match_predictions(preds: Predictions, labels: Index, logits: bool = False) -
         if not keep.all():
             notes.append(f"{int((~keep).sum())} images whose class is not predicted are not scored")
         ids, p, y, rows = [i for i, k in zip(ids, keep) if k], p[keep], y[keep], rows[keep]
-    patient_col = rows["patient_id"] if "patient_id" in rows.columns else None
-    if patient_col is None or patient_col.isna().all():
-        patient_names = np.asarray(ids, dtype=object)
-        notes.append("no patient ids in the labels: the bootstrap resamples images")
-    else:
-        patient_names = patient_col.fillna(rows.index.to_series()).astype(str).to_numpy()
+    patient_names = _patient_names(rows, ids, preds, notes)
     _, patients = np.unique(patient_names, return_inverse=True)
     counts = {"predicted": n_pred, "scored": len(ids), "unlabelled": n_pred - int(known.sum()),
               "patients": int(patients.max()) + 1, "labelled_images": len(frame)}
@@ -89,6 +85,18 @@ def subset_scored(s: Scored, image_ids: list[str], classes: list[str]) -> Scored
     counts = {**s.counts, "scored": len(rows), "patients": int(patients.max()) + 1 if len(rows) else 0}
     return Scored(list(image_ids), patients.astype(np.int64), s.y[rows][:, cols], s.p[rows][:, cols],
                   list(classes), s.task, list(s.notes), counts, names)
+
+
+def _patient_names(rows: pd.DataFrame, ids: list[str], preds: Predictions, notes: list[str]) -> np.ndarray:
+    """Patient of each scored image: from the labels, else from the predictions file, else the image itself."""
+    column = rows["patient_id"] if "patient_id" in rows.columns else None
+    if column is not None and column.notna().any():
+        return column.fillna(rows.index.to_series()).astype(str).to_numpy()
+    if preds.patient_ids is not None:
+        by_image = dict(zip(preds.image_ids, preds.patient_ids))
+        return np.asarray([str(by_image[i]) for i in ids], dtype=object)
+    notes.append("no patient ids in the labels or predictions: the bootstrap resamples images")
+    return np.asarray(ids, dtype=object)
 
 
 def _check_ids(preds: Predictions, where: str) -> None:

@@ -16,6 +16,16 @@ DEFAULT_EXCLUDE = ("No Finding",)
 SPECIFICITIES = (0.8, 0.9, 0.95)
 
 
+def nanmean_rows(values: np.ndarray) -> np.ndarray:
+    """Mean over axis 1 ignoring NaN; NaN (silently) where a row has no finite value, e.g. a bootstrap
+    replicate in which every averaged class happens to be undefined."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    n = finite.sum(axis=1)
+    total = np.where(finite, values, 0.0).sum(axis=1)
+    return np.divide(total, n, out=np.full(len(values), np.nan), where=n > 0)
+
+
 def class_auc_ap(s: Scored, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-class AUROC and AP: two (R, C) arrays; NaN where a class has one label value (multi-label: rows
     with an unknown label are left out of that class; multi-class: one-vs-rest)."""
@@ -57,17 +67,20 @@ def labelwise_accuracy(s: Scored, threshold: float = 0.5) -> float:
     return float(((s.p >= threshold) == (s.y == 1))[known].mean())
 
 
-def sensitivity_at_specificity(y: np.ndarray, p: np.ndarray, specificity: float) -> float:
-    """Highest sensitivity among thresholds whose specificity is at least ``specificity`` (test ROC)."""
+def sensitivity_at_specificity(y: np.ndarray, p: np.ndarray, specificities=SPECIFICITIES) -> dict[str, float]:
+    """Highest sensitivity among thresholds whose specificity is at least each value (test ROC curve)."""
     known = ~np.isnan(y)
     y, p = y[known].astype(bool), p[known]
     if y.all() or not y.any():
-        return float("nan")
+        return {str(x): float("nan") for x in specificities}
     from sklearn.metrics import roc_curve
 
     fpr, tpr, _ = roc_curve(y, p)
-    ok = fpr <= 1 - specificity + 1e-12
-    return float(tpr[ok].max()) if ok.any() else 0.0
+    out = {}
+    for x in specificities:
+        ok = fpr <= 1 - x + 1e-12
+        out[str(x)] = float(tpr[ok].max()) if ok.any() else 0.0
+    return out
 
 
 def binary_counts(s: Scored, thresholds: np.ndarray, weights: np.ndarray) -> np.ndarray:

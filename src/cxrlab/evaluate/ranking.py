@@ -64,7 +64,7 @@ def auc_ap(
     m_neg = sparse.csr_matrix(((~ys).astype(np.float64), (groups, us)), shape=shape)
     aucs, aps = [], []
     for start in range(0, len(weights), CHUNK):
-        wt = weights[start : start + CHUNK].T  # (U, r)
+        wt = np.ascontiguousarray(weights[start : start + CHUNK].T)  # (U, r)
         pos = np.asarray(m_pos @ wt)  # (G, r) positive weight per tie group
         neg = np.asarray(m_neg @ wt)
         a, p = _from_group_sums(pos, neg)
@@ -87,17 +87,23 @@ def _merge_negative_runs(groups: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray
 
 
 def _from_group_sums(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AUROC and AP from per-group positive/negative weights (G, r), groups in ascending score order."""
+    """AUROC and AP from per-group positive/negative weights (G, r), groups in ascending score order.
+
+    Written for few passes over the (G, r) arrays: two cumulative sums, reused in place."""
     total_pos, total_neg = pos.sum(0), neg.sum(0)
-    neg_below = np.cumsum(neg, axis=0) - neg
+    cum_neg = np.cumsum(neg, axis=0)  # negatives at or below each group
     with np.errstate(invalid="ignore", divide="ignore"):
-        auc = (pos * (neg_below + 0.5 * neg)).sum(0) / (total_pos * total_neg)
-        tp = np.cumsum(pos[::-1], axis=0)  # descending thresholds
-        fp = np.cumsum(neg[::-1], axis=0)
-        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-300), 0.0)
-        ap = (pos[::-1] * precision).sum(0) / total_pos
-    bad = (total_pos <= 0) | (total_neg <= 0)
-    auc[bad] = np.nan
+        auc = (np.einsum("gr,gr->r", pos, cum_neg) - 0.5 * np.einsum("gr,gr->r", pos, neg)) / (total_pos * total_neg)
+        tp = np.cumsum(pos, axis=0)  # becomes: positives at or above each group (descending threshold)
+        np.subtract(pos, tp, out=tp)
+        tp += total_pos
+        fp = cum_neg  # becomes: negatives at or above each group
+        np.subtract(neg, fp, out=fp)
+        fp += total_neg
+        fp += tp  # predicted positives at this threshold
+        np.divide(tp, fp, out=tp, where=fp > 0)  # precision (tp is 0 wherever fp + tp is 0)
+        ap = np.einsum("gr,gr->r", pos, tp) / total_pos
+    auc[(total_pos <= 0) | (total_neg <= 0)] = np.nan
     ap[total_pos <= 0] = np.nan
     return auc, ap
 

@@ -114,14 +114,15 @@ def run_sections(doc: Document, source: Source) -> None:
     run = source.run_dir
     doc.heading("Training")
     manifest = source.manifest()
-    facts = [f"{k}: {manifest[k]}" for k in ("model", "params", "wall_time_s", "images_per_s", "seed")
+    facts = [f"{k}: {manifest[k]}" for k in ("config", "model", "parameters", "params", "wall_seconds", "wall_time_s",
+                                             "best_epoch", "seed", "device")
              if k in manifest]
     if facts:
         doc.bullets(facts)
     if (run / "metrics.csv").exists():
         doc.figure("training", figures.training_figure(run / "metrics.csv"), "Training curves (metrics.csv)")
-    split_json = run / "split.json"
-    if split_json.exists():
+    split_json = _split_json(run, manifest)
+    if split_json is not None:
         doc.heading("Split audit")
         try:
             split = json.loads(split_json.read_text())
@@ -129,6 +130,15 @@ def run_sections(doc: Document, source: Source) -> None:
             split = {}
         doc.bullets([f"{k}: {_short(v)}" for k, v in split.items() if k != "audit"]
                     + [f"audit.{k}: {_short(v)}" for k, v in (split.get("audit") or {}).items()])
+
+
+def _split_json(run: Path, manifest: dict) -> Path | None:
+    """The split's audit sidecar: in the run directory, else beside the split file the manifest names."""
+    candidates = [run / "split.json"]
+    split = (manifest.get("data") or {}).get("split") if isinstance(manifest.get("data"), dict) else None
+    if split:
+        candidates.append(Path(split).with_suffix(".json"))
+    return next((p for p in candidates if p.is_file()), None)
 
 
 def _short(v, limit: int = 200) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
+from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import calibration as cal
 from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.bootstrap import percentile_ci
@@ -30,8 +33,11 @@ def multilabel_block(
     s: Scored, weights: np.ndarray, exclude: tuple[str, ...], val: Scored | None, method: str
 ) -> dict:
     """Per-class, macro, micro and prevalence-weighted metrics, thresholds and the seed paper's numbers."""
-    aucs, aps = m.class_auc_ap(s, weights)  # (R+1, C)
     keep, excluded, undefined = m.averaged_classes(s, exclude)
+    if len(undefined) == len(s.classes):
+        raise CxrlabError(f"no scored class has both positive and negative labels among the {len(s.y)} scored "
+                          "images, so AUROC is undefined for all; score more images")
+    aucs, aps = m.class_auc_ap(s, weights)  # (R+1, C)
     per_class = {}
     for i, c in enumerate(s.classes):
         known = ~np.isnan(s.y[:, i])
@@ -44,11 +50,11 @@ def multilabel_block(
             "n_negative": int(known.sum()) - n_pos, "n_unknown": int((~known).sum()),
             "defined": c not in undefined, "in_macro": i in keep,
             "sensitivity_at_specificity": {
-                str(x): _clean(m.sensitivity_at_specificity(s.y[:, i], s.p[:, i], x)) for x in m.SPECIFICITIES
+                k: _clean(v) for k, v in m.sensitivity_at_specificity(s.y[:, i], s.p[:, i]).items()
             },
         }
     with np.errstate(invalid="ignore"):
-        macro_auc, macro_ap = np.nanmean(aucs[:, keep], axis=1), np.nanmean(aps[:, keep], axis=1)
+        macro_auc, macro_ap = m.nanmean_rows(aucs[:, keep]), m.nanmean_rows(aps[:, keep])
     n_pos = np.array([per_class[s.classes[i]]["n_positive"] for i in keep], dtype=float)
     weighted = (aucs[:, keep] * n_pos).sum(1) / n_pos.sum() if keep else np.full(len(aucs), np.nan)
     names = [s.classes[i] for i in keep]
@@ -95,7 +101,7 @@ def threshold_block(s: Scored, weights: np.ndarray, val: Scored | None, method: 
         row["f1"], row["f1_ci"] = est(rates["f1"][:, i])
         per_class[c] = row
     with np.errstate(invalid="ignore"):
-        macro_f1 = np.nanmean(rates["f1"][:, keep], axis=1) if keep else np.full(len(weights), np.nan)
+        macro_f1 = m.nanmean_rows(rates["f1"][:, keep]) if keep else np.full(len(weights), np.nan)
     return {"method": method, "chosen_on": chosen_on, "per_class": per_class} | _pair("macro_f1", macro_f1)
 
 
@@ -113,6 +119,12 @@ def calibration_block(s: Scored, val: Scored | None) -> dict:
 
 
 def _calibration_numbers(s: Scored, p: np.ndarray) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a class without known labels gives NaN, as wanted
+        return _calibration_numbers_inner(s, p)
+
+
+def _calibration_numbers_inner(s: Scored, p: np.ndarray) -> dict:
     if s.task == "multiclass":
         correct, conf = cal.top_label(s.y, p)
         return {"brier": cal.brier(s.y, p, s.task), "ece_top_label": cal.ece(correct, conf)}
@@ -139,7 +151,7 @@ def multiclass_block(s: Scored, weights: np.ndarray, val: Scored | None = None) 
         row["support"] = int(cm[0, i].sum())
         per_class[c] = row
     with np.errstate(invalid="ignore"):
-        macro_auc = np.nanmean(aucs, axis=1)
+        macro_auc = m.nanmean_rows(aucs)
     out = {"per_class": per_class, "macro": _pair("f1", r["macro_f1"]) | _pair("auroc_ovr", macro_auc)
            | {"classes": list(s.classes)}}
     for k in ("accuracy", "weighted_f1", "balanced_accuracy", "kappa"):

@@ -26,6 +26,8 @@ from cxrlab.explain.localization import chance_pointing, scale_box, score_map, s
 from cxrlab.utils import atomic_write_text, write_json
 
 log = logging.getLogger(__name__)
+# NIH's box file says "Infiltrate" where Data_Entry (and so our classes) say "Infiltration"
+BOX_LABEL_ALIASES = {"Infiltrate": "Infiltration"}
 
 
 def explain_run(run_dir: str | Path | None, out: str | Path, images: str | Path | None = None,
@@ -33,16 +35,19 @@ def explain_run(run_dir: str | Path | None, out: str | Path, images: str | Path 
                 boxes: str | Path | None = None, boxes_size: int | None = None, classes: list[str] | None = None,
                 top_k: int = 1, max_images: int = 64, threshold: float = 0.5, sanity: bool = True,
                 json_only: bool = False, n_boot: int = 1000, batch_size: int = 8, gallery_k: int = 4,
-                model: nn.Module | None = None, info: dict[str, Any] | None = None) -> dict[str, Any]:
+                layer: str | None = None, model: nn.Module | None = None,
+                info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Explain a run's model on images or an index split; see the module docstring for the outputs.
 
+    ``layer`` overrides the model's ``cam_layer`` (e.g. ``layer3`` of a ResNet for a finer map).
     ``model``/``info`` may be given instead of ``run_dir`` (tests, notebooks). Returns the summary that is
     written to ``localization.json``.
     """
     methods = methods or ["gradcam"]
     if model is None:
         model, info = I.load_run(run_dir)
-    assert info is not None
+    if layer:
+        _set_layer(model, layer)
     _check_methods(methods, model)
     out = Path(out)
     pre = I.build_preprocess(info)
@@ -76,6 +81,14 @@ def explain_run(run_dir: str | Path | None, out: str | Path, images: str | Path 
 
         write_gallery(out, sections, summary)
     return summary
+
+
+def _set_layer(model: nn.Module, layer: str) -> None:
+    names = dict(model.named_modules())
+    if layer not in names:
+        near = [n for n in names if n and "." not in n][:12]
+        raise CxrlabError(f"--layer {layer!r} is not a module of this model; top-level modules: {', '.join(near)}")
+    model.cam_layer = layer
 
 
 def _check_methods(methods: list[str], model: nn.Module) -> None:
@@ -115,6 +128,7 @@ def _load_boxes(path, size, imgs: I.ImageSet, classes: list[str]) -> tuple[pd.Da
     from cxrlab.data.boxes import read_boxes
 
     table = read_boxes(path)
+    table["label"] = table["label"].map(lambda v: v if v in classes else BOX_LABEL_ALIASES.get(v, v))
     in_set = table["image_id"].isin(set(imgs.image_ids))
     known = table["label"].isin(classes)
     ref = float(size or imgs.meta.get("boxes_size") or 1024)
@@ -208,11 +222,18 @@ def randomisation_check(model: nn.Module, x: torch.Tensor, pairs: list[dict], me
     rand_maps = _maps(random_model, x, [pairs[i] for i in boxed], method, batch_size)
     trained = [max(score_map(trained_maps[i], b, threshold)["pointing"] for b in pairs[i]["boxes"]) for i in boxed]
     rand = [max(score_map(m, b, threshold)["pointing"] for b in pairs[i]["boxes"]) for i, m in zip(boxed, rand_maps)]
-    corr = [float(np.corrcoef(trained_maps[i].ravel(), m.ravel())[0, 1]) for i, m in zip(boxed, rand_maps)]
+    corr = [_corr(trained_maps[i], m) for i, m in zip(boxed, rand_maps)]
     t, r = float(np.mean(trained)), float(np.mean(rand))
     return {"method": method, "n": len(boxed), "trained_pointing": t, "random_pointing": r,
-            "map_correlation": float(np.nanmean(corr)) if corr else float("nan"),
+            "map_correlation": float(np.nanmean(corr)) if np.isfinite(corr).any() else float("nan"),
             "verdict": "pass" if t >= r + 0.1 else "FAIL: maps barely depend on the learned weights"}
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two maps; NaN when either is flat (nothing to correlate)."""
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
 def reinitialise(model: nn.Module, seed: int = 0) -> nn.Module:

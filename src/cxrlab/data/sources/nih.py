@@ -95,17 +95,18 @@ def _patient_ids(col: pd.Series) -> pd.Series:
 
 
 def find_nih_images(root: Path) -> dict[str, str]:
-    """Image file name -> path relative to ``root``, over ``images/``, ``images_*/images/`` and ``images_*/``."""
+    """Image file name -> path relative to ``root``, over ``images/``, ``images_*/images/``, ``images_*/`` and
+    ROOT itself (a flattened download)."""
     folders = [root / "images"]
     with os.scandir(root) as it:
         for e in sorted(it, key=lambda e: e.name):
             if e.is_dir() and e.name.startswith("images_"):
                 folders += [Path(e.path) / "images", Path(e.path)]
     found: dict[str, str] = {}
-    for folder in folders:
+    for folder in [*folders, root]:
         rel = folder.relative_to(root).as_posix()
         for name in list_images(folder):
-            found.setdefault(name, f"{rel}/{name}")
+            found.setdefault(name, name if rel == "." else f"{rel}/{name}")
     return found
 
 

@@ -13,8 +13,8 @@ Generative model (coordinates are fractions of the image side, rendering is vect
 
   - multi-label (``Nodule``, ``Mass``, ``Effusion``, ``Opacity``), each present with ``prevalence``
     and kept at a follow-up with probability ``persistence``: Nodule = small bright disc (radius
-    ``0.045 * finding_scale``), Mass = large dense sharp-edged disc (``0.085``), Effusion = bright fluid filling one lung base up
-    to a meniscus, Opacity = diffuse textured patch (radius ~0.09).
+    ``0.045 * finding_scale``), Mass = large dense sharp-edged disc (``0.085``), Effusion = bright fluid
+    filling one lung base up to a meniscus, Opacity = diffuse textured patch (radius ~0.09).
   - multi-class (``normal``, ``bacteria``, ``virus``, ``COVID-19``), one class per patient: bacteria = one
     dense lobar consolidation in one lung; virus = bilateral perihilar reticular (striped) texture;
     COVID-19 = bilateral peripheral lower-zone ground glass; normal = nothing.
@@ -105,13 +105,33 @@ def _disc(size: int, cx: float, cy: float, radius: float) -> np.ndarray:
     return (np.clip(1 - d2, 0, 1) ** 1.5).astype(np.float32)
 
 
-def _finding_field(name: str, lungs: np.ndarray, size: int, r: np.random.Generator, scale: float) -> list[np.ndarray]:
+ZONES = ("any", "upper", "lower", "left", "right")
+
+
+def _zone_mask(mask: np.ndarray, zone: str) -> np.ndarray:
+    """The part of the lung mask where focal findings may be centred (image left/right, lung upper/lower)."""
+    if zone == "any":
+        return mask
+    zoned = np.zeros_like(mask)
+    half = mask.shape[1] // 2
+    if zone in ("left", "right"):
+        cols = slice(0, half) if zone == "left" else slice(half, None)
+        zoned[:, cols] = mask[:, cols]
+    else:
+        middle = int(np.median(np.nonzero(mask)[0]))
+        rows = slice(0, middle) if zone == "upper" else slice(middle, None)
+        zoned[rows] = mask[rows]
+    return zoned if zoned.any() else mask
+
+
+def _finding_field(name: str, lungs: np.ndarray, size: int, r: np.random.Generator, scale: float,
+                   zone: str = "any") -> list[np.ndarray]:
     """One or more (S, S) fields in [0, 1] for a finding (one per box), already clipped to the lungs."""
     mask = lungs > 0.5
     if name in ("Nodule", "Mass", "bacteria", "Opacity"):
         frac = {"Nodule": 0.045, "Mass": 0.085, "bacteria": 0.12, "Opacity": 0.09}[name]
         radius = frac * scale * size * r.uniform(0.85, 1.15)
-        cx, cy = _pick_center(mask, radius, r)
+        cx, cy = _pick_center(_zone_mask(mask, zone), radius, r)
         field = _disc(size, cx, cy, radius)
         if name == "Opacity":  # patchy: modulate with a low-frequency random texture
             tex = cv2.resize(r.random((6, 6), dtype=np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
@@ -120,7 +140,7 @@ def _finding_field(name: str, lungs: np.ndarray, size: int, r: np.random.Generat
             field = np.minimum(1.0, field * 2.5)  # dense and sharp-edged, unlike a soft opacity
         return [field * lungs]
     if name == "Effusion":
-        return [_effusion(lungs, mask, size, r)]
+        return [_effusion(lungs, mask, size, r, zone)]
     if name in ("virus", "COVID-19"):
         return _bilateral(name, lungs, mask, size, r, scale)
     raise CxrlabError(f"phantom: unknown finding {name!r}")
@@ -132,8 +152,9 @@ def _lung_halves(mask: np.ndarray, size: int) -> list[np.ndarray]:
     return [mask & left, mask & ~left]
 
 
-def _effusion(lungs: np.ndarray, mask: np.ndarray, size: int, r: np.random.Generator) -> np.ndarray:
-    half = _lung_halves(mask, size)[r.integers(2)]
+def _effusion(lungs: np.ndarray, mask: np.ndarray, size: int, r: np.random.Generator, zone: str) -> np.ndarray:
+    side = {"left": 0, "right": 1}.get(zone, int(r.integers(2)))
+    half = _lung_halves(mask, size)[side]
     ys, xs = np.nonzero(half)
     top, bottom, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
     level = bottom - r.uniform(0.22, 0.32) * (bottom - top)
@@ -186,7 +207,7 @@ def render_image(item: dict[str, Any]) -> list[tuple[str, str, int, int, int, in
     img, lungs = _render_anatomy(_patient_anatomy(item["seed"], item["patient"]), size, r)
     boxes = []
     for name in item["findings"]:
-        for field in _finding_field(name, lungs, size, rf, item["finding_scale"]):
+        for field in _finding_field(name, lungs, size, rf, item["finding_scale"], item.get("zone", "any")):
             box = _box(field)
             if box is None:
                 continue
@@ -227,7 +248,7 @@ def _plan(n: int, task: str, seed: int, prevalence: float, persistence: float) -
 
 def make_phantom(out_dir: str | Path, n: int = 200, task: str = "multilabel", size: int = 256, seed: int = 0,
                  contrast: float = 1.0, finding_scale: float = 1.0, prevalence: float = 0.3,
-                 persistence: float = 0.7, workers: int | None = None) -> Path:
+                 persistence: float = 0.7, zone: str = "any", workers: int | None = None) -> Path:
     """Write ``n`` phantom images, ``labels.csv``, ``BBox_List_2017.csv`` and ``phantom.json`` into ``out_dir``.
 
     Args:
@@ -236,18 +257,22 @@ def make_phantom(out_dir: str | Path, n: int = 200, task: str = "multilabel", si
         finding_scale: finding size multiplier.
         prevalence: per-finding probability of a new finding (multi-label).
         persistence: probability a finding is still there at the next follow-up (multi-label).
+        zone: where focal findings are centred: ``any``, ``upper``/``lower`` half of the lungs, or the image
+            ``left``/``right`` lung (effusions follow left/right; bilateral patterns ignore it).
         workers: processes (default: all cores, 1 for small sets).
     Returns:
         ``out_dir``.
     """
     _check_args(n, task, size, contrast, finding_scale, prevalence, persistence)
+    if zone not in ZONES:
+        raise CxrlabError(f"phantom zone {zone!r} is not one of {', '.join(ZONES)}")
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     plan = _plan(n, task, seed, prevalence, persistence)
     for item in plan:
-        item.update(size=size, seed=seed, contrast=contrast, finding_scale=finding_scale,
+        item.update(size=size, seed=seed, contrast=contrast, finding_scale=finding_scale, zone=zone,
                     path=str(out_dir / "images" / item["image_id"]))
-    workers = workers or (1 if n < 64 else min(os.cpu_count() or 1, 8))
+    workers = workers or (1 if n < 256 else min(os.cpu_count() or 1, 8))
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(render_image, plan, chunksize=max(1, n // (workers * 8))))
@@ -258,7 +283,7 @@ def make_phantom(out_dir: str | Path, n: int = 200, task: str = "multilabel", si
     write_json(out_dir / "phantom.json", {
         "generator": "cxrlab.data.sources.phantom", "n": n, "task": task, "classes": classes, "size": size,
         "seed": seed, "contrast": contrast, "finding_scale": finding_scale, "prevalence": prevalence,
-        "persistence": persistence, "boxes_image_size": size, "labels": "labels.csv",
+        "persistence": persistence, "zone": zone, "boxes_image_size": size, "labels": "labels.csv",
         "boxes": "BBox_List_2017.csv",
     })
     return out_dir

@@ -13,10 +13,9 @@ from safetensors.torch import load_file
 from cxrlab.config import load_config
 from cxrlab.predictions import read_predictions
 from cxrlab.train import fit
-from cxrlab.train import fit as fit_module  # noqa: F401 - the package re-exports the function
 from cxrlab.train.checkpoint import load_run_model, load_state
 
-from .conftest import overrides
+from train_helpers import overrides
 
 LOSS_COLUMNS = ["epoch", "train_loss", "val_loss", "val_metric", "lr"]
 
@@ -63,7 +62,7 @@ def test_load_run_model_and_predict_match_training(tiny_ml, tmp_path: Path):
 
 def _interrupt_after(monkeypatch, stop_epoch: int) -> None:
     """Make fit die (like a kill) right after ``stop_epoch`` finished and was checkpointed."""
-    import cxrlab.train.fit as f
+    import cxrlab.train.fitting as f
 
     real = f._epoch
 
@@ -110,7 +109,7 @@ def test_multiclass_with_sampler_schedule_and_swa(tiny_mc, tmp_path: Path):
 
 
 def test_layerwise_lrs_and_step_schedule(tiny_ml, tmp_path: Path):
-    from cxrlab.train.fit import build_model
+    from cxrlab.train.fitting import build_model
     from cxrlab.train.optim import build_optimizer
 
     cfg = load_config(None, overrides(tiny_ml, optim__layer_lrs="{features: 1e-5}", optim__weight_decay=0.01))

@@ -171,7 +171,8 @@ def _build(cfg: Config, out: Path, device: torch.device, d: ddp.Dist) -> Session
     kwargs = cfg.loss.build_kwargs()
     if d.main:
         warn_if_double_correction(cfg.sampler.name, cfg.loss.name, kwargs)
-    loss_fn = build_loss(cfg.loss.name, task, len(classes), class_counts=counts, **kwargs).to(device)
+    loss_name = cfg.loss.name if cfg.loss.name != "auto" else ("bce" if task == "multilabel" else "ce")
+    loss_fn = build_loss(loss_name, task, len(classes), class_counts=counts, **kwargs).to(device)
     model = ddp.wrap(torch.compile(bare) if cfg.train.compile else bare, d, device)
     optimizer = build_optimizer(bare, cfg.optim, cfg.train.lr)
     steps = math.ceil(len(loaders["train"]) / cfg.train.accumulate)

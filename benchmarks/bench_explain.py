@@ -1,0 +1,72 @@
+"""Benchmark: heat maps per second (Grad-CAM, EigenCAM, attention rollout) for ResNet-50 and ViT-B/16 at 224,
+and the cost of MC-dropout relative to one forward pass: looped vs batched vs head-only sampling.
+
+Random init, random tensors, batch 4 by default. Run: ``python benchmarks/bench_explain.py`` (CPU) or
+``python benchmarks/bench_explain.py --device cuda --batch 16 --samples 30``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from cxrlab.explain.cam import compute_cams
+from cxrlab.models import create_model
+from cxrlab.uncertainty import mc_dropout_samples
+
+MODELS = {"timm:resnet50": ["gradcam", "eigencam"], "timm:vit_base_patch16_224": ["gradcam", "eigencam", "rollout"]}
+
+
+def _timed(fn, device: torch.device, iters: int) -> float:
+    fn()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / iters
+
+
+def bench(name: str, methods: list[str], args: argparse.Namespace) -> None:
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = create_model(name, 15, in_chans=3, img_size=224, drop_rate=0.2).to(device).eval()
+    x = torch.randn(args.batch, 3, 224, 224, device=device)
+    classes = [0] * args.batch
+    for method in methods:
+        sec = _timed(lambda m=method: compute_cams(model, x, classes, m), device, args.iters)
+        print(f"{name:28s} {method:9s} {args.batch / sec:8.2f} maps/s", flush=True)
+    with torch.no_grad():
+        fwd = _timed(lambda: model(x), device, args.iters)
+    n = args.samples
+    looped = _timed(lambda: mc_dropout_samples(model, x, n, batched=False), device, 1)
+    full = _timed(lambda: mc_dropout_samples(model, x, n, head_only=False, max_batch=args.max_batch), device, 1)
+    head = _timed(lambda: mc_dropout_samples(model, x, n), device, 1)
+    model.eval()
+    print(f"{name:28s} MC-dropout x{n}: looped {looped / fwd:6.1f}x, batched {full / fwd:6.1f}x, "
+          f"head-only {head / fwd:6.2f}x one forward ({fwd * 1000:.0f} ms for {args.batch} images)", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--iters", type=int, default=2)
+    p.add_argument("--samples", type=int, default=10)
+    p.add_argument("--max-batch", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--models", nargs="+", default=list(MODELS))
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"device {args.device}, threads {torch.get_num_threads()}, batch {args.batch}, torch {torch.__version__}")
+    for name in args.models:
+        bench(name, MODELS.get(name, ["gradcam"]), args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Pseudo-labelling an unlabeled pool with a trained run, for retraining through the normal ``cxrlab train``.
+
+Class-aware: a confidence threshold per class (S4 used 0.92 / 0.90 / 0.85 / 0.80), or a per-class quota of
+the most confident images so rare classes are not drowned (S4's lesson). The pool may be a folder of images
+or an index (its labels are never used for selection; when present they only measure pseudo-label accuracy).
+A pool holding any of the run's test images is refused: pseudo-labels made from test images leak the test
+set into training (S4's 88.6% was partly that). Pool images of validation/test *patients* are dropped.
+
+Outputs in ``out``: ``index/`` (the run's labelled rows, weight 1, plus the pseudo-labelled rows with
+``weight``), ``split.csv`` (the run's split, pseudo rows as train), ``pseudo.csv`` (the pseudo-labels and
+their probabilities), ``pseudo.json`` (counts per class, accuracy when known, the retraining command).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cxrlab.errors import CxrlabError
+from cxrlab.explain import inputs as I
+from cxrlab.utils import atomic_write_text, write_json
+
+
+def _pool(pool: str | Path, classes: list[str]) -> tuple[I.ImageSet, list[str] | None]:
+    """(images with secret labels when the pool is a labelled index, patient ids when known)."""
+    path = Path(pool)
+    if (path / "index.csv").exists() or path.name == "index.csv":
+        from cxrlab.data.index import load_index
+
+        idx = load_index(path)
+        images = I.image_set_from_index(path, classes)
+        return images, idx.frame["patient_id"].astype(str).tolist()
+    return I.image_set_from_files(path), None
+
+
+def _refuse_test(images: I.ImageSet, patients: list[str] | None, labelled, split: pd.DataFrame) -> list[int]:
+    """Refuse test images; return the pool rows to keep (not already labelled, not a val/test patient)."""
+    test_ids = set(split.loc[split["split"] == "test", "image_id"].astype(str))
+    paths = dict(zip(labelled.frame["image_id"].astype(str), labelled.absolute_paths()))
+    test_paths = {Path(paths[i]).resolve() for i in test_ids if i in paths}
+    clash = [i for i, p in zip(images.image_ids, images.paths) if i in test_ids or Path(p).resolve() in test_paths]
+    if clash:
+        raise CxrlabError(f"the pool holds {len(clash)} of the run's test images (e.g. {clash[:3]}); pseudo-labels "
+                          "must never come from the test split: use unlabeled images or the train split only")
+    known = set(labelled.frame["image_id"].astype(str))
+    held = split[split["split"].isin(["val", "test"])]["image_id"].astype(str)
+    by_id = dict(zip(labelled.frame["image_id"].astype(str), labelled.frame["patient_id"].astype(str)))
+    held_patients = {by_id[i] for i in held if i in by_id}
+    return [r for r, i in enumerate(images.image_ids) if i not in known
+            and (patients is None or patients[r] not in held_patients)]
+
+
+def select(probs: np.ndarray, task: str, thresholds: np.ndarray | None, quota: int | None) -> np.ndarray:
+    """(N, C) pseudo-labels: 1/0 where confident, NaN where not (multi-label); one-hot or NaN rows (multi-class)."""
+    n, c = probs.shape
+    out = np.full((n, c), np.nan)
+    if quota is not None:
+        for k in range(c):
+            rows = np.flatnonzero(probs.argmax(1) == k) if task == "multiclass" else np.arange(n)
+            top = rows[np.argsort(-probs[rows, k])][:quota]
+            if task == "multiclass":
+                out[top] = 0.0
+            out[top, k] = 1.0
+        return out
+    if task == "multiclass":
+        top = probs.argmax(1)
+        keep = probs[np.arange(n), top] >= thresholds[top]
+        out[keep] = 0.0
+        out[np.flatnonzero(keep), top[keep]] = 1.0
+        return out
+    out[probs >= thresholds] = 1.0
+    out[probs <= 1 - thresholds] = 0.0
+    return out
+
+
+def _thresholds(thresholds: list[float] | None, classes: list[str]) -> np.ndarray:
+    t = np.asarray(thresholds or [0.9], dtype=float)
+    if len(t) == 1:
+        t = np.repeat(t, len(classes))
+    if len(t) != len(classes) or ((t <= 0.5) | (t > 1)).any():
+        raise CxrlabError(f"--thresholds needs one value or {len(classes)} ({', '.join(classes)}), each in (0.5, 1]")
+    return t
+
+
+@torch.no_grad()
+def _predict(model, images: I.ImageSet, info: dict, batch_size: int) -> np.ndarray:
+    pre = I.build_preprocess(info)
+    out = []
+    for _, x, _ in I.iter_batches(images, pre, batch_size):
+        logits = model(x)
+        out.append((logits.softmax(-1) if info.get("task") == "multiclass" else logits.sigmoid()).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(info["classes"])))
+
+
+def pseudo_label(run_dir: str | Path, pool: str | Path, out: str | Path, thresholds: list[float] | None = None,
+                 quota: int | None = None, weight: float = 0.5, batch_size: int = 16) -> dict[str, Any]:
+    """Pseudo-label ``pool`` with the run's model; write the merged index and split (see module docstring)."""
+    from cxrlab.data.index import load_index
+    from cxrlab.data.splits import load_split
+
+    if not 0 < weight <= 1:
+        raise CxrlabError(f"--weight {weight} must be in (0, 1]")
+    if quota is not None and quota < 1:
+        raise CxrlabError(f"--quota {quota} must be at least 1")
+    model, info = I.load_run(run_dir)
+    classes, task = list(info["classes"]), info.get("task", "multilabel")
+    t = _thresholds(thresholds, classes)
+    index_path, split_csv = I.run_data(run_dir, info)
+    labelled, split = load_index(index_path), load_split(split_csv)
+    images, patients = _pool(pool, classes)
+    keep = _refuse_test(images, patients, labelled, split)
+    dropped = len(images.image_ids) - len(keep)
+    images = images.subset(keep)
+    patients = [patients[r] for r in keep] if patients is not None else None
+    probs = _predict(model, images, info, batch_size)
+    labels = select(probs, task, None if quota else t, quota)
+    chosen = np.flatnonzero(~np.isnan(labels).all(axis=1))
+    report = _report(labels[chosen], images.labels[chosen] if images.labels is not None else None, classes, task)
+    report.update(pool=str(pool), pool_images=len(keep) + dropped, dropped_labelled_or_heldout_patient=dropped,
+                  selected=int(len(chosen)), thresholds=None if quota else t.tolist(), quota=quota, weight=weight)
+    _write(Path(out), labelled, split, images, patients, probs, labels, chosen, weight, report, run_dir)
+    return report
+
+
+def _report(labels: np.ndarray, truth: np.ndarray | None, classes: list[str], task: str) -> dict[str, Any]:
+    per = {}
+    for k, c in enumerate(classes):
+        per[c] = {"positive": int((labels[:, k] == 1).sum())}
+        if task == "multilabel":
+            per[c]["negative"] = int((labels[:, k] == 0).sum())
+        if truth is not None and not np.isnan(truth[:, k]).all():
+            given = ~np.isnan(labels[:, k]) & ~np.isnan(truth[:, k])
+            if task == "multiclass":
+                given &= labels[:, k] == 1
+            per[c]["accuracy"] = float((labels[given, k] == truth[given, k]).mean()) if given.any() else None
+    return {"per_class": per, "labels_known": truth is not None}
+
+
+def _write(out: Path, labelled, split, images, patients, probs, labels, chosen, weight, report, run_dir) -> None:
+    from cxrlab.data.index import Index, write_index
+    from cxrlab.data.splits import write_split
+
+    rows = pd.DataFrame({"image_id": [images.image_ids[r] for r in chosen],
+                         "path": [str(Path(images.paths[r]).resolve()) for r in chosen],
+                         "patient_id": [patients[r] if patients else f"pseudo_{Path(images.image_ids[r]).stem}"
+                                        for r in chosen]})
+    for k, c in enumerate(labelled.classes):
+        rows[c] = labels[chosen, k]
+    rows["weight"] = weight
+    base = labelled.frame.copy()
+    base["weight"] = base["weight"].fillna(1.0) if "weight" in base.columns else 1.0
+    merged = Index(pd.concat([base, rows], ignore_index=True), labelled.task, labelled.classes, labelled.root,
+                   {k: v for k, v in labelled.meta.items() if k not in ("index_sha256", "n_images")})
+    write_index(merged, out / "index", pseudo={"run_dir": str(run_dir), **report})
+    new_split = pd.concat([split, pd.DataFrame({"image_id": rows["image_id"], "split": "train"})],
+                          ignore_index=True)
+    write_split(new_split, out / "split.csv", "pseudo", None, merged)
+    frame = pd.concat([rows, pd.DataFrame(probs[chosen], columns=[f"prob:{c}" for c in labelled.classes])], axis=1)
+    atomic_write_text(out / "pseudo.csv", frame.to_csv(index=False, lineterminator="\n"))
+    report["retrain"] = (f"cxrlab train --config {Path(run_dir) / 'config.yaml'} --set data.index={out / 'index'} "
+                         f"data.split={out / 'split.csv'} --out {out / 'run'}")
+    write_json(out / "pseudo.json", report)
