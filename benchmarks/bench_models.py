@@ -1,5 +1,6 @@
 """Benchmark: images/s of each paper model at 224, forward only (eval, no grad) and a full train step
-(forward + BCE loss + backward + AdamW step), on random tensors, batch 8, after warm-up.
+(forward + BCE loss + backward + AdamW step), on random tensors, batch 8: the median of 5 timed
+iterations after warm-up.
 
 Run: ``python benchmarks/bench_models.py`` (CPU, all threads) or
 ``python benchmarks/bench_models.py --device cuda --models timm:resnet50 --batch 64 --amp``.
@@ -8,6 +9,7 @@ Run: ``python benchmarks/bench_models.py`` (CPU, all threads) or
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -24,15 +26,18 @@ def _sync(device: torch.device) -> None:
 
 
 def _timed(step, iters: int, warmup: int, device: torch.device) -> float:
-    """Seconds per call of ``step`` after ``warmup`` untimed calls."""
+    """Median seconds per call of ``step`` after ``warmup`` untimed calls (the median resists the bursts of
+    other processes on a shared machine)."""
     for _ in range(warmup):
         step()
-    _sync(device)
-    start = time.perf_counter()
+    times = []
     for _ in range(iters):
+        _sync(device)
+        start = time.perf_counter()
         step()
-    _sync(device)
-    return (time.perf_counter() - start) / iters
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def bench_model(name: str, args: argparse.Namespace) -> dict:
@@ -72,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--in-chans", type=int, default=1)
-    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")

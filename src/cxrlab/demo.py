@@ -17,9 +17,9 @@ from cxrlab.errors import CxrlabError
 # The three paper models (S1) trained on the same small budget. Image size 128 keeps the 2-core budget:
 # at 224 the Flatten CNN alone has 95.6M parameters.
 DEMO_MODELS = {
-    "cnn_baseline": ["model.name=cnn_baseline", "optim.lr=0.0003"],
-    "resnet34_scratch": ["model.name=resnet34_scratch", "optim.lr=0.001"],
-    "vit_v1": ["model.name=vit_v1", "optim.lr=0.001"],
+    "cnn_baseline": ["model.name=cnn_baseline", "train.lr=0.0003"],
+    "resnet34_scratch": ["model.name=resnet34_scratch", "train.lr=0.001"],
+    "vit_v1": ["model.name=vit_v1", "train.lr=0.001"],
 }
 
 
@@ -75,7 +75,7 @@ def prepare_data(s: DemoSettings) -> tuple[Path, Path, Path]:
     _done(t0)
 
     t0 = _step(3, 6, f"cache: decode and resize every image once to {s.cache_size} px")
-    build_cache(index, s.out / "cache", size=s.cache_size)
+    build_cache(index, s.out / "cache", size=s.cache_size, force=True)  # the demo regenerates its data
     _done(t0)
     return index.path, split_path, s.out / "cache"
 

@@ -91,3 +91,18 @@ def test_zone_controls_position(tmp_path):
     assert (upper["y"] + upper["h"] / 2).mean() + 5 < (lower["y"] + lower["h"] / 2).mean()
     with pytest.raises(CxrlabError, match="zone"):
         make_phantom(tmp_path / "x", n=2, zone="middle")
+
+
+def test_phantom_labels_do_not_depend_on_the_string_hash_seed(tmp_path):
+    """Two processes with different PYTHONHASHSEED must plan the same labels (set order once leaked in)."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"p{hash_seed}"
+        code = f"from cxrlab.data.sources.phantom import make_phantom; make_phantom({str(out)!r}, n=40, size=64)"
+        subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        outs.append((out / "labels.csv").read_text())
+    assert outs[0] == outs[1]

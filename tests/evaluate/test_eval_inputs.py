@@ -182,3 +182,18 @@ def test_sidecar_classes_without_overlap_and_all_classes_undefined(ml_data, tmp_
     path = _write(tmp_path / "few.csv", negatives, np.full((5, 1), 0.2), ["Atelectasis"])
     msg = _cli_error(capsys, ["evaluate", path, "--labels", str(ml_data["index"]), "--out", str(tmp_path / "o")])
     assert "undefined" in msg and "score more images" in msg
+
+
+@pytest.mark.shared
+def test_scores_against_a_multiclass_labels_csv(shared_data, tmp_path):
+    labels = shared_data / "pneumonia4" / "labels.csv"
+    lab = pd.read_csv(labels)
+    classes = ["normal", "bacteria", "virus", "COVID-19"]
+    y = lab[classes].to_numpy(float)
+    p = np.exp(2 * y + np.random.default_rng(0).normal(size=y.shape))
+    out = pd.DataFrame({"filename": lab["filename"]})
+    out[[f"prob_{c}" for c in classes]] = p / p.sum(axis=1, keepdims=True)
+    out.to_csv(tmp_path / "theirs.csv", index=False)
+    r = evaluate_predictions(tmp_path / "theirs.csv", labels, bootstrap=20, quiet=True)
+    assert r["task"] == "multiclass" and r["counts"]["scored"] == len(lab)
+    assert r["counts"]["patients"] == lab["patient_id"].nunique() and 0.3 < r["macro"]["f1"] < 1

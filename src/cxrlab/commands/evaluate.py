@@ -30,7 +30,8 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
     k.add_argument("--labels", required=True, help="index folder, index.csv, NIH Data_Entry CSV or labels CSV")
     k.add_argument("--out", required=True, help="calibrated predictions CSV to write")
     k.add_argument("--prefix", help="class column prefix such as prob_ (auto-detected by default)")
-    k.add_argument("--allow-test-fitting", action="store_true", help=argparse.SUPPRESS)
+    k.add_argument("--allow-test-fitting", action="store_true",
+                   help="allow fitting on test predictions (biased; logged loudly)")
     k.set_defaults(func=_calibrate)
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.bootstrap import bootstrap_p_value, patient_weights, with_point
 from cxrlab.evaluate.delong import delong_test, holm_adjust
-from cxrlab.evaluate.evaluate import fmt_ci
+from cxrlab.evaluate.evaluate import check_options, fmt_ci
 from cxrlab.evaluate.inputs import Source, load_labels, resolve_source
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, load_scored, subset_scored
 from cxrlab.evaluate.summary import est
@@ -62,9 +63,8 @@ def compare_runs(
     Returns the comparison dictionary.
     """
     if len(inputs) < 2:
-        from cxrlab.errors import CxrlabError
-
         raise CxrlabError("compare needs at least two run directories or predictions files")
+    check_options(bootstrap, threshold_method)
     sources = [resolve_source(x) for x in inputs]
     index = load_labels(labels, sources[0])
     models = _load_models(sources, index, prefix, logits, allow_test_fitting)
@@ -108,6 +108,7 @@ def _manifest_info(src: Source) -> dict:
     for key, names in MANIFEST_KEYS.items():
         info[key] = next((manifest[n] for n in names if isinstance(manifest.get(n), (int, float))), None)
     info["model"] = manifest.get("model") or manifest.get("model_name")
+    info["recipe"] = manifest.get("config")  # runs of one recipe differing only by seed share it
     metrics_csv = src.run_dir / "metrics.csv" if src.run_dir else None
     if info["images_per_s"] is None and metrics_csv is not None and metrics_csv.exists():
         import pandas as pd
@@ -122,8 +123,6 @@ def _manifest_info(src: Source) -> dict:
 
 def _align(models: list[Model]) -> tuple[list[Model], list[str]]:
     """Restrict every model to the images and classes all of them have."""
-    from cxrlab.errors import CxrlabError
-
     ids = set(models[0].scored.image_ids)
     classes = list(models[0].scored.classes)
     for model in models[1:]:
@@ -240,7 +239,8 @@ def _groups(rows: list[dict]) -> list[dict]:
     """Runs of the same model (e.g. several seeds) aggregated: mean and sample sd of the headline metric."""
     by_model: dict[str, list[dict]] = {}
     for r in rows:
-        by_model.setdefault(str(r["model"]), []).append(r)
+        key = str(r["model"]) + (f" ({r['recipe']})" if r.get("recipe") else "")
+        by_model.setdefault(key, []).append(r)
     out = []
     for name, members in by_model.items():
         if len(members) < 2:

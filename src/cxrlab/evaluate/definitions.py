@@ -28,7 +28,8 @@ DEFINITIONS = {
     "per class for multi-label, one T for multi-class), then applied to test.",
     "ci": "95% percentile bootstrap intervals: each replicate draws as many patients as were scored, with "
     "replacement, and keeps all their images (images of one patient are not independent). Replicates where a "
-    "metric is undefined are ignored. The seed and number of replicates are in bootstrap.",
+    "metric is undefined are ignored (a macro average uses the classes defined in that replicate). The seed and "
+    "number of replicates are in bootstrap.",
     "labelwise_accuracy": "Seed paper's 'accuracy': fraction of all (image, class) cells where (p >= 0.5) equals "
     "the label, over every class including No Finding. With rare findings a model predicting 'absent' "
     "everywhere scores above 0.9: it is shown only to contrast with the metrics above.",

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from cxrlab.data.index import Index
+from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.bootstrap import patient_weights, with_point
 from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
 from cxrlab.evaluate.inputs import Source, load_labels, resolve_source
@@ -46,6 +47,7 @@ def evaluate_predictions(
         allow_test_fitting: fit thresholds/temperatures even on test predictions (logged loudly).
     """
     start = time.perf_counter()
+    check_options(bootstrap, threshold_method)
     source = resolve_source(predictions, val_predictions)
     index = labels if isinstance(labels, Index) else load_labels(labels, source)
     scored, preds = load_scored(source.test, index, prefix, logits)
@@ -62,8 +64,8 @@ def evaluate_predictions(
         "counts": scored.counts,
         "notes": scored.notes,
         "model": preds.meta.get("model") or source.name,
-        "inputs": {"predictions": str(source.test), "val_predictions": str(source.val) if val else None,
-                   "labels": str(getattr(index, "path", None) or labels), "run_dir": _str(source.run_dir)},
+        "name": source.name,
+        "inputs": _inputs(source, index, labels, val is not None),
         "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient",
                       "interval": "percentile", "level": 0.95},
         **body,
@@ -76,6 +78,20 @@ def evaluate_predictions(
     if out is not None:
         write_outputs(result, scored, source, Path(out), report)
     return result
+
+
+def _inputs(source: Source, index: Index, labels, used_val: bool) -> dict:
+    return {"predictions": str(source.test), "val_predictions": str(source.val) if used_val else None,
+            "labels": str(getattr(index, "path", None) or labels), "run_dir": _str(source.run_dir)}
+
+
+def check_options(bootstrap: int, threshold_method: str) -> None:
+    """Fail fast on option values, before any file is read."""
+    from cxrlab.evaluate.thresholds import parse_method
+
+    if bootstrap < 0:
+        raise CxrlabError(f"--bootstrap {bootstrap}: the number of replicates must be >= 0 (0: no intervals)")
+    parse_method(threshold_method)
 
 
 def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, allow: bool) -> Scored | None:

@@ -68,6 +68,9 @@ def match_predictions(preds: Predictions, labels: Index, logits: bool = False) -
         if not keep.all():
             notes.append(f"{int((~keep).sum())} images whose class is not predicted are not scored")
         ids, p, y, rows = [i for i, k in zip(ids, keep) if k], p[keep], y[keep], rows[keep]
+        off = float(np.abs(p.sum(axis=1) - 1).max()) if len(p) else 0.0
+        if off > 1e-3:
+            notes.append(f"multi-class probabilities do not sum to 1 (off by up to {off:.3g}); scored as given")
     patient_names = _patient_names(rows, ids, preds, notes)
     _, patients = np.unique(patient_names, return_inverse=True)
     counts = {"predicted": n_pred, "scored": len(ids), "unlabelled": n_pred - int(known.sum()),

@@ -14,7 +14,8 @@ from cxrlab.evaluate.matching import Scored
 
 def write_evaluation_report(result: dict, scored: Scored, source: Source, out: Path) -> tuple[Path, Path]:
     """Write ``out/report.html`` and ``out/report.md``."""
-    doc = Document(f"cxrlab evaluation: {result['model']}")
+    name, model = result.get("name") or result["model"], result["model"]
+    doc = Document(f"cxrlab evaluation: {name}" + (f" ({model})" if model != name else ""))
     _summary(doc, result)
     if result["task"] == "multilabel":
         _multilabel_tables(doc, result)

@@ -235,7 +235,9 @@ def _plan(n: int, task: str, seed: int, prevalence: float, persistence: float) -
                 findings = [] if patient_class == "normal" else [patient_class]
                 labels = [patient_class]
             else:
-                keep = {c for c in previous if r.random() < persistence}
+                # Walk classes in their fixed order: iterating the set would follow the per-process string
+                # hash seed and make the labels differ from run to run.
+                keep = {c for c in classes if c in previous and r.random() < persistence}
                 labels = [c for c in classes if c in keep or r.random() < prevalence]
                 previous = set(labels)
                 findings = labels

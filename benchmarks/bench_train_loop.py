@@ -1,0 +1,95 @@
+"""Training-loop overhead on CPU: full loop time per step / bare forward+backward+step time per step.
+
+The full loop is cxrlab's own ``train_one_epoch`` over the DataLoader that ``fit`` builds (cache memmap ->
+augmentation -> collate -> forward/backward/step -> loss bookkeeping and progress). The bare loop runs the same
+model, loss and optimiser on the same batches, made beforehand and held in memory. Both are timed in one
+process, alternating rounds; the ratio of medians is printed (target <= 1.10: the data path never limits).
+
+    .venv/bin/python benchmarks/bench_train_loop.py [--images 640 --size 128 --batch 32 --workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def make_data(root: Path, n: int, size: int) -> list[str]:
+    from cxrlab.data.cache import build_cache
+    from cxrlab.data.sources.phantom import make_phantom_index
+    from cxrlab.data.splits import make_split
+
+    index = make_phantom_index(root, n=n, size=size, seed=0, workers=1)
+    make_split(index, root / "split.csv", val=0.05, test=0.05, seed=0)
+    build_cache(index, root / "cache", size=size, workers=1)
+    return [f"data.index={root / 'index'}", f"data.split={root / 'split.csv'}", f"data.cache={root / 'cache'}"]
+
+
+def bare_step_time(s, batches) -> float:
+    """Seconds per step of forward + loss + backward + optimiser step on batches already in memory."""
+    model, eng = s.model, s.eng
+    model.train()
+    t0 = time.perf_counter()
+    for images, targets in batches:
+        loss = eng.loss_fn(model(images), targets)
+        loss.backward()
+        eng.optimizer.step()
+        eng.optimizer.zero_grad(set_to_none=True)
+    return (time.perf_counter() - t0) / len(batches)
+
+
+def full_step_time(s) -> float:
+    """Seconds per step of cxrlab's train_one_epoch, DataLoader start-up included."""
+    from cxrlab.train.loop import train_one_epoch
+
+    t0 = time.perf_counter()
+    train_one_epoch(s.model, s.loaders["train"], s.eng, epoch=1)
+    return (time.perf_counter() - t0) / len(s.loaders["train"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=640)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=1, help="DataLoader workers (augmentation off the main core)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for the model")
+    ap.add_argument("--model", default="cnn_gap")
+    ap.add_argument("--policy", default="medical")
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+
+    from cxrlab.config import load_config
+    from cxrlab.train.distributed import Dist
+    from cxrlab.train.fitting import _build
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = make_data(Path(tmp), args.images, args.size)
+        cfg = load_config(None, data + [
+            f"model.name={args.model}", f"data.image_size={args.size}", f"train.batch_size={args.batch}",
+            f"data.num_workers={args.workers}", f"augment.policy={args.policy}", "train.device=cpu",
+            "schedule.name=none", "train.lr=1e-3",
+        ])
+        s = _build(cfg, Path(tmp) / "run", torch.device("cpu"), Dist())
+        batches = [(b[0], b[1]) for b in s.loaders["train"]]  # the same kind of batches, made beforehand
+        bare_step_time(s, batches[:3])  # warm-up
+        full, bare = [], []
+        for _ in range(args.rounds):
+            bare.append(bare_step_time(s, batches))
+            full.append(full_step_time(s))
+    f, b = statistics.median(full), statistics.median(bare)
+    print(f"model {args.model} {args.size}px batch {args.batch} policy {args.policy} workers {args.workers} "
+          f"threads {args.threads}: {len(batches)} steps/epoch")
+    print(f"bare forward+backward+step: {b * 1000:.1f} ms/step ({args.batch / b:.0f} img/s)")
+    print(f"full loop (cache+augment+loader+step+bookkeeping): {f * 1000:.1f} ms/step ({args.batch / f:.0f} img/s)")
+    print(f"ratio full/bare: {f / b:.3f} (target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
