@@ -53,8 +53,12 @@ def _head_only(model: nn.Module, x: torch.Tensor) -> bool:
     backbone runs once and only the head is sampled (the common case: ResNet/EfficientNet/paper CNN heads)."""
     if not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
         return False
-    probe = x[:1]
-    return bool(torch.equal(model.forward_features(probe), model.forward_features(probe)))
+    cached = model.__dict__.get("_mc_head_only")  # the probe costs half a forward: once per model
+    if cached is None:
+        probe = x[:1]
+        cached = bool(torch.equal(model.forward_features(probe), model.forward_features(probe)))
+        model.__dict__["_mc_head_only"] = cached
+    return cached
 
 
 def _repeat(t: torch.Tensor, n: int) -> torch.Tensor:

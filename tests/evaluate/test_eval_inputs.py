@@ -197,3 +197,18 @@ def test_scores_against_a_multiclass_labels_csv(shared_data, tmp_path):
     r = evaluate_predictions(tmp_path / "theirs.csv", labels, bootstrap=20, quiet=True)
     assert r["task"] == "multiclass" and r["counts"]["scored"] == len(lab)
     assert r["counts"]["patients"] == lab["patient_id"].nunique() and 0.3 < r["macro"]["f1"] < 1
+
+
+def test_ids_given_as_paths_match_by_file_name(ml_data, tmp_path):
+    ids = [f"images/{i}" for i in ml_data["ids"][:30]]
+    path = _write(tmp_path / "paths.csv", ids, ml_data["p"][:30], ml_data["classes"])
+    r = evaluate_predictions(path, ml_data["index"], bootstrap=0, quiet=True)
+    assert r["counts"]["scored"] == 30 and any("file name" in n for n in r["notes"])
+
+
+def test_bad_options_fail_before_reading(ml_data, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    base = ["evaluate", str(ml_data["test"]), "--labels", str(ml_data["index"])]
+    assert "is a file" in _cli_error(capsys, [*base, "--out", str(tmp_path / "file")])
+    assert "threshold method" in _cli_error(capsys, [*base, "--out", str(tmp_path / "o"), "--threshold-method", "x"])
+    assert "replicates must be" in _cli_error(capsys, [*base, "--out", str(tmp_path / "o"), "--bootstrap", "-1"])

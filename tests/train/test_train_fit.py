@@ -9,13 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from safetensors.torch import load_file
+from train_helpers import overrides
 
 from cxrlab.config import load_config
 from cxrlab.predictions import read_predictions
 from cxrlab.train import fit
 from cxrlab.train.checkpoint import load_run_model, load_state
-
-from train_helpers import overrides
 
 LOSS_COLUMNS = ["epoch", "train_loss", "val_loss", "val_metric", "lr"]
 
@@ -93,7 +92,8 @@ def test_killed_and_resumed_equals_uninterrupted(tiny_ml, tmp_path: Path, monkey
             assert (a[k] == b[k]).all(), f"{name}:{k}"
     ma, mb = pd.read_csv(full / "metrics.csv"), pd.read_csv(tmp_path / "resumed/metrics.csv")
     pd.testing.assert_frame_equal(ma[LOSS_COLUMNS], mb[LOSS_COLUMNS])
-    pa, pb = read_predictions(full / "predictions/test.csv"), read_predictions(tmp_path / "resumed/predictions/test.csv")
+    pa = read_predictions(full / "predictions/test.csv")
+    pb = read_predictions(tmp_path / "resumed/predictions/test.csv")
     np.testing.assert_array_equal(pa.probs, pb.probs)
 
 

@@ -18,7 +18,7 @@ from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.bootstrap import bootstrap_p_value, patient_weights, with_point
 from cxrlab.evaluate.delong import delong_test, holm_adjust
-from cxrlab.evaluate.evaluate import check_options, fmt_ci
+from cxrlab.evaluate.evaluate import check_options, fmt_ci, make_out_dir
 from cxrlab.evaluate.inputs import Source, load_labels, resolve_source
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, load_scored, subset_scored
 from cxrlab.evaluate.summary import est
@@ -64,7 +64,7 @@ def compare_runs(
     """
     if len(inputs) < 2:
         raise CxrlabError("compare needs at least two run directories or predictions files")
-    check_options(bootstrap, threshold_method)
+    check_options(bootstrap, threshold_method, out)
     sources = [resolve_source(x) for x in inputs]
     index = load_labels(labels, sources[0])
     models = _load_models(sources, index, prefix, logits, allow_test_fitting)
@@ -262,7 +262,7 @@ def write_comparison(result: dict, models: list[Model], out: Path, report: bool 
     """``comparison.json``, ``comparison.csv`` and the reports."""
     import pandas as pd
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     write_json(out / "comparison.json", result)
     table = pd.DataFrame([{k: v for k, v in r.items() if k not in ("per_class", "headline_ci", "macro_auroc_ci",
                                                                      "macro_f1_ci", "seed_paper")}

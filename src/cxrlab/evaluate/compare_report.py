@@ -34,6 +34,11 @@ def write_comparison_report(result: dict, models: list, out: Path) -> tuple[Path
     doc.figure("comparison", figures.comparison_figure(
         [r["name"] for r in result["models"]], [r["headline"] for r in result["models"]],
         [r["headline_ci"] for r in result["models"]], headline), f"{headline} per model with 95% CI")
+    macro = [t for t in result["tests"] if t["class"] == "macro"]
+    doc.figure("differences", figures.forest_figure(
+        [f"{t['a']} - {t['b']} ({t['metric']})" for t in macro], [t["delta"] for t in macro],
+        [t.get("delta_ci") for t in macro], "paired difference (95% CI, patient bootstrap)", 0.0),
+        "Paired differences of the macro metrics")
     for model in models:
         doc.heading(f"Model: {model.name}", 3)
         doc.figure(f"roc_{_slug(model.name)}", figures.roc_figure(model.scored, result["macro_classes"]),

@@ -47,7 +47,7 @@ def evaluate_predictions(
         allow_test_fitting: fit thresholds/temperatures even on test predictions (logged loudly).
     """
     start = time.perf_counter()
-    check_options(bootstrap, threshold_method)
+    check_options(bootstrap, threshold_method, out)
     source = resolve_source(predictions, val_predictions)
     index = labels if isinstance(labels, Index) else load_labels(labels, source)
     scored, preds = load_scored(source.test, index, prefix, logits)
@@ -85,10 +85,12 @@ def _inputs(source: Source, index: Index, labels, used_val: bool) -> dict:
             "labels": str(getattr(index, "path", None) or labels), "run_dir": _str(source.run_dir)}
 
 
-def check_options(bootstrap: int, threshold_method: str) -> None:
+def check_options(bootstrap: int, threshold_method: str, out: str | Path | None = None) -> None:
     """Fail fast on option values, before any file is read."""
     from cxrlab.evaluate.thresholds import parse_method
 
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise CxrlabError(f"--out {out} is a file; give a folder for the outputs")
     if bootstrap < 0:
         raise CxrlabError(f"--bootstrap {bootstrap}: the number of replicates must be >= 0 (0: no intervals)")
     parse_method(threshold_method)
@@ -104,12 +106,22 @@ def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, al
 
 def write_outputs(result: dict, scored: Scored, source: Source, out: Path, report: bool = True) -> None:
     """``metrics.json`` and, with ``report``, ``report.html`` + ``report.md`` in ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     write_json(out / "metrics.json", result)
     if report:
         from cxrlab.evaluate.report import write_evaluation_report
 
         write_evaluation_report(result, scored, source, out)
+
+
+def make_out_dir(out: Path) -> None:
+    """Create the output folder, with a one-line error when that is impossible."""
+    if out.exists() and not out.is_dir():
+        raise CxrlabError(f"--out {out} is a file; give a folder for the outputs")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CxrlabError(f"cannot create output folder {out}: {exc.strerror}") from None
 
 
 def _str(x: Path | None) -> str | None:

@@ -146,3 +146,22 @@ def comparison_figure(names: list[str], values: list[float | None], cis: list, m
     finite = v[np.isfinite(v)]
     ax.set(xlabel=f"{metric} (95% CI)", xlim=(max(0.0, (finite.min() if len(finite) else 0.5) - 0.15), 1.0))
     return _png(fig)
+
+
+def forest_figure(labels: list[str], values: list, cis: list, xlabel: str, ref: float | None = None) -> bytes | None:
+    """Point estimates with 95% CI whiskers, one row per label (None values are skipped)."""
+    rows = [(lab, v, c) for lab, v, c in zip(labels, values, cis) if v is not None]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.4))
+    for y, (_, v, c) in enumerate(rows):
+        if c and c[0] is not None:
+            ax.plot([c[0], c[1]], [y, y], color="tab:blue", lw=2)
+        ax.plot([v], [y], "o", color="black", ms=4)
+    if ref is not None:
+        ax.axvline(ref, ls=":", color="grey")
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.invert_yaxis()
+    ax.set(xlabel=xlabel)
+    return _png(fig)

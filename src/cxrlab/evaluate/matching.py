@@ -6,7 +6,7 @@ Every problem a user can cause gets one line naming the file, the row or column,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import pandas as pd
@@ -50,12 +50,8 @@ def match_predictions(preds: Predictions, labels: Index, logits: bool = False) -
     probs = _check_probs(np.asarray(preds.probs, dtype=np.float64), preds.classes, where, labels.task, logits)
     classes, notes = _match_classes(preds.classes, labels.classes, where)
     frame = labels.frame.drop_duplicates("image_id").set_index("image_id")
-    known = pd.Index(preds.image_ids).isin(frame.index)  # hashed: np.isin on strings is quadratic-ish
+    known = _known_ids(preds, frame.index, where, notes)
     n_pred = len(preds.image_ids)
-    if not known.any():
-        example = preds.image_ids[0] if n_pred else "(none)"
-        raise CxrlabError(f"{where}: none of the {n_pred} image ids (e.g. {example!r}) are in the labels; "
-                          "are these predictions for this dataset?")
     ids = [i for i, k in zip(preds.image_ids, known) if k]
     if not known.all():
         notes.append(f"{n_pred - len(ids)} of {n_pred} predicted images have no label and are not scored")
@@ -88,6 +84,23 @@ def subset_scored(s: Scored, image_ids: list[str], classes: list[str]) -> Scored
     counts = {**s.counts, "scored": len(rows), "patients": int(patients.max()) + 1 if len(rows) else 0}
     return Scored(list(image_ids), patients.astype(np.int64), s.y[rows][:, cols], s.p[rows][:, cols],
                   list(classes), s.task, list(s.notes), counts, names)
+
+
+def _known_ids(preds: Predictions, labelled: pd.Index, where: str, notes: list[str]) -> np.ndarray:
+    """Which predicted ids have labels; ids given as paths ("images/x.png") fall back to file names."""
+    known = pd.Index(preds.image_ids).isin(labelled)  # hashed: np.isin on strings is far slower
+    if not known.any() and preds.image_ids:
+        names = [PurePath(i).name for i in preds.image_ids]
+        if pd.Index(names).isin(labelled).any():
+            preds.image_ids = names
+            _check_ids(preds, where)
+            notes.append("image ids matched to the labels by file name (folders stripped)")
+            return pd.Index(names).isin(labelled)
+    if not known.any():
+        example = preds.image_ids[0] if preds.image_ids else "(none)"
+        raise CxrlabError(f"{where}: none of the {len(preds.image_ids)} image ids (e.g. {example!r}) are in the "
+                          "labels; are these predictions for this dataset?")
+    return known
 
 
 def _patient_names(rows: pd.DataFrame, ids: list[str], preds: Predictions, notes: list[str]) -> np.ndarray:

@@ -23,6 +23,12 @@ def write_evaluation_report(result: dict, scored: Scored, source: Source, out: P
         _multiclass_tables(doc, result)
     doc.heading("Figures")
     macro = result["macro"].get("classes")
+    key = "auroc" if result["task"] == "multilabel" else "auroc_ovr"
+    per = result["per_class"]
+    doc.figure("auroc_ci", figures.forest_figure(
+        [*per, "macro"], [*(m[key] for m in per.values()), result["macro"][key]],
+        [*(m[f"{key}_ci"] for m in per.values()), result["macro"][f"{key}_ci"]], "AUROC (95% CI)", 0.5),
+        "AUROC per class and macro average with 95% patient-bootstrap intervals")
     doc.figure("roc", figures.roc_figure(scored, macro), "ROC curves per class and macro average (test)")
     doc.figure("pr", figures.pr_figure(scored), "Precision-recall curves per class (test)")
     doc.figure("reliability", figures.reliability_figure(scored), "Reliability diagram (test, before scaling)")
