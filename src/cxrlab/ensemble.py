@@ -258,15 +258,7 @@ def ensemble_predictions(
     if method in FITTED:
         if val is None and all(Path(p).is_dir() for p in members):
             val = list(members)
-        if not val or len(val) != len(members):
-            raise CxrlabError(f"--method {method} needs --val with one validation file per member ({len(members)})")
-        if labels is None:
-            raise CxrlabError(f"--method {method} needs --labels INDEX for the validation labels")
-        vals = align_members([read_predictions(resolve_member(p, "val")) for p in val], "--val")
-        if vals[0].classes != test[0].classes:
-            raise CxrlabError(f"--val classes {vals[0].classes} differ from the members' {test[0].classes}")
-        fitted_on_test = _check_not_test(vals, test, allow_test_fitting)
-        params = _fit(method, vals, labels, task)
+        params, fitted_on_test = _fit_on_validation(method, members, test, val, labels, task, allow_test_fitting)
     stack = np.stack([m.probs for m in test])  # (M, N, C)
     probs = combine(stack, method, params, task)
     extra = pd.DataFrame(stack.std(axis=0), columns=[f"std:{c}" for c in test[0].classes])  # disagreement
@@ -286,6 +278,18 @@ def ensemble_predictions(
         meta["note"] = "rank-averaged scores in [0, 1]: good for AUROC, not calibrated probabilities"
     preds = Predictions(test[0].image_ids, probs, test[0].classes, meta, test[0].patient_ids, extra)
     return write_predictions(out, preds)
+
+
+def _fit_on_validation(method, members, test, val, labels, task, allow_test_fitting) -> tuple[dict, bool]:
+    if not val or len(val) != len(members):
+        raise CxrlabError(f"--method {method} needs --val with one validation file per member ({len(members)})")
+    if labels is None:
+        raise CxrlabError(f"--method {method} needs --labels INDEX for the validation labels")
+    vals = align_members([read_predictions(resolve_member(p, "val")) for p in val], "--val")
+    if vals[0].classes != test[0].classes:
+        raise CxrlabError(f"--val classes {vals[0].classes} differ from the members' {test[0].classes}")
+    fitted_on_test = _check_not_test(vals, test, allow_test_fitting)
+    return _fit(method, vals, labels, task), fitted_on_test
 
 
 def _fit(method: str, vals: list[Predictions], labels: str | Path, task: str) -> dict[str, Any]:

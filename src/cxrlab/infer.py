@@ -82,15 +82,17 @@ def _split_dataset(run_dir: Path, info: dict[str, Any], split: str, transform) -
     from cxrlab.data.index import load_index
     from cxrlab.data.splits import load_split, split_ids
 
-    data = info["config"]["data"]
+    p = info["preprocess"]
     split_csv = run_dir / "split.csv"
+    if not split_csv.exists():
+        raise CxrlabError(f"{split_csv} not found; --split needs a run directory from `cxrlab train` (or use --images)")
     ids = split_ids(load_split(split_csv), split)
     if not ids:
         raise CxrlabError(f"{split_csv} has no {split!r} images; choose another --split (train/val/test) or --images")
-    index = load_index(data["index"])
-    if data.get("cache") and Path(data["cache"]).exists():
-        return CachedImageDataset(index, ids, data["cache"], transform=transform), index
-    p = info["preprocess"]
+    index = load_index(p.get("index") or info["config"]["data"]["index"])
+    if p.get("cache") and Path(p["cache"]).exists():
+        return CachedImageDataset(index, ids, p["cache"], transform=transform), index
+    # no cache (or it moved): decode the files, resized as the cache was
     return FileImageDataset(index, ids, size=p["cache_size"], policy=p["policy"], transform=transform), index
 
 
@@ -99,8 +101,8 @@ def predict_run(run_dir: str | Path, split: str | None = "test", images: str | P
     """Predict with a run's ``which`` checkpoint on its ``split`` (val/test) or on ``images`` (file or folder)."""
     from cxrlab.train.checkpoint import load_run_model
 
-    run_dir = Path(run_dir)
     model, info = load_run_model(run_dir, which=which, device=device)
+    run_dir = Path(info["path"]).parent.parent  # run_dir may also be a checkpoint file inside it
     transform = eval_transform(info)
     if images is not None:
         p = info["preprocess"]

@@ -119,7 +119,8 @@ def pseudo_label(run_dir: str | Path, pool: str | Path, out: str | Path, thresho
     probs = _predict(model, images, info, batch_size)
     labels = select(probs, task, None if quota else t, quota)
     chosen = np.flatnonzero(~np.isnan(labels).all(axis=1))
-    report = _report(labels[chosen], images.labels[chosen] if images.labels is not None else None, classes, task)
+    known = images.labels is not None and bool(np.isfinite(images.labels).any())  # an unlabeled index has none
+    report = _report(labels[chosen], images.labels[chosen] if known else None, classes, task)
     report.update(pool=str(pool), pool_images=len(keep) + dropped, dropped_labelled_or_heldout_patient=dropped,
                   selected=int(len(chosen)), thresholds=None if quota else t.tolist(), quota=quota, weight=weight)
     _write(Path(out), labelled, split, images, patients, probs, labels, chosen, weight, report, run_dir)

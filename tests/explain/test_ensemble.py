@@ -114,3 +114,28 @@ def test_cli_ensemble(tmp_path, capsys):
     assert main(argv) == 0 and out.exists()
     assert main(["ensemble", *map(str, test), "--method", "stack", "--out", str(out)]) == 2
     assert "needs --val" in capsys.readouterr().err
+
+
+def test_multiclass_stack_and_class_weights_give_distributions(tmp_path):
+    rng = np.random.default_rng(3)
+    n, classes = 150, ["normal", "bacteria", "virus"]
+    truth = rng.integers(0, 3, n)
+    y = np.eye(3)[truth]
+
+    def member(sharp):
+        logits = rng.normal(0, 1, (n, 3)) + sharp * y
+        e = np.exp(logits)
+        return e / e.sum(1, keepdims=True)
+
+    ids = [f"i{i}" for i in range(n)]
+    labels = make_labels_index(tmp_path / "l", ids, y, classes, task="multiclass")
+    files = [write_preds(tmp_path / f"m{k}.csv", ids, member(s), classes, "val", task="multiclass")
+             for k, s in enumerate([3.0, 0.0])]
+    for method in ("stack", "class", "weighted"):
+        # fitting on val and applying to the same val file is what --allow-test-fitting would flag; here the
+        # members are val files, so write the output for the val set itself
+        out = ensemble_predictions(files, tmp_path / f"{method}.csv", method, val=files, labels=labels,
+                                   allow_test_fitting=True)
+        p = read_predictions(out)
+        assert np.allclose(p.probs.sum(1), 1, atol=1e-4)
+        assert (p.probs.argmax(1) == truth).mean() > 0.6

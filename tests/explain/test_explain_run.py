@@ -22,7 +22,8 @@ def test_explain_cli_on_run_split_with_gallery(tiny_run, tmp_path):
     assert set(loc["methods"]) == {"gradcam", "eigencam"}
     assert "sanity" in loc and loc["sanity"]["verdict"]
     html = (out / "gallery.html").read_text()
-    assert "with ground-truth boxes" in html and html.count("<img") == len(list((out / "overlays").glob("*.png")))
+    assert "with ground-truth boxes" in html and "most uncertain" in html
+    assert html.count("<img") >= len(list((out / "overlays").glob("*.png")))
     peaks = json.loads((out / "peaks.json").read_text())
     assert all(0 <= p["peak_xy"][0] < 32 for p in peaks)
 
@@ -86,3 +87,13 @@ def test_explain_with_model_object_and_no_boxes(tmp_path):
                     json_only=True)
     assert s["methods"] == {} and s["n_maps_per_method"] == 2
     assert len(pd.read_csv(tmp_path / "o" / "records.csv")) == 0
+
+
+def test_ensemble_of_run_dirs_uses_their_val_predictions(tiny_run, tmp_path):
+    run, index_dir = tiny_run
+    out = tmp_path / "ens.csv"
+    assert main(["ensemble", str(run), str(run), "--labels", str(index_dir), "--method", "weighted",
+                 "--out", str(out)]) == 0
+    p = read_predictions(out)
+    assert p.meta["split"] == "test" and p.meta["fitted_on"] == [str(run), str(run)]
+    assert np.allclose(p.probs, read_predictions(run / "predictions" / "test.csv").probs, atol=1e-5)

@@ -132,3 +132,13 @@ def test_rebuild_from_model_kwargs_gives_same_architecture():
     again = create_model(model.model_name, **rebuild_kwargs(model.model_kwargs))
     again.load_state_dict(model.state_dict())
     assert again.class_names == ["x", "y"] and again.head[2].p == 0.2
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_listed_model_at_224_on_meta(name):
+    """Every listed model (Swin-L, V2-L included) at 224, 1 channel: shapes only, on the meta device."""
+    model = meta_model(name, 15, in_chans=1, img_size=224).eval()
+    with torch.no_grad():
+        logits, cam = _cam_map(model, torch.empty(2, 1, 224, 224, device="meta"))
+    assert logits.shape == (2, 15)
+    assert cam.dim() == 4 and cam.shape[0] == 2 and cam.shape[2] == cam.shape[3] >= 7

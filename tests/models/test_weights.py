@@ -110,3 +110,24 @@ def test_offline_pretrained_without_file_fails_fast(offline, name):
 def test_sha_without_weights_is_an_error():
     with pytest.raises(CxrlabError, match="weights_sha256"):
         create_model("cnn_gap", 2, img_size=32, weights_sha256="ab" * 32)
+
+
+def test_probe_uses_a_local_socket_only(monkeypatch):
+    """The hub probe: a listening local port is "online", a closed one "offline" (no real network)."""
+    import socket
+
+    for var in W.OFFLINE_ENV:
+        monkeypatch.delenv(var, raising=False)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    try:
+        monkeypatch.setitem(W.HUB_HOSTS, "timm", ("127.0.0.1", port))
+        assert W.is_offline("timm", timeout=1.0) is False
+    finally:
+        server.close()
+    monkeypatch.setitem(W.HUB_HOSTS, "timm", ("127.0.0.1", port))  # now closed: refused at once
+    start = time.perf_counter()
+    assert W.is_offline("timm", timeout=1.0) is True
+    assert time.perf_counter() - start < 2

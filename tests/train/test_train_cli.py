@@ -72,6 +72,20 @@ def test_split_without_val(tiny_ml, tmp_path: Path, capsys):
     assert "has no val images" in _error(capsys)
 
 
+def test_predict_split_the_run_lacks(tiny_ml, tmp_path: Path, capsys):
+    split = pd.read_csv(tiny_ml["data.split"])
+    split["split"] = split["split"].replace("test", "train")
+    split.to_csv(tmp_path / "notest.csv", index=False)
+    run = tmp_path / "r"
+    assert _train(tmp_path, tiny_ml, run, data__split=tmp_path / "notest.csv", train__epochs=1) == 0
+    assert not (run / "predictions/test.csv").exists()
+    capsys.readouterr()
+    assert main(["predict", str(run), "--split", "test", "--out", str(tmp_path / "p.csv")]) == 2
+    assert "has no 'test' images" in _error(capsys)
+    assert main(["predict", str(run), "--images", str(tmp_path / "none"), "--out", str(tmp_path / "p.csv")]) == 2
+    assert "does not exist" in _error(capsys)
+
+
 def test_class_without_train_positives(tiny_ml, tmp_path: Path, capsys):
     from cxrlab.data.index import load_index, write_index
 

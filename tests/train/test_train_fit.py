@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from train_helpers import overrides
 
 from cxrlab.config import load_config
+from cxrlab.errors import CxrlabError
 from cxrlab.predictions import read_predictions
 from cxrlab.train import fit
 from cxrlab.train.checkpoint import load_run_model, load_state
@@ -100,12 +101,17 @@ def test_killed_and_resumed_equals_uninterrupted(tiny_ml, tmp_path: Path, monkey
 def test_multiclass_with_sampler_schedule_and_swa(tiny_mc, tmp_path: Path):
     run = _fit(tiny_mc, tmp_path / "mc", loss__name="focal", loss__gamma=2.0, sampler__name="balanced",
                schedule__name="plateau", optim__name="sgd", train__swa_start=1, train__accumulate=2,
-               train__clip_grad=1.0, augment__policy="lab_b", augment__cutmix=1.0)
+               train__clip_grad=1.0, augment__policy="lab_b", augment__cutmix=1.0, train__amp="bf16")
     assert (run / "checkpoints/swa.safetensors").exists()
     preds = read_predictions(run / "predictions/val.csv")
     np.testing.assert_allclose(preds.probs.sum(axis=1), 1.0, atol=1e-4)  # softmax rows
     metrics = pd.read_csv(run / "metrics.csv")
     assert metrics["val_metric"].between(0, 1).all()  # macro-F1
+
+
+def test_fp16_on_cpu_is_refused(tiny_ml, tmp_path: Path):
+    with pytest.raises(CxrlabError, match="train.amp=fp16 needs a GPU"):
+        _fit(tiny_ml, tmp_path / "r", train__amp="fp16")
 
 
 def test_layerwise_lrs_and_step_schedule(tiny_ml, tmp_path: Path):
@@ -121,3 +127,38 @@ def test_layerwise_lrs_and_step_schedule(tiny_ml, tmp_path: Path):
     run = _fit(tiny_ml, tmp_path / "lw", optim__layer_lrs="{features: 1e-5}", schedule__name="step",
                schedule__step_size=1, schedule__factor=0.5)
     assert pd.read_csv(run / "metrics.csv")["lr"].tolist() == pytest.approx([3e-3, 1.5e-3])
+
+
+def test_same_seed_same_metrics_other_seed_differs(tiny_ml, tmp_path: Path):
+    runs = [_fit(tiny_ml, tmp_path / name, train__epochs=1, train__seed=seed, augment__policy="medical")
+            for name, seed in (("a", 3), ("b", 3), ("c", 4))]
+    a, b, c = (pd.read_csv(r / "metrics.csv")[LOSS_COLUMNS] for r in runs)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["train_loss"].iloc[0] != c["train_loss"].iloc[0]
+
+
+def test_per_row_weights_reach_the_loss(tiny_ml, tmp_path: Path, monkeypatch):
+    import cxrlab.losses
+    from cxrlab.data.index import load_index, write_index
+
+    index = load_index(tiny_ml["data.index"])
+    index.frame["weight"] = 0.5  # e.g. pseudo-labelled rows
+    write_index(index, tmp_path / "idx")
+    seen = []
+    real = cxrlab.losses.build_loss
+
+    def spy(*args, **kwargs):
+        loss = real(*args, **kwargs)
+        original = loss.forward
+
+        def forward(logits, target, weight=None):
+            seen.append(weight)
+            return original(logits, target, weight)
+
+        loss.forward = forward
+        return loss
+
+    monkeypatch.setattr(cxrlab.losses, "build_loss", spy)
+    _fit(tiny_ml, tmp_path / "r", train__epochs=1, data__index=tmp_path / "idx")
+    train_weights = [w for w in seen if w is not None]
+    assert train_weights and all(float(w.min()) == 0.5 for w in train_weights)

@@ -46,3 +46,20 @@ def test_ddp_two_cpu_processes(tmp_path: Path):
     val = read_predictions(out / "predictions/val.csv")
     split = pd.read_csv(data["data.split"])
     assert sorted(val.image_ids) == sorted(split.loc[split["split"] == "val", "image_id"])  # gathered, no dupes
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_smoke_recipe_on_nih_sample(shared_data: Path, tmp_path: Path):
+    from cxrlab.cli import main
+
+    out = tmp_path / "nih"
+    assert main(["data", "index", str(shared_data / "nih-sample"), "--format", "nih", "--out", str(out / "index")]) == 0
+    assert main(["data", "split", str(out / "index"), "--out", str(out / "split.csv")]) == 0
+    assert main(["data", "cache", str(out / "index"), "--out", str(out / "cache"), "--size", "64"]) == 0
+    config = Path(__file__).resolve().parents[2] / "configs" / "smoke.yaml"
+    assert main(["train", "--config", str(config), "--set", f"data.index={out / 'index'}",
+                 f"data.split={out / 'split.csv'}", f"data.cache={out / 'cache'}", "data.image_size=64",
+                 "train.epochs=1", "train.device=cpu", "--out", str(out / "run")]) == 0
+    preds = read_predictions(out / "run/predictions/test.csv")
+    assert len(preds.classes) == 15 and len(preds.image_ids) > 0

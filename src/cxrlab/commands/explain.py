@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction, data_sub: argparse._SubParsersAction) -> None:
@@ -36,21 +37,25 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="write peaks.json only (no PNGs or gallery)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", help="output folder (default: RUN_DIR/explain, beside the run's report)")
     p.set_defaults(func=_explain)
 
 
 def _explain(args: argparse.Namespace) -> int:
     from cxrlab.explain.run import explain_run
 
+    out = args.out or str(Path(args.run_dir) / "explain")
     summary = explain_run(
-        args.run_dir, args.out, images=args.images, index=args.index, split=args.split,
+        args.run_dir, out, images=args.images, index=args.index, split=args.split,
         methods=[m.strip() for m in args.method.split(",") if m.strip()], boxes=args.boxes,
         boxes_size=args.boxes_size, classes=args.classes, top_k=args.top_k, max_images=args.max_images,
         threshold=args.threshold, sanity=not args.no_sanity, json_only=args.json, n_boot=args.bootstrap,
         batch_size=args.batch_size, layer=args.layer,
     )
-    print(json.dumps(summary, indent=2))
+    methods = summary.get("methods", {})
+    brief = {m: {k: round(v["mean"], 3) for k, v in per["all"].items() if k != "n"} for m, per in methods.items()}
+    print(json.dumps({"out": out, "scored": summary["n_scored_pairs"], "all_findings": brief,
+                      "sanity": summary.get("sanity", {}).get("verdict")}, indent=2))
     return 0
 
 

@@ -59,17 +59,8 @@ def explain_run(run_dir: str | Path | None, out: str | Path, images: str | Path 
     x, probs, sizes = _forward(model, imgs, pre, task, batch_size)
     cases = _gallery_cases(probs, imgs.labels, task, gallery_k)
     pairs = _pairs(imgs, probs, box_table, sizes, pre, wanted, model_classes, top_k, cases, bookkeeping)
-    records, peaks, maps_by_method = [], [], {}
-    for method in methods:
-        maps = _maps(model, x, pairs, method, batch_size)
-        maps_by_method[method] = maps
-        for pair, m in zip(pairs, maps):
-            peaks.append({"image_id": imgs.image_ids[pair["row"]], "class": model_classes[pair["cls"]],
-                          "method": method, "peak_xy": list(peak(m)), "map_size": list(m.shape)})
-            if pair["boxes"]:
-                best = max((score_map(m, b, threshold) for b in pair["boxes"]), key=lambda s: s["pointing"] + s["iou"])
-                records.append({"image_id": imgs.image_ids[pair["row"]], "label": model_classes[pair["cls"]],
-                                "method": method, **best})
+    records, peaks, maps_by_method = _run_methods(model, x, pairs, methods, imgs.image_ids, model_classes,
+                                                  threshold, batch_size)
     summary = _summary(records, pairs, pre, bookkeeping, n_boot, methods, threshold, imgs)
     if sanity and records:
         summary["sanity"] = randomisation_check(model, x, pairs, methods[0], maps_by_method[methods[0]],
@@ -81,6 +72,22 @@ def explain_run(run_dir: str | Path | None, out: str | Path, images: str | Path 
 
         write_gallery(out, sections, summary)
     return summary
+
+
+def _run_methods(model, x, pairs, methods, image_ids, classes, threshold, batch_size):
+    """Maps of every pair for every method; (score records, peaks, maps by method)."""
+    records, peaks, maps_by_method = [], [], {}
+    for method in methods:
+        maps = _maps(model, x, pairs, method, batch_size)
+        maps_by_method[method] = maps
+        for pair, m in zip(pairs, maps):
+            image_id, label = image_ids[pair["row"]], classes[pair["cls"]]
+            peaks.append({"image_id": image_id, "class": label, "method": method, "peak_xy": list(peak(m)),
+                          "map_size": list(m.shape)})
+            if pair["boxes"]:  # several boxes of one finding: the best-matching one counts
+                best = max((score_map(m, b, threshold) for b in pair["boxes"]), key=lambda r: r["pointing"] + r["iou"])
+                records.append({"image_id": image_id, "label": label, "method": method, **best})
+    return records, peaks, maps_by_method
 
 
 def _set_layer(model: nn.Module, layer: str) -> None:
@@ -162,13 +169,14 @@ def _forward(model, imgs: I.ImageSet, pre: I.Preprocess, task: str, batch_size: 
 def _pairs(imgs, probs, boxes, sizes, pre, wanted, classes, top_k, cases, book) -> list[dict[str, Any]]:
     """(image row, class) pairs to map: every boxed finding, else the chosen/top-k classes, plus gallery cases."""
     by_image = {k: g for k, g in boxes.groupby("image_id")}
-    pairs, seen = [], set()
+    pairs: list[dict[str, Any]] = []
+    seen: dict[tuple[int, int], dict[str, Any]] = {}
     ref = book.get("boxes_size", 1024)
 
     def add(row: int, cls: int, kind: str, bxs: list) -> None:
         if (row, cls) not in seen:
-            seen.add((row, cls))
-            pairs.append({"row": row, "cls": cls, "kind": kind, "boxes": bxs})
+            seen[(row, cls)] = {"row": row, "cls": cls, "kind": kind, "boxes": bxs, "cases": []}
+            pairs.append(seen[(row, cls)])
 
     for row, image_id in enumerate(imgs.image_ids):
         if image_id in by_image:
@@ -182,6 +190,7 @@ def _pairs(imgs, probs, boxes, sizes, pre, wanted, classes, top_k, cases, book) 
     for kind, rows in cases.items():
         for row in rows:
             add(row, int(probs[row].argmax()), kind, [])
+            seen[(row, int(probs[row].argmax()))]["cases"].append(kind)
     book["boxes_used"] = sum(len(p["boxes"]) for p in pairs)
     return pairs
 
@@ -278,10 +287,11 @@ def _overlays(out, imgs, x, probs, pairs, maps_by_method, pre, classes) -> dict[
             p = {c: float(v) for c, v in zip(classes, probs[pair["row"]])}
             save_overlay(png, I.display_image(x[pair["row"]], pre), m, f"{image_id}\n{cls} ({method})", p,
                          pair["boxes"], peak(m))
-            title = {"boxed": "with ground-truth boxes", "image": "images"}.get(pair["kind"], pair["kind"])
-            sections.setdefault(title, []).append({"png": png, "caption": f"{image_id}: {cls} "
-                                                   f"p={p[cls]:.2f} ({method})"})
-    return sections
+            card = {"png": png, "caption": f"{image_id}: {cls} p={p[cls]:.2f} ({method})"}
+            for title in [*pair["cases"], {"boxed": "with ground-truth boxes"}.get(pair["kind"], "other images")]:
+                sections.setdefault(title, []).append(card)
+    order = ["most confident correct", "most confident wrong", "most uncertain", "with ground-truth boxes"]
+    return {k: sections[k] for k in [*order, "other images"] if k in sections}
 
 
 def _safe(name: str) -> str:

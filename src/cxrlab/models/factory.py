@@ -171,6 +171,7 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, pretrained: boo
     annotate(model, name=name, kwargs=kwargs, class_names=class_names, cam_layer=contract["cam_layer"],
              cam_reshape=contract["cam_reshape"], config=contract["config"],
              head_prefixes=contract["head_prefixes"], source=source)
+    model.fresh_keys = []  # state-dict keys a weights file did not provide (a new head)
     if weights:
         model.fresh_keys = W.load_weights(model, weights, weights_sha256)
     elif weights_sha256:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,11 @@ def load_data(cfg: Config) -> SplitData:
     split = load_split(cfg.data.split)
     if cfg.data.fold is not None:
         split = fold_view(split, cfg.data.fold)
-    known = set(index.frame["image_id"].astype(str))
-    split = split[split["image_id"].astype(str).isin(known)].reset_index(drop=True)
+    known = split["image_id"].astype(str).isin(set(index.frame["image_id"].astype(str)))
+    if not known.all():  # e.g. a split made before images were dropped from the index
+        warnings.warn(f"{cfg.data.split}: {int((~known).sum())} image ids are not in {cfg.data.index}; ignored",
+                      UserWarning, stacklevel=2)
+    split = split[known].reset_index(drop=True)
     ids = {name: split_ids(split, name) for name in ("train", "val", "test")}
     for name in ("train", "val"):
         if not ids[name]:
@@ -145,18 +149,21 @@ def eval_loader(cfg: Config, dataset: Dataset, rank: int = 0, world: int = 1) ->
                       worker_init_fn=_seed_worker)
 
 
-def preprocess_info(cfg: Config, model_config: dict[str, Any], cache_size: int) -> dict[str, Any]:
-    """What a checkpoint needs to preprocess new images exactly like training's evaluation transform."""
+def preprocess_info(cfg: Config, model_config: dict[str, Any], data: SplitData) -> dict[str, Any]:
+    """What a checkpoint needs to preprocess new images exactly like training's evaluation transform.
+
+    ``cache_size``/``policy`` are those of the cache when there is one (it may differ from the config's);
+    data paths are absolute so ``cxrlab predict`` works from any folder.
+    """
     return {
         "image_size": cfg.data.image_size,
         "in_chans": cfg.model.in_chans,
         "mean": list(model_config.get("mean", (0.5,))),
         "std": list(model_config.get("std", (0.25,))),
-        "cache_size": cache_size,
-        "policy": cfg.data.policy,
+        "cache_size": data.cache_size,
+        "policy": data.cache.policy if data.cache is not None else cfg.data.policy,
         "augment_policy": cfg.augment.policy,
         "clahe": cfg.augment.clahe,
-        "index": str(Path(cfg.data.index)),
-        "split": str(Path(cfg.data.split)),
-        "cache": cfg.data.cache,
+        "index": str(Path(cfg.data.index).resolve()),
+        "cache": str(Path(cfg.data.cache).resolve()) if cfg.data.cache else None,
     }

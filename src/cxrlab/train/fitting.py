@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
+from tqdm import tqdm
 
 from cxrlab.config import Config, config_to_dict
 from cxrlab.data.sampling import build_sampler, warn_if_double_correction
@@ -149,6 +150,21 @@ def _transforms(cfg: Config, model: nn.Module) -> tuple[Any, Any]:
     return train, build_transform(a.policy, False, **common)
 
 
+def _loaders(cfg: Config, data: tdata.SplitData, model: nn.Module, d: ddp.Dist) -> tuple[dict, torch.Generator, bool]:
+    """Datasets (train augmented, val/test deterministic) and their loaders; the generator orders the draws."""
+    train_tf, eval_tf = _transforms(cfg, model)
+    use_weight = "weight" in data.index.frame.columns  # per-row weights, e.g. pseudo-labels
+    sets = {"train": tdata.make_dataset(cfg, data, data.ids["train"], train_tf, return_weight=use_weight)}
+    for name in ("val", "test"):
+        sets[name] = tdata.make_dataset(cfg, data, data.ids[name], eval_tf) if data.ids[name] else None
+    generator = torch.Generator()
+    sampler = build_sampler(cfg.sampler.name, data.index.task, tdata.dataset_labels(sets["train"]),
+                            cfg.sampler.num_samples, cfg.sampler.replacement, generator)
+    loaders = {"train": tdata.train_loader(cfg, sets["train"], sampler, generator, d.rank, d.world)}
+    loaders.update({k: tdata.eval_loader(cfg, v, d.rank, d.world) for k, v in sets.items() if k != "train" and v})
+    return loaders, generator, use_weight
+
+
 def _build(cfg: Config, out: Path, device: torch.device, d: ddp.Dist) -> Session:
     from cxrlab.losses import build_loss
 
@@ -157,17 +173,8 @@ def _build(cfg: Config, out: Path, device: torch.device, d: ddp.Dist) -> Session
     bare = build_model(cfg, classes).to(device)
     if cfg.train.channels_last:
         bare = bare.to(memory_format=torch.channels_last)
-    train_tf, eval_tf = _transforms(cfg, bare)
-    use_weight = "weight" in data.index.frame.columns
-    sets = {"train": tdata.make_dataset(cfg, data, data.ids["train"], train_tf, return_weight=use_weight)}
-    for name in ("val", "test"):
-        sets[name] = tdata.make_dataset(cfg, data, data.ids[name], eval_tf) if data.ids[name] else None
-    generator = torch.Generator()
-    sampler = build_sampler(cfg.sampler.name, task, tdata.dataset_labels(sets["train"]), cfg.sampler.num_samples,
-                            cfg.sampler.replacement, generator)
-    loaders = {"train": tdata.train_loader(cfg, sets["train"], sampler, generator, d.rank, d.world)}
-    loaders.update({k: tdata.eval_loader(cfg, v, d.rank, d.world) for k, v in sets.items() if k != "train" and v})
-    counts = tdata.class_counts(data.index.subset(list(sets["train"].image_ids)))
+    loaders, generator, use_weight = _loaders(cfg, data, bare, d)
+    counts = tdata.class_counts(data.index.subset(list(loaders["train"].dataset.image_ids)))
     kwargs = cfg.loss.build_kwargs()
     if d.main:
         warn_if_double_correction(cfg.sampler.name, cfg.loss.name, kwargs)
@@ -188,7 +195,7 @@ def _build(cfg: Config, out: Path, device: torch.device, d: ddp.Dist) -> Session
                  channels_last=cfg.train.channels_last, log_every=cfg.train.log_every, use_weight=use_weight,
                  dist=d)
     swa = AveragedModel(bare) if cfg.train.swa_start else None
-    preprocess = tdata.preprocess_info(cfg, getattr(bare, "data_config", {}) or {}, data.cache_size)
+    preprocess = tdata.preprocess_info(cfg, getattr(bare, "data_config", {}) or {}, data)
     info = ckpt.model_info(bare, task, preprocess, config_to_dict(cfg))
     return Session(cfg, out, data, bare, model, eng, loaders, generator, scheduler, swa, info)
 
@@ -273,9 +280,9 @@ def _epoch(s: Session, epoch: int) -> bool:
         _save_epoch(s, epoch, res["metric"], improved)
         rundir.write_metrics(s.out, s.rows)
         r = s.rows[-1]
-        print(f"epoch {epoch}/{cfg.train.epochs} train_loss {r['train_loss']:.4f} val_loss {r['val_loss']:.4f} "
-              f"val_{metric_name(s.eng.task)} {r['val_metric']:.4f} lr {lr:.3g} {r['seconds']:.1f}s "
-              f"{r['images_per_s']:.0f} img/s{' *' if improved else ''}", flush=True)
+        tqdm.write(f"epoch {epoch}/{cfg.train.epochs} train_loss {r['train_loss']:.4f} val_loss {r['val_loss']:.4f} "
+                   f"val_{metric_name(s.eng.task)} {r['val_metric']:.4f} lr {lr:.3g} {r['seconds']:.1f}s "
+                   f"{r['images_per_s']:.0f} img/s{' *' if improved else ''}")
     return cfg.train.early_stopping is not None and s.bad_epochs >= cfg.train.early_stopping
 
 
@@ -309,6 +316,7 @@ def _write_predictions(s: Session) -> None:
 def fit(config: Config, out_dir: str | Path, resume: bool = False) -> Path:
     """Train ``config`` into the run directory ``out_dir`` (or continue it with ``resume``); returns it."""
     cfg, out, t0 = config, Path(out_dir), time.time()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     device = resolve_device(cfg.train.device)
     d = ddp.init_distributed(device)
     device = ddp.local_device(device, d)
@@ -322,17 +330,20 @@ def fit(config: Config, out_dir: str | Path, resume: bool = False) -> Path:
         start = _resume(s) if resume else 1
         if d.main and not resume:
             rundir.write_inputs(out, cfg, s.data.split)
-        for epoch in range(start, cfg.train.epochs + 1):
+        for epoch in tqdm(range(start, cfg.train.epochs + 1), desc="epochs", disable=s.eng.quiet, initial=start - 1,
+                          total=cfg.train.epochs):
             if _epoch(s, epoch):
-                print(f"early stopping after epoch {epoch}: no improvement for {s.bad_epochs} epochs", flush=True)
+                tqdm.write(f"early stopping after epoch {epoch}: no improvement for {s.bad_epochs} epochs")
                 break
         if s.swa is not None and s.swa.n_averaged.item() > 0:
             _finish_swa(s)
         _write_predictions(s)
         if d.main:
             params = sum(p.numel() for p in s.bare.parameters())
-            rundir.write_manifest(out, cfg, {"device": str(device), "world_size": d.world, "parameters": params,
-                                             "best_epoch": s.best_epoch, "wall_seconds": time.time() - t0})
+            rundir.write_manifest(out, cfg, {
+                "started_at": started, "device": str(device), "world_size": d.world, "parameters": params,
+                "best_epoch": s.best_epoch, "wall_seconds": time.time() - t0,
+            })
         ddp.barrier(d)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)

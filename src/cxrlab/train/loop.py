@@ -50,7 +50,7 @@ def _to_device(batch: list, eng: Engine) -> tuple[torch.Tensor, torch.Tensor, to
     if eng.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     targets = batch[1].to(eng.device, non_blocking=True)
-    weight = batch[3].to(eng.device, non_blocking=True) if eng.use_weight else None
+    weight = batch[3].to(eng.device, non_blocking=True) if eng.use_weight and len(batch) > 3 else None
     return images, targets, weight
 
 
@@ -146,6 +146,8 @@ def _interleave(parts: list) -> tuple[np.ndarray, np.ndarray, list[str]]:
         (np.concatenate(p[0]) if p[0] else np.zeros((0, 0)), np.concatenate(p[1]) if p[1] else np.zeros(0), p[2])
         for p in parts
     ]
+    if world == 1:
+        return per_rank[0]
     n = sum(len(r[2]) for r in per_rank)
     order = [(i % world, i // world) for i in range(n)]
     probs = np.stack([per_rank[r][0][j] for r, j in order]) if n else np.zeros((0, 0))
