@@ -101,7 +101,8 @@ def mc_dropout_samples(model: nn.Module, x: torch.Tensor, samples: int, task: st
 
 
 def tta_views(flip: bool = False) -> list[tuple[str, float, float, float]]:
-    """Medical-safe TTA views (name, dx, dy, scale): identity, 4% shifts, 5% zooms. No flip unless asked."""
+    """Medical-safe TTA views (name, dx, dy, scale): identity, 4% shifts, 5% zooms. No flip unless asked
+    (the flip view is marked by scale -1)."""
     views = [("identity", 0, 0, 1.0), ("left", -0.04, 0, 1.0), ("right", 0.04, 0, 1.0), ("up", 0, -0.04, 1.0),
              ("down", 0, 0.04, 1.0), ("zoom_in", 0, 0, 1.05), ("zoom_out", 0, 0, 0.95)]
     if flip:

@@ -162,3 +162,16 @@ def test_per_row_weights_reach_the_loss(tiny_ml, tmp_path: Path, monkeypatch):
     _fit(tiny_ml, tmp_path / "r", train__epochs=1, data__index=tmp_path / "idx")
     train_weights = [w for w in seen if w is not None]
     assert train_weights and all(float(w.min()) == 0.5 for w in train_weights)
+
+
+def test_kfold_split_trains_the_chosen_fold(tiny_ml, tmp_path: Path):
+    from cxrlab.data.index import load_index
+    from cxrlab.data.splits import load_split, make_split
+
+    make_split(load_index(tiny_ml["data.index"]), tmp_path / "folds.csv", folds=3, test=0.15, seed=0)
+    run = _fit(tiny_ml, tmp_path / "r", train__epochs=1, data__split=tmp_path / "folds.csv", data__fold=1)
+    used = pd.read_csv(run / "split.csv")
+    folds = load_split(tmp_path / "folds.csv")
+    val_ids = set(folds.loc[folds["fold"] == 1, "image_id"])
+    assert set(used.loc[used["split"] == "val", "image_id"]) == val_ids
+    assert set(read_predictions(run / "predictions/val.csv").image_ids) == val_ids

@@ -323,9 +323,7 @@ def fit(config: Config, out_dir: str | Path, resume: bool = False) -> Path:
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
         _setup_torch(cfg, device)
-        if d.main:
-            rundir.prepare_run_dir(out, resume)
-        ddp.barrier(d)
+        rundir.prepare_run_dir(out, resume)  # every rank checks, so a refusal stops all ranks, not only rank 0
         s = _build(cfg, out, device, d)
         start = _resume(s) if resume else 1
         if d.main and not resume:
