@@ -20,15 +20,18 @@ MODELS = {"timm:resnet50": ["gradcam", "eigencam"], "timm:vit_base_patch16_224":
 
 
 def _timed(fn, device: torch.device, iters: int) -> float:
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
+    """Fastest of ``iters`` timed calls after one warm-up (the minimum resists a shared, noisy machine)."""
+    fn()
+    best = float("inf")
     for _ in range(iters):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
         fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / iters
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def bench(name: str, methods: list[str], args: argparse.Namespace) -> None:
@@ -41,11 +44,11 @@ def bench(name: str, methods: list[str], args: argparse.Namespace) -> None:
         sec = _timed(lambda m=method: compute_cams(model, x, classes, m), device, args.iters)
         print(f"{name:28s} {method:9s} {args.batch / sec:8.2f} maps/s", flush=True)
     with torch.no_grad():
-        fwd = _timed(lambda: model(x), device, args.iters)
+        fwd = _timed(lambda: model(x), device, max(args.iters, 3))
     n = args.samples
-    looped = _timed(lambda: mc_dropout_samples(model, x, n, batched=False), device, 1)
-    full = _timed(lambda: mc_dropout_samples(model, x, n, head_only=False, max_batch=args.max_batch), device, 1)
-    head = _timed(lambda: mc_dropout_samples(model, x, n), device, 1)
+    looped = _timed(lambda: mc_dropout_samples(model, x, n, batched=False), device, 2)
+    full = _timed(lambda: mc_dropout_samples(model, x, n, head_only=False, max_batch=args.max_batch), device, 2)
+    head = _timed(lambda: mc_dropout_samples(model, x, n), device, 2)
     model.eval()
     print(f"{name:28s} MC-dropout x{n}: looped {looped / fwd:6.1f}x, batched {full / fwd:6.1f}x, "
           f"head-only {head / fwd:6.2f}x one forward ({fwd * 1000:.0f} ms for {args.batch} images)", flush=True)

@@ -35,7 +35,10 @@ def test_explain_json_mode_on_images_folder(tiny_run, tmp_path):
     assert main(["explain", str(run), "--images", str(images), "--max-images", "3", "--json", "--top-k", "2",
                  "--out", str(out)]) == 0
     assert not (out / "gallery.html").exists() and not (out / "overlays").exists()
-    assert len(json.loads((out / "peaks.json").read_text())) == 6  # 3 images x top-2 classes
+    peaks = json.loads((out / "peaks.json").read_text())
+    assert len(peaks) == 6  # 3 images x top-2 classes
+    h, w = peaks[0]["original_hw"]
+    assert all(0 <= p["peak_xy_original"][0] <= w and 0 <= p["peak_xy_original"][1] <= h for p in peaks)
 
 
 def test_explain_errors_are_one_line(tiny_run, tmp_path, capsys):
@@ -97,3 +100,17 @@ def test_ensemble_of_run_dirs_uses_their_val_predictions(tiny_run, tmp_path):
     p = read_predictions(out)
     assert p.meta["split"] == "test" and p.meta["fitted_on"] == [str(run), str(run)]
     assert np.allclose(p.probs, read_predictions(run / "predictions" / "test.csv").probs, atol=1e-5)
+
+
+def test_uncertainty_cli_refuses_mc_dropout_without_dropout(tiny_run, tmp_path, capsys):
+    from cxrlab.config import load_config
+    from cxrlab.train import fit
+
+    run, index_dir = tiny_run
+    cfg = load_config(run / "config.yaml", ["model.drop_rate=0.0"])
+    threads = torch.get_num_threads()
+    plain = fit(cfg, tmp_path / "plain")
+    torch.set_num_threads(threads)
+    assert main(["uncertainty", str(plain), "--split", "val", "--out", str(tmp_path / "u.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "no active dropout" in err and "--method tta" in err and "\n" not in err.strip()

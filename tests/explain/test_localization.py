@@ -58,3 +58,11 @@ def test_chance_bootstrap_and_summary():
                         "iou": [0.5, 0.1, 0.2, 0.3], "iob": [1, 0.2, 0.4, 0.6]})
     s = summarise(rec, 100)
     assert s["gradcam"]["all"]["n"] == 4 and s["gradcam"]["B"]["pointing"]["mean"] == 1.0
+
+
+def test_input_to_original_inverts_scale_box():
+    from cxrlab.explain.localization import input_to_original
+
+    for policy in ("letterbox", "center_crop"):
+        x, y, _, _ = scale_box((300, 120, 10, 10), (1000, 500), (500, 1000), 256, policy, 292, 256)
+        assert input_to_original((x, y), (500, 1000), 256, policy, 292, 256) == pytest.approx((300, 120))

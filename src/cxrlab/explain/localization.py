@@ -32,18 +32,32 @@ def scale_box(box: Box, ref_size: float | tuple[float, float], orig_hw: tuple[in
     ref_w, ref_h = (ref_size, ref_size) if np.isscalar(ref_size) else ref_size
     h, w = orig_hw
     x, y, bw, bh = box[0] * w / ref_w, box[1] * h / ref_h, box[2] * w / ref_w, box[3] * h / ref_h
-    if policy == "letterbox":
-        s = cache_size / max(h, w)
-        off_x, off_y = (cache_size - w * s) / 2, (cache_size - h * s) / 2
-    else:  # center_crop: scale the short side, crop the long one
-        s = cache_size / min(h, w)
-        off_x, off_y = -(w * s - cache_size) / 2, -(h * s - cache_size) / 2
+    s, off_x, off_y = _resize_params(orig_hw, cache_size, policy)  # center_crop: scale short side, crop long
     x, y, bw, bh = x * s + off_x, y * s + off_y, bw * s, bh * s
     base = base or cache_size
     image_size = image_size or base
     t = base / cache_size
     crop = (base - image_size) / 2
     return x * t - crop, y * t - crop, bw * t, bh * t
+
+
+def _resize_params(orig_hw: tuple[int, int], cache_size: int, policy: str) -> tuple[float, float, float]:
+    h, w = orig_hw
+    if policy == "letterbox":
+        s = cache_size / max(h, w)
+        return s, (cache_size - w * s) / 2, (cache_size - h * s) / 2
+    s = cache_size / min(h, w)
+    return s, -(w * s - cache_size) / 2, -(h * s - cache_size) / 2
+
+
+def input_to_original(point: tuple[float, float], orig_hw: tuple[int, int], cache_size: int,
+                      policy: str = "letterbox", base: int | None = None,
+                      image_size: int | None = None) -> tuple[float, float]:
+    """Map an (x, y) on the model input back to pixels of the original image (inverse of ``scale_box``)."""
+    s, off_x, off_y = _resize_params(orig_hw, cache_size, policy)
+    base = base or cache_size
+    t, crop = base / cache_size, (base - (image_size or base)) / 2
+    return ((point[0] + crop) / t - off_x) / s, ((point[1] + crop) / t - off_y) / s
 
 
 def box_mask(box: Box, shape: tuple[int, int]) -> np.ndarray:

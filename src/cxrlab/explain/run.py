@@ -22,7 +22,7 @@ from torch import nn
 from cxrlab.errors import CxrlabError
 from cxrlab.explain import inputs as I
 from cxrlab.explain.cam import ALL_METHODS, compute_cams, peak
-from cxrlab.explain.localization import chance_pointing, scale_box, score_map, summarise
+from cxrlab.explain.localization import chance_pointing, input_to_original, scale_box, score_map, summarise
 from cxrlab.utils import atomic_write_text, write_json
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def explain_run(run_dir: str | Path | None, out: str | Path, images: str | Path 
     pairs = _pairs(imgs, probs, box_table, sizes, pre, wanted, model_classes, top_k, cases, bookkeeping)
     records, peaks, maps_by_method = _run_methods(model, x, pairs, methods, imgs.image_ids, model_classes,
                                                   threshold, batch_size)
+    _add_original_peaks(peaks, pairs, sizes, pre)
     summary = _summary(records, pairs, pre, bookkeeping, n_boot, methods, threshold, imgs)
     if sanity and records:
         summary["sanity"] = randomisation_check(model, x, pairs, methods[0], maps_by_method[methods[0]],
@@ -88,6 +89,16 @@ def _run_methods(model, x, pairs, methods, image_ids, classes, threshold, batch_
                 best = max((score_map(m, b, threshold) for b in pair["boxes"]), key=lambda r: r["pointing"] + r["iou"])
                 records.append({"image_id": image_id, "label": label, "method": method, **best})
     return records, peaks, maps_by_method
+
+
+def _add_original_peaks(peaks: list[dict], pairs: list[dict], sizes: list, pre: I.Preprocess) -> None:
+    """Each peak also in pixels of the original image file (``peak_xy_original``)."""
+    for n, p in enumerate(peaks):
+        pair = pairs[n % len(pairs)]  # peaks run method by method over the same pairs
+        x, y = input_to_original((p["peak_xy"][0] + 0.5, p["peak_xy"][1] + 0.5), sizes[pair["row"]],
+                                 pre.cache_size, pre.policy, pre.base, pre.image_size)
+        p["peak_xy_original"] = [round(x, 1), round(y, 1)]
+        p["original_hw"] = list(sizes[pair["row"]])
 
 
 def _set_layer(model: nn.Module, layer: str) -> None:
