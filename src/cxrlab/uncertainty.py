@@ -243,6 +243,10 @@ def selective_prediction(val: str | Path, test: str | Path, labels: str | Path, 
         raise CxrlabError(f"{val} is a test-split predictions file; the abstention threshold must come from val")
     task = vp.task or tp.task or "multilabel"
     result: dict[str, Any] = {"coverage_target": coverage}
+    source = [(p.meta.get("model"), p.meta.get("uncertainty"), p.meta.get("method")) for p in (vp, tp)]
+    if source[0] != source[1]:  # a threshold only transfers between predictions of the same kind
+        result["warning"] = f"val and test predictions differ in model/uncertainty method: {source[0]} vs {source[1]}"
+        log.warning(result["warning"])
     scored = {}
     for name, p in (("val", vp), ("test", tp)):
         y = labels_for(labels, p.image_ids, p.classes)
