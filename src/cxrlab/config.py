@@ -365,6 +365,8 @@ def _coerce_scalar(value: Any, hint: type, key: str) -> Any:
                 pass
     if hint is str and isinstance(value, str):
         return value
+    if hint is str and isinstance(value, bool):  # YAML 1.1 reads off/on/no/yes as booleans: train.amp=off
+        return "on" if value else "off"
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     raise CxrlabError(f"config {key}: {value!r} is not a valid {_type_name(hint)}")

@@ -76,7 +76,7 @@ def train_fold(config: Any, split_csv: Path, k: int, run_dir: Path, resume: bool
 
 
 def _score(preds, labels_index) -> dict[str, float]:
-    from cxrlab.ensemble import macro_auroc
+    from cxrlab.evaluate.metrics import macro_auroc
 
     frame = labels_index.frame.drop_duplicates("image_id").set_index("image_id")
     y = frame.loc[preds.image_ids, preds.classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)

@@ -18,36 +18,13 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from cxrlab.errors import CxrlabError
+from cxrlab.evaluate.metrics import binary_auroc, macro_auroc
 from cxrlab.predictions import Predictions, read_predictions, write_predictions
 
 log = logging.getLogger(__name__)
 
 METHODS = ("mean", "weighted", "class", "rank", "stack")
 FITTED = ("weighted", "class", "stack")
-
-
-# ----------------------------------------------------------------------------- metrics
-def auroc(y: np.ndarray, score: np.ndarray) -> float:
-    """AUROC of one class (Mann-Whitney with tie-aware ranks); NaN labels ignored; NaN if one label value."""
-    keep = ~np.isnan(y)
-    y, score = y[keep], score[keep]
-    pos = int((y == 1).sum())
-    neg = int(len(y) - pos)
-    if pos == 0 or neg == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
-def per_class_auroc(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """(C,) AUROC per class; NaN where a class has a single label value."""
-    return np.array([auroc(y[:, c], probs[:, c]) for c in range(probs.shape[1])])
-
-
-def macro_auroc(y: np.ndarray, probs: np.ndarray) -> float:
-    """Mean AUROC over the classes that have both label values (NaN when none has)."""
-    values = per_class_auroc(y, probs)
-    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -141,7 +118,7 @@ def fit_class_weights(stack: np.ndarray, y: np.ndarray) -> np.ndarray:
     out = np.full((c, m), 1.0 / m)
     for k in range(c):
         combined = grid @ stack[:, :, k]  # (K, N): every candidate's scores for class k
-        scores = np.array([auroc(y[:, k], s) for s in combined])
+        scores = np.array([binary_auroc(y[:, k], s) for s in combined])
         if np.isfinite(scores).any():  # a class with one label value on val keeps equal weights
             out[k] = grid[int(np.nanargmax(scores))]
     return out

@@ -87,13 +87,16 @@ def _thresholds(thresholds: list[float] | None, classes: list[str]) -> np.ndarra
 
 
 @torch.no_grad()
-def _predict(model, images: I.ImageSet, info: dict, batch_size: int) -> np.ndarray:
+def _predict(model, images: I.ImageSet, info: dict, batch_size: int) -> tuple[np.ndarray, int]:
+    """(N, C) probabilities, and how many images came from the run's cache instead of their files."""
     pre = I.build_preprocess(info)
+    cache = I.open_run_cache(info, images, pre)  # pool rows of an index the run's cache holds
     out = []
-    for _, x, _ in I.iter_batches(images, pre, batch_size):
+    for _, x, _ in I.iter_batches(images, pre, batch_size, cache):
         logits = model(x)
         out.append((logits.softmax(-1) if info.get("task") == "multiclass" else logits.sigmoid()).numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(info["classes"])))
+    probs = np.concatenate(out) if out else np.zeros((0, len(info["classes"])))
+    return probs, int((I.cached_rows(images, cache) >= 0).sum())
 
 
 def pseudo_label(run_dir: str | Path, pool: str | Path, out: str | Path, thresholds: list[float] | None = None,
@@ -116,13 +119,14 @@ def pseudo_label(run_dir: str | Path, pool: str | Path, out: str | Path, thresho
     dropped = len(images.image_ids) - len(keep)
     images = images.subset(keep)
     patients = [patients[r] for r in keep] if patients is not None else None
-    probs = _predict(model, images, info, batch_size)
+    probs, from_cache = _predict(model, images, info, batch_size)
     labels = select(probs, task, None if quota else t, quota)
     chosen = np.flatnonzero(~np.isnan(labels).all(axis=1))
     known = images.labels is not None and bool(np.isfinite(images.labels).any())  # an unlabeled index has none
     report = _report(labels[chosen], images.labels[chosen] if known else None, classes, task)
     report.update(pool=str(pool), pool_images=len(keep) + dropped, dropped_labelled_or_heldout_patient=dropped,
                   selected=int(len(chosen)), thresholds=None if quota else t.tolist(), quota=quota, weight=weight)
+    report["images_from_cache"] = from_cache
     _write(Path(out), labelled, split, images, patients, probs, labels, chosen, weight, report, run_dir)
     return report
 

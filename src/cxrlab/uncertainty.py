@@ -152,7 +152,15 @@ def uncertainty_frame(stats: dict[str, np.ndarray], classes: list[str]) -> pd.Da
 def uncertainty_predictions(run_dir: str | Path, split: str, method: str, out: str | Path, samples: int = 30,
                             batch_size: int = 16, tta_flip: bool = False) -> Path:
     """Predict a run's split with MC-dropout or TTA; write a predictions file with uncertainty columns."""
-    from cxrlab.explain.inputs import build_preprocess, image_set_from_index, iter_batches, load_run, run_data
+    from cxrlab.explain.inputs import (
+        build_preprocess,
+        cached_rows,
+        image_set_from_index,
+        iter_batches,
+        load_run,
+        open_run_cache,
+        run_data,
+    )
     from cxrlab.predictions import Predictions, write_predictions
 
     if method not in ("mc_dropout", "tta"):
@@ -164,8 +172,9 @@ def uncertainty_predictions(run_dir: str | Path, split: str, method: str, out: s
     index_path, split_csv = run_data(run_dir, info)
     images = image_set_from_index(index_path, classes, split, split_csv)
     pre = build_preprocess(info)
+    cache = open_run_cache(info, images, pre)  # the run's cache when it holds the images, else the files
     parts = []
-    for _, x, _ in iter_batches(images, pre, batch_size):
+    for _, x, _ in iter_batches(images, pre, batch_size, cache):
         if method == "mc_dropout":
             parts.append(mc_dropout_samples(model, x, samples, task).numpy())
         else:
@@ -173,7 +182,8 @@ def uncertainty_predictions(run_dir: str | Path, split: str, method: str, out: s
     stats = summarize(np.concatenate(parts, axis=1))
     meta = {"task": task, "classes": classes, "model": info.get("model_name"), "split": split,
             "run_dir": str(run_dir), "uncertainty": method, "samples": int(parts[0].shape[0]),
-            "checkpoint_sha256": info.get("weights_sha256")}
+            "checkpoint_sha256": info.get("weights_sha256"),
+            "images_from_cache": int((cached_rows(images, cache) >= 0).sum())}
     preds = Predictions(images.image_ids, stats["mean"], classes, meta, None, uncertainty_frame(stats, classes))
     return write_predictions(out, preds)
 
@@ -216,8 +226,58 @@ def risk_coverage(uncertainty: np.ndarray, errors: np.ndarray) -> dict[str, Any]
             "risk_at_full": float(risk[-1]) if len(risk) else float("nan")}
 
 
+UNCERTAINTY_KINDS = ("std", "entropy", "mi")
+REVIEW_STD = 0.15  # S2's rule: flag an image for review when any class's MC-dropout std exceeds it
+ERROR_DEFINITION = ("per-image error: multi-label, the fraction of known labels wrong at threshold 0.5; multi-class, "
+                    "1 when the arg-max class is wrong. Risk at coverage c: mean error of the c most certain images "
+                    "(per-image uncertainty = the largest per-class value of the score). AURC: mean risk over all "
+                    "coverages (lower is better).")
+
+
+def _thin(curve: dict[str, Any], points: int) -> dict[str, list[float]]:
+    """At most ``points`` evenly spaced points of a risk-coverage curve (last point kept), as lists."""
+    n = len(curve["coverage"])
+    keep = np.unique(np.linspace(0, n - 1, min(n, points)).round().astype(int)) if n else np.zeros(0, int)
+    return {"coverage": [round(float(v), 5) for v in curve["coverage"][keep]],
+            "risk": [round(float(v), 5) for v in curve["risk"][keep]]}
+
+
+def summarize_uncertainty(probs: np.ndarray, y: np.ndarray, extra: pd.DataFrame | None, classes: list[str],
+                          task: str, std_threshold: float = REVIEW_STD, points: int = 101) -> dict[str, Any] | None:
+    """The ``uncertainty`` block of ``metrics.json`` from row-aligned ``std:/entropy:/mi:<class>`` columns.
+
+    Mean of each column kind per class, the risk-coverage curve and AURC of each kind (and of plain
+    confidence, for contrast), and how many images S2's review rule (any class std > ``std_threshold``) flags.
+    None when ``extra`` lacks a complete set of any kind.
+    """
+    cols = extra.columns if extra is not None else []
+    kinds = [k for k in UNCERTAINTY_KINDS if all(f"{k}:{c}" in cols for c in classes)]
+    if not kinds or not len(probs):
+        return None
+    values = {k: extra[[f"{k}:{c}" for c in classes]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+              for k in kinds}
+    errors = image_errors(probs, y, task)
+    curves = {k: risk_coverage(uncertainty_score(probs, extra, classes, task, k)[0], errors)
+              for k in [*kinds, "confidence"]}
+    score = kinds[0]  # std when present: the spread of the sampled probabilities
+    block: dict[str, Any] = {
+        "kinds": kinds, "n_images": int(len(probs)), "score": score,
+        "aurc": curves[score]["aurc"], "risk_at_full": curves[score]["risk_at_full"],
+        "aurc_by_score": {k: c["aurc"] for k, c in curves.items()},
+        "per_class": {c: {f"mean_{k}": float(np.nanmean(values[k][:, i])) for k in kinds}
+                      for i, c in enumerate(classes)},
+        "curve": _thin(curves[score], points), "curve_confidence": _thin(curves["confidence"], points),
+        "error": ERROR_DEFINITION, "review": None,
+    }
+    if "std" in values:
+        flagged = np.nanmax(values["std"], axis=1) > std_threshold
+        block["review"] = {"rule": f"any class std > {std_threshold} (S2)", "std_threshold": std_threshold,
+                           "n_flagged": int(flagged.sum()), "fraction": float(flagged.mean())}
+    return block
+
+
 def _subset_metrics(probs, y, errors, keep, task) -> dict[str, Any]:
-    from cxrlab.ensemble import macro_auroc
+    from cxrlab.evaluate.metrics import macro_auroc
 
     return {"coverage": float(keep.mean()), "n_kept": int(keep.sum()), "n_abstained": int((~keep).sum()),
             "risk": float(errors[keep].mean()) if keep.any() else float("nan"),
@@ -286,18 +346,7 @@ def _review_frame(p, u: np.ndarray, keep: np.ndarray, std_threshold: float | Non
 
 
 def _plot_risk_coverage(curves: dict[str, dict], threshold: float, path: Path) -> None:
-    import matplotlib
+    from cxrlab.evaluate.figures import risk_coverage_figure
+    from cxrlab.utils import atomic_write_bytes
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for name, rc in curves.items():
-        ax.plot(rc["coverage"], rc["risk"], label=f"{name} (AURC {rc['aurc']:.3f})")
-    ax.set_xlabel("coverage (most certain first)")
-    ax.set_ylabel("risk (error of kept images)")
-    ax.set_title(f"risk-coverage (abstain above {threshold:.3g})")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    atomic_write_bytes(path, risk_coverage_figure(curves, f"risk-coverage (abstain above {threshold:.3g})"))

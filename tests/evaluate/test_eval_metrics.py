@@ -82,3 +82,21 @@ def test_temperature_scaling_recovers_overconfidence():
     np.testing.assert_allclose(t, 2.0, atol=0.25)
     fixed = apply_temperature(overconfident, t, "multilabel")
     assert ece(y[:, 0], fixed[:, 0]) < ece(y[:, 0], overconfident[:, 0])
+
+
+def test_array_macro_auroc_matches_sklearn_and_bootstrap_path():
+    from sklearn.metrics import roc_auc_score
+
+    from cxrlab.evaluate.metrics import binary_auroc, macro_auroc, per_class_auroc
+
+    rng = np.random.default_rng(3)
+    y = (rng.random((80, 3)) < 0.4).astype(float)
+    p = np.round(rng.random((80, 3)), 1)  # ties on purpose
+    y[:5, 0] = np.nan  # unknown labels are masked
+    y[:, 2] = 0.0  # single-valued class: skipped, not averaged as 0.5
+    known = ~np.isnan(y[:, 0])
+    assert binary_auroc(y[:, 0], p[:, 0]) == pytest.approx(roc_auc_score(y[known, 0], p[known, 0]), abs=1e-12)
+    per = per_class_auroc(y, p)
+    assert np.isnan(per[2]) and per[1] == pytest.approx(roc_auc_score(y[:, 1], p[:, 1]), abs=1e-12)
+    assert macro_auroc(y, p) == pytest.approx(np.mean(per[:2]), abs=1e-12)
+    assert np.isnan(macro_auroc(np.zeros((4, 1)), np.ones((4, 1))))

@@ -9,10 +9,10 @@ from cxrlab.ensemble import (
     fit_class_weights,
     fit_stacking,
     fit_weights,
-    macro_auroc,
     simplex_grid,
 )
 from cxrlab.errors import CxrlabError
+from cxrlab.evaluate.metrics import macro_auroc
 from cxrlab.predictions import read_predictions
 
 CLASSES = ["A", "B"]

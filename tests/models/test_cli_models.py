@@ -26,3 +26,11 @@ def test_models_list_unknown_name_exits_2(capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: unknown model 'cnn_basline' (did you mean 'cnn_baseline'?)")
     assert err.count("\n") == 1
+
+
+def test_models_list_model_that_cannot_build_on_meta(capsys):
+    # torchvision's RegNets compute their widths with torch.pow while building: the meta device cannot, so the
+    # table falls back to a CPU build instead of a NotImplementedError traceback (README's own example).
+    assert main(["models", "list", "--json", "tv:regnet_y_800mf"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["name"] == "tv:regnet_y_800mf" and rows[0]["params"] == 5_659_287

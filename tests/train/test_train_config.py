@@ -22,6 +22,15 @@ def test_defaults_and_typed_overrides():
     assert cfg.loss.build_kwargs() == {"alpha": [1.0, 1.5, 2.0, 12.0]}
 
 
+def test_yaml_off_and_on_are_strings_for_string_keys(tmp_path: Path):
+    # YAML 1.1 reads `off` as False: `--set train.amp=off` (and `amp: off` in a recipe) must still mean "off"
+    assert load_config(None, ["train.amp=off"]).train.amp == "off"
+    (tmp_path / "r.yaml").write_text("train:\n  amp: off\n")
+    assert load_config(tmp_path / "r.yaml").train.amp == "off"
+    with pytest.raises(CxrlabError, match="train.amp"):
+        load_config(None, ["train.amp=on"])  # not a mode: still a one-line error naming the key
+
+
 def test_yaml_file_then_overrides_win(tmp_path: Path):
     path = tmp_path / "c.yaml"
     path.write_text("name: x\ntrain:\n  epochs: 5\n  batch_size: 8\nmodel:\n  name: vit_v1\n")

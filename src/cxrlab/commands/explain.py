@@ -56,7 +56,22 @@ def _explain(args: argparse.Namespace) -> int:
     brief = {m: {k: round(v["mean"], 3) for k, v in per["all"].items() if k != "n"} for m, per in methods.items()}
     print(json.dumps({"out": out, "scored": summary["n_scored_pairs"], "all_findings": brief,
                       "sanity": summary.get("sanity", {}).get("verdict")}, indent=2))
+    _say_where(Path(args.run_dir), Path(out), args.json)
     return 0
+
+
+def _say_where(run_dir: Path, out: Path, json_only: bool) -> None:
+    """Where the gallery went, and whether the run's evaluation report will pick it up (stderr)."""
+    import sys
+
+    what = out / "localization.json" if json_only else out / "gallery.html"
+    print(f"wrote {what}", file=sys.stderr)
+    if run_dir.is_dir() and out.resolve() == (run_dir / "explain").resolve():
+        print(f"`cxrlab evaluate {run_dir} --out DIR` includes these localization scores"
+              + ("" if json_only else " and the gallery") + " in DIR/report.html", file=sys.stderr)
+    elif run_dir.is_dir():
+        print(f"to include it in the run's report, write it to {run_dir / 'explain'} (the default --out), then run "
+              f"`cxrlab evaluate {run_dir} --out DIR`", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- ensemble

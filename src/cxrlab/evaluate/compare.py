@@ -69,6 +69,8 @@ def compare_runs(
     index = load_labels(labels, sources[0])
     models = _load_models(sources, index, prefix, logits, allow_test_fitting)
     models, notes = _align(models)
+    for model in models:
+        _uncertainty_info(model)
     ref = models[0].scored
     weights = with_point(patient_weights(ref.n_patients, bootstrap, seed))
     keep, excluded, undefined = m.averaged_classes(ref, tuple(exclude))
@@ -94,6 +96,7 @@ def _load_models(sources: list[Source], index, prefix, logits, allow) -> list[Mo
         info = _manifest_info(src)
         info["model"] = preds.meta.get("model") or info.get("model") or src.name
         model = Model(name, src, scored, info)
+        model.arrays["predictions"] = preds  # uncertainty columns, read after alignment
         if src.val is not None:
             val, val_preds = load_scored(src.val, index, prefix, logits)
             check_fitting_allowed(val_preds, src.test, allow, "thresholds")
@@ -140,6 +143,16 @@ def _align(models: list[Model]) -> tuple[list[Model], list[str]]:
             notes.append(f"{model.name}: {dropped} images not predicted by every model are left out")
         model.scored = subset_scored(model.scored, order, classes)
     return models, notes
+
+
+def _uncertainty_info(model: Model) -> None:
+    """``aurc`` (and the score it used) of a model whose predictions carry uncertainty columns, on the aligned
+    images; None otherwise."""
+    from cxrlab.evaluate.evaluate import uncertainty_block
+
+    block = uncertainty_block(model.scored, model.arrays.pop("predictions")).get("uncertainty")
+    model.info["aurc"] = block["aurc"] if block else None
+    model.info["aurc_score"] = block["score"] if block else None
 
 
 def _metric_arrays(model: Model, weights: np.ndarray, keep: list[int], method: str) -> None:

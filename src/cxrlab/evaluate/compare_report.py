@@ -58,14 +58,19 @@ def _slug(name: str) -> str:
 def _model_table(doc: Document, result: dict, headline: str) -> None:
     doc.heading("Models")
     per = result["per_class_metric"].upper() if result["per_class_metric"] == "auroc" else "F1"
-    headers = ["model", "params", "train s", "images/s", f"{headline} [95% CI]", "macro F1", *result["classes"]]
+    aurc = any(r.get("aurc") is not None for r in result["models"])  # a column only when some model has it
+    headers = ["model", "params", "train s", "images/s", f"{headline} [95% CI]", "macro F1",
+               *(["AURC"] if aurc else []), *result["classes"]]
     rows = []
     for r in result["models"]:
         name = r["name"] + (" (best)" if r["name"] == result["best"] else "")
         rows.append([name, _int(r.get("params")), _num(r.get("train_seconds")), _num(r.get("images_per_s")),
                      fmt_ci(r["headline"], r["headline_ci"]), r["macro_f1"],
-                     *[r["per_class"][c] for c in result["classes"]]])
+                     *([_aurc(r)] if aurc else []), *[r["per_class"][c] for c in result["classes"]]])
     doc.table(headers, rows)
+    if aurc:
+        doc.text("AURC: area under the risk-coverage curve from the model's uncertainty columns (score in brackets; "
+                 "lower is better); n/a for models without them.")
     doc.text(f"Per-class columns: {per} on test. macro F1 at thresholds "
              f"{result['models'][0].get('thresholds', 'argmax')}.")
 
@@ -100,6 +105,10 @@ def _tests_table(doc: Document, result: dict) -> None:
                      _p(t["p_value"]), _p(t["p_adjusted"]) + star])
     doc.table(["pair (a - b)", "class", "metric", "test", "delta", "p", "p (Holm)"], rows)
     doc.text("* adjusted p < 0.05. DeLong tests treat images as independent; bootstrap tests resample patients.")
+
+
+def _aurc(r: dict) -> str:
+    return "n/a" if r.get("aurc") is None else f"{r['aurc']:.4f} ({r['aurc_score']})"
 
 
 def _int(v) -> str:

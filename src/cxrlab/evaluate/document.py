@@ -24,7 +24,8 @@ img{max-width:100%}.note{color:#7a4b00}.small{font-size:0.85em;color:#555}
 
 @dataclass
 class Document:
-    """Blocks in order: ("h", level, text), ("p", text), ("table", headers, rows), ("fig", name, png, caption)."""
+    """Blocks in order: ("h", level, text), ("p", text), ("table", headers, rows), ("fig", name, png, caption),
+    ("link", text, href)."""
 
     title: str
     blocks: list[tuple] = field(default_factory=list)
@@ -40,6 +41,10 @@ class Document:
 
     def table(self, headers: list[str], rows: list[list]) -> None:
         self.blocks.append(("table", list(headers), [[_cell(v) for v in r] for r in rows]))
+
+    def link(self, text: str, href: str) -> None:
+        """A paragraph linking to ``href`` (relative to the report, e.g. a gallery beside it)."""
+        self.blocks.append(("link", text, href))
 
     def figure(self, name: str, png: bytes | None, caption: str) -> None:
         if png:
@@ -67,6 +72,8 @@ class Document:
                 head = "".join(f"<th>{e(h)}</th>" for h in b[1])
                 body = "".join("<tr>" + "".join(_td(c) for c in r) + "</tr>" for r in b[2])
                 parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            elif b[0] == "link":
+                parts.append(f"<p><a href='{e(b[2])}'>{e(b[1])}</a></p>")
             elif b[0] == "fig":
                 data = base64.b64encode(b[2]).decode("ascii")
                 parts.append(f"<figure><img alt='{e(b[3])}' src='data:image/png;base64,{data}'>"
@@ -87,6 +94,8 @@ class Document:
                 lines.append("| " + " | ".join(_md(h) for h in b[1]) + " |")
                 lines.append("|" + "|".join("---" for _ in b[1]) + "|")
                 lines += ["| " + " | ".join(_md(c) for c in r) + " |" for r in b[2]] + [""]
+            elif b[0] == "link":
+                lines += [f"[{b[1]}]({b[2]})", ""]
             elif b[0] == "fig":
                 atomic_write_bytes(out / "figures" / f"{b[1]}.png", b[2])
                 lines += [f"![{b[3]}](figures/{b[1]}.png)", ""]

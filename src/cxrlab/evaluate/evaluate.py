@@ -69,6 +69,7 @@ def evaluate_predictions(
         "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient",
                       "interval": "percentile", "level": 0.95},
         **body,
+        **uncertainty_block(scored, preds),
         "definitions": DEFINITIONS,
         "references": {"note": REFERENCE_NOTE, "anchors": REFERENCES},
         "seconds": round(time.perf_counter() - start, 3),
@@ -78,6 +79,25 @@ def evaluate_predictions(
     if out is not None:
         write_outputs(result, scored, source, Path(out), report)
     return result
+
+
+def uncertainty_block(scored: Scored, preds) -> dict:
+    """``{"uncertainty": {...}}`` when the predictions carry ``std:/entropy:/mi:<class>`` columns, else ``{}``
+    (see ``cxrlab.uncertainty.summarize_uncertainty``); computed on the scored images only."""
+    kinds = ("std:", "entropy:", "mi:")
+    if preds.extra is None or not any(str(c).startswith(kinds) for c in preds.extra.columns):
+        return {}
+    import pandas as pd
+
+    from cxrlab.uncertainty import summarize_uncertainty
+
+    rows = pd.Index(preds.image_ids).get_indexer(scored.image_ids)  # ids are unique (checked when matching)
+    extra = preds.extra.iloc[rows].reset_index(drop=True)
+    block = summarize_uncertainty(scored.p, scored.y, extra, list(scored.classes), scored.task)
+    if block is None:
+        return {}
+    return {"uncertainty": {"method": preds.meta.get("uncertainty") or preds.meta.get("method"),
+                            "samples": preds.meta.get("samples"), **block}}
 
 
 def _inputs(source: Source, index: Index, labels, used_val: bool) -> dict:
@@ -152,5 +172,11 @@ def _print_summary(result: dict) -> None:
         print(f"note: {note}", file=sys.stderr)
     print(f"{name}: {fmt_ci(value, ci)} (95% CI, {result['bootstrap']['replicates']} patient bootstrap replicates)",
           file=sys.stderr)
+    unc = result.get("uncertainty")
+    if unc:
+        review = unc["review"]
+        print(f"uncertainty ({unc['score']}): AURC {unc['aurc']:.4f} (confidence: "
+              f"{unc['aurc_by_score']['confidence']:.4f})" + (f"; {review['n_flagged']} images flagged by "
+                                                              f"{review['rule']}" if review else ""), file=sys.stderr)
     if result["task"] == "multilabel" and result["macro"]["undefined"]:
         print(f"undefined (one label value, not averaged): {', '.join(result['macro']['undefined'])}", file=sys.stderr)

@@ -165,3 +165,16 @@ def forest_figure(labels: list[str], values: list, cis: list, xlabel: str, ref: 
     ax.invert_yaxis()
     ax.set(xlabel=xlabel)
     return _png(fig)
+
+
+def risk_coverage_figure(curves: dict[str, dict], title: str = "Risk-coverage") -> bytes:
+    """Risk (error of the kept images) against coverage, most certain first; one line per named curve
+    (each a dict with ``coverage``, ``risk`` and optionally ``aurc``)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    for name, rc in curves.items():
+        label = f"{name} (AURC {rc['aurc']:.3f})" if rc.get("aurc") is not None else name
+        ax.plot(rc["coverage"], rc["risk"], lw=1.5, label=label)
+    ax.set(xlabel="coverage (most certain first)", ylabel="risk (error of kept images)", title=title, xlim=(0, 1))
+    ax.legend(fontsize=8)
+    return _png(fig)

@@ -35,7 +35,12 @@ def write_evaluation_report(result: dict, scored: Scored, source: Source, out: P
     if result["task"] == "multiclass":
         cm = result["confusion_matrix"]
         doc.figure("confusion", figures.confusion_figure(cm["counts"], cm["classes"]), "Confusion matrix (test)")
+    uncertainty_section(doc, result.get("uncertainty"))
     run_sections(doc, source)
+    if source.run_dir is not None:
+        from cxrlab.explain.report_section import explain_section
+
+        explain_section(doc, source.run_dir / "explain", out)
     reference_section(doc, result)
     definitions_section(doc, result["definitions"])
     return doc.write(out)
@@ -112,6 +117,31 @@ def _multiclass_tables(doc: Document, r: dict) -> None:
     cm = r["confusion_matrix"]
     doc.text("Confusion matrix (rows: true class, columns: predicted class)")
     doc.table(["true \\ predicted", *cm["classes"]], [[c, *row] for c, row in zip(cm["classes"], cm["counts"])])
+
+
+def uncertainty_section(doc: Document, unc: dict | None) -> None:
+    """Mean uncertainty per class, AURC and the risk-coverage plot, when the predictions carried the columns."""
+    if not unc:
+        return
+    doc.heading("Uncertainty")
+    by = unc["aurc_by_score"]
+    samples = f", {unc['samples']} samples" if unc.get("samples") else ""
+    items = [f"method: {unc.get('method') or 'unknown'}{samples}",
+             f"AURC ({unc['score']}): {unc['aurc']:.4f}; risk at full coverage {unc['risk_at_full']:.4f}",
+             "AURC by score: " + ", ".join(f"{k} {v:.4f}" for k, v in by.items()) + " (lower is better)"]
+    if unc.get("review"):
+        r = unc["review"]
+        items.append(f"flagged for review ({r['rule']}): {r['n_flagged']} of {unc['n_images']} images "
+                     f"({100 * r['fraction']:.1f}%)")
+    doc.bullets(items)
+    kinds = unc["kinds"]
+    doc.table(["class", *[f"mean {k}" for k in kinds]],
+              [[c, *[m[f"mean_{k}"] for k in kinds]] for c, m in unc["per_class"].items()])
+    curves = {unc["score"]: {**unc["curve"], "aurc": unc["aurc"]},
+              "confidence": {**unc["curve_confidence"], "aurc": by["confidence"]}}
+    doc.figure("risk_coverage", figures.risk_coverage_figure(curves),
+               "Risk-coverage: error of the kept images when abstaining on the most uncertain first")
+    doc.text(unc["error"])
 
 
 def run_sections(doc: Document, source: Source) -> None:

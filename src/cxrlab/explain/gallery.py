@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from cxrlab.explain.localization import Box
-from cxrlab.utils import atomic_write_text
+from cxrlab.utils import atomic_write_text, write_json
 
 
 def save_overlay(path: Path, image: np.ndarray, heat: np.ndarray, title: str, probs: dict[str, float],
@@ -41,7 +41,8 @@ def save_overlay(path: Path, image: np.ndarray, heat: np.ndarray, title: str, pr
 
 
 def write_gallery(out_dir: Path, sections: dict[str, list[dict[str, Any]]], summary: dict[str, Any]) -> Path:
-    """``gallery.html``: a summary table and one section of overlay cards per case group."""
+    """``gallery.html``: a summary table and one section of overlay cards per case group; ``gallery.json``: the
+    cards (overlay path relative to ``out_dir``, caption) per section."""
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>cxrlab explain</title>",
              "<style>body{font-family:sans-serif;margin:1em} .card{display:inline-block;margin:4px;"
              "vertical-align:top;font-size:12px;width:260px} img{width:256px} table{border-collapse:collapse}"
@@ -58,6 +59,10 @@ def write_gallery(out_dir: Path, sections: dict[str, list[dict[str, Any]]], summ
     parts.append("</body></html>")
     path = out_dir / "gallery.html"
     atomic_write_text(path, "\n".join(parts) + "\n")
+    # the same cards as data, so `cxrlab evaluate RUN_DIR` can embed them in the run's report
+    write_json(out_dir / "gallery.json", {title: [{"png": Path(c["png"]).relative_to(out_dir).as_posix(),
+                                                   "caption": c["caption"]} for c in cards]
+                                          for title, cards in sections.items() if cards})
     return path
 
 

@@ -2,11 +2,13 @@
 maps original-image coordinates (boxes) onto the model input.
 
 The preprocessing is the run's evaluation path exactly: ``read_image`` -> ``resize_image(cache_size,
-policy)`` -> the eval transform of the run's augmentation policy (resize, maybe center crop, normalise).
+policy)`` (or the row of the run's cache, which holds exactly that) -> the eval transform of the run's
+augmentation policy (resize, maybe center crop, normalise).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,8 @@ import numpy as np
 import torch
 
 from cxrlab.errors import CxrlabError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".bmp", ".tif", ".tiff")
 
@@ -143,13 +147,53 @@ def load_image(path: Path, pre: Preprocess) -> tuple[torch.Tensor, tuple[int, in
     return pre.transform(torch.from_numpy(small)[None]), raw.shape[:2]
 
 
-def iter_batches(images: ImageSet, pre: Preprocess, batch_size: int) -> Iterator[tuple[list[int], torch.Tensor,
-                                                                                      list[tuple[int, int]]]]:
-    """Yield (row numbers, (B, C, S, S) inputs, original sizes) in order."""
+def open_run_cache(info: dict[str, Any], images: ImageSet, pre: Preprocess) -> Any | None:
+    """The run's preprocessing cache (``info["preprocess"]["cache"]`` or the config's ``data.cache``) when it can
+    stand in for decoding ``images``: it opens, was built at the run's size and policy, and the images come from
+    an index (their ids are then dataset ids, matched against the cache's as training does; a folder's file
+    names are not). None otherwise; images the cache lacks are still read from their files."""
+    path = (info.get("preprocess") or {}).get("cache") or ((info.get("config") or {}).get("data") or {}).get("cache")
+    if not path or not images.meta.get("index") or not Path(path).is_dir():
+        return None
+    from cxrlab.data.cache import open_cache
+
+    try:
+        cache = open_cache(path)
+    except CxrlabError as exc:
+        log.warning("not reading from the run's cache: %s", exc)
+        return None
+    if cache.size != pre.cache_size or cache.policy != pre.policy:
+        log.warning("cache %s is %d px %s, the run expects %d px %s: decoding the files instead", path, cache.size,
+                    cache.policy, pre.cache_size, pre.policy)
+        return None
+    return cache
+
+
+def cached_rows(images: ImageSet, cache: Any | None) -> np.ndarray:
+    """(N,) int: each image's row in ``cache``, -1 where it must be decoded from its file."""
+    if cache is None:
+        return np.full(len(images.image_ids), -1, dtype=np.int64)
+    rows = {i: r for r, i in enumerate(cache.image_ids) if cache.ok[r]}
+    return np.array([rows.get(i, -1) for i in images.image_ids], dtype=np.int64)
+
+
+def iter_batches(images: ImageSet, pre: Preprocess, batch_size: int, cache: Any | None = None
+                 ) -> Iterator[tuple[list[int], torch.Tensor, list[tuple[int, int] | None]]]:
+    """Yield (row numbers, (B, C, S, S) inputs, original sizes) in order.
+
+    With ``cache`` (see ``open_run_cache``), images it holds are read from it instead of decoded; their
+    original size is then unknown (None), so callers that map coordinates (explain) pass no cache.
+    """
+    in_cache = cached_rows(images, cache)
     for start in range(0, len(images.paths), batch_size):
         rows = list(range(start, min(start + batch_size, len(images.paths))))
-        loaded = [load_image(images.paths[i], pre) for i in rows]
+        loaded = [_from_cache(cache, in_cache[i], pre) if in_cache[i] >= 0 else load_image(images.paths[i], pre)
+                  for i in rows]
         yield rows, torch.stack([x for x, _ in loaded]), [hw for _, hw in loaded]
+
+
+def _from_cache(cache: Any, row: int, pre: Preprocess) -> tuple[torch.Tensor, None]:
+    return pre.transform(torch.from_numpy(np.array(cache.images[row]))[None]), None  # (1, S, S) uint8 in
 
 
 def display_image(x: torch.Tensor, pre: Preprocess) -> np.ndarray:

@@ -217,6 +217,12 @@ def model_summary(model: nn.Module) -> dict[str, Any]:
 
 
 def meta_model(name: str, num_classes: int = 15, in_chans: int = 3, img_size: int = 224) -> nn.Module:
-    """Build ``name`` on the meta device (no memory, no init cost): for parameter counts of huge models."""
-    with torch.device("meta"):
+    """Build ``name`` on the meta device (no memory, no init cost): for parameter counts of huge models.
+
+    A few constructors compute with real tensors while building (torchvision's RegNets derive their widths with
+    ``torch.pow``), which the meta device cannot do: those are built on the CPU instead."""
+    try:
+        with torch.device("meta"):
+            return create_model(name, num_classes, in_chans=in_chans, img_size=img_size)
+    except NotImplementedError:
         return create_model(name, num_classes, in_chans=in_chans, img_size=img_size)

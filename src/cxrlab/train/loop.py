@@ -156,19 +156,6 @@ def _interleave(parts: list) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return probs, targets, ids
 
 
-def macro_auroc(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Mean AUROC over classes whose known labels hold both values (NaN labels ignored); NaN if none."""
-    from sklearn.metrics import roc_auc_score
-
-    scores = []
-    for c in range(labels.shape[1]):
-        known = ~np.isnan(labels[:, c])
-        y = labels[known, c]
-        if len(np.unique(y)) == 2:
-            scores.append(roc_auc_score(y, probs[known, c]))
-    return float(np.mean(scores)) if scores else float("nan")
-
-
 def macro_f1(probs: np.ndarray, classes: np.ndarray, num_classes: int) -> float:
     """Macro-F1 of the arg-max class over all classes (absent classes count as 0 when predicted)."""
     from sklearn.metrics import f1_score
@@ -179,10 +166,12 @@ def macro_f1(probs: np.ndarray, classes: np.ndarray, num_classes: int) -> float:
 
 def val_metric(task: str, probs: np.ndarray, targets: np.ndarray, num_classes: int) -> float:
     """Macro AUROC (multi-label) or macro-F1 (multi-class)."""
+    from cxrlab.evaluate.metrics import macro_auroc
+
     if len(probs) == 0:
         return float("nan")
     if task == "multilabel":
-        return macro_auroc(probs, targets)
+        return macro_auroc(targets, probs)  # the one implementation, shared with evaluate/ensemble
     return macro_f1(probs, targets.astype(np.int64), num_classes)
 
 
