@@ -125,3 +125,26 @@ def test_read_labels_all_kinds(tmp_path):
     assert len(read_labels(tmp_path / "out")) == 4 and len(read_labels(tmp_path / "out" / "index.csv")) == 4
     with pytest.raises(CxrlabError, match="not found"):
         read_labels(tmp_path / "nope.csv")
+
+
+def test_read_labels_of_an_image_is_a_one_line_error(tmp_path):
+    # `cxrlab evaluate P.csv --labels some.png` used to end in a UnicodeDecodeError traceback (NIH header sniff)
+    with pytest.raises(CxrlabError, match="cannot parse labels CSV"):
+        read_labels(write_png(tmp_path / "x.png"))
+
+
+def test_load_index_of_a_split_or_labels_csv_is_a_one_line_error(tmp_path):
+    # a split.csv (its split.json beside it) or a raw labels CSV passed where the index goes used to end in
+    # KeyError: 'task' (split) or a "rebuild it" hint for a file that never was an index (labels.csv)
+    (tmp_path / "split.csv").write_text("image_id,split\na.png,train\n")
+    (tmp_path / "split.json").write_text('{"method": "patient_stratified"}')
+    with pytest.raises(CxrlabError, match="split.csv is not a cxrlab index.*split.json has no task"):
+        load_index(tmp_path / "split.csv")
+    (tmp_path / "labels.csv").write_text("filename,normal,virus\nx.png,1,0\n")
+    with pytest.raises(CxrlabError, match="labels.csv is not a cxrlab index.*no labels.json beside it"):
+        load_index(tmp_path / "labels.csv")
+    (tmp_path / "idx").mkdir()
+    (tmp_path / "idx" / "index.csv").write_text("image_id,path,patient_id\n")
+    (tmp_path / "idx" / "index.json").write_text("{truncated")
+    with pytest.raises(CxrlabError, match="index.json is not valid JSON"):
+        load_index(tmp_path / "idx")

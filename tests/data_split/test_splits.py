@@ -98,6 +98,9 @@ def test_given_split_keeps_folders_and_maps_aliases(tmp_path):
     index = make_index(tmp_path, n_patients=10, per_patient=3, extra={"given_split": given})
     split = given_split(index)
     assert split["split"].tolist() == [{"valid": "val"}.get(g, g) for g in given]
+    # without the column, the error names the flag that makes one (--keep-split), not just --format folder
+    with pytest.raises(CxrlabError, match="--format folder --keep-split"):
+        given_split(make_index(tmp_path / "plain", n_patients=5))
 
 
 def test_write_and_load_split_round_trip(tmp_path, small_index):

@@ -67,3 +67,14 @@ def test_recipe_runs_one_tiny_epoch(recipe, task, extra, tiny_ml, tiny_mc, tmp_p
     metrics = pd.read_csv(run / "metrics.csv")
     assert len(metrics) == 1 and metrics["train_loss"].notna().all()
     assert (run / "predictions/val.csv").exists()
+
+
+@pytest.mark.parametrize(("recipe", "size"), [("nih/vit_multiscale.yaml", 48), ("nih/vit_v1.yaml", 16)])
+def test_recipe_at_an_image_size_the_model_cannot_take_names_the_config_key(recipe, size):
+    # the model layer says model.img_size (create_model's argument); a config user must be told data.image_size
+    from cxrlab.errors import CxrlabError
+    from cxrlab.train.fitting import build_model
+
+    cfg = load_config(CONFIGS / recipe, ["model.pretrained=false", f"data.image_size={size}"])
+    with pytest.raises(CxrlabError, match="data.image_size"):
+        build_model(cfg, ["a", "b"])

@@ -125,8 +125,18 @@ def load_index(path: str | Path) -> Index:
     json_path = csv_path.with_suffix(".json")
     if not csv_path.exists():
         raise CxrlabError(f"{csv_path} does not exist; build an index with `cxrlab data index ROOT --out DIR`")
+    not_index = (f"{csv_path} is not a cxrlab index; build one with `cxrlab data index ROOT --out DIR` and pass DIR "
+                 "or DIR/index.csv")
     if not json_path.exists():
+        if csv_path.name != "index.csv":
+            raise CxrlabError(not_index + f" (no {json_path.name} beside it)")
         raise CxrlabError(f"{json_path} is missing beside {csv_path.name}; rebuild it with `cxrlab data index`")
-    meta = read_json(json_path)
+    try:
+        meta = read_json(json_path)
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
+        raise CxrlabError(f"{json_path} is not valid JSON ({exc}); rebuild the index with `cxrlab data index`") from exc
+    if not isinstance(meta, dict) or "task" not in meta or "classes" not in meta or "root" not in meta:
+        # e.g. a split.csv (whose split.json sits beside it) passed where the index goes
+        raise CxrlabError(not_index + f" ({json_path.name} has no task/classes/root)")
     frame = pd.read_csv(csv_path, dtype={"image_id": str, "path": str, "patient_id": str}, keep_default_na=True)
     return Index(frame, meta["task"], list(meta["classes"]), Path(meta["root"]), meta, csv_path)

@@ -205,7 +205,7 @@ def given_split(index: Index, column: str = "given_split") -> pd.DataFrame:
     if column not in index.frame.columns:
         raise CxrlabError(
             f"the index has no {column} column; index a folder dataset with its split folders kept "
-            "(`cxrlab data index ROOT --format folder`), or drop --keep-given"
+            "(`cxrlab data index ROOT --format folder --keep-split`), or drop --keep-given"
         )
     frame = _base_frame(index)
     frame["split"] = normalize_split_names(index.frame[column], column)

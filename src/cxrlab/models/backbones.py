@@ -57,7 +57,7 @@ def create_timm(name: str, num_classes: int, in_chans: int, pretrained: bool, dr
         model = _timm_create(name, pretrained, kwargs, img_size)
     except (TypeError, ValueError, AssertionError, RuntimeError) as exc:
         raise CxrlabError(f"timm:{name} cannot be built with num_classes={num_classes}, in_chans={in_chans}, "
-                          f"img_size={img_size} ({_first_line(exc)}); check model.img_size") from None
+                          f"img_size={img_size} ({_first_line(exc)}); check data.image_size") from None
     except Exception as exc:  # hub download failures (HTTP, SSL, timeouts): say what to do instead
         if not pretrained:
             raise

@@ -23,7 +23,8 @@ class MultiScaleViT(nn.Module):
 
         branches = branches or BRANCHES
         if img_size % 32:
-            raise CxrlabError(f"vit_multiscale needs model.img_size divisible by 32, got {img_size}")
+            raise CxrlabError(f"vit_multiscale needs model.img_size (data.image_size in a config) divisible by 32, got "
+                              f"{img_size}")
         if pretrained and not all(W.timm_weights_cached(n) for n in branches.values()) and W.is_offline("timm"):
             raise W.offline_error("vit_multiscale")
         self.branch_names = list(branches)

@@ -38,7 +38,8 @@ class PaperCNN(nn.Module):
         )
         self.side = ((img_size - 2) // 2 - 2) // 2  # valid convs and floor pooling, as in Keras
         if self.side < 1:
-            raise CxrlabError(f"model.img_size={img_size} is too small for the paper CNN; use at least 10")
+            raise CxrlabError(f"model.img_size={img_size} is too small for the paper CNN; use at least 10 "
+                              "(data.image_size in a config)")
         self.global_pool = global_pool
         flat = 64 if global_pool else 64 * self.side * self.side
         self.head = nn.Sequential(nn.Linear(flat, 512), nn.ReLU(), nn.Dropout(drop_rate), nn.Linear(512, num_classes))
@@ -52,7 +53,8 @@ class PaperCNN(nn.Module):
             return self.head(f.mean(dim=(2, 3)))
         if f.shape[-1] != self.side:
             raise CxrlabError(f"cnn_baseline was built for a {self.side}x{self.side} feature map but got "
-                              f"{f.shape[-1]}x{f.shape[-1]}; set model.img_size to the training image size")
+                              f"{f.shape[-1]}x{f.shape[-1]}; set model.img_size (data.image_size in a config) to the "
+                              "training image size")
         return self.head(f.flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +138,8 @@ class PaperViT(nn.Module):
                  head_units: tuple[int, ...] = (2048, 1024), drop_rate: float = 0.5) -> None:
         super().__init__()
         if img_size < patch_size:
-            raise CxrlabError(f"model.img_size={img_size} is smaller than the ViT patch ({patch_size})")
+            raise CxrlabError(f"model.img_size={img_size} is smaller than the ViT patch ({patch_size}); use a "
+                              "multiple of the patch (data.image_size in a config)")
         self.grid = img_size // patch_size
         self.num_patches = self.grid * self.grid
         # A stride-p conv equals Keras' extract_patches + Dense (same parameters, same valid cropping).
@@ -153,7 +156,8 @@ class PaperViT(nn.Module):
         x = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, N, D)
         if x.shape[1] != self.num_patches:
             raise CxrlabError(f"vit was built for {self.num_patches} patches but the image gives {x.shape[1]}; "
-                              "set model.img_size to the training image size")
+                              "set model.img_size (data.image_size in a config) to the "
+                              "training image size")
         return self.norm(self.blocks(x + self.pos_embed))
 
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:

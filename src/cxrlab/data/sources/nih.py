@@ -39,7 +39,7 @@ def is_data_entry(path: Path) -> bool:
     try:
         with open(path, encoding="utf-8-sig") as f:
             header = f.readline()
-    except OSError:
+    except (OSError, UnicodeDecodeError):  # missing, or not text (an image passed as --labels)
         return False
     return "Image Index" in header and "Finding Labels" in header
 
