@@ -138,6 +138,8 @@ def test_fitting_on_test_split_is_refused_then_overridable(ml_data, tmp_path, ca
     msg = _cli_error(capsys, ["calibrate", str(ml_data["test"]), str(ml_data["test"]), "--labels",
                               str(ml_data["index"]), "--out", str(tmp_path / "c.csv")])
     assert "refusing to fit temperatures" in msg
+    # calibrate has no --val-predictions option: its hint names its own first argument
+    assert "--val-predictions" not in msg and "the first file given to calibrate" in msg
 
 
 def test_calibrate_writes_predictions(ml_data, tmp_path):
@@ -212,3 +214,13 @@ def test_bad_options_fail_before_reading(ml_data, tmp_path, capsys):
     assert "is a file" in _cli_error(capsys, [*base, "--out", str(tmp_path / "file")])
     assert "threshold method" in _cli_error(capsys, [*base, "--out", str(tmp_path / "o"), "--threshold-method", "x"])
     assert "replicates must be" in _cli_error(capsys, [*base, "--out", str(tmp_path / "o"), "--bootstrap", "-1"])
+
+
+def test_exclude_of_an_unknown_class_is_a_one_line_error(ml_data, tmp_path, capsys):
+    # `--exclude "Nodlue"` used to be ignored silently (the macro average then kept the class); the default
+    # "No Finding" stays exempt for datasets without it
+    argv = ["evaluate", str(ml_data["test"]), "--labels", str(ml_data["index"]), "--out", str(tmp_path / "o"),
+            "--bootstrap", "0", "--no-report"]
+    msg = _cli_error(capsys, [*argv, "--exclude", "Nodlue"])
+    assert "--exclude 'Nodlue': not a scored class" in msg and ml_data["classes"][0] in msg
+    assert main([*argv, "--exclude", ml_data["classes"][0]]) == 0

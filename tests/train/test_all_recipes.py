@@ -19,9 +19,9 @@ pytestmark = pytest.mark.slow
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 RECIPES = sorted(str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml"))
-# The smallest side each recipe's model takes (every model here takes 32: ViTs need a multiple of their
-# patch, 32 for vit_v1/v2 and vit_multiscale's B/32, 16 for ViT-B/16 and the R50 hybrid; Swin and the CNNs
-# shrink their windows/pools). The paper CNN is kept at 64 so its flatten layer is not trivially small.
+# The smallest side each recipe's model takes: 32 for all of them (vit_v1/v2 need at least one 32-px patch,
+# vit_multiscale a multiple of 32; timm's ViT-B/16, R50 hybrid and Swin-T rebuild their grids/windows for
+# data.image_size). The paper CNN is kept at 64 so its flatten layer is not trivially small.
 SIZE = {"smoke.yaml": 64, "nih/cnn_baseline.yaml": 64}
 # Too slow for a full tiny epoch in the 3-minute budget (ViT-B backbones, 86-175M parameters: writing their
 # best/last checkpoints and optimiser state dominates): the config builds the model, and one forward/backward

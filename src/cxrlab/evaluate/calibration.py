@@ -116,7 +116,8 @@ def calibrate_files(
 
     index = load_labels(labels)
     scored, val_preds = load_scored(val, index, prefix)
-    check_fitting_allowed(val_preds, Path(test), allow_test_fitting, "temperatures")
+    check_fitting_allowed(val_preds, Path(test), allow_test_fitting, "temperatures",
+                          how="the first file given to calibrate, e.g. RUN/predictions/val.csv")
     temps = fit_temperature(scored.y, scored.p, scored.task)
     test_preds = read_predictions(test, classes=list(index.classes), prefix=prefix)
     cols = [test_preds.classes.index(c) for c in scored.classes]

@@ -159,7 +159,8 @@ def _match_classes(pred_classes: list[str], label_classes: list[str], where: str
     return classes, notes
 
 
-def check_fitting_allowed(val: Predictions | Path, test_path: Path | None, allow: bool, what: str) -> None:
+def check_fitting_allowed(val: Predictions | Path, test_path: Path | None, allow: bool, what: str,
+                          how: str = "--val-predictions VAL.csv") -> None:
     """Refuse to fit thresholds or temperatures on the test split.
 
     Anything chosen from data must be chosen on validation: fitting on test and reporting on test makes the
@@ -173,7 +174,7 @@ def check_fitting_allowed(val: Predictions | Path, test_path: Path | None, allow
     reason = "is the test file itself" if same else "is marked split=test in its sidecar"
     if not allow:
         raise CxrlabError(f"refusing to fit {what} on {path}: it {reason}; fit on validation predictions "
-                          "(--val-predictions VAL.csv) or pass --allow-test-fitting to override (results biased)")
+                          f"({how}) or pass --allow-test-fitting to override (results biased)")
     import sys
 
     print(f"WARNING: fitting {what} on test predictions ({path} {reason}); --allow-test-fitting was given, "

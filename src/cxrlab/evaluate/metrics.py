@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.bootstrap import per_patient_sums
 from cxrlab.evaluate.matching import Scored
 from cxrlab.evaluate.ranking import auc_ap
@@ -38,7 +39,14 @@ def class_auc_ap(s: Scored, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def averaged_classes(s: Scored, exclude: tuple[str, ...] | list[str]) -> tuple[list[int], list[str], list[str]]:
-    """Indices of classes in the macro average, and the names excluded / undefined (one label value)."""
+    """Indices of classes in the macro average, and the names excluded / undefined (one label value).
+
+    A name in ``exclude`` that is not a scored class is an error (a typo would otherwise silently change nothing);
+    the default ``No Finding`` is exempt, since most datasets do not have it."""
+    unknown = [c for c in exclude if c not in s.classes and c not in DEFAULT_EXCLUDE]
+    if unknown:
+        raise CxrlabError(f"--exclude {', '.join(map(repr, unknown))}: not a scored class; "
+                          f"choose among {', '.join(s.classes)} (\"\" for none)")
     excluded = [c for c in s.classes if c in exclude]
     undefined = []
     keep = []
