@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from cxrlab import __version__
@@ -19,7 +20,9 @@ COMMAND_MODULES = ("data_index", "data_split", "models", "train", "evaluate", "e
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cxrlab", description="Train, evaluate, compare and explain chest X-ray classifiers.")
+    parser = argparse.ArgumentParser(
+        prog="cxrlab", description="Train, evaluate, compare and explain chest X-ray classifiers."
+    )
     parser.add_argument("--version", action="version", version=f"cxrlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     data = sub.add_parser("data", help="index, split, audit, cache and preview datasets")
@@ -41,7 +44,13 @@ def _missing_verb(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings reach a user as one ``warning: ...`` line, not a source listing."""
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

@@ -34,7 +34,7 @@ def _pool(pool: str | Path, classes: list[str]) -> tuple[I.ImageSet, list[str] |
         idx = load_index(path)
         images = I.image_set_from_index(path, classes)
         return images, idx.frame["patient_id"].astype(str).tolist()
-    return I.image_set_from_files(path), None
+    return I.image_set_from_files(path, option="--pool"), None
 
 
 def _refuse_test(images: I.ImageSet, patients: list[str] | None, labelled, split: pd.DataFrame) -> list[int]:

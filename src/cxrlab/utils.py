@@ -54,8 +54,16 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    """Load a JSON file; a corrupt one is a one-line ``CxrlabError`` naming it."""
+    from cxrlab.errors import CxrlabError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CxrlabError(
+            f"{path} is not valid JSON ({exc}); restore it or rebuild it with the verb that wrote it"
+        ) from None
 
 
 def _json_default(obj: Any) -> Any:

@@ -34,7 +34,9 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-images", type=int, default=64, help="at most this many images (boxed ones first)")
     p.add_argument("--threshold", type=float, default=0.5, help="map threshold for IoU / intersection-over-box")
     p.add_argument("--no-sanity", action="store_true", help="skip the model-randomisation check")
-    p.add_argument("--json", action="store_true", help="write peaks.json only (no PNGs or gallery)")
+    p.add_argument("--json", action="store_true",
+                   help="write peaks.json (raw maps' peak locations), localization.json and records.csv; "
+                   "no PNGs or gallery")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--out", help="output folder (default: RUN_DIR/explain, beside the run's report)")
@@ -147,7 +149,8 @@ def _register_cv(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True)
     p.add_argument("--set", nargs="+", default=[], dest="overrides", metavar="KEY=VALUE")
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--no-resume", action="store_true", help="retrain finished folds")
+    p.add_argument("--no-resume", action="store_true",
+                   help="refuse to reuse an existing output folder (default: skip finished folds)")
     p.add_argument("--no-test-ensemble", action="store_true", help="skip the fold-model ensemble on test")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cv)

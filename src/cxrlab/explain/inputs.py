@@ -91,7 +91,7 @@ def build_preprocess(info: dict[str, Any]) -> Preprocess:
                       mean, std)
 
 
-def image_set_from_files(path: str | Path) -> ImageSet:
+def image_set_from_files(path: str | Path, option: str = "--images") -> ImageSet:
     """One image file, or every image file in a folder (sorted; sub-folders included)."""
     path = Path(path)
     if path.is_file():
@@ -99,9 +99,9 @@ def image_set_from_files(path: str | Path) -> ImageSet:
     elif path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     else:
-        raise CxrlabError(f"--images {path} does not exist; pass an image file or a folder of images")
+        raise CxrlabError(f"{option} {path} does not exist; pass an image file or a folder of images")
     if not files:
-        raise CxrlabError(f"--images {path}: no image files ({', '.join(IMAGE_SUFFIXES)}) found")
+        raise CxrlabError(f"{option} {path}: no image files ({', '.join(IMAGE_SUFFIXES)}) found")
     return ImageSet([p.name for p in files], files)
 
 

@@ -282,7 +282,7 @@ def _epoch(s: Session, epoch: int) -> bool:
         r = s.rows[-1]
         tqdm.write(f"epoch {epoch}/{cfg.train.epochs} train_loss {r['train_loss']:.4f} val_loss {r['val_loss']:.4f} "
                    f"val_{metric_name(s.eng.task)} {r['val_metric']:.4f} lr {lr:.3g} {r['seconds']:.1f}s "
-                   f"{r['images_per_s']:.0f} img/s{' *' if improved else ''}")
+                   f"{r['images_per_s']:.3g} img/s{' *' if improved else ''}")
     return cfg.train.early_stopping is not None and s.bad_epochs >= cfg.train.early_stopping
 
 
