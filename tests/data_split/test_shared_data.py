@@ -74,6 +74,10 @@ def test_cli_index_split_audit_on_shared_data(shared_data, tmp_path, capsys):
     assert main([*argv, "--patients-from", str(entry), "--out", str(nih64)]) == 0
     assert main(["data", "audit", str(nih64 / "index.csv")]) == 1
     assert "00000116: train 21, val 20" in capsys.readouterr().out
+    # Keeping the leaky folder split writes it (audited) but exits 1, like the audit itself.
+    kept = tmp_path / "kept.csv"
+    assert main(["data", "split", str(nih64 / "index.csv"), "--out", str(kept), "--keep-given"]) == 1
+    assert kept.exists() and read_json(kept.with_suffix(".json"))["audit"]["verdict"] == "leakage"
     nih = tmp_path / "nih"
     assert main(["data", "index", str(shared_data / "nih-sample"), "--format", "nih", "--out", str(nih)]) == 0
     assert main(["data", "split", str(nih / "index.csv"), "--out", str(tmp_path / "split.csv")]) == 0

@@ -48,7 +48,8 @@ def _split(args: argparse.Namespace) -> int:
     result["source"] = args.out
     print(format_audit(result), end="")
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")
-    return 0
+    # Only a kept (--keep-given) split can leak; exit 1 like `data audit` so scripts notice.
+    return 1 if result["verdict"] == "leakage" else 0
 
 
 def _audit(args: argparse.Namespace) -> int:
