@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.data.index import Index
-from cxrlab.data.splits import SPLIT_ALIASES, patient_ids
+from cxrlab.data.splits import SPLIT_ALIASES, patient_ids, read_split_csv
 from cxrlab.errors import CxrlabError
 from cxrlab.utils import atomic_write_text, sha256_file
 
@@ -26,17 +26,7 @@ MAX_LISTED = 20  # patients / duplicate groups listed in the printed report
 def read_split_table(path: str | Path) -> pd.DataFrame:
     """Read any split CSV: ``image_id``/``Image Index`` + ``split`` [+ ``fold``]; names kept (aliases mapped)."""
     path = Path(path)
-    if not path.is_file():
-        raise CxrlabError(f"--split {path} does not exist; pass a CSV with image_id and split columns")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise CxrlabError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    if "image_id" not in frame.columns and "Image Index" in frame.columns:
-        frame = frame.rename(columns={"Image Index": "image_id"})
-    missing = [c for c in ("image_id", "split") if c not in frame.columns]
-    if missing:
-        raise CxrlabError(f"{path} lacks column(s) {', '.join(missing)}; the audit needs image_id and split")
+    frame = read_split_csv(path, "pass a CSV with image_id and split columns (--split)")
     frame["split"] = _clean_split_names(frame["split"])
     empty = frame["split"] == ""
     if empty.any():

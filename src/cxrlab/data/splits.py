@@ -263,11 +263,14 @@ def _fold_counts(frame: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in counts.items()}
 
 
-def load_split(path: str | Path) -> pd.DataFrame:
-    """Read and validate a split CSV (``image_id`` or ``Image Index``, ``split`` [, ``fold``])."""
+def read_split_csv(path: str | Path, missing_hint: str) -> pd.DataFrame:
+    """Any split CSV as text columns, with NIH's ``Image Index`` read as ``image_id``; both columns required.
+
+    Shared by ``load_split`` (our own splits, strictly validated) and the audit (other tools' splits too).
+    """
     path = Path(path)
     if not path.is_file():
-        raise CxrlabError(f"{path} does not exist; make one with `cxrlab data split INDEX --out {path.name}`")
+        raise CxrlabError(f"{path} does not exist; {missing_hint}")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
@@ -277,6 +280,13 @@ def load_split(path: str | Path) -> pd.DataFrame:
     missing = [c for c in ("image_id", "split") if c not in frame.columns]
     if missing:
         raise CxrlabError(f"{path} lacks column(s) {', '.join(missing)}; a split CSV needs image_id and split")
+    return frame
+
+
+def load_split(path: str | Path) -> pd.DataFrame:
+    """Read and validate a split CSV (``image_id`` or ``Image Index``, ``split`` [, ``fold``])."""
+    path = Path(path)
+    frame = read_split_csv(path, f"make one with `cxrlab data split INDEX --out {path.name}`")
     frame["split"] = normalize_split_names(frame["split"], str(path))
     dup = frame["image_id"].duplicated()
     if dup.any():
