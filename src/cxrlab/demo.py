@@ -25,7 +25,7 @@ DEMO_MODELS = {
 
 @dataclass
 class DemoSettings:
-    """What the demo runs; the defaults fit in about ten minutes on 2 CPU cores."""
+    """What the demo runs; the defaults take about 4-5 minutes on 2 CPU cores (the budget is 10)."""
 
     out: Path = Path("runs/demo")
     data: Path | None = None  # an NIH ChestX-ray14 download folder; None makes a phantom dataset
