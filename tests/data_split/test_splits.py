@@ -153,3 +153,16 @@ def test_kfold_is_deterministic_and_recorded(tmp_path, small_index):
     write_split(a, tmp_path / "f.csv", "kfold", 4, small_index, folds=3)
     counts = read_json(tmp_path / "f.json")["fold_images"]
     assert sum(counts.values()) == int(a["fold"].notna().sum()) and set(counts) == {"0", "1", "2"}
+
+
+
+def test_rare_class_with_many_images_per_patient_reaches_val(shared_data, tmp_path):
+    """pneumonia4: 11 'virus' patients hold 27 images; a 10% val once got none of them (greedy by images)."""
+    from cxrlab.data.build_index import build_index
+
+    index, _ = build_index(shared_data / "pneumonia4", "csv", tmp_path / "index")
+    for seed in range(3):
+        split = patient_level_split(index, 0.1, 0.2, seed=seed).merge(index.frame, on="image_id")
+        for cls in index.classes:
+            patients = split[split[cls] == 1].groupby("split")["patient_id"].nunique()
+            assert all(patients.get(s, 0) >= 1 for s in ("train", "val", "test")), (seed, cls, patients.to_dict())

@@ -69,6 +69,7 @@ def iterative_stratification(
     order = rng.permutation(n)  # random visiting order, so equal patients are not split by id order
     label_counts, sizes = label_counts[order], sizes[order]
     want_label = ratios_arr[None, :] * label_counts.sum(axis=0)[:, None]  # (C, F)
+    desired_label = want_label.copy()
     want_total = ratios_arr * sizes.sum()  # (F,)
     fold = np.full(n, -1, dtype=np.int64)
     positive = label_counts > 0
@@ -77,7 +78,9 @@ def iterative_stratification(
         # the rarest label first: its few positives decide, the frequent labels balance themselves later
         label = int(np.where(remaining > 0, remaining, np.iinfo(np.int64).max).argmin())
         for i in np.flatnonzero(positive[:, label] & (fold < 0)):
-            f = _best_fold(want_label[label], want_total, rng)
+            # the fold missing the largest share of what it should get of this label: a fold asked for little
+            # (val) still gets its first positive patient early, instead of after train has had its fill
+            f = _best_fold(_share_missing(want_label[label], desired_label[label]), want_total, rng)
             fold[i] = f
             want_label[:, f] -= label_counts[i]
             want_total[f] -= sizes[i]
@@ -89,6 +92,11 @@ def iterative_stratification(
     out = np.empty(n, dtype=np.int64)
     out[order] = fold
     return out
+
+
+def _share_missing(want: np.ndarray, desired: np.ndarray) -> np.ndarray:
+    """(F,) fraction of each fold's desired count still wanted; -inf for folds that want none (e.g. val=0)."""
+    return np.divide(want, desired, out=np.full_like(want, -np.inf), where=desired > 0)
 
 
 def _best_fold(primary: np.ndarray, secondary: np.ndarray, rng: np.random.Generator) -> int:
