@@ -35,7 +35,7 @@ def evaluate_predictions(
     quiet: bool = False,
 ) -> dict:
     """Score ``predictions`` (a CSV or a run directory) against ``labels``; write ``out/metrics.json`` and the
-    reports when ``out`` is given. Returns the metrics dictionary (see ``docs/readme/50-evaluate.md``).
+    reports when ``out`` is given. Returns the metrics dictionary (schema: README, "metrics.json schema").
 
     Args:
         predictions: predictions CSV (ours or another tool's) or a run directory.

@@ -186,7 +186,7 @@ def _bilateral(name: str, lungs, mask, size: int, r: np.random.Generator, scale:
 
 
 # Brightness added at a finding's peak (image range ~0-1) at contrast 1.0: chosen so that a 4-layer CNN
-# reaches validation macro AUROC > 0.9 within 6 epochs on 900 images at 64 px (see docs/readme).
+# reaches validation macro AUROC > 0.9 within 6 epochs on 900 images at 64 px (see the README, phantom section).
 AMPLITUDE = {"Nodule": 0.5, "Mass": 0.4, "Effusion": 0.35, "Opacity": 0.45,
              "bacteria": 0.3, "virus": 0.35, "COVID-19": 0.3}
 
