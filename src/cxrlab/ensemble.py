@@ -19,7 +19,7 @@ from scipy.stats import rankdata
 
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.metrics import binary_auroc, macro_auroc
-from cxrlab.predictions import Predictions, read_predictions, write_predictions
+from cxrlab.predictions import Predictions, read_predictions, run_predictions_path, write_predictions
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,7 @@ FITTED = ("weighted", "class", "stack")
 def resolve_member(path: str | Path, split: str) -> Path:
     """A predictions CSV, or a run directory -> its ``predictions/<split>.csv``."""
     path = Path(path)
-    if path.is_dir():
-        csv = path / "predictions" / f"{split}.csv"
-        if not csv.exists():
-            raise CxrlabError(f"run {path} has no predictions/{split}.csv; run `cxrlab predict` on it first")
-        return csv
-    return path
+    return run_predictions_path(path, split) if path.is_dir() else path
 
 
 def align_members(members: list[Predictions], what: str) -> list[Predictions]:

@@ -46,6 +46,14 @@ class Predictions:
         return self.meta.get("split")
 
 
+def run_predictions_path(run_dir: str | Path, split: str) -> Path:
+    """``RUN_DIR/predictions/<split>.csv``, where training writes the best model's predictions; an error when absent."""
+    csv = Path(run_dir) / "predictions" / f"{split}.csv"
+    if not csv.exists():
+        raise CxrlabError(f"run directory {run_dir} has no predictions/{split}.csv; run `cxrlab predict` on it first")
+    return csv
+
+
 def sidecar_path(csv_path: str | Path) -> Path:
     return Path(csv_path).with_suffix(".json")
 

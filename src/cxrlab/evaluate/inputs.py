@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
+from cxrlab.predictions import run_predictions_path
 from cxrlab.utils import read_json
 
 
@@ -39,11 +40,7 @@ def resolve_source(path: str | Path, val: str | Path | None = None) -> Source:
     if not path.exists():
         raise CxrlabError(f"{path} does not exist; pass a predictions CSV or a run directory")
     if path.is_dir():
-        test = path / "predictions" / "test.csv"
-        if not test.exists():
-            raise CxrlabError(
-                f"run directory {path} has no predictions/test.csv; run `cxrlab predict` on it first"
-            )
+        test = run_predictions_path(path, "test")
         run_val = path / "predictions" / "val.csv"
         chosen = Path(val) if val else (run_val if run_val.exists() else None)
         return Source(test, chosen, path)
