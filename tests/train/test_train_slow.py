@@ -63,3 +63,20 @@ def test_smoke_recipe_on_nih_sample(shared_data: Path, tmp_path: Path):
                  "train.epochs=1", "train.device=cpu", "--out", str(out / "run")]) == 0
     preds = read_predictions(out / "run/predictions/test.csv")
     assert len(preds.classes) == 15 and len(preds.image_ids) > 0
+
+
+@pytest.mark.slow
+def test_compiled_training_saves_plain_weights(tiny_ml: dict[str, str], tmp_path: Path):
+    """train.compile wraps the model in torch.compile; the checkpoint must still load into the plain model."""
+    import numpy as np
+    from safetensors.torch import load_file
+
+    from cxrlab.infer import predict_run
+
+    cfg = load_config(None, overrides(tiny_ml, train__compile="true", train__epochs=1, train__deterministic="false"))
+    run = fit(cfg, tmp_path / "run")
+    assert not any("_orig_mod" in k for k in load_file(run / "checkpoints/best.safetensors"))
+    saved = read_predictions(run / "predictions/val.csv")
+    again = predict_run(run, split="val")
+    order = [again.image_ids.index(i) for i in saved.image_ids]
+    np.testing.assert_allclose(again.probs[order], saved.probs, atol=1e-4)
