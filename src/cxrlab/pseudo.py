@@ -1,7 +1,8 @@
 """Pseudo-labelling an unlabeled pool with a trained run, for retraining through the normal ``cxrlab train``.
 
 Class-aware: a confidence threshold per class (S4 used 0.92 / 0.90 / 0.85 / 0.80), or a per-class quota of
-the most confident images so rare classes are not drowned (S4's lesson). The pool may be a folder of images
+the most confident images so rare classes are not drowned (S4's lesson); for multi-label, the quota also
+takes as many of the least likely images as that class's negatives. The pool may be a folder of images
 or an index (its labels are never used for selection; when present they only measure pseudo-label accuracy).
 A pool holding any of the run's test images is refused: pseudo-labels made from test images leak the test
 set into training (S4's 88.6% was partly that). Pool images of validation/test *patients* are dropped.
@@ -59,13 +60,7 @@ def select(probs: np.ndarray, task: str, thresholds: np.ndarray | None, quota: i
     n, c = probs.shape
     out = np.full((n, c), np.nan)
     if quota is not None:
-        for k in range(c):
-            rows = np.flatnonzero(probs.argmax(1) == k) if task == "multiclass" else np.arange(n)
-            top = rows[np.argsort(-probs[rows, k])][:quota]
-            if task == "multiclass":
-                out[top] = 0.0
-            out[top, k] = 1.0
-        return out
+        return _select_quota(probs, task, quota)
     if task == "multiclass":
         top = probs.argmax(1)
         keep = probs[np.arange(n), top] >= thresholds[top]
@@ -74,6 +69,23 @@ def select(probs: np.ndarray, task: str, thresholds: np.ndarray | None, quota: i
         return out
     out[probs >= thresholds] = 1.0
     out[probs <= 1 - thresholds] = 0.0
+    return out
+
+
+def _select_quota(probs: np.ndarray, task: str, quota: int) -> np.ndarray:
+    """Per class, the ``quota`` most confident images as positives; multi-label also takes the ``quota`` least
+    likely as negatives (disjoint from the positives), so each class gets balanced 1s and 0s, not 1s only."""
+    n, c = probs.shape
+    out = np.full((n, c), np.nan)
+    for k in range(c):
+        rows = np.flatnonzero(probs.argmax(1) == k) if task == "multiclass" else np.arange(n)
+        ranked = rows[np.argsort(-probs[rows, k], kind="stable")]
+        top = ranked[:quota]
+        if task == "multiclass":
+            out[top] = 0.0
+        else:
+            out[ranked[quota:][::-1][:quota], k] = 0.0
+        out[top, k] = 1.0
     return out
 
 

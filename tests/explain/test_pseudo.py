@@ -21,6 +21,10 @@ def test_select_thresholds_and_quota():
     assert mc[0].tolist() == [1, 0] and np.isnan(mc[2]).all()
     q = select(p, "multiclass", None, 1)
     assert q[0].tolist() == [1, 0] and q[2].tolist() == [0, 1] and np.isnan(q[1]).all()
+    mlq = select(p, "multilabel", None, 1)  # per class: the most likely image positive, the least likely negative
+    assert mlq[0].tolist() == [1, 0] and mlq[2].tolist() == [0, 1] and np.isnan(mlq[1]).all()
+    two = select(np.array([[0.9], [0.8], [0.7]]), "multilabel", None, 2)  # too few images: positives first
+    assert two[:, 0].tolist() == [1, 1, 0]
 
 
 def test_pool_with_test_images_is_refused(tiny_run, tmp_path, capsys):
