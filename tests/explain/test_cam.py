@@ -38,6 +38,19 @@ def test_rollout_on_vits(models, name):
     assert maps.shape == (2, size, size) and maps.min() >= 0 and np.isclose(maps.max(), 1)
 
 
+def test_rollout_on_multiscale_vit_averages_its_two_streams():
+    from cxrlab.explain.rollout import token_streams
+    from cxrlab.models.multiscale import MultiScaleViT
+
+    torch.manual_seed(0)
+    model = MultiScaleViT(3, in_chans=1, img_size=64,
+                          branches={"vit16": "vit_tiny_patch16_224", "vit32": "vit_small_patch32_224"})
+    streams = token_streams(model)
+    assert [(prefix, len(blocks)) for prefix, blocks in streams] == [(1, 12), (1, 12)]
+    maps = attention_rollout(model, torch.randn(2, 1, 64, 64))
+    assert maps.shape == (2, 64, 64) and maps.min() >= 0 and np.isclose(maps.max(), 1)
+
+
 @pytest.mark.parametrize("name", ["cnn_gap", "timm:swin_tiny_patch4_window7_224"])
 def test_rollout_refuses_cnn_and_swin_naming_gradcam(models, name):
     with pytest.raises(CxrlabError, match="gradcam"):
