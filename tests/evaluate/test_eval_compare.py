@@ -46,6 +46,8 @@ def test_compare_runs_paired_tests_and_outputs(ml_data, tmp_path):
         assert t["p_adjusted"] >= t["p_value"] - 1e-12
     classes = {t["class"] for t in saved["tests"]}
     assert classes == {*ml_data["classes"], "macro"}
+    per_class = {t["test"] for t in saved["tests"] if t["class"] != "macro"}
+    assert per_class == {"delong, patient-clustered"}  # phantom patients have follow-up images
     macro = [t for t in saved["tests"] if t["class"] == "macro" and t["metric"] == "auroc" and t["b"] == "vit_s0"]
     assert all(t["delta"] > 0 and t["p_value"] < 0.05 for t in macro)  # much noisier model is worse
     (group,) = r["groups"]

@@ -37,6 +37,52 @@ def test_fast_delong_matches_definition(seed):
     assert delong_test(a, b, y)["p_value"] == pytest.approx(p_ref, abs=1e-8)
 
 
+def slow_clustered(scores: np.ndarray, y: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Obuchowski (1997) from the definition, one patient at a time (k x k covariance)."""
+    pos, neg = scores[:, y == 1], scores[:, y == 0]
+    m, n = pos.shape[1], neg.shape[1]
+    psi = (pos[:, :, None] > neg[:, None, :]) + 0.5 * (pos[:, :, None] == neg[:, None, :])
+    v10, v01 = psi.mean(axis=2), psi.mean(axis=1)
+    aucs = v10.mean(axis=1)
+    ids = sorted(set(clusters))
+    a10 = np.array([[v10[j, clusters[y == 1] == i].sum() - (clusters[y == 1] == i).sum() * aucs[j] for i in ids]
+                    for j in range(len(scores))])
+    a01 = np.array([[v01[j, clusters[y == 0] == i].sum() - (clusters[y == 0] == i).sum() * aucs[j] for i in ids]
+                    for j in range(len(scores))])
+    big_i = len(ids)
+    s10 = big_i / ((big_i - 1) * m) * a10 @ a10.T
+    s01 = big_i / ((big_i - 1) * n) * a01 @ a01.T
+    s11 = big_i / (big_i - 1) * a10 @ a01.T
+    return s10 / m + s01 / n + (s11 + s11.T) / (m * n)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_clustered_delong_matches_obuchowski_definition(seed):
+    rng = np.random.default_rng(seed)
+    clusters = rng.integers(0, 40, 160)  # 40 patients, about 4 images each, positives and negatives mixed
+    y = (rng.random(160) < 0.3 + 0.4 * (clusters % 2)).astype(int)
+    a = np.round(rng.random(160) + 0.6 * y + 0.1 * (clusters % 3), 2)
+    b = np.round(0.5 * a + rng.random(160) * 0.8, 2)
+    _, cov = delong_covariance(np.vstack([a, b]), y, clusters)
+    np.testing.assert_allclose(cov, slow_clustered(np.vstack([a, b]), y, clusters), atol=1e-10)
+
+
+def test_clustering_stops_duplicated_images_from_faking_precision():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 120)
+    a, b = rng.random(120) + 0.8 * y, rng.random(120) + 0.5 * y
+    patients = np.arange(120)
+    single = delong_test(a, b, y, patients)
+    twice = [np.r_[v, v] for v in (a, b, y, patients)]  # every patient imaged twice, identically
+    naive, clustered = delong_test(*twice[:3]), delong_test(*twice)
+    assert naive["se"] == pytest.approx(single["se"] / np.sqrt(2), rel=0.02)  # independent images: false precision
+    assert clustered["se"] == pytest.approx(single["se"], rel=1e-9)
+    assert clustered["p_value"] == pytest.approx(single["p_value"], rel=1e-9)
+    _, plain = delong_covariance(np.vstack([a, b]), y)
+    _, one_each = delong_covariance(np.vstack([a, b]), y, patients)
+    np.testing.assert_allclose(one_each, plain, rtol=0.02)  # one image per patient: DeLong up to (I-1)/I factors
+
+
 def test_hanley_mcneil_1982_example():
     """Hanley & McNeil (1982), Table 1: 58 normal and 51 abnormal CT scans rated 1-5. Published AUROC 0.893,
     standard error 0.032 by their exponential approximation (DeLong's non-parametric estimate is close)."""

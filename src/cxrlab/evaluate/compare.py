@@ -1,8 +1,10 @@
 """``compare_runs``: several models on the same images, with paired tests.
 
-Per class: paired DeLong test of AUROC. Macro AUROC and (macro) F1: paired bootstrap of the difference, both
-models scored on the same patient resamples. All p-values of one comparison are Holm-adjusted together.
-Runs of the same model (different seeds) are also aggregated as mean and standard deviation.
+Per class: paired DeLong test of AUROC, patient-clustered (Obuchowski 1997) when some patient has more than
+one scored image, so a patient's correlated images do not count as independent evidence. Macro AUROC and
+(macro) F1: paired bootstrap of the difference, both models scored on the same patient resamples. All
+p-values of one comparison are Holm-adjusted together. Runs of the same model (different seeds) are also
+aggregated as mean and standard deviation.
 """
 
 from __future__ import annotations
@@ -186,8 +188,12 @@ def _pairwise_tests(models: list[Model], keep: list[int]) -> list[dict]:
     for a, b in combinations(models, 2):
         for i, c in enumerate(classes):
             known = ~np.isnan(a.scored.y[:, i])
-            t = delong_test(a.scored.p[known, i], b.scored.p[known, i], a.scored.y[known, i])
-            tests.append({"a": a.name, "b": b.name, "class": c, "metric": "auroc", "test": "delong",
+            patients = a.scored.patients[known]
+            clustered = len(np.unique(patients)) < len(patients)
+            t = delong_test(a.scored.p[known, i], b.scored.p[known, i], a.scored.y[known, i],
+                            patients if clustered else None)
+            tests.append({"a": a.name, "b": b.name, "class": c, "metric": "auroc",
+                          "test": "delong, patient-clustered" if clustered else "delong",
                           "delta": _f(t["delta"]), "se": _f(t["se"]), "p_value": _f(t["p_value"])})
         for metric in ("macro_auroc", "macro_f1"):
             d = a.arrays[metric] - b.arrays[metric]

@@ -104,7 +104,8 @@ def _tests_table(doc: Document, result: dict) -> None:
         rows.append([f"{t['a']} - {t['b']}", t["class"], t["metric"], t["test"], _signed(t["delta"]),
                      _p(t["p_value"]), _p(t["p_adjusted"]) + star])
     doc.table(["pair (a - b)", "class", "metric", "test", "delta", "p", "p (Holm)"], rows)
-    doc.text("* adjusted p < 0.05. DeLong tests treat images as independent; bootstrap tests resample patients.")
+    doc.text("* adjusted p < 0.05. DeLong tests are patient-clustered when a patient has several images "
+             "(Obuchowski 1997); bootstrap tests resample patients.")
 
 
 def _aurc(r: dict) -> str:

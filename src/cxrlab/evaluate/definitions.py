@@ -40,7 +40,10 @@ DEFINITIONS = {
     "support; balanced accuracy: mean recall; Cohen's kappa: (accuracy - chance agreement) / (1 - chance "
     "agreement); AUROC (one-vs-rest) per class and its unweighted mean.",
     "delong": "Paired DeLong test (DeLong et al. 1988, fast algorithm of Sun & Xu 2014) of the AUROC difference "
-    "of two models on the same images, two-sided; images treated as independent.",
+    "of two models on the same images, two-sided. When a patient has several scored images (\"delong, "
+    "patient-clustered\"), the variance is Obuchowski's (1997) clustered form: placement values are summed per "
+    "patient, so correlated images of one patient are not counted as independent evidence. With one image per "
+    "patient it is plain DeLong.",
     "bootstrap_difference": "Paired bootstrap of a difference (macro AUROC, macro F1): both models are scored on "
     "the same patient resamples; p-value from z = observed difference / bootstrap standard deviation.",
     "holm": "Holm's step-down adjustment over all tests of one comparison (every model pair x every class and "
