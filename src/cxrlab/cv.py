@@ -102,7 +102,7 @@ def run_cv(config: Any, folds: int, out_dir: str | Path, resume: bool = True,
     ensemble test metrics, when the split has a test set).
     """
     from cxrlab.data.index import load_index
-    from cxrlab.predictions import Predictions, read_predictions, write_predictions
+    from cxrlab.predictions import Predictions, read_predictions, run_predictions_path, write_predictions
 
     if folds < 2:
         raise CxrlabError(f"--folds {folds} must be at least 2")
@@ -111,7 +111,7 @@ def run_cv(config: Any, folds: int, out_dir: str | Path, resume: bool = True,
     split_csv = make_folds(config, folds, out)
     index = load_index(config.data.index)
     runs = [train_fold(config, split_csv, k, out / f"fold{k}", resume) for k in range(folds)]
-    vals = [read_predictions(Path(r) / "predictions" / "val.csv") for r in runs]
+    vals = [read_predictions(run_predictions_path(r, "val")) for r in runs]
     per_fold = [_score(v, index) for v in vals]
     oof = Predictions(sum((v.image_ids for v in vals), []), np.concatenate([v.probs for v in vals]),
                       vals[0].classes, {**vals[0].meta, "split": "val", "model": f"cv{folds}:{config.model.name}",
@@ -121,7 +121,7 @@ def run_cv(config: Any, folds: int, out_dir: str | Path, resume: bool = True,
                                          enumerate(zip(runs, per_fold))],
                                "aggregate": _aggregate(per_fold), "oof": _score(oof, index),
                                "split": str(split_csv)}
-    tests = [Path(r) / "predictions" / "test.csv" for r in runs]
+    tests = [Path(r) / "predictions" / "test.csv" for r in runs]  # absent when the split has no test set
     if test_ensemble and all(t.exists() for t in tests):
         from cxrlab.ensemble import ensemble_predictions
 
