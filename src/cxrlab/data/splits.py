@@ -323,7 +323,8 @@ def _parse_folds(frame: pd.DataFrame, path: Path) -> pd.Series:
 def split_ids(split: pd.DataFrame, name: str) -> list[str]:
     """Image ids of one split (``train``, ``val`` or ``test``)."""
     if name not in SPLITS:
-        raise CxrlabError(f"split {name!r} is not one of {', '.join(SPLITS)}")
+        hint = " (a split name, not a file: the rows come from the run's own split.csv)" if "." in name else ""
+        raise CxrlabError(f"split {name!r} is not one of {', '.join(SPLITS)}{hint}")
     return split.loc[split["split"] == name, "image_id"].astype(str).tolist()
 
 
