@@ -57,10 +57,10 @@ def _refuse_test(images: I.ImageSet, patients: list[str] | None, labelled, split
 
 def select(probs: np.ndarray, task: str, thresholds: np.ndarray | None, quota: int | None) -> np.ndarray:
     """(N, C) pseudo-labels: 1/0 where confident, NaN where not (multi-label); one-hot or NaN rows (multi-class)."""
-    n, c = probs.shape
-    out = np.full((n, c), np.nan)
     if quota is not None:
         return _select_quota(probs, task, quota)
+    n, c = probs.shape
+    out = np.full((n, c), np.nan)
     if task == "multiclass":
         top = probs.argmax(1)
         keep = probs[np.arange(n), top] >= thresholds[top]
