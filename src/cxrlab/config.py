@@ -416,14 +416,29 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 _FREE_MAPPINGS = ("optim.layer_lrs", "loss.params")
 
+# Recipes ship inside the package, so `configs/nih/vit_v1.yaml` works from any folder, not only a clone.
+PACKAGED_CONFIGS = Path(__file__).parent / "configs"
+
+
+def resolve_recipe(path: str | Path) -> Path:
+    """A recipe path as given, else the packaged recipe it names (``configs/smoke.yaml``, ``nih/vit_v1``)."""
+    path = Path(path)
+    if path.exists():
+        return path
+    name = path.as_posix().removeprefix("configs/")
+    for candidate in (PACKAGED_CONFIGS / name, PACKAGED_CONFIGS / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    packaged = sorted(p.relative_to(PACKAGED_CONFIGS).as_posix() for p in PACKAGED_CONFIGS.rglob("*.yaml"))
+    raise CxrlabError(f"config file {path} does not exist; give a YAML file or a packaged recipe "
+                      f"(configs/{', configs/'.join(packaged[:4])}, ...: see the README's recipe table)")
+
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
     """Read a YAML recipe (or start from defaults when ``path`` is None), apply overrides, validate."""
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise CxrlabError(f"config file {path} does not exist; see configs/ for recipes")
+        path = resolve_recipe(path)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
