@@ -2,13 +2,15 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Exact torch/torchvision builds this project's machines install from local disk; the package declares ranges.
+CONSTRAINTS := -c constraints.txt
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test wheel-check lint bench clean
 
-$(BIN)/cxrlab: pyproject.toml
+$(BIN)/cxrlab: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet $(CONSTRAINTS) -e '.[dev]'
 	touch $(BIN)/cxrlab
 
 setup: $(BIN)/cxrlab
@@ -16,9 +18,14 @@ setup: $(BIN)/cxrlab
 demo: setup
 	$(BIN)/cxrlab demo --out runs/demo
 
-# Fast tests plus the slow end-to-end ones (the demo among them), exactly what CI runs.
+# Fast tests plus the slow end-to-end ones (the demo and the import-layer contracts among them): what CI runs.
 test: setup
 	$(BIN)/python -m pytest -m "" -q
+
+# Build the sdist and wheel, install the wheel into a fresh venv that already holds torch, run it from outside
+# the clone (CI runs this before `make test`).
+wheel-check: setup
+	bash .ci/wheel-check
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
@@ -27,4 +34,4 @@ bench: setup
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info

@@ -1,3 +1,3 @@
 """cxrlab: train, evaluate, compare and explain chest X-ray classifiers, reproducibly."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from cxrlab.errors import CxrlabError
+from cxrlab.extras import install_hint
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 RESIZE_POLICIES = ("letterbox", "center_crop")
@@ -131,7 +132,7 @@ def _dicom_pixel_error(path: Path, ds, exc: Exception) -> str:
     if tsyntax is not None and getattr(tsyntax, "is_compressed", False):
         return (
             f"{path}: compressed DICOM ({name}) needs a decoder plugin; "
-            "install one with `pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg` or `pip install python-gdcm`"
+            f"install one with `{install_hint('dicom')}` (or `pip install python-gdcm`)"
         )
     return f"{path}: cannot decode DICOM pixel data ({type(exc).__name__}: {exc}); re-export the file"
 
