@@ -1,7 +1,8 @@
 """The ``cxrlab`` command line: argparse subcommands, each calling one library function.
 
 Each area of the package registers its own verbs from a module in ``cxrlab.commands``; this file only wires
-them together and turns ``CxrlabError`` into a one-line message with exit status 2.
+them together and turns ``CxrlabError`` and ``OSError`` (permissions, missing paths, full disk, a folder where a
+file was expected) into a one-line ``error: ...`` naming the path, with exit status 2.
 """
 
 from __future__ import annotations
@@ -13,14 +14,22 @@ import warnings
 from collections.abc import Sequence
 
 from cxrlab import __version__
-from cxrlab.errors import CxrlabError
+from cxrlab.errors import CxrlabError, os_error_message
 
 # Modules in cxrlab.commands, each exposing register(subparsers, data_subparsers).
 COMMAND_MODULES = ("data_index", "data_split", "models", "train", "evaluate", "explain", "demo")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one ``error: ...`` line (like every other error), not the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {self.prog}: {' '.join(message.split())}; see `{self.prog} --help`", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cxrlab", description="Train, evaluate, compare and explain chest X-ray classifiers."
     )
     parser.add_argument("--version", action="version", version=f"cxrlab {__version__}")
@@ -60,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CxrlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

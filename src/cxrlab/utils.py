@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -25,8 +26,13 @@ def sha256_bytes(data: bytes) -> str:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, then rename: a kill never leaves a half-written file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():  # os.replace would name the temporary file; name the user's path instead
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # name the file the user asked for, not the temporary one
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -34,6 +40,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the user's usual mode
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -53,17 +62,31 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def read_json(path: str | Path) -> Any:
-    """Load a JSON file; a corrupt one is a one-line ``CxrlabError`` naming it."""
+def read_json(
+    path: str | Path, kind: type | None = None, required: tuple[str, ...] = (), fix: str | None = None
+) -> Any:
+    """Load a JSON file; a corrupt or wrongly shaped one is a one-line ``CxrlabError`` naming it.
+
+    Args:
+        kind: the type the top-level value must have (``dict`` or ``list``), checked when given.
+        required: keys a ``dict`` must hold.
+        fix: what the user should do (default: rebuild it with the verb that wrote it).
+    """
     from cxrlab.errors import CxrlabError
 
+    fix = fix or "restore it or rebuild it with the verb that wrote it"
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            obj = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CxrlabError(
-            f"{path} is not valid JSON ({exc}); restore it or rebuild it with the verb that wrote it"
-        ) from None
+        raise CxrlabError(f"{path} is not valid JSON ({exc}); {fix}") from None
+    if kind is not None and not isinstance(obj, kind):
+        raise CxrlabError(f"{path} holds a JSON {type(obj).__name__}, expected a JSON "
+                          f"{'object' if kind is dict else kind.__name__}; {fix}")
+    missing = [k for k in required if not isinstance(obj, dict) or k not in obj]
+    if missing:
+        raise CxrlabError(f"{path} lacks the key(s) {', '.join(missing)}; {fix}")
+    return obj
 
 
 def _json_default(obj: Any) -> Any:

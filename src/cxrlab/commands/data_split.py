@@ -5,18 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cxrlab.commands import args as A
+
 
 def register(subparsers: argparse._SubParsersAction, data_subparsers: argparse._SubParsersAction) -> None:
     """Add the split, audit and cache verbs to the ``cxrlab data`` group."""
     p = data_subparsers.add_parser("split", help="patient-level stratified split (also k-fold, official, given)")
     p.add_argument("index", help="DIR/index.csv (or its folder)")
     p.add_argument("--out", required=True, help="split CSV to write (split.json is written beside it)")
-    p.add_argument("--val", type=float, default=0.1, help="validation fraction (default 0.1)")
-    p.add_argument("--test", type=float, default=0.2, help="test fraction (default 0.2)")
-    p.add_argument("--folds", type=int, default=None, help="K patient-grouped folds after carving the test set")
+    p.add_argument("--val", type=A.fraction, default=0.1, help="validation fraction (default 0.1)")
+    p.add_argument("--test", type=A.fraction, default=0.2, help="test fraction (default 0.2)")
+    p.add_argument("--folds", type=A.positive_int, default=None,
+                   help="K patient-grouped folds after carving the test set")
     p.add_argument("--official", action="store_true", help="NIH official train_val/test lists; val carved by patient")
     p.add_argument("--keep-given", action="store_true", help="keep the dataset's own (folder) split, audited")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=A.seed, default=0)
     p.set_defaults(func=_split)
 
     p = data_subparsers.add_parser("audit", help="leakage audit: shared patients, identical files, class counts")
@@ -25,15 +28,16 @@ def register(subparsers: argparse._SubParsersAction, data_subparsers: argparse._
     p.add_argument("--report", default=None, help="also write the Markdown report here")
     p.add_argument("--json", default=None, help="also write the full audit result as JSON here")
     p.add_argument("--no-hash", action="store_true", help="skip hashing image files (no duplicate-file check)")
-    p.add_argument("--min-positives", type=int, default=5, help="flag val/test classes with fewer positives")
+    p.add_argument("--min-positives", type=A.non_negative_int, default=5,
+                   help="flag val/test classes with fewer positives")
     p.set_defaults(func=_audit)
 
     p = data_subparsers.add_parser("cache", help="decode + resize every image once into a uint8 memmap")
     p.add_argument("index", help="DIR/index.csv (or its folder)")
     p.add_argument("--out", required=True, help="cache folder (images.u8 + meta.json)")
-    p.add_argument("--size", type=int, default=256, help="side of the square cached images (default 256)")
+    p.add_argument("--size", type=A.positive_int, default=256, help="side of the square cached images (default 256)")
     p.add_argument("--policy", default="letterbox", choices=["letterbox", "center_crop"])
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--workers", type=A.positive_int, default=None, help="processes (default: all cores)")
     p.add_argument("--force", action="store_true", help="rebuild a cache made from another index/size/policy")
     p.set_defaults(func=_cache)
 

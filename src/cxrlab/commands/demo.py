@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cxrlab.commands import args as A
+
 
 def register(sub: argparse._SubParsersAction, data_sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole flow (data -> train 3 models -> evaluate -> compare -> report)")
     p.add_argument("--data", type=Path, help="NIH ChestX-ray14 folder (default: a generated phantom dataset)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
-    p.add_argument("--n", type=int, default=None, help="phantom images (default 800)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per model (default 6)")
+    p.add_argument("--n", type=A.positive_int, default=None, help="phantom images (default 800)")
+    p.add_argument("--epochs", type=A.positive_int, default=None, help="epochs per model (default 6)")
     p.add_argument("--models", nargs="+", default=None, help="subset of: cnn_baseline resnet34_scratch vit_v1")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=A.seed, default=0)
     p.set_defaults(func=_demo)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cxrlab.commands import args as A
+
 
 def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` verbs here
     p = subparsers.add_parser("evaluate", help="score predictions against labels: metrics.json + report")
@@ -36,8 +38,9 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bootstrap", type=int, default=1000, help="patient-level bootstrap replicates (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (recorded in the output)")
+    p.add_argument("--bootstrap", type=A.non_negative_int, default=1000,
+                   help="patient-level bootstrap replicates (default 1000)")
+    p.add_argument("--seed", type=A.seed, default=0, help="bootstrap seed (recorded in the output)")
     p.add_argument("--prefix", help="class column prefix such as prob_ (auto-detected by default)")
     p.add_argument("--logits", action="store_true", help="the CSV holds logits: apply sigmoid/softmax first")
     p.add_argument("--exclude", default="No Finding",

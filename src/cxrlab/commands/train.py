@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cxrlab.commands import args as A
+
 
 def register(subparsers, data_subparsers) -> None:
     """Add the verbs to the ``cxrlab`` and ``cxrlab data`` groups."""
@@ -22,19 +24,19 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--images", help="an image file or folder instead of a split")
     p.add_argument("--out", required=True, help="predictions CSV to write (a .json sidecar goes beside it)")
     p.add_argument("--which", choices=("best", "last", "swa"), default="best", help="checkpoint to use")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--batch-size", type=A.positive_int, default=64)
+    p.add_argument("--device", type=A.device, default="cpu", help="cpu, cuda, cuda:N, mps or auto")
     p.set_defaults(func=_predict)
 
     p = data_subparsers.add_parser("preview", help="write a grid PNG of augmented samples of a policy")
     p.add_argument("--index", required=True, help="index folder or index.csv")
     p.add_argument("--policy", default="medical", help="none, paper, medical, lab_a or lab_b")
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--n", type=int, default=16, help="number of images")
+    p.add_argument("--n", type=A.positive_int, default=16, help="number of images")
     p.add_argument("--cache", help="cache folder (faster; else images are decoded from disk)")
-    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--image-size", type=A.positive_int, default=224)
     p.add_argument("--clahe", action="store_true", help="apply CLAHE first")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=A.seed, default=0)
     p.set_defaults(func=_preview)
 
 

@@ -1,0 +1,126 @@
+"""argparse ``type=`` validators shared by every verb: a bad number is refused while parsing, with the option's
+rule in the message (argparse prints ``cxrlab VERB: error: argument --batch-size: ...`` and exits 2).
+
+Use them as ``p.add_argument("--batch-size", type=positive_int, ...)``; each validator's ``__name__`` is what
+argparse shows, so the names read as the rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+
+DEVICE_PATTERN = re.compile(r"^(cpu|auto|mps|cuda(:\d+)?)$")
+
+
+def _number(text: str, kind: type) -> float | int:
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (sizes, counts, batch sizes, epochs, image limits)."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive integer (1 or more)")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (seeds, bootstrap replicates where 0 means 'none')."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be an integer >= 0")
+    return value
+
+
+def seed(text: str) -> int:
+    """A random seed: an integer in [0, 2**32 - 1] (NumPy's range)."""
+    value = non_negative_int(text)
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"{value} is too large for a seed (at most {2**32 - 1})")
+    return value
+
+
+def probability(text: str) -> float:
+    """A number in (0, 1]: fractions, coverages, weights."""
+    value = _number(text, float)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{value:g} must be in (0, 1]")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1): a share that may be zero but not everything (val/test fractions)."""
+    value = _number(text, float)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{value:g} must be in [0, 1)")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """A number in [0, 1] (map thresholds)."""
+    value = _number(text, float)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{value:g} must be in [0, 1]")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (multipliers such as contrast or finding scale)."""
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be greater than 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be >= 0")
+    return value
+
+
+def probability_list(text: str) -> list[float]:
+    """A comma-separated list of numbers in (0, 1], e.g. ``0.92,0.9,0.85``."""
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or any(not p for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers such as 0.9,0.85")
+    return [probability(p) for p in parts]
+
+
+def device(text: str) -> str:
+    """A torch device name: cpu, cuda, cuda:N, mps or auto (resolved here to cuda when visible, else cpu)."""
+    name = text.strip().lower()
+    if not DEVICE_PATTERN.match(name):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use cpu, cuda, cuda:N, mps or auto")
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        import torch  # only when a GPU is asked for: the check needs it
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        wanted = int(name.partition(":")[2] or 0)
+        if wanted >= count:
+            have = f"{count} CUDA device(s) visible" if count else "no CUDA device is visible"
+            raise argparse.ArgumentTypeError(f"{text!r}: {have}; use cpu (or auto)")
+    elif name == "mps":
+        import torch
+
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise argparse.ArgumentTypeError("'mps': no Apple GPU is available; use cpu (or auto)")
+    return name
+
+
+def workers(text: str) -> int:
+    """A number of worker processes/threads: 1 or more."""
+    return positive_int(text)
