@@ -2,8 +2,8 @@
 
 ``run_pipeline(workdir)`` makes a 40-image phantom (48 px, multi-label and multi-class), trains ``cnn_gap``
 for one deterministic CPU epoch on each through the CLI, predicts val and test (and a folder of files for the
-multi-label run), runs MC-dropout on test, evaluates test with val's thresholds, and returns
-``{name: DataFrame}`` for the predictions and ``{name: float}`` for every number in the metrics.
+multi-label run), runs MC-dropout and Grad-CAM (``explain --json``) on test, evaluates test with val's
+thresholds, and returns ``{name: DataFrame}`` for the predictions and ``{name: float}`` for every number in the metrics.
 
 Regenerate the expected files (only when a behaviour change is intended, and say so in the commit):
     .venv/bin/python tests/regression/make_expected.py
@@ -96,6 +96,12 @@ def run_pipeline(work: Path) -> tuple[dict[str, pd.DataFrame], dict[str, float]]
             out = work / "multilabel_mc.csv"
             _cli("uncertainty", run, "--split", "test", "--method", "mc_dropout", "--samples", 3, "--out", out)
             preds["multilabel_mc"] = pd.read_csv(out)
+            ex = work / "explain"
+            _cli("explain", run, "--index", data / "index", "--split", "test", "--json", "--max-images", 6,
+                 "--bootstrap", 20, "--no-sanity", "--method", "gradcam", "--out", ex)
+            preds["multilabel_explain"] = pd.read_csv(ex / "records.csv")
+            loc = json.loads((ex / "localization.json").read_text())
+            metrics.update({f"explain.{k}": v for k, v in flatten(loc.get("methods", loc)).items()})
     return preds, metrics
 
 

@@ -31,7 +31,9 @@ def test_predictions_unchanged(produced, name: str):
     got = preds[name]
     assert list(got.columns) == list(expected.columns), name
     assert got["image_id"].astype(str).tolist() == expected["image_id"].astype(str).tolist(), name
-    numeric = [c for c in expected.columns if c not in ("image_id", "patient_id")]
+    text = [c for c in expected.columns if not pd.api.types.is_numeric_dtype(expected[c])]
+    assert got[text].astype(str).equals(expected[text].astype(str)), name
+    numeric = [c for c in expected.columns if c not in text]
     np.testing.assert_allclose(got[numeric].to_numpy(float), expected[numeric].to_numpy(float), rtol=0,
                                atol=_ATOL, err_msg=name)
 
