@@ -1,4 +1,4 @@
-"""CLI verbs ``cxrlab train``, ``cxrlab predict`` and ``cxrlab data preview`` (thin: one library call each)."""
+"""CLI verbs ``cxrlab train`` and ``cxrlab data preview`` (thin: one library call each)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,6 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=_train)
-
-    p = subparsers.add_parser("predict", help="predict with a trained run on its val/test split or new images")
-    p.add_argument("run_dir", help="run directory from `cxrlab train` (or a checkpoint .safetensors)")
-    p.add_argument("--split", choices=("train", "val", "test"), default="test", help="split of the run's data")
-    p.add_argument("--images", help="an image file or folder instead of a split")
-    p.add_argument("--out", required=True, help="predictions CSV to write (a .json sidecar goes beside it)")
-    p.add_argument("--which", choices=("best", "last", "swa"), default="best", help="checkpoint to use")
-    p.add_argument("--batch-size", type=A.positive_int, default=64)
-    p.add_argument("--device", type=A.device, default="cpu", help="cpu, cuda, cuda:N, mps or auto")
-    p.set_defaults(func=_predict)
 
     p = data_subparsers.add_parser("preview", help="write a grid PNG of augmented samples of a policy")
     p.add_argument("--index", required=True, help="index folder or index.csv")
@@ -50,17 +40,6 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     out = fit(cfg, args.out, resume=args.resume)
     print(f"run directory: {out}")
-    return 0
-
-
-def _predict(args: argparse.Namespace) -> int:
-    from cxrlab.infer import predict_run
-    from cxrlab.predictions import write_predictions
-
-    preds = predict_run(args.run_dir, split=args.split, images=args.images, which=args.which,
-                        batch_size=args.batch_size, device=args.device)
-    path = write_predictions(args.out, preds)
-    print(f"wrote {len(preds.image_ids)} predictions to {path}")
     return 0
 
 

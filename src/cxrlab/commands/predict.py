@@ -1,0 +1,31 @@
+"""CLI verb ``cxrlab predict``: a trained run's probabilities on its split, another index, or image files."""
+
+from __future__ import annotations
+
+import argparse
+
+from cxrlab.commands import args as A
+
+
+def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` verbs here
+    """Add ``predict`` to the ``cxrlab`` group."""
+    p = subparsers.add_parser("predict", help="predict with a trained run on its val/test split or new images")
+    p.add_argument("run_dir", help="run directory from `cxrlab train` (or a checkpoint .safetensors)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test", help="split of the run's data")
+    p.add_argument("--images", help="an image file or folder instead of a split")
+    p.add_argument("--out", required=True, help="predictions CSV to write (a .json sidecar goes beside it)")
+    p.add_argument("--which", choices=("best", "last", "swa"), default="best", help="checkpoint to use")
+    p.add_argument("--batch-size", type=A.positive_int, default=64)
+    p.add_argument("--device", type=A.device, default="cpu", help="cpu, cuda, cuda:N, mps or auto")
+    p.set_defaults(func=_predict)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from cxrlab.infer import predict_run
+    from cxrlab.predictions import write_predictions
+
+    preds = predict_run(args.run_dir, split=args.split, images=args.images, which=args.which,
+                        batch_size=args.batch_size, device=args.device)
+    path = write_predictions(args.out, preds)
+    print(f"wrote {len(preds.image_ids)} predictions to {path}")
+    return 0

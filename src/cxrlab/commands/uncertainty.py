@@ -1,0 +1,57 @@
+"""CLI verbs ``cxrlab uncertainty`` (MC dropout / TTA predictions) and ``cxrlab selective``
+(risk-coverage and abstention)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction, data_sub: argparse._SubParsersAction) -> None:  # noqa: ARG001
+    """Add the verbs to the ``cxrlab`` group (no ``data`` verbs here)."""
+    _register_uncertainty(sub)
+    _register_selective(sub)
+
+
+def _register_uncertainty(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("uncertainty", help="MC-dropout or TTA predictions with std/entropy/MI columns")
+    p.add_argument("run_dir")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--method", default="mc_dropout", choices=["mc_dropout", "tta"])
+    p.add_argument("--samples", type=int, default=30, help="MC-dropout samples (TTA: at most this many views)")
+    p.add_argument("--tta-flip", action="store_true", help="add horizontal flips to TTA (not medically safe)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--out", required=True, help="output predictions CSV")
+    p.set_defaults(func=_uncertainty)
+
+
+def _uncertainty(args: argparse.Namespace) -> int:
+    from cxrlab.uncertainty import uncertainty_predictions
+
+    out = uncertainty_predictions(args.run_dir, args.split, args.method, args.out, samples=args.samples,
+                                  batch_size=args.batch_size, tta_flip=args.tta_flip)
+    print(f"wrote {out}")
+    return 0
+
+
+def _register_selective(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("selective", help="risk-coverage curve, abstention threshold from val, review CSV")
+    p.add_argument("--val", required=True, help="validation predictions CSV")
+    p.add_argument("--test", required=True, help="test predictions CSV")
+    p.add_argument("--labels", required=True, help="index or labels file")
+    p.add_argument("--coverage", type=float, default=0.9, help="target coverage in (0, 1]")
+    p.add_argument("--score", default="auto", choices=["auto", "confidence", "std", "entropy", "mi"],
+                   help="uncertainty score (auto: std columns when present, else confidence)")
+    p.add_argument("--std-threshold", type=float, default=None,
+                   help="also flag any image whose std exceeds this (S2's rule: 0.15)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_selective)
+
+
+def _selective(args: argparse.Namespace) -> int:
+    from cxrlab.uncertainty import selective_prediction
+
+    summary = selective_prediction(args.val, args.test, args.labels, args.out, coverage=args.coverage,
+                                   score=args.score, std_threshold=args.std_threshold)
+    print(json.dumps(summary["test"], indent=2))
+    return 0
