@@ -1,0 +1,34 @@
+"""CLI verbs ``cxrlab export`` and ``cxrlab serve`` (thin: one library call each)."""
+
+from __future__ import annotations
+
+import argparse
+
+from cxrlab.commands import args as A
+
+
+def register(subparsers, data_subparsers) -> None:
+    """Add the deployment verbs to the ``cxrlab`` group."""
+    p = subparsers.add_parser("export", help="export a run to ONNX with its preprocessing contract and a parity check")
+    p.add_argument("run_dir", help="run directory from `cxrlab train` (or a checkpoint .safetensors)")
+    p.add_argument("--out", required=True, help="ONNX file to write (model.json and model.ood.safetensors go beside)")
+    p.add_argument("--which", choices=("best", "last", "swa"), default="best", help="checkpoint to export")
+    p.add_argument("--opset", type=A.positive_int, default=17, help="ONNX opset version (default 17)")
+    p.add_argument("--parity-images", type=A.positive_int, default=16,
+                   help="validation images for the ONNX Runtime vs PyTorch parity check")
+    p.add_argument("--ood-percentile", type=A.positive_float, default=99.0,
+                   help="validation percentile of the OOD distance used as the gate's threshold")
+    p.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from cxrlab.deploy.export import export_run
+
+    c = export_run(args.run_dir, args.out, which=args.which, opset=args.opset, parity_images=args.parity_images,
+                   ood_percentile=args.ood_percentile)
+    check = c["parity"]
+    print(f"parity: max |prob diff| {check['max_abs_prob_diff']:.2e} <= {check['tolerance']:g} on "
+          f"{check['images']} {check['source']} images")
+    extras = "" if c["ood"] else " (no OOD gate or thresholds: the run's validation images were not available)"
+    print(f"wrote {args.out} and its contract {c['files']['onnx'].rsplit('.', 1)[0]}.json{extras}")
+    return 0

@@ -1,0 +1,180 @@
+"""``cxrlab export RUN --out model.onnx``: ONNX with a dynamic batch axis, its contract, a parity check, an OOD gate.
+
+Files written (``model.onnx`` standing for ``--out``):
+
+- ``model.onnx``: input ``image`` (B, C, H, W) float32, outputs ``logits`` (B, K) and ``features`` (B, D) (the
+  penultimate features the OOD gate reads); the contract JSON is also in its metadata (key ``cxrlab``).
+- ``model.json``: the contract (schema ``cxrlab.deploy/1``): task, classes, model, preprocessing, operating
+  thresholds and temperature chosen on validation, the parity check, the OOD gate's summary, file hashes.
+- ``model.ood.safetensors``: the OOD gate's validation features and threshold.
+
+Parity: ONNX Runtime and PyTorch on a batch of the run's validation images (a synthetic batch when the run's
+images are not reachable, said in the contract); a max |probability difference| above 1e-4 is an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cxrlab.deploy import runs
+from cxrlab.deploy.features import WithFeatures, collect, first_batch
+from cxrlab.deploy.ood import OodGate
+from cxrlab.deploy.operating import choose_operating_point, probabilities
+from cxrlab.errors import CxrlabError
+
+SCHEMA = "cxrlab.deploy/1"
+DEFAULT_OPSET = 17
+TOLERANCE = 1e-4
+
+
+def sidecar_paths(onnx_path: str | Path) -> tuple[Path, Path]:
+    """``(contract.json, ood.safetensors)`` beside an exported model."""
+    p = Path(onnx_path)
+    return p.with_suffix(".json"), p.with_suffix(".ood.safetensors")
+
+
+def _operator(message: str) -> str:
+    for pattern in (r"operator '?([\w:.]+)'?", r"(aten::\w+|prim::\w+|onnx::\w+)"):
+        m = re.search(pattern, message)
+        if m:
+            return m.group(1)
+    return "unknown operator"
+
+
+@contextlib.contextmanager
+def _quiet_native_output():
+    """Silence file descriptors 1 and 2: on failure the exporter's C++ side dumps its whole IR graph there."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
+def to_onnx(model: nn.Module, example: torch.Tensor, out: Path, opset: int = DEFAULT_OPSET) -> Path:
+    """Export ``WithFeatures(model)`` with a dynamic batch axis (TorchScript exporter: fast and robust).
+
+    Any exporter failure becomes one line naming the operator that could not be exported.
+    """
+    from cxrlab.extras import require_extra
+
+    require_extra("onnx", "onnx")  # torch's exporter needs it; say how to install it instead of a traceback
+    out.parent.mkdir(parents=True, exist_ok=True)
+    axes = {"image": {0: "batch"}, "logits": {0: "batch"}, "features": {0: "batch"}}
+    try:
+        with warnings.catch_warnings(), _quiet_native_output():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes are not the user's to fix
+            torch.onnx.export(WithFeatures(model).eval(), (example,), str(out), dynamo=False, opset_version=opset,
+                              input_names=["image"], output_names=["logits", "features"], dynamic_axes=axes)
+    except Exception as exc:  # the exporter raises many types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CxrlabError(f"cannot export {getattr(model, 'model_name', type(model).__name__)} to ONNX opset {opset}: "
+                          f"{_operator(str(exc))} is not exportable ({first}); try another --opset") from None
+    return out
+
+
+def parity(onnx_path: Path, model: nn.Module, batch: torch.Tensor, task: str) -> float:
+    """Max |probability difference| between ONNX Runtime (CPU) and PyTorch on ``batch``."""
+    from cxrlab.deploy.onnx_engine import OnnxEngine
+
+    with torch.no_grad():
+        expected = probabilities(model(batch).float().numpy(), task)
+    got = probabilities(OnnxEngine(onnx_path, providers=["CPUExecutionProvider"]).logits(batch.numpy()), task)
+    return float(np.abs(got - expected).max())
+
+
+def _synthetic_batch(info: dict[str, Any], n: int) -> torch.Tensor:
+    p = info["preprocess"]
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, int(p["in_chans"]), int(p["image_size"]), int(p["image_size"]), generator=g)
+    mean = torch.tensor(p["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(p["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def _validation(model: nn.Module, info: dict[str, Any], max_images: int) -> tuple[dict | None, str]:
+    try:
+        dataset = runs.split_dataset(info, "val")
+    except (CxrlabError, FileNotFoundError, KeyError) as exc:
+        return None, f"synthetic (the run's validation images are not available: {exc})"
+    return {"dataset": dataset, **collect(model, dataset, max_images)}, "validation"
+
+
+def _write_metadata(onnx_path: Path, contract: dict[str, Any]) -> None:
+    from cxrlab.extras import require_extra
+
+    onnx = require_extra("onnx", "onnx")
+    proto = onnx.load(str(onnx_path))
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "cxrlab", json.dumps(contract)
+    onnx.save(proto, str(onnx_path))
+
+
+def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int = DEFAULT_OPSET,
+               parity_images: int = 16, max_val_images: int = 2000, ood_percentile: float = 99.0,
+               tolerance: float = TOLERANCE) -> dict[str, Any]:
+    """Export a run's ``which`` checkpoint to ``out`` (.onnx) with its contract; returns the contract.
+
+    Raises ``CxrlabError`` when the export or the parity check fails (nothing is left half-written as valid:
+    the contract JSON is written last).
+    """
+    from cxrlab.utils import sha256_file, write_json
+
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise CxrlabError(f"--out {out} must end in .onnx (the contract .json and OOD gate go beside it)")
+    started = time.perf_counter()
+    contract_path, ood_path = sidecar_paths(out)
+    for stale in (contract_path, ood_path):  # never leave a previous export's sidecars beside a new model
+        stale.unlink(missing_ok=True)
+    model, info = runs.load(run, which)
+    val, source = _validation(model, info, max_val_images)
+    batch = first_batch(val["dataset"], parity_images) if val else _synthetic_batch(info, min(parity_images, 8))
+    to_onnx(model, batch[:2], out, opset)
+    diff = parity(out, model, batch, info["task"])
+    check = {"images": int(len(batch)), "source": source, "max_abs_prob_diff": diff, "tolerance": tolerance,
+             "passed": diff <= tolerance}
+    contract: dict[str, Any] = {"schema": SCHEMA, "run": runs.contract_info(info), "opset": opset,
+                                "inputs": {"image": ["batch", *first_batch_shape(batch)]},
+                                "outputs": ["logits", "features"], "parity": check,
+                                "operating": None, "ood": None}
+    if not check["passed"]:
+        out.unlink(missing_ok=True)
+        raise CxrlabError(f"ONNX parity check failed for {out}: max |prob diff| {diff:.2e} > {tolerance:g} on "
+                          f"{len(batch)} {source} images; the export was removed (try another --opset)")
+    if val:
+        contract["operating"] = choose_operating_point(val["logits"], val["targets"], info["task"], info["classes"])
+        gate = OodGate.fit(val["features"], ood_percentile, weights_sha256=info.get("weights_sha256"))
+        gate.save(ood_path)
+        contract["ood"] = {**gate.summary(), "file": ood_path.name}
+    _write_metadata(out, contract)
+    contract["files"] = {"onnx": out.name, "onnx_sha256": sha256_file(out)}
+    contract["seconds"] = round(time.perf_counter() - started, 2)
+    write_json(contract_path, contract)
+    return contract
+
+
+def first_batch_shape(batch: torch.Tensor) -> list[int]:
+    """(C, H, W) of a batch, as a list for JSON."""
+    return [int(s) for s in batch.shape[1:]]

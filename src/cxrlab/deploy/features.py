@@ -1,0 +1,70 @@
+"""Penultimate features next to the logits: what the out-of-distribution gate measures distances on.
+
+``WithFeatures(model)`` returns ``(logits, features)`` from one forward pass: ``features`` is the pooled
+representation the classifier head reads (timm's ``forward_head(f, pre_logits=True)`` where the model has it,
+else the feature map averaged over its spatial or token axes). It is what gets exported to ONNX, so the ONNX
+engine can gate images exactly as the PyTorch one does.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+
+def _has_pre_logits(model: nn.Module) -> bool:
+    try:
+        return "pre_logits" in inspect.signature(model.forward_head).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+class WithFeatures(nn.Module):
+    """``model`` returning ``(logits (B, K), features (B, D))``; logits equal ``model(x)``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.pre_logits = _has_pre_logits(model)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.model.forward_features(x)
+        logits = self.model.forward_head(f)
+        if self.pre_logits:
+            pooled = self.model.forward_head(f, pre_logits=True)
+        elif f.ndim == 4:
+            pooled = f.mean(dim=(2, 3))  # (B, C, h, w) -> (B, C)
+        elif f.ndim == 3:
+            pooled = f.mean(dim=1)  # tokens (B, N, D) -> (B, D)
+        else:
+            pooled = f.flatten(1)
+        return logits, pooled.flatten(1)
+
+
+@torch.no_grad()
+def collect(model: nn.Module, dataset: Dataset, max_images: int = 2000, batch_size: int = 32
+            ) -> dict[str, np.ndarray | list[str]]:
+    """Logits, features, targets and ids of the first ``max_images`` items of ``dataset`` (in order)."""
+    net = model if isinstance(model, WithFeatures) else WithFeatures(model)
+    net.eval()
+    n = min(len(dataset), max_images)
+    subset = torch.utils.data.Subset(dataset, range(n))
+    logits, feats, targets, ids = [], [], [], []
+    for images, target, batch_ids in DataLoader(subset, batch_size=batch_size, shuffle=False):
+        z, f = net(images)
+        logits.append(z.float().numpy())
+        feats.append(f.float().numpy())
+        targets.append(target.numpy())
+        ids += [str(i) for i in batch_ids]
+    return {"logits": np.concatenate(logits), "features": np.concatenate(feats),
+            "targets": np.concatenate(targets), "ids": ids}
+
+
+def first_batch(dataset: Dataset, n: int = 8) -> torch.Tensor:
+    """The first ``n`` preprocessed images of ``dataset`` as one (n, C, H, W) batch."""
+    n = min(n, len(dataset))
+    return torch.stack([dataset[i][0] for i in range(n)])
