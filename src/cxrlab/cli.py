@@ -62,7 +62,12 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help and --version exit 0 as usual; a usage error returns 2 like any error
+        if exc.code == 2:
+            return 2
+        raise
     if not hasattr(args, "func"):
         parser.print_help(sys.stderr)
         return 2

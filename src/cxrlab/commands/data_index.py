@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from pathlib import Path
+
 from cxrlab.commands import args as A
+
+FORMATS = ("nih", "csv", "folder", "chexpert", "mimic", "padchest", "vindr", "rsna")
 
 
 def register(subparsers, data_subparsers) -> None:
@@ -23,11 +27,13 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--zone", choices=["any", "upper", "lower", "left", "right"], default="any",
                    help="where focal findings are placed (image left/right lung, upper/lower lung half)")
     p.add_argument("--workers", type=A.positive_int, default=None, help="processes (default: all cores)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder not made by data phantom")
     p.set_defaults(func=_phantom)
 
-    p = data_subparsers.add_parser("index", help="index and validate a dataset (NIH, labels CSV or class folders)")
+    p = data_subparsers.add_parser("index", help="index and validate a dataset (NIH, CheXpert, MIMIC, PadChest, VinDr, "
+                                   "RSNA, labels CSV or class folders)")
     p.add_argument("root", metavar="ROOT", help="dataset folder (for csv: the folder or the labels CSV)")
-    p.add_argument("--format", dest="fmt", required=True, choices=["nih", "csv", "folder"])
+    p.add_argument("--format", dest="fmt", required=True, choices=list(FORMATS))
     p.add_argument("--out", required=True, help="output folder for index.csv, index.json, validation.*")
     p.add_argument("--labels", help="labels CSV (csv: default ROOT/labels.csv; nih: Data_Entry_2017*.csv)")
     p.add_argument("--task", choices=["multilabel", "multiclass"], help="csv: override the inferred task")
@@ -35,18 +41,31 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--drop-no-finding", action="store_true", help="nih: 14 findings, without 'No Finding'")
     p.add_argument("--keep-split", action="store_true", help="folder: keep split folders as a given_split column")
     p.add_argument("--patients-from", help="folder: NIH Data_Entry CSV to join patient ids by file name")
+    p.add_argument("--views", help="chexpert/mimic/padchest: comma-separated views kept (default: frontal, PA,AP)")
+    p.add_argument("--uncertain", help="chexpert/mimic: -1 cells become ignore (unknown, default) | ones | zeros")
+    p.add_argument("--blank", help="chexpert/mimic: blank cells become negative (default) | unknown")
+    p.add_argument("--terms", help="padchest: all (every term a class, default) | findings (shared findings only)")
+    p.add_argument("--readers", help="vindr: reader agreement for a positive: majority (default) | any")
+    p.add_argument("--labels-from", help="nih: google2019 (Google's adjudicated labels for four findings)")
+    p.add_argument("--relabels", help="nih --labels-from google2019: the relabel CSV (default: found in ROOT)")
     p.add_argument("--check-decode", action="store_true", help="fully decode every image (slower)")
     p.add_argument("--no-hash", action="store_true", help="skip sha256 of every file (no duplicate-file check)")
     p.add_argument("--workers", type=A.positive_int, default=None, help="threads for hashing/checking files")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder not made by data index")
     p.set_defaults(func=_index)
 
 
 def _phantom(args: argparse.Namespace) -> int:
     from cxrlab.data.sources.phantom import make_phantom
+    from cxrlab.outputs import check_same_settings, output_folder
 
-    out = make_phantom(args.out, n=args.n, task=args.task, size=args.size, seed=args.seed, contrast=args.contrast,
-                       finding_scale=args.finding_scale, prevalence=args.prevalence, zone=args.zone,
-                       workers=args.workers)
+    settings = {k: getattr(args, k) for k in ("n", "task", "size", "seed", "contrast", "finding_scale", "prevalence",
+                                              "zone")}
+    check_same_settings(Path(args.out) / "phantom.json", settings, verb="data phantom", force=args.force)
+    with output_folder(args.out, verb="data phantom", force=args.force):
+        out = make_phantom(args.out, n=args.n, task=args.task, size=args.size, seed=args.seed,
+                           contrast=args.contrast, finding_scale=args.finding_scale, prevalence=args.prevalence,
+                           zone=args.zone, workers=args.workers)
     print(f"wrote {args.n} {args.task} phantom images ({args.size}x{args.size}) to {out}/images, "
           f"labels to {out}/labels.csv, boxes to {out}/BBox_List_2017.csv")
     print(f"next: cxrlab data index {shlex.quote(str(out))} --format csv --out {shlex.quote(str(out / 'index'))}")
@@ -55,12 +74,19 @@ def _phantom(args: argparse.Namespace) -> int:
 
 def _index(args: argparse.Namespace) -> int:
     from cxrlab.data.build_index import build_index
+    from cxrlab.outputs import output_folder
 
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    opts = {"nih": {"drop_no_finding": args.drop_no_finding}, "csv": {"task": args.task, "classes": classes},
-            "folder": {"keep_split": args.keep_split, "patients_from": args.patients_from}}[args.fmt]
-    index, report = build_index(args.root, args.fmt, args.out, labels=args.labels, check_decode=args.check_decode,
-                                hash_files=not args.no_hash, workers=args.workers, **opts)
+    views = [v.strip() for v in args.views.split(",") if v.strip()] if args.views else None
+    opts = {"drop_no_finding": args.drop_no_finding, "task": args.task, "classes": classes,
+            "keep_split": args.keep_split, "patients_from": args.patients_from, "views": views,
+            "uncertain": args.uncertain, "blank": args.blank, "terms": args.terms, "readers": args.readers,
+            "labels_from": args.labels_from, "relabels": args.relabels}
+    inputs = [args.root, args.labels, args.patients_from, args.relabels]
+    with output_folder(args.out, verb="data index", inputs=inputs, force=args.force):
+        index, report = build_index(args.root, args.fmt, args.out, labels=args.labels,
+                                    check_decode=args.check_decode, hash_files=not args.no_hash,
+                                    workers=args.workers, **opts)
     print(format_summary(index, report))
     return 0
 

@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction, data_subparsers: argparse._
     p.add_argument("--official", action="store_true", help="NIH official train_val/test lists; val carved by patient")
     p.add_argument("--keep-given", action="store_true", help="keep the dataset's own (folder) split, audited")
     p.add_argument("--seed", type=A.seed, default=0)
+    p.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
     p.set_defaults(func=_split)
 
     p = data_subparsers.add_parser("audit", help="leakage audit: shared patients, identical files, class counts")
@@ -46,7 +47,9 @@ def _split(args: argparse.Namespace) -> int:
     from cxrlab.data.audit import format_audit
     from cxrlab.data.index import load_index
     from cxrlab.data.splits import make_split
+    from cxrlab.outputs import check_out_file
 
+    check_out_file(args.out, verb="data split", inputs=[args.index], sidecar="split", force=args.force)
     index = load_index(args.index)
     _, result = make_split(index, args.out, args.val, args.test, args.folds, args.official, args.keep_given, args.seed)
     result["source"] = args.out
@@ -59,8 +62,16 @@ def _split(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     from cxrlab.data.audit import audit_index, format_audit
     from cxrlab.data.index import load_index
+    from cxrlab.outputs import check_out_file
     from cxrlab.utils import atomic_write_text, write_json
 
+    inputs = [args.index, args.split]
+    if args.report:
+        check_out_file(args.report, verb="data audit", inputs=inputs, suffix=(".md", ".txt"), sidecar=None,
+                       option="--report")
+    if args.json:
+        check_out_file(args.json, verb="data audit", inputs=[*inputs, args.report], suffix=".json", sidecar=None,
+                       option="--json")
     result = audit_index(load_index(args.index), args.split, not args.no_hash, args.min_positives)
     text = format_audit(result)
     print(text, end="")
@@ -74,8 +85,11 @@ def _audit(args: argparse.Namespace) -> int:
 def _cache(args: argparse.Namespace) -> int:
     from cxrlab.data.cache import build_cache
     from cxrlab.data.index import load_index
+    from cxrlab.outputs import output_folder
 
-    report = build_cache(load_index(args.index), args.out, args.size, args.policy, args.workers, force=args.force)
+    with output_folder(args.out, verb="data cache", inputs=[args.index], force=args.force):
+        report = build_cache(load_index(args.index), args.out, args.size, args.policy, args.workers,
+                             force=args.force)
     print(
         f"cache {args.out}: {report['ok']} images ok, {report['failed']} failed "
         f"({report['built']} built now, {report['reused']} reused) in {report['seconds']:.1f} s"

@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction, data_sub: argparse._SubParsersActi
     p.add_argument("--epochs", type=A.positive_int, default=None, help="epochs per model (default 6)")
     p.add_argument("--models", nargs="+", default=None, help="subset of: cnn_baseline resnet34_scratch vit_v1")
     p.add_argument("--seed", type=A.seed, default=0)
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder not made by demo")
     p.set_defaults(func=_demo)
 
 
@@ -34,5 +35,8 @@ def _demo(args: argparse.Namespace) -> int:
             if m not in DEMO_MODELS:
                 raise CxrlabError(unknown_name_message("demo model", m, list(DEMO_MODELS)))
         s.models = {m: DEMO_MODELS[m] for m in args.models}
-    run_demo(s)
+    from cxrlab.outputs import output_folder
+
+    with output_folder(args.out, verb="demo", inputs=[args.data], force=args.force):
+        run_demo(s)
     return 0

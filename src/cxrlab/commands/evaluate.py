@@ -34,6 +34,7 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
     k.add_argument("--prefix", help="class column prefix such as prob_ (auto-detected by default)")
     k.add_argument("--allow-test-fitting", action="store_true",
                    help="allow fitting on test predictions (biased; logged loudly)")
+    k.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
     k.set_defaults(func=_calibrate)
 
 
@@ -46,6 +47,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exclude", default="No Finding",
                    help="comma-separated classes left out of the macro average (default 'No Finding'; '' for none)")
     p.add_argument("--no-report", action="store_true", help="write the JSON/CSV only")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder made by another verb")
     p.add_argument("--allow-test-fitting", action="store_true",
                    help="allow fitting thresholds/temperature on test predictions (biased; logged loudly)")
 
@@ -56,29 +58,36 @@ def _exclude(text: str) -> tuple[str, ...]:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from cxrlab.evaluate.evaluate import evaluate_predictions
+    from cxrlab.outputs import output_folder
 
-    evaluate_predictions(
-        args.predictions, args.labels, args.out, args.val_predictions, args.bootstrap, args.seed, args.prefix,
-        args.logits, _exclude(args.exclude), args.threshold_method, args.allow_test_fitting, not args.no_report,
-    )
+    inputs = [args.predictions, args.labels, args.val_predictions]
+    with output_folder(args.out, verb="evaluate", inputs=inputs, force=args.force):
+        evaluate_predictions(
+            args.predictions, args.labels, args.out, args.val_predictions, args.bootstrap, args.seed, args.prefix,
+            args.logits, _exclude(args.exclude), args.threshold_method, args.allow_test_fitting, not args.no_report,
+        )
     print(f"wrote {args.out}/metrics.json" + ("" if args.no_report else f" and {args.out}/report.html"))
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
     from cxrlab.evaluate.compare import compare_runs
+    from cxrlab.outputs import output_folder
 
-    compare_runs(
-        args.inputs, args.labels, args.out, args.bootstrap, args.seed, args.prefix, args.logits,
-        _exclude(args.exclude), args.threshold_method, args.allow_test_fitting, not args.no_report,
-    )
+    with output_folder(args.out, verb="compare", inputs=[*args.inputs, args.labels], force=args.force):
+        compare_runs(
+            args.inputs, args.labels, args.out, args.bootstrap, args.seed, args.prefix, args.logits,
+            _exclude(args.exclude), args.threshold_method, args.allow_test_fitting, not args.no_report,
+        )
     print(f"wrote {args.out}/comparison.json" + ("" if args.no_report else f" and {args.out}/report.html"))
     return 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:
     from cxrlab.evaluate.calibration import calibrate_files
+    from cxrlab.outputs import check_out_file
 
+    check_out_file(args.out, verb="calibrate", inputs=[args.val, args.test, args.labels], force=args.force)
     summary = calibrate_files(args.val, args.test, args.out, args.labels, args.prefix, args.allow_test_fitting)
     temps = ", ".join(f"{k} {v:.3f}" for k, v in summary["temperature"].items())
     print(f"temperature fitted on {summary['n_val']} validation images: {temps}", file=sys.stderr)

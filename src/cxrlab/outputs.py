@@ -1,0 +1,235 @@
+"""The one output policy of every verb: an ``--out`` never clobbers an input or someone else's folder.
+
+Rules (each a one-line ``CxrlabError`` naming both paths and the fix):
+
+1. ``--out`` must have the extension the verb writes (``predict --out p.json`` would write its sidecar over
+   the predictions: refused, the verb writes ``.csv`` + ``.json``).
+2. An ``--out`` file, or the ``.json`` sidecar written beside it, must not be an input of the command, an
+   input's sidecar, or one of the artifacts inside an input folder (a run's checkpoints, config, split and
+   predictions; an index's ``index.csv``/``index.json``; a cache's ``meta.json``/``images.u8``). Paths are
+   compared resolved, and with ``os.path.samefile`` so a link or a second name of the same file is caught.
+3. An ``--out`` file whose existing sidecar belongs to another kind of artifact (an index, split, cache or
+   checkpoint sidecar) is refused unless ``--force``.
+4. An ``--out`` folder must not hold an input (``--out .`` beside the data) and must be new, empty, or made
+   by the same verb: a small marker file ``.cxrlab-output.json`` names the verb that made it. A non-empty
+   folder made by anything else is refused unless ``--force`` (which writes into it, replacing files of the
+   same names; nothing else is deleted). Folders made before the marker existed are recognised by the files
+   their verb always writes (``metrics.json`` for ``evaluate``, ``index.json`` for ``data index``, ...).
+
+Writes themselves go through ``cxrlab.utils.atomic_write_*`` (temporary file + rename), so a kill or a full
+disk never leaves a half-written artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cxrlab.errors import CxrlabError
+
+MARKER = ".cxrlab-output.json"
+
+# Files that, inside an input folder, are that input's own artifacts (never an output target).
+PROTECTED = (
+    "index.csv", "index.json", "split.csv", "split.json", "config.yaml", "manifest.json", "metrics.csv",
+    "meta.json", "images.u8", "done.u8", "labels.csv", "phantom.json", "boxes.csv", "BBox_List_2017.csv",
+    "predictions/val.csv", "predictions/val.json", "predictions/test.csv", "predictions/test.json",
+    "checkpoints/best.safetensors", "checkpoints/best.json", "checkpoints/last.safetensors",
+    "checkpoints/last.json", "checkpoints/swa.safetensors", "checkpoints/swa.json", "checkpoints/last_state.pt",
+)
+
+# Files only a given verb writes: recognise its folders made before the marker existed.
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "data phantom": ("phantom.json",),
+    "data index": ("index.json",),
+    "data cache": ("meta.json",),
+    "train": ("checkpoints", "config.yaml"),
+    "evaluate": ("metrics.json",),
+    "compare": ("comparison.json",),
+    "selective": ("selective.json",),
+    "explain": ("localization.json", "gallery.html", "peaks.json"),
+    "cv": ("cv.json", "fold0"),
+    "pseudo": ("pseudo.json",),
+    "demo": ("runs", "comparison"),
+}
+
+
+def _same(a: Path, b: Path) -> bool:
+    """The same file or folder: equal resolved paths, or one file under two names (links)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child.resolve().is_relative_to(parent.resolve())
+
+
+def expand_inputs(inputs: Iterable[str | Path | None]) -> list[Path]:
+    """Every path an output must not overwrite: each input, its ``.json`` sidecar, and for a folder the
+    artifacts it holds (``PROTECTED``)."""
+    out: list[Path] = []
+    for item in inputs:
+        if item is None:
+            continue
+        p = Path(item)
+        out.append(p)
+        if p.is_dir():
+            out += [p / name for name in PROTECTED if (p / name).exists()]
+        elif p.suffix.lower() != ".json":
+            out.append(p.with_suffix(".json"))
+    return out
+
+
+def _clash(target: Path, inputs: list[Path]) -> Path | None:
+    for i in inputs:
+        if _same(target, i) or (target.exists() and target.is_dir() and i.exists() and _inside(i, target)):
+            return i
+    return None
+
+
+def artifact_kind(json_path: Path) -> str | None:
+    """What a ``.json`` sidecar describes: index, cache, checkpoint, split, predictions (None: unreadable)."""
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    if "weights_sha256" in meta:
+        return "checkpoint"
+    if "image_ids" in meta and "size" in meta:
+        return "cache"
+    if "root" in meta and "task" in meta:
+        return "index"
+    if "fractions" in meta or ("audit" in meta and "method" in meta):
+        return "split"
+    if "verb" in meta and json_path.name == MARKER:
+        return "marker"
+    return "predictions" if "classes" in meta else None
+
+
+def check_out_file(
+    out: str | Path, *, verb: str, inputs: Iterable[str | Path | None] = (), suffix: str | tuple[str, ...] = ".csv",
+    sidecar: str | None = "predictions", force: bool = False, option: str = "--out",
+) -> Path:
+    """Check a file ``--out`` (and the ``.json`` sidecar written beside it when ``sidecar`` names its kind).
+
+    Returns the path; raises ``CxrlabError`` when the output would break a rule of this module's docstring.
+    """
+    out = Path(out)
+    suffixes = (suffix,) if isinstance(suffix, str) else tuple(suffix)
+    if out.suffix.lower() not in suffixes:
+        also = " (its .json sidecar is written beside it)" if sidecar else ""
+        raise CxrlabError(f"{option} {out}: `cxrlab {verb}` writes a {' or '.join(suffixes)} file{also}; "
+                          f"give a path ending in {suffixes[0]}")
+    if out.is_dir():
+        raise CxrlabError(f"{option} {out} is a folder; `cxrlab {verb}` writes a {suffixes[0]} file: give a file path")
+    expanded = expand_inputs(inputs)
+    targets = [out] + ([out.with_suffix(".json")] if sidecar else [])
+    for t in targets:
+        hit = _clash(t, expanded)
+        if hit is not None:
+            what = "is" if t == out else f"would write {t.name}, which is"
+            raise CxrlabError(f"{option} {out} {what} the input {hit} of this command; write the output elsewhere")
+    side = out.with_suffix(".json")
+    if sidecar and side.is_file() and not force:
+        kind = artifact_kind(side)
+        if kind not in (None, sidecar):
+            raise CxrlabError(f"{option} {out}: {side} beside it is {_a(kind)} sidecar, not {_a(sidecar)} file; "
+                              "choose another path (or pass --force to replace both)")
+    return out
+
+
+def _a(kind: str) -> str:
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
+
+
+def folder_maker(folder: Path) -> str | None:
+    """The verb that made ``folder``: from its marker, else from the files its verb always writes."""
+    marker = folder / MARKER
+    if marker.is_file():
+        try:
+            verb = json.loads(marker.read_text(encoding="utf-8")).get("verb")
+        except (OSError, ValueError, AttributeError):
+            verb = None
+        if isinstance(verb, str):
+            return verb
+    for verb, names in SIGNATURES.items():
+        if any((folder / n).exists() for n in names):
+            return verb
+    return None
+
+
+def check_out_folder(
+    out: str | Path, *, verb: str, inputs: Iterable[str | Path | None] = (), force: bool = False
+) -> Path:
+    """Check a folder ``--out`` without creating it; see the module docstring for the rules."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CxrlabError(f"--out {out} is a file; `cxrlab {verb}` writes a folder: give a new or empty folder")
+    for i in expand_inputs(inputs):
+        if _same(out, i) or (i.exists() and _inside(i, out)):
+            raise CxrlabError(f"--out {out} holds the input {i} of this command; write the outputs to another "
+                              "folder")
+    if out.is_dir() and any(p.name != MARKER for p in out.iterdir()) and not force:
+        maker = folder_maker(out)
+        if maker != verb:
+            by = f"made by `cxrlab {maker}`" if maker else "not made by cxrlab"
+            raise CxrlabError(f"--out {out} is a non-empty folder {by}; `cxrlab {verb}` writes into a new or "
+                              "empty folder or one it made: choose another --out (or pass --force to write into it)")
+    return out
+
+
+def mark_folder(out: str | Path, verb: str) -> None:
+    """Record that ``verb`` made ``out``: a marker, unless the verb's own signature files already say so."""
+    from cxrlab import __version__
+    from cxrlab.utils import write_json
+
+    out = Path(out)
+    if out.is_dir() and folder_maker(out) != verb:  # its own signature files already say who made it
+        write_json(out / MARKER, {"verb": verb, "cxrlab_version": __version__,
+                                  "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+
+def check_same_settings(record: str | Path, settings: dict, *, verb: str, force: bool = False) -> None:
+    """Refuse to write into a folder that ``verb`` made with other ``settings`` (recorded in the JSON file
+    ``record``): a rerun with other settings would overwrite part of the old output and keep the rest."""
+    record = Path(record)
+    if force or not record.is_file():
+        return
+    try:
+        old = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    differ = [k for k in settings if isinstance(old, dict) and k in old and old[k] != settings[k]]
+    if differ:
+        k = differ[0]
+        raise CxrlabError(f"--out {record.parent} was made by `cxrlab {verb}` with other settings ({k} "
+                          f"{old[k]!r} there, {settings[k]!r} now); writing there would mix the two: choose a new "
+                          "--out (or pass --force)")
+
+
+@contextmanager
+def output_folder(
+    out: str | Path, *, verb: str, inputs: Iterable[str | Path | None] = (), force: bool = False
+) -> Iterator[Path]:
+    """Check ``out`` before the verb runs, and mark it as the verb's afterwards (also after a failure that
+    left files in it, so a rerun of the same verb may continue there)::
+
+        with output_folder(args.out, verb="evaluate", inputs=[args.predictions, args.labels], force=args.force):
+            evaluate_predictions(...)
+    """
+    path = check_out_folder(out, verb=verb, inputs=inputs, force=force)
+    try:
+        yield path
+    finally:
+        if path.is_dir() and any(path.iterdir()):
+            mark_folder(path, verb)
