@@ -16,34 +16,49 @@ from cxrlab.data.index import Index, load_index, write_index
 from cxrlab.data.sources import SourceTable
 from cxrlab.errors import CxrlabError
 
-FORMATS = ("nih", "csv", "folder")
+FORMATS = ("nih", "csv", "folder", "chexpert", "mimic", "padchest", "vindr", "rsna")
 BOXES_FILE = "boxes.csv"
+# Options each format accepts (besides ``labels``); anything else given is an error, not silently ignored.
+OPTIONS = {"nih": ("drop_no_finding", "labels_from", "relabels"), "csv": ("task", "classes"),
+           "folder": ("keep_split", "patients_from"), "chexpert": ("views", "uncertain", "blank"),
+           "mimic": ("views", "uncertain", "blank"), "padchest": ("views", "terms"), "vindr": ("readers",),
+           "rsna": ()}
 
 
-def scan_source(root: str | Path, fmt: str, labels: str | Path | None = None, drop_no_finding: bool = False,
-                task: str | None = None, keep_split: bool = False, patients_from: str | Path | None = None,
-                classes: list[str] | None = None) -> SourceTable:
-    """Run one source over ``root`` (no validation, nothing written)."""
+def _adapter(fmt: str):
+    """The scan function of a format (imported lazily: each adapter is its own module)."""
+    from importlib import import_module
+
+    module = {"nih": "nih", "csv": "csv_labels", "folder": "folder"}.get(fmt, fmt)
+    name = {"csv": "scan_csv"}.get(fmt, f"scan_{fmt}")
+    return getattr(import_module(f"cxrlab.data.sources.{module}"), name)
+
+
+def scan_source(root: str | Path, fmt: str, labels: str | Path | None = None, **opts: Any) -> SourceTable:
+    """Run one source over ``root`` (no validation, nothing written). Options left at None/False are dropped;
+    an option the format does not take is a one-line error."""
     root = Path(root)
     if fmt not in FORMATS:
         raise CxrlabError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
     if not root.exists():
         raise CxrlabError(f"{root}: dataset folder does not exist; check the ROOT path")
-    if fmt == "nih":
-        from cxrlab.data.sources.nih import scan_nih
-
-        if not root.is_dir():
-            raise CxrlabError(f"{root}: --format nih needs the download folder, not a file")
-        return scan_nih(root, drop_no_finding=drop_no_finding, labels=labels)
+    given = {k: v for k, v in opts.items() if v not in (None, False)}
+    wrong = [k for k in given if k not in OPTIONS[fmt]]
+    if wrong:
+        names = ", ".join("--" + k.replace("_", "-") for k in wrong)
+        takes = ", ".join("--" + k.replace("_", "-") for k in OPTIONS[fmt]) or "no extra options"
+        raise CxrlabError(f"{names} does not apply to --format {fmt} (it takes {takes}); drop it or change --format")
+    if fmt != "csv" and not root.is_dir():
+        raise CxrlabError(f"{root}: --format {fmt} needs the dataset folder, not a file")
     if fmt == "csv":
         from cxrlab.data.sources.csv_labels import scan_csv
 
-        return scan_csv(root, labels=labels, task=task, classes=classes)
-    from cxrlab.data.sources.folder import scan_folder
-
-    if not root.is_dir():
-        raise CxrlabError(f"{root}: --format folder needs a folder of class sub-folders")
-    return scan_folder(root, keep_split=keep_split, patients_from=patients_from)
+        return scan_csv(root, labels=labels, **given)
+    if fmt == "folder":
+        if labels:
+            raise CxrlabError("--labels does not apply to --format folder (classes are the folder names)")
+        return _adapter(fmt)(root, **given)
+    return _adapter(fmt)(root, labels=labels, **given)
 
 
 def build_index(root: str | Path, fmt: str, out_dir: str | Path, labels: str | Path | None = None,
@@ -53,13 +68,13 @@ def build_index(root: str | Path, fmt: str, out_dir: str | Path, labels: str | P
 
     Args:
         root: dataset folder (or, for ``csv``, the labels CSV itself).
-        fmt: ``nih``, ``csv`` or ``folder``.
+        fmt: one of ``FORMATS`` (``nih``, ``csv``, ``folder`` or a dataset adapter).
         out_dir: where ``index.csv``, ``index.json`` and the validation report go.
         labels: labels/metadata CSV (``csv``: default ROOT/labels.csv or the single CSV; ``nih``: default
             the ``Data_Entry_2017*.csv`` in ROOT).
         check_decode: fully decode every image (slow) besides the header + hash + colour checks.
         hash_files: sha256 every file (finds exact duplicates; reads every byte).
-        **source_opts: ``drop_no_finding``, ``task``, ``keep_split``, ``patients_from``, ``classes``.
+        **source_opts: per format, see ``OPTIONS`` (e.g. ``views``, ``uncertain``, ``blank`` for chexpert).
     Raises:
         CxrlabError: on unusable input (after writing the validation report when it got that far).
     """
@@ -82,6 +97,12 @@ def build_index(root: str | Path, fmt: str, out_dir: str | Path, labels: str | P
     }
     if table.boxes is not None:
         meta["boxes"], meta["boxes_image_size"] = _copy_boxes(table.boxes, out_dir), table.boxes_image_size
+    elif table.boxes_frame is not None and len(table.boxes_frame):
+        from cxrlab.data.boxes import write_boxes
+
+        boxes = table.boxes_frame[table.boxes_frame["image_id"].isin(set(frame["image_id"]))]  # excluded: no boxes
+        write_boxes(boxes, out_dir / BOXES_FILE)
+        meta["boxes"], meta["boxes_image_size"] = BOXES_FILE, table.boxes_image_size
     index = Index(frame, table.task, table.classes, data_root.resolve(), meta)
     write_index(index, out_dir)
     return index, report

@@ -27,6 +27,7 @@ from cxrlab.errors import CxrlabError
 from cxrlab.utils import atomic_write_text, write_json
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MAX_SIDE = 16384  # pixels per side; chest X-rays are at most ~4,300 (a 40000x40000 file is a mistake or a bomb)
 PNG_END = b"IEND\xaeB`\x82"
 LIST_LIMIT = 100  # ids listed per problem in the report (counts are always complete)
 
@@ -44,9 +45,16 @@ def check_file(path: Path, check_decode: bool = False, hash_file: bool = True) -
         return None, "zero-byte file"
     digest = hashlib.sha256(data).hexdigest() if data is not None else None
     problem = _header_problem(path, head, tail)
+    if problem is None:
+        from cxrlab.data.headers import size_problem
+
+        problem = size_problem(path, head, MAX_SIDE)
     if problem is None and _maybe_colour(head):
         data = data if data is not None else path.read_bytes()
-        rgb = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
+        try:
+            rgb = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_COLOR_4)
+        except cv2.error:  # OpenCV asserts on some malformed files; say it in plain words
+            rgb = None
         if rgb is None:
             problem = "unreadable: does not decode"
         else:
@@ -58,6 +66,8 @@ def check_file(path: Path, check_decode: bool = False, hash_file: bool = True) -
             problem = None if ok else f"not X-ray-like: {reason}"
         except CxrlabError as exc:
             problem = f"unreadable: {str(exc).split(': ', 1)[-1]}"
+        except Exception as exc:  # noqa: BLE001 - decoder internals (cv2.error, pydicom) become one plain line
+            problem = f"unreadable: the image decoder could not read it ({type(exc).__name__})"
     return digest, problem
 
 
@@ -116,6 +126,8 @@ def validate_table(table: SourceTable, root: Path, check_decode: bool = False, h
 
     exclude("duplicate image id", frame["image_id"].duplicated(keep="first"))
     exclude("no label", frame["image_id"].isin(set(table.problems.get("no_label", []))))
+    for reason, ids in (table.problems.get("exclude") or {}).items():
+        exclude(reason, frame["image_id"].isin(set(ids)))
     paths = [Path(p) if Path(p).is_absolute() else root / p for p in frame["path"]]
     results = _check_all(paths, check_decode, hash_files, workers)
     frame["sha256"] = [h or "" for h, _ in results]
@@ -144,6 +156,8 @@ def validate_table(table: SourceTable, root: Path, check_decode: bool = False, h
         "problem_details": dict(list(details.items())[:LIST_LIMIT]),
         "duplicate_file_groups": dup_groups[:LIST_LIMIT], "unknown_labels": unknown,
         "missing_images": table.problems.get("missing_images", [])[:LIST_LIMIT],
+        "files_not_in_csv": table.problems.get("files_not_in_csv", []),
+        "source": table.details,
         "warnings": warnings, "errors": errors,
     }
     return frame, report
@@ -177,6 +191,32 @@ def _fatal_errors(frame: pd.DataFrame, table: SourceTable) -> list[str]:
     return errors
 
 
+def _source_lines(details: dict[str, Any]) -> list[str]:
+    """What the dataset adapter decided: policies, views left out, per-class uncertain counts, unknown terms."""
+    if not details:
+        return []
+    lines = ["", "## What the adapter did", ""]
+    cells = details.get("label_cells")
+    for key, value in details.items():
+        if key in ("label_cells", "unknown_terms"):
+            continue
+        lines.append(f"- {key.replace('_', ' ')}: {value if not isinstance(value, dict) else _inline(value)}")
+    if cells:
+        lines += ["", "| class | positive | negative | uncertain (-1) | blank |", "|---|---|---|---|---|"]
+        lines += [f"| {c} | {v['positive']} | {v['negative']} | {v['uncertain']} | {v['blank']} |"
+                  for c, v in cells.items()]
+        lines.append(f"\nuncertain cells became: {details.get('uncertain_policy')}; blank cells became: "
+                     f"{details.get('blank_policy')}")
+    unknown = details.get("unknown_terms")
+    if unknown:
+        lines.append(f"- unknown terms ({len(unknown)}, not classes): {_inline(unknown)}")
+    return lines
+
+
+def _inline(d: dict) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in d.items()) or "none"
+
+
 def write_report(report: dict[str, Any], out_dir: Path) -> Path:
     """Write ``validation.json`` and a short human-readable ``validation.md``; returns the .md path."""
     write_json(out_dir / "validation.json", report)
@@ -191,6 +231,11 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
         lines.append(f"- {image_id}: {problem}")
     for group in report["duplicate_file_groups"][:10]:
         lines.append(f"- identical files: {', '.join(group)}")
+    lines += _source_lines(report.get("source") or {})
+    unlisted = report.get("files_not_in_csv") or []
+    if unlisted:
+        lines += ["", f"## Files not listed in the label file ({len(unlisted)}, not indexed)", ""]
+        lines += [f"- {name}" for name in unlisted]
     lines += ["", "## Errors", ""] + [f"- {e}" for e in report["errors"] or ["none"]]
     lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"] or ["none"]]
     path = out_dir / "validation.md"

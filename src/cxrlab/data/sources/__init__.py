@@ -1,8 +1,10 @@
 """Dataset sources: each turns a dataset on disk into a ``SourceTable`` that ``build_index`` validates.
 
 ``nih`` (NIH ChestX-ray14 release layout), ``csv`` (a labels CSV beside the images), ``folder`` (one
-sub-folder per class, optionally under split folders) and ``phantom`` (the synthetic generator, indexed as
-``csv``).
+sub-folder per class, optionally under split folders), ``phantom`` (the synthetic generator, indexed as
+``csv``), and one adapter per public dataset: ``chexpert``, ``mimic``, ``padchest``, ``vindr``, ``rsna``.
+Every adapter returns the same ``SourceTable``; what it decided (policies, views left out, uncertain counts,
+unknown terms) goes into ``details`` and from there into ``index.json`` and the validation report.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from cxrlab.errors import CxrlabError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".tif", ".tiff", ".bmp")
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -34,6 +38,8 @@ class SourceTable:
     warnings: list[str] = field(default_factory=list)
     problems: dict[str, Any] = field(default_factory=dict)  # e.g. unknown_labels, no_label, missing_images
     extra_meta: dict[str, Any] = field(default_factory=dict)
+    boxes_frame: pd.DataFrame | None = None  # boxes built by the adapter: image_id, label, x, y, w, h
+    details: dict[str, Any] = field(default_factory=dict)  # what the adapter did (policies, views, terms)
 
 
 def list_images(folder: Path) -> dict[str, Path]:
@@ -50,3 +56,64 @@ def relative_to_root(path: Path, root: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path.resolve())
+
+
+def read_table(path: Path, **kwargs: Any) -> pd.DataFrame:
+    """Read a CSV (plain or ``.gz``) as strings, with a one-line error when it is not a CSV."""
+    try:
+        return pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False, na_values=[""], **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError, OSError) as exc:
+        raise CxrlabError(f"{path}: cannot parse as CSV ({str(exc).splitlines()[0]}); "
+                          "pass the dataset's own label file, UTF-8, comma-separated") from None
+
+
+def find_file(root: Path, names: tuple[str, ...], labels: str | Path | None = None) -> Path | None:
+    """``labels`` when given (as is or under ROOT), else the first of ``names`` (or ``name.gz``) in ROOT."""
+    if labels:
+        for cand in (Path(labels), root / labels):
+            if cand.is_file():
+                return cand
+        raise CxrlabError(f"--labels {labels}: file not found (looked as given and under {root})")
+    for name in names:
+        for cand in (root / name, root / f"{name}.gz"):
+            if cand.is_file():
+                return cand
+    return None
+
+
+def require_columns(path: Path, raw: pd.DataFrame, expected: tuple[str, ...] | list[str], fmt: str) -> None:
+    """A label file of the wrong dataset is a one-line error listing expected and found columns."""
+    missing = [c for c in expected if c not in raw.columns]
+    if missing:
+        found = ", ".join(list(raw.columns)[:12]) + (" ..." if raw.shape[1] > 12 else "")
+        raise CxrlabError(f"{path}: not a {fmt} label file: expected column(s) {', '.join(expected)}; "
+                          f"missing {', '.join(missing)}; found {found}. Check --format (or pass --labels FILE)")
+
+
+def filter_views(table_frame: pd.DataFrame, views: list[str] | None, default: tuple[str, ...]
+                 ) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
+    """Keep rows whose ``view`` is in ``views`` (default: ``default``, the frontal views).
+
+    Returns (kept frame, {view: rows left out}, the views kept). Comparison is case-insensitive.
+    """
+    wanted = [v.strip().upper() for v in (views or default)]
+    view = table_frame["view"].fillna("").astype(str).str.strip().str.upper()
+    keep = view.isin(wanted)
+    left_out = view[~keep].replace("", "(blank)").value_counts().to_dict()
+    return table_frame[keep].reset_index(drop=True), {str(k): int(v) for k, v in left_out.items()}, wanted
+
+
+def locate_existing(root: Path, rel_paths: pd.Series) -> pd.Series:
+    """Boolean Series: which relative paths exist under ``root`` (one stat per row, no decoding)."""
+    base = str(root)
+    return rel_paths.map(lambda p: isinstance(p, str) and os.path.isfile(os.path.join(base, p)))
+
+
+def missing_report(table: SourceTable, present: pd.Series, ids: pd.Series, label_file: Path, root: Path) -> None:
+    """Counts and one warning for rows whose image is not on disk (a partial download is not an error)."""
+    missing = ids[~present.to_numpy()].tolist()
+    table.problems["missing_images"] = missing[:50]
+    table.counts["missing_images"] = len(missing)
+    if missing:
+        table.warnings.append(f"{len(missing)} of {len(present)} rows in {label_file.name} have no image under "
+                              f"{root} (partial download?; first: {missing[0]}); they are not indexed")

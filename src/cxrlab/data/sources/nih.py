@@ -25,11 +25,18 @@ REQUIRED = ("Image Index", "Finding Labels", "Patient ID")
 
 
 def find_data_entry(root: Path) -> Path:
-    """The ``Data_Entry_2017*.csv`` in ``root`` (``_v2020`` preferred when both exist)."""
+    """The ``Data_Entry_2017*.csv`` in ``root`` (``_v2020`` preferred when both exist), else the one CSV with NIH's
+    columns under another name (the Kaggle random sample's ``sample_labels.csv``, a renamed copy)."""
     found = sorted(root.glob("Data_Entry_2017*.csv"))
     if not found:
-        raise CxrlabError(f"{root}: no Data_Entry_2017*.csv found; for --format nih, ROOT must be the NIH download "
-                          "folder holding Data_Entry_2017.csv (or _v2020.csv) and the images")
+        relabels = ("google2019", "four_findings")  # Google's relabel files carry NIH's columns too
+        found = [p for p in sorted(root.glob("*.csv")) if is_data_entry(p) and not p.name.startswith(relabels)]
+        if len(found) > 1:
+            raise CxrlabError(f"{root}: several CSVs have NIH's columns ({', '.join(p.name for p in found)}); "
+                              "pass --labels FILE")
+    if not found:
+        raise CxrlabError(f"{root}: no Data_Entry_2017*.csv (or other CSV with NIH's 'Image Index' and 'Finding "
+                          "Labels' columns) found; for --format nih, ROOT must be the NIH download folder")
     v2020 = [p for p in found if "v2020" in p.name]
     return (v2020 or found)[0]
 
@@ -95,9 +102,9 @@ def _patient_ids(col: pd.Series) -> pd.Series:
 
 
 def find_nih_images(root: Path) -> dict[str, str]:
-    """Image file name -> path relative to ``root``, over ``images/``, ``images_*/images/``, ``images_*/`` and
-    ROOT itself (a flattened download)."""
-    folders = [root / "images"]
+    """Image file name -> path relative to ``root``, over ``images/``, ``images_*/images/``, ``images_*/``,
+    ``sample/images/`` (Kaggle's random sample) and ROOT itself (a flattened download)."""
+    folders = [root / "images", root / "sample" / "images", root / "sample"]
     with os.scandir(root) as it:
         for e in sorted(it, key=lambda e: e.name):
             if e.is_dir() and e.name.startswith("images_"):
@@ -121,8 +128,12 @@ def read_official_lists(root: Path) -> dict[str, str] | None:
     return mapping or None
 
 
-def scan_nih(root: Path, drop_no_finding: bool = False, labels: str | Path | None = None) -> SourceTable:
-    """Index an NIH download folder; rows without an image are counted in ``counts['missing_images']``."""
+def scan_nih(root: Path, drop_no_finding: bool = False, labels: str | Path | None = None,
+             labels_from: str | None = None, relabels: str | Path | None = None) -> SourceTable:
+    """Index an NIH download folder; rows without an image are counted in ``counts['missing_images']``.
+
+    ``labels_from="google2019"`` applies Google's adjudicated labels (``cxrlab.data.sources.google2019``).
+    """
     csv_path = Path(labels) if labels else find_data_entry(root)
     if labels and not csv_path.is_absolute() and not csv_path.exists():
         csv_path = root / labels
@@ -138,7 +149,8 @@ def scan_nih(root: Path, drop_no_finding: bool = False, labels: str | Path | Non
     missing_rows = int((~present).sum())
     frame.insert(1, "path", paths)
     frame = frame[present].reset_index(drop=True)
-    extra = len(set(images) - set(frame["image_id"]))
+    unlisted = sorted(set(images) - set(frame["image_id"]))
+    extra = len(unlisted)
     table = SourceTable(frame, "multilabel", classes, "nih", inputs=[csv_path])
     official = read_official_lists(root)
     if official is not None:
@@ -150,10 +162,16 @@ def scan_nih(root: Path, drop_no_finding: bool = False, labels: str | Path | Non
                     "files_not_in_csv": extra}
     present_ids = set(frame["image_id"])
     table.problems = {"unknown_labels": problems["unknown_labels"],
-                      "no_label": [i for i in problems["no_label"] if i in present_ids]}
+                      "no_label": [i for i in problems["no_label"] if i in present_ids],
+                      "files_not_in_csv": [images[n] for n in unlisted]}
     if missing_rows:
         table.warnings.append(f"{missing_rows} of {len(present)} rows in {csv_path.name} have no image under {root} "
                               "(partial download?); they are not indexed")
     if extra:
-        table.warnings.append(f"{extra} image file(s) under {root} are not listed in {csv_path.name}; not indexed")
+        table.warnings.append(f"{extra} image file(s) under {root} are not listed in {csv_path.name} (named in "
+                              "validation.md); not indexed")
+    if labels_from:
+        from cxrlab.data.sources.google2019 import apply_google2019
+
+        apply_google2019(table, root, labels_from, relabels)
     return table

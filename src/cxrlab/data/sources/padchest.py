@@ -1,0 +1,135 @@
+"""PadChest (``PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv`` + the numbered image folders).
+
+Each row is one image: ``ImageID`` (a 16-bit PNG) in folder ``ImageDir`` (0..54, one per zip; a flat folder
+of all PNGs, or ``images/``, works too), ``PatientID``, ``StudyID``, ``PatientSex_DICOM``, ``PatientBirth``
+(year; age = study year - birth year), ``Projection`` (PA, AP, AP_horizontal, L, COSTAL ...), ``Labels`` (a
+Python-list string of terms: ``['pneumonia', 'infiltrates']``; ``['normal']``; empty or ``nan`` when the
+report gave none) and ``MethodLabel`` (``Physician`` or ``RNN_model``: kept as ``label_method``, counted).
+
+``--terms all`` (default) keeps every term as a class (``normal`` becomes ``No Finding``); ``--terms
+findings`` keeps the terms of the shared findings table under their canonical names and counts the rest
+as unknown terms. A term absent from an image's list is a negative (PadChest's reports list what is seen).
+Frontal projections (PA, AP, AP_horizontal) are kept by default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cxrlab.data.findings import canonical
+from cxrlab.data.sources import SourceTable, filter_views, find_file, missing_report, read_table, require_columns
+from cxrlab.errors import CxrlabError
+
+LABEL_FILE = "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"
+REQUIRED = ("ImageID", "ImageDir", "PatientID", "StudyID", "Projection", "Labels")
+FRONTAL = ("PA", "AP", "AP_HORIZONTAL")
+TERMS = ("all", "findings")
+_TERM = re.compile(r"'([^']*)'")
+
+
+def find_padchest_file(root: Path, labels: str | Path | None) -> Path:
+    """``--labels`` or the PADCHEST_*.csv[.gz] in ROOT."""
+    path = find_file(root, (LABEL_FILE,), labels)
+    if path is None:
+        found = sorted(root.glob("PADCHEST*.csv*"))
+        if len(found) != 1:
+            raise CxrlabError(f"{root}: no {LABEL_FILE} found (plain or .gz); pass --labels FILE")
+        path = found[0]
+    return path
+
+
+def parse_terms(labels: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(list of stripped terms per row, True where the row has no usable list: blank, ``nan``, ``[]``)."""
+    text = labels.fillna("").astype(str).str.strip()
+    terms = text.map(lambda s: [t.strip() for t in _TERM.findall(s) if t.strip()])
+    return terms, terms.map(len) == 0
+
+
+def _term_matrix(terms: pd.Series, mode: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """(0/1 frame, one column per class, {unknown term: rows}) for ``mode`` all | findings."""
+    exploded = terms.explode().dropna()
+    if mode == "all":
+        names = exploded.replace({"normal": "No Finding"})
+        unknown: dict[str, int] = {}
+    else:
+        canon = exploded.map(lambda t: canonical(t) if canonical(t) and _is_padchest_spelling(t) else None)
+        unknown = exploded[canon.isna()].value_counts().to_dict()
+        names = canon.dropna()
+    matrix = pd.crosstab(names.index, names).clip(upper=1) if len(names) else pd.DataFrame(index=[])
+    matrix = matrix.reindex(terms.index, fill_value=0)
+    counts = matrix.sum().sort_values(ascending=False, kind="stable")
+    return matrix[counts.index.tolist()].astype(np.float64), {str(k): int(v) for k, v in unknown.items()}
+
+
+def _is_padchest_spelling(term: str) -> bool:
+    from cxrlab.data.findings import FINDINGS, normalise
+
+    canon = canonical(term)
+    return any(normalise(term) == normalise(n) for n in FINDINGS.get(canon, {}).get("padchest", ()))
+
+
+def _locate(root: Path, image_dir: pd.Series, image_id: pd.Series) -> pd.Series:
+    """Path of each image relative to ROOT (``ImageDir/ImageID``, else flat, else ``images/``), or NaN."""
+    flat = {}
+    for folder in ("", "images"):
+        base = root / folder
+        if base.is_dir():
+            with os.scandir(base) as it:
+                flat.update({e.name: f"{folder}/{e.name}".lstrip("/") for e in it if e.name.endswith(".png")})
+    nested = image_dir.str.replace(r"\.0$", "", regex=True) + "/" + image_id
+    base = str(root)
+    found = nested.map(lambda p: p if os.path.isfile(os.path.join(base, p)) else None)
+    return found.fillna(image_id.map(flat))
+
+
+def scan_padchest(root: Path, labels: str | Path | None = None, views: list[str] | None = None,
+                  terms: str | None = None) -> SourceTable:
+    """Index PadChest under ``root``; see the module docstring."""
+    mode = terms or "all"
+    if mode not in TERMS:
+        raise CxrlabError(f"--terms {mode!r} is not one of {', '.join(TERMS)}")
+    path = find_padchest_file(root, labels)
+    raw = read_table(path)
+    require_columns(path, raw, REQUIRED, "PadChest")
+    raw["view"] = raw["Projection"].fillna("").str.strip().str.upper()
+    n_rows = len(raw)
+    raw, left_out, kept_views = filter_views(raw, views, FRONTAL)
+    term_lists, empty = parse_terms(raw["Labels"])
+    matrix, unknown = _term_matrix(term_lists, mode)
+    classes = list(matrix.columns)
+    image_id = raw["ImageID"].fillna("").str.strip()
+    frame = pd.DataFrame({"image_id": image_id, "path": _locate(root, raw["ImageDir"].fillna(""), image_id),
+                          "patient_id": raw["PatientID"].fillna("").str.strip(),
+                          "study_id": raw["StudyID"].fillna("").str.strip(), "view": raw["view"]})
+    frame = pd.concat([frame, matrix.reset_index(drop=True)], axis=1)
+    frame.loc[empty.to_numpy(), classes] = np.nan  # no list: nothing known, reported as "no label"
+    sex = raw.get("PatientSex_DICOM", pd.Series("", index=raw.index)).fillna("").str.strip()
+    frame["sex"] = sex.where(sex.isin(["M", "F"]), "")
+    year = pd.to_numeric(raw.get("StudyDate_DICOM", pd.Series(dtype=str)).str[:4], errors="coerce")
+    frame["age"] = (year - pd.to_numeric(raw.get("PatientBirth"), errors="coerce")).round().astype("Int64")
+    method = raw.get("MethodLabel", pd.Series("", index=raw.index)).fillna("").str.strip()
+    frame["label_method"] = method
+    table = SourceTable(frame, "multilabel", classes, "padchest", inputs=[path])
+    present = frame["path"].notna()
+    missing_report(table, present, frame["image_id"], path, root)
+    table.frame = frame[present.to_numpy()].reset_index(drop=True)
+    no_label = table.frame[classes].isna().all(axis=1) if classes else pd.Series(True, index=table.frame.index)
+    rnn = int((table.frame["label_method"] == "RNN_model").sum())
+    table.problems.update({"unknown_labels": unknown, "no_label": table.frame["image_id"][no_label].tolist()})
+    table.counts.update({"rows": n_rows, "views_left_out": sum(left_out.values()), "images_found": int(present.sum()),
+                         "rows_without_terms": int(empty.sum()), "labelled_by_rnn_model": rnn})
+    table.details = {"views": kept_views, "views_left_out": left_out, "terms": mode, "n_terms": len(classes),
+                     "unknown_terms": unknown, "labelled_by_rnn_model": rnn}
+    table.extra_meta = {"policies": {"views": kept_views, "terms": mode, "absent_term": "negative"}}
+    if left_out:
+        table.warnings.append(f"{sum(left_out.values())} image(s) of other projections left out ("
+                              + ", ".join(f"{k}: {v}" for k, v in left_out.items()) + "); pass --views to keep them")
+    if rnn:
+        table.warnings.append(f"{rnn} indexed image(s) were labelled by PadChest's RNN model, not a physician "
+                              "(label_method column)")
+    return table
