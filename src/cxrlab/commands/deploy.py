@@ -20,6 +20,19 @@ def register(subparsers, data_subparsers) -> None:
                    help="validation percentile of the OOD distance used as the gate's threshold")
     p.set_defaults(func=_export)
 
+    p = subparsers.add_parser("serve", help="a local web page and JSON API for a run or an exported ONNX model")
+    p.add_argument("source", help="run directory (PyTorch, heat maps) or an .onnx file from `cxrlab export`")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; any other needs --token or CXRLAB_SERVE_TOKEN)")
+    p.add_argument("--port", type=A.positive_int, default=8000)
+    p.add_argument("--which", choices=("best", "last", "swa"), default="best", help="checkpoint of a run")
+    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every API call")
+    p.add_argument("--max-upload-mb", type=A.positive_float, default=50.0, help="largest request body")
+    p.add_argument("--max-pixels", type=A.positive_int, default=50_000_000, help="largest image (width x height)")
+    p.add_argument("--concurrency", type=A.positive_int, default=2, help="requests computing at once")
+    p.add_argument("--cors", dest="cors_origin", help="allow this one origin to call the API from a browser")
+    p.set_defaults(func=_serve)
+
 
 def _export(args: argparse.Namespace) -> int:
     from cxrlab.deploy.export import export_run
@@ -31,4 +44,13 @@ def _export(args: argparse.Namespace) -> int:
           f"{check['images']} {check['source']} images")
     extras = "" if c["ood"] else " (no OOD gate or thresholds: the run's validation images were not available)"
     print(f"wrote {args.out} and its contract {c['files']['onnx'].rsplit('.', 1)[0]}.json{extras}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from cxrlab.serve.run import serve
+
+    serve(args.source, host=args.host, port=args.port, which=args.which, token=args.token,
+          max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, concurrency=args.concurrency,
+          cors_origin=args.cors_origin)
     return 0

@@ -1,0 +1,161 @@
+"""The FastAPI app: ``GET /`` (the page), ``GET /health``, ``GET /api/model``, ``POST /api/predict``,
+``POST /api/heatmap``; OpenAPI schema at ``/openapi.json`` (and FastAPI's docs page at ``/docs``).
+
+Security defaults live here and in ``cxrlab.serve.run``: uploads capped before they are read whole
+(``BodyLimit``), pixel counts capped before decoding, a concurrency semaphore (wait up to ``queue_timeout_s``,
+then 503), a token on every ``/api`` call when one is set, CORS only for an origin given explicitly, and a
+strict Content-Security-Policy on the page (everything it loads comes from this server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cxrlab.extras import require_extra
+from cxrlab.serve.limits import BodyLimit, token_matches
+
+require_extra("serve", "fastapi")
+if importlib.util.find_spec("python_multipart") is None:  # FastAPI parses uploads with python-multipart
+    require_extra("serve", "multipart")
+
+from fastapi import Depends, FastAPI, File, Header, HTTPException, Query, UploadFile  # noqa: E402
+from fastapi.responses import FileResponse  # noqa: E402
+from fastapi.staticfiles import StaticFiles  # noqa: E402
+from starlette.concurrency import run_in_threadpool  # noqa: E402
+
+from cxrlab.serve.decode import UploadError, decode_upload  # noqa: E402
+from cxrlab.serve.model import DISCLAIMER, ServedModel  # noqa: E402
+
+STATIC = Path(__file__).parent / "static"
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+@dataclass
+class Settings:
+    """Limits and security options of the service."""
+
+    max_upload_mb: float = 50.0
+    """Largest request body (all files of one request together)."""
+    max_pixels: int = 50_000_000
+    """Largest decoded image (width x height), checked from the header before decoding."""
+    max_files: int = 16
+    """Most images in one ``POST /api/predict``."""
+    concurrency: int = 2
+    """Requests computing at once; others wait up to ``queue_timeout_s`` and then get 503."""
+    queue_timeout_s: float = 10.0
+    batch_size: int = 8
+    """Images per forward pass within one request."""
+    token: str | None = None
+    """When set, every ``/api`` call needs ``Authorization: Bearer TOKEN`` (or ``X-Cxrlab-Token``)."""
+    cors_origin: str | None = None
+    """One origin allowed to call the API from a browser (no CORS at all when None)."""
+
+
+def create_app(served: ServedModel, settings: Settings | None = None) -> FastAPI:
+    """The app serving ``served`` under ``settings``."""
+    s = settings or Settings()
+    app = FastAPI(title="cxrlab serve", version="1", description=DISCLAIMER)
+    slots = asyncio.Semaphore(s.concurrency)
+
+    def auth(authorization: str | None = Header(None), x_cxrlab_token: str | None = Header(None)) -> None:
+        if not token_matches(s.token, authorization, x_cxrlab_token):
+            raise HTTPException(401, "missing or wrong token (Authorization: Bearer TOKEN)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    async def compute(fn, *args):
+        try:
+            await asyncio.wait_for(slots.acquire(), s.queue_timeout_s)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise HTTPException(503, "busy: too many requests at once; retry shortly",
+                                headers={"Retry-After": "1"}) from None
+        try:
+            return await run_in_threadpool(fn, *args)
+        finally:
+            slots.release()
+
+    async def decode_all(files: list[UploadFile]) -> list[Any]:
+        if not files:
+            raise HTTPException(422, "no image in the request (multipart field 'files')")
+        if len(files) > s.max_files:
+            raise HTTPException(413, f"{len(files)} images in one request; the limit is {s.max_files}")
+        decoded = []
+        for i, f in enumerate(files):
+            data = await f.read()
+            try:
+                decoded.append(await run_in_threadpool(decode_upload, data, s.max_pixels))
+            except UploadError as exc:
+                raise HTTPException(exc.status, f"image {i + 1} ({_label(f.filename)}): {exc}") from None
+        return decoded
+
+    @app.middleware("http")
+    async def headers(request, call_next):
+        response = await call_next(request)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if not request.url.path.startswith(("/docs", "/redoc")):
+            response.headers["Content-Security-Policy"] = CSP
+        return response
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/model", dependencies=[Depends(auth)])
+    def model_info() -> dict[str, Any]:
+        return {**served.describe(), "limits": {"max_upload_mb": s.max_upload_mb, "max_pixels": s.max_pixels,
+                                                "max_files": s.max_files}}
+
+    @app.post("/api/predict", dependencies=[Depends(auth)])
+    async def predict(files: list[UploadFile] = File(..., description="PNG, JPEG or DICOM images"),
+                      heatmap: str | None = Query(None, description="also return a heat map of this finding")
+                      ) -> dict[str, Any]:
+        decoded = await decode_all(files)
+        results = await compute(served.predict, [d.gray for d in decoded], [d.raw for d in decoded], s.batch_size)
+        for f, d, r in zip(files, decoded, results):
+            r.update(filename=_label(f.filename), format=d.format, width=int(d.gray.shape[1]),
+                     height=int(d.gray.shape[0]))
+            if heatmap:
+                r["heatmap_png"] = await compute(_heatmap, served, d.gray, heatmap)
+        return {"results": results, "disclaimer": DISCLAIMER}
+
+    @app.post("/api/heatmap", dependencies=[Depends(auth)])
+    async def heatmap(file: UploadFile = File(...), finding: str = Query(...),
+                      method: str = Query("gradcam", pattern="^(gradcam|gradcam\\+\\+|hirescam|eigencam)$")
+                      ) -> dict[str, Any]:
+        (d,) = await decode_all([file])
+        return {"finding": finding, "method": method, "heatmap_png": await compute(_heatmap, served, d.gray,
+                                                                                    finding, method)}
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if s.cors_origin:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=[s.cors_origin], allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "X-Cxrlab-Token"])
+    app.add_middleware(BodyLimit, max_bytes=int(s.max_upload_mb * 2**20))
+    return app
+
+
+def _label(filename: str | None) -> str:
+    """The client's file name for messages only (never used as a path): last component, printable, short."""
+    name = (filename or "upload").replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(ch for ch in name if ch.isprintable())[:80] or "upload"
+
+
+def _heatmap(served: ServedModel, gray, finding: str, method: str = "gradcam") -> str:
+    from cxrlab.errors import CxrlabError
+
+    try:
+        return served.heatmap(gray, finding, method)
+    except CxrlabError as exc:
+        raise HTTPException(409 if served.model is None else 422, str(exc)) from None
+
+

@@ -1,0 +1,165 @@
+"""The model behind ``cxrlab serve``: a run (PyTorch, heat maps available) or an exported ONNX file.
+
+Both paths preprocess with the run's own evaluation transform (resize like the cache, then the transform a
+checkpoint was validated with), apply the validation-chosen operating point and temperature, and score the OOD
+gate on the penultimate features. For a run, the operating point and gate are computed once from its validation
+images and kept in ``RUN/deploy/`` (reused while the weights' sha256 matches).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cxrlab.deploy import runs
+from cxrlab.deploy.ood import OodGate, assess
+from cxrlab.deploy.operating import apply_operating_point
+from cxrlab.errors import CxrlabError
+from cxrlab.utils import read_json, write_json
+
+DISCLAIMER = "Research use only: not a medical device and not a diagnosis."
+
+
+def _png_base64(img: np.ndarray) -> str:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", img)
+    return base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+class ServedModel:
+    """``predict(gray_images, raw_images)`` -> per-image results; ``heatmap(gray, class)`` for runs."""
+
+    def __init__(self, source: str | Path, which: str = "best") -> None:
+        source = Path(source)
+        self.engine_name = "onnx" if source.suffix.lower() == ".onnx" else "torch"
+        if self.engine_name == "onnx":
+            self._init_onnx(source)
+        elif source.is_dir() or source.suffix == ".safetensors":
+            self._init_torch(source, which)
+        else:
+            raise CxrlabError(f"{source}: serve a run directory (safetensors weights) or an exported .onnx file; "
+                              "other formats (pickles such as .pt/.pth) are never loaded")
+        self.task, self.classes = self.info["task"], list(self.info["classes"])
+        self.transform = runs.eval_transform(self.info)
+        self._lock = threading.Lock()  # grad-based heat maps mutate hooks on the shared model
+
+    def _init_onnx(self, path: Path) -> None:
+        from cxrlab.deploy.export import sidecar_paths
+        from cxrlab.deploy.onnx_engine import OnnxEngine
+
+        self.engine = OnnxEngine(path)
+        contract_path, ood_path = sidecar_paths(path)
+        contract = read_json(contract_path) if contract_path.exists() else self.engine.metadata
+        if not contract.get("run"):
+            raise CxrlabError(f"{path} has no cxrlab contract (no {contract_path.name}, no metadata); export it "
+                              "with `cxrlab export`")
+        self.info, self.operating = contract["run"], contract.get("operating")
+        self.gate = OodGate.load(ood_path) if ood_path.exists() else None
+        self.model, self.name = None, path.stem
+
+    def _init_torch(self, source: Path, which: str) -> None:
+        from cxrlab.deploy.features import WithFeatures
+
+        model, self.info = runs.load(source, which)
+        self.model, self.engine = model, WithFeatures(model).eval()
+        self.name = Path(self.info["run_dir"]).name
+        self.operating, self.gate = _run_calibration(model, self.info)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /api/model`` returns: classes, preprocessing, operating point, gate, provenance."""
+        p = self.info["preprocess"]
+        return {"name": self.name, "engine": self.engine_name, "task": self.task, "classes": self.classes,
+                "model_name": self.info.get("model_name"), "weights_sha256": self.info.get("weights_sha256"),
+                "preprocess": {k: p.get(k) for k in ("image_size", "in_chans", "mean", "std", "cache_size",
+                                                      "policy", "clahe")},
+                "operating": self.operating, "ood": self.gate.summary() if self.gate else None,
+                "heatmaps": self.model is not None, "disclaimer": DISCLAIMER}
+
+    def preprocess(self, gray: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """(model input (C, H, W), the resized uint8 image the model sees) for one grayscale image."""
+        from cxrlab.data.images import resize_image
+
+        p = self.info["preprocess"]
+        small = resize_image(gray, int(p["cache_size"]), p["policy"])
+        return self.transform(torch.from_numpy(small)[None]), small
+
+    def _forward(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.model is None:
+            return self.engine.run(batch)
+        with torch.no_grad():
+            logits, feats = self.engine(batch)
+        return logits.float().numpy(), feats.float().numpy()
+
+    def predict(self, grays: list[np.ndarray], raws: list[np.ndarray], batch_size: int = 8) -> list[dict]:
+        """Per image: sorted probabilities against thresholds, OOD verdict and a preview PNG (base64)."""
+        results = []
+        for start in range(0, len(grays), batch_size):
+            pre = [self.preprocess(g) for g in grays[start : start + batch_size]]
+            logits, feats = self._forward(torch.stack([x for x, _ in pre]))
+            scored = apply_operating_point(logits, self.task, self.classes, self.operating)
+            ood = assess(self.gate if feats is not None else None,
+                         feats if feats is not None else np.zeros((len(pre), 1)), raws[start : start + batch_size])
+            for i, (_, small) in enumerate(pre):
+                results.append({"findings": self._rows(scored, i), "ood": ood[i], "preview_png": _png_base64(small)})
+        return results
+
+    def _rows(self, scored: dict[str, np.ndarray], i: int) -> list[dict]:
+        rows = []
+        for k, c in enumerate(self.classes):
+            thr = scored["threshold"][k]
+            prob = float(scored["calibrated"][i, k])
+            rows.append({"class": c, "probability": prob, "uncalibrated": float(scored["probability"][i, k]),
+                         "threshold": None if np.isnan(thr) else float(thr),
+                         "above": None if np.isnan(thr) else bool(prob >= thr)})
+        return sorted(rows, key=lambda r: -r["probability"])
+
+    def heatmap(self, gray: np.ndarray, class_name: str, method: str = "gradcam") -> str:
+        """A colour heat map PNG (base64) of ``class_name``, aligned with the preview image."""
+        import cv2
+
+        from cxrlab.explain.cam import compute_cams
+
+        if self.model is None:
+            raise CxrlabError("heat maps need the run: serve the run directory instead of the ONNX file")
+        if class_name not in self.classes:
+            raise CxrlabError(f"unknown class {class_name!r}; valid: {', '.join(self.classes)}")
+        x, small = self.preprocess(gray)
+        with self._lock, torch.enable_grad():
+            cam = compute_cams(self.model, x[None], [self.classes.index(class_name)], method)[0]
+        cam = cv2.resize(cam, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_LINEAR)
+        colour = cv2.applyColorMap((cam * 255).astype(np.uint8), cv2.COLORMAP_JET)
+        rgba = np.dstack([colour, (cam * 180).astype(np.uint8)])  # transparent where nothing is highlighted
+        return _png_base64(rgba)
+
+
+def _run_calibration(model: torch.nn.Module, info: dict[str, Any]) -> tuple[dict | None, OodGate | None]:
+    """Operating point and OOD gate of a run, from ``RUN/deploy/`` or computed on its validation images."""
+    from cxrlab.deploy.features import collect
+    from cxrlab.deploy.operating import choose_operating_point
+
+    folder = Path(info["run_dir"]) / "deploy"
+    stem = f"serve_{info.get('which', 'best')}"
+    meta_path, gate_path = folder / f"{stem}.json", folder / f"{stem}.ood.safetensors"
+    if meta_path.exists() and gate_path.exists():
+        meta = read_json(meta_path)
+        if meta.get("weights_sha256") == info.get("weights_sha256"):
+            return meta.get("operating"), OodGate.load(gate_path)
+    try:
+        val = collect(model, runs.split_dataset(info, "val"))
+    except (CxrlabError, FileNotFoundError, KeyError):
+        return None, None  # no validation images here: probabilities only, said on the page
+    operating = choose_operating_point(val["logits"], val["targets"], info["task"], info["classes"])
+    gate = OodGate.fit(val["features"], weights_sha256=info.get("weights_sha256"))
+    try:
+        folder.mkdir(exist_ok=True)
+        gate.save(gate_path)
+        write_json(meta_path, {"weights_sha256": info.get("weights_sha256"), "operating": operating})
+    except OSError:
+        pass  # a read-only run directory: recompute next time
+    return operating, gate
