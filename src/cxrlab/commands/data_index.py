@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-
 from pathlib import Path
 
 from cxrlab.commands import args as A

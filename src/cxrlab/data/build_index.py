@@ -124,9 +124,12 @@ def _copy_boxes(src: Path, out_dir: Path) -> str:
     return BOXES_FILE
 
 
-def read_labels(path: str | Path, drop_no_finding: bool = False) -> Index:
+def read_labels(path: str | Path, drop_no_finding: bool = False, task: str | None = None) -> Index:
     """Labels alone, without touching images: an index (folder or ``index.csv``), an NIH ``Data_Entry`` CSV
-    or a generic labels CSV. Paths in the result are not checked."""
+    or a generic labels CSV. Paths in the result are not checked.
+
+    ``task`` (e.g. from the predictions' sidecar) is used for a labels CSV instead of inferring it; an inferred
+    task is marked ``task_inferred`` in the meta so that evaluation can defer to the predictions'."""
     from cxrlab.data.sources.csv_labels import parse_labels_csv
     from cxrlab.data.sources.nih import is_data_entry, parse_data_entry
 
@@ -144,10 +147,11 @@ def read_labels(path: str | Path, drop_no_finding: bool = False) -> Index:
         frame, classes, _ = parse_data_entry(path, drop_no_finding)
         frame.insert(1, "path", frame["image_id"])
         return Index(frame, "multilabel", classes, path.parent.resolve(), {"format": "nih", "labels": str(path)})
-    frame, task, classes, _ = parse_labels_csv(path)
+    frame, found_task, classes, _ = parse_labels_csv(path, task=task)
     frame = frame.rename(columns={"file": "path"})
     frame["patient_id"] = frame["patient_id"].where(frame["patient_id"] != "", frame["image_id"])
-    return Index(frame, task, classes, path.parent.resolve(), {"format": "csv", "labels": str(path)})
+    return Index(frame, found_task, classes, path.parent.resolve(),
+                 {"format": "csv", "labels": str(path), "task_inferred": task is None})
 
 
 def _is_index_csv(path: Path) -> bool:

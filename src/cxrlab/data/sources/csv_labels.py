@@ -2,9 +2,13 @@
 
 The file column is the first of ``filename, file, path, image, image_id, Image Index, ...``; the patient column
 the first of ``patient_id, patient, Patient ID, subject_id``. Class columns are the columns whose values are
-all 0/1/empty, excluding known metadata (``follow_up``, ``age``, ``weight`` ...), unless ``classes`` names
-them. The task is inferred (exactly one class per row = multiclass) unless given. Images are looked up beside
-the CSV, under ROOT, or under ``images/``.
+mostly 0/1/empty, excluding known metadata (``follow_up``, ``age``, ``weight`` ...), unless ``classes`` names
+them; any other value in a class column (``2``, ``yes``, ``-1``) is an error naming the row and the column,
+never a dropped class. Rows that repeat an image with different labels are an error; identical repeats are
+excluded and counted by the validation. The task is inferred (exactly one class per row = multiclass) unless
+given. Images are looked up beside the CSV, under ROOT, or under ``images/``. A file in a public dataset's
+own format (CheXpert's ``-1``, PadChest's list strings, patients only in the paths ...) is refused with the
+name of the adapter that reads it (``cxrlab.data.sources.detect``).
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ def parse_labels_csv(csv_path: Path, task: str | None = None, classes: list[str]
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CxrlabError(f"{csv_path}: cannot parse labels CSV ({exc}); save it as UTF-8 comma-separated") from None
     cols = list(raw.columns)
+    from cxrlab.data.sources.detect import refuse_dataset_format
+
+    refuse_dataset_format(csv_path, raw, classes)
     file_col = _pick(cols, FILE_COLUMNS)
     if file_col is None:
         raise CxrlabError(f"{csv_path}: no file column; name one of {', '.join(FILE_COLUMNS[:5])} (columns: {cols})")
@@ -79,22 +86,60 @@ def parse_labels_csv(csv_path: Path, task: str | None = None, classes: list[str]
         missing = [c for c in classes if c not in cols]
         if missing:
             raise CxrlabError(f"{csv_path}: class column(s) {missing} not in the CSV (columns: {cols})")
-        onehot = raw[classes].apply(pd.to_numeric, errors="coerce")
+        onehot = _strict_binary(raw, classes, csv_path)
         problems = {"unknown_labels": {}}
     for c in classes:
         frame[c] = onehot[c].to_numpy()
+    _check_duplicates(frame, classes, csv_path)
     task = _infer_task(frame[classes], task, csv_path)
     empty = frame[classes].isna().all(axis=1)
     if task == "multiclass":
         empty |= frame[classes].fillna(0).sum(axis=1) == 0
     problems["no_label"] = frame["image_id"][empty].tolist()
+    problems["unused_columns"] = [c for c in cols if c not in skip and c not in classes
+                                  and c.lower().strip() not in NOT_CLASSES]
     _add_metadata(frame, raw, skip)
     return frame, task, list(classes), problems
 
 
+BINARY = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0}
+CLASS_SHARE = 0.5  # a column is a class column when at least this share of its cells are 0/1
+
+
 def _is_binary(col: pd.Series) -> bool:
-    values = set(col.dropna().str.strip().unique())
-    return bool(values) and values <= {"0", "1", "0.0", "1.0"}
+    """Mostly 0/1: a class column, whose few other cells are then errors rather than a reason to drop it."""
+    values = col.dropna().str.strip()
+    return bool(len(values)) and values.isin(list(BINARY)).mean() >= CLASS_SHARE
+
+
+def _strict_binary(raw: pd.DataFrame, classes: list[str], csv_path: Path) -> pd.DataFrame:
+    """The class columns as 1/0/NaN; any other cell is an error naming its row and column."""
+    out = {}
+    for c in classes:
+        text = raw[c].fillna("").astype(str).str.strip()
+        values = text.map(BINARY)
+        bad = values.isna() & (text != "")
+        if bad.any():
+            pos = int(np.flatnonzero(bad.to_numpy())[0])
+            raise CxrlabError(f"{csv_path}: row {pos + 2}, column {c!r}: value {text.iloc[pos]!r} is not 0, 1 or blank "
+                              f"({int(bad.sum())} such cell(s) in the column); fix them (a class is never dropped)")
+        out[c] = values.to_numpy(dtype=np.float64)
+    return pd.DataFrame(out, index=raw.index)
+
+
+def _check_duplicates(frame: pd.DataFrame, classes: list[str], csv_path: Path) -> None:
+    """Rows repeating an image id with different labels are an error (which one is right is not ours to guess)."""
+    dup = frame["image_id"].duplicated(keep=False) & (frame["image_id"] != "")
+    if not dup.any():
+        return
+    rows = frame.loc[dup, ["image_id", *classes]].fillna(-9)
+    distinct = rows.drop_duplicates()
+    conflict = distinct["image_id"].duplicated(keep=False)
+    if conflict.any():
+        image_id = distinct.loc[conflict, "image_id"].iloc[0]
+        lines = (np.flatnonzero((frame["image_id"] == image_id).to_numpy()) + 2).tolist()
+        raise CxrlabError(f"{csv_path}: image {image_id!r} has conflicting label rows (rows {lines}); keep one row "
+                          "per image")
 
 
 def _from_label_column(col: pd.Series, classes: list[str] | None, task: str | None):
@@ -152,6 +197,9 @@ def scan_csv(root: Path, labels: str | Path | None = None, task: str | None = No
     table = SourceTable(frame, task, classes, "csv", inputs=[csv_path])
     table.counts = {"rows": len(present), "images_found": int(present.sum()), "missing_images": len(missing)}
     table.problems = {**problems, "missing_images": missing[:50]}
+    if problems.get("unused_columns"):
+        table.warnings.append(f"column(s) not used as classes or metadata: {', '.join(problems['unused_columns'])} "
+                              "(not mostly 0/1); pass --classes to choose the class columns")
     if missing:
         table.warnings.append(f"{len(missing)} of {len(present)} rows in {csv_path.name} name a file that does not "
                               f"exist (first: {missing[0]}); they are not indexed")
