@@ -9,10 +9,17 @@ from cxrlab.commands import args as A
 
 def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` verbs here
     """Add ``predict`` to the ``cxrlab`` group."""
-    p = subparsers.add_parser("predict", help="predict with a trained run on its val/test split or new images")
+    p = subparsers.add_parser("predict", help="predict with a trained run on its val/test split, another index "
+                              "or new images")
     p.add_argument("run_dir", help="run directory from `cxrlab train` (or a checkpoint .safetensors)")
-    p.add_argument("--split", choices=("train", "val", "test"), default="test", help="split of the run's data")
-    p.add_argument("--images", help="an image file or folder instead of a split")
+    p.add_argument("--split", choices=("train", "val", "test"),
+                   help="split of the run's data (default test); with --index, that index's split (default: all "
+                   "its images)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--images", help="an image file or folder instead of a split")
+    src.add_argument("--index", help="another index (folder or index.csv), e.g. an external test set")
+    p.add_argument("--split-csv", help="with --index and --split: the split CSV whose rows to take (default: the "
+                   "index's own official_split/given_split column)")
     p.add_argument("--out", required=True, help="predictions CSV to write (a .json sidecar goes beside it)")
     p.add_argument("--which", choices=("best", "last", "swa"), default="best", help="checkpoint to use")
     p.add_argument("--batch-size", type=A.positive_int, default=64)
@@ -21,11 +28,11 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from cxrlab.infer import predict_run
+    from cxrlab.predict import predict_run
     from cxrlab.predictions import write_predictions
 
-    preds = predict_run(args.run_dir, split=args.split, images=args.images, which=args.which,
-                        batch_size=args.batch_size, device=args.device)
+    preds = predict_run(args.run_dir, split=args.split, index=args.index, images=args.images,
+                        split_csv=args.split_csv, which=args.which, batch_size=args.batch_size, device=args.device)
     path = write_predictions(args.out, preds)
     print(f"wrote {len(preds.image_ids)} predictions to {path}")
     return 0

@@ -107,7 +107,11 @@ def load_weights_into(model: nn.Module, path: str | Path) -> None:
     """Load a safetensors file into ``model``; a file from another architecture is a one-line error."""
     from safetensors.torch import load_file
 
-    tensors = load_file(str(path))
+    load_tensors_into(model, load_file(str(path)), path)
+
+
+def load_tensors_into(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Load ``tensors`` (read from ``path``) into ``model``; tensors of another architecture are a one-line error."""
     target = unwrap(model)
     own = target.state_dict()
     missing = [k for k in own if k not in tensors]

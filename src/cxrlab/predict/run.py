@@ -1,0 +1,50 @@
+"""``predict_run``: a trained run's probabilities on a split of its data, another index, or image files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cxrlab.errors import CxrlabError
+from cxrlab.predict.engine import predict_dataset
+from cxrlab.predict.info import RunInfo
+from cxrlab.predict.load import load_run
+from cxrlab.predict.sources import (
+    ImageSet,
+    ImageSetDataset,
+    images_from_files,
+    images_from_index,
+    images_from_run,
+    open_run_cache,
+)
+from cxrlab.predictions import Predictions
+
+
+def choose_images(info: RunInfo, *, split: str | None = None, index: str | Path | None = None,
+                  images: str | Path | None = None, split_csv: str | Path | None = None) -> ImageSet:
+    """The images a verb means: ``images`` (file or folder), ``index`` (all rows, or its ``split``), else
+    ``split`` (default test) of the run's own data."""
+    if images is not None and index is not None:
+        raise CxrlabError("give either --images or --index, not both")
+    if images is not None:
+        return images_from_files(images)
+    if index is not None:
+        return images_from_index(index, info.classes, split=split, split_csv=split_csv)
+    return images_from_run(info, split or "test")
+
+
+def predict_run(run: str | Path, *, split: str | None = "test", index: str | Path | None = None,
+                images: str | Path | None = None, split_csv: str | Path | None = None, which: str = "best",
+                batch_size: int = 64, device: str = "cpu") -> Predictions:
+    """Predict with a run's ``which`` checkpoint on ``images``, on ``index`` (another dataset: all of it, or its
+    ``split``), or on ``split`` of the run's own data; see ``cxrlab.predict.sources`` for how images are read."""
+    model, info = load_run(run, which=which, device=device)
+    chosen = choose_images(info, split=split, index=index, images=images, split_csv=split_csv)
+    dataset = ImageSetDataset(chosen, info, cache=open_run_cache(info, chosen))
+    preds = predict_dataset(model, info, dataset, batch_size=batch_size, device=device)
+    preds.meta.update(split=chosen.name, checkpoint=which, images_from_cache=dataset.n_from_cache)
+    if info.run_dir is not None:
+        preds.meta["run_dir"] = str(info.run_dir.resolve())
+    if chosen.index is not None and index is not None:
+        preds.meta["index"] = str(Path(chosen.index).resolve())
+    preds.patient_ids = chosen.patient_ids
+    return preds
