@@ -31,7 +31,7 @@ def test_run_directory_contents(tiny_ml, tmp_path: Path):
                 "predictions/val.csv", "predictions/val.json", "predictions/test.csv"):
         assert (run / rel).exists(), rel
     metrics = pd.read_csv(run / "metrics.csv")
-    assert list(metrics.columns) == LOSS_COLUMNS + ["seconds", "images_per_s"]
+    assert list(metrics.columns) == LOSS_COLUMNS + ["seconds", "images_per_s", "train_metric"]
     assert metrics["epoch"].tolist() == [1, 2] and np.isfinite(metrics["train_loss"]).all()
     info = json.loads((run / "checkpoints/best.json").read_text())
     assert info["model_name"] == "cnn_gap" and info["task"] == "multilabel"

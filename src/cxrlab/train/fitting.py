@@ -274,7 +274,7 @@ def _epoch(s: Session, epoch: int) -> bool:
     s.bad_epochs = 0 if improved else s.bad_epochs + 1
     images = tr["images"] * d.world
     s.rows.append({"epoch": epoch, "train_loss": ddp.mean_over_ranks(tr["loss"], d), "val_loss": res["loss"],
-                   "val_metric": res["metric"], "lr": lr, "seconds": tr["seconds"],
+                   "val_metric": res["metric"], "train_metric": tr["metric"], "lr": lr, "seconds": tr["seconds"],
                    "images_per_s": images / max(tr["seconds"], 1e-9)})
     if d.main:
         _save_epoch(s, epoch, res["metric"], improved)

@@ -1,0 +1,234 @@
+"""``cxrlab study report DIR``: one report per study (HTML, Markdown, JSON) from the finished runs.
+
+Leaderboard (mean ± sd over seeds, patient-bootstrap CI, per-class columns), paired tests against the
+reference or between all pairs (Holm), measured costs, training curves on shared axes, sweeps, differences
+from the reference with CIs, and the provenance needed to rerun the study from its folder alone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cxrlab.errors import CxrlabError
+from cxrlab.evaluate import figures as efig
+from cxrlab.evaluate.document import Document
+from cxrlab.evaluate.evaluate import fmt_ci
+from cxrlab.study import collect
+from cxrlab.study import figures as sfig
+from cxrlab.study.scores import arm_rows, arm_tests, public, score_runs
+from cxrlab.utils import atomic_write_text, read_json, write_json
+
+HEADLINE_NAMES = {"macro_auroc": "macro AUROC", "macro_f1": "macro F1"}
+
+
+def _pm(mean: float | None, sd: float | None) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean:.3f} ± {sd:.3f}" if sd is not None else f"{mean:.3f}"
+
+
+def _num(v: Any, fmt: str = "{:.3g}") -> str:
+    return "n/a" if v is None else fmt.format(v)
+
+
+def _labels(plan: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    if plan.get("data", {}).get("index"):
+        return plan["data"]["index"]
+    import yaml
+
+    return yaml.safe_load((Path(runs[0]["dir"]) / "config.yaml").read_text())["data"]["index"]
+
+
+def study_results(out: str | Path) -> dict[str, Any]:
+    """Score the finished runs (and ensembles) of the study in ``out``; the report's JSON content."""
+    out = Path(out)
+    if not (out / "plan.json").exists():
+        raise CxrlabError(f"{out} holds no study (no plan.json); run `cxrlab study run STUDY.yaml --out {out}` first")
+    plan = read_json(out / "plan.json")
+    runs = collect.finished_runs(out, plan)
+    if not runs:
+        raise CxrlabError(f"{out}: no run has finished yet; see `cxrlab study status {out}`")
+    labels = _labels(plan, runs)
+    runs += collect.build_ensembles(out, plan, runs, labels)
+    ev = plan["evaluate"]
+    scores = score_runs(runs, labels, ev["bootstrap"], ev["seed"], ev["threshold_method"], ev["split"])
+    reference = plan.get("reference")
+    tests = arm_tests(scores, reference if reference in scores["_arm_models"] else None)
+    arms = arm_rows(scores)
+    costs = collect.arm_costs(out, runs)
+    for row in arms:
+        row["cost"] = costs.get(row["arm"], {})
+        info = next((a for a in plan["arms"] if a["name"] == row["arm"]), None)
+        row["kind"] = "arm" if info else "ensemble"
+        row["swept"] = info["swept"] if info else {}
+        row["diff"] = info["diff"] if info else {}
+        ens = next((e for e in plan["ensembles"] if e["name"] == row["arm"]), None)
+        row["strategy"] = info.get("freeze") if info else f"{ens['method']} ensemble of {', '.join(ens['members'])}"
+    return {"schema": "cxrlab.study_report/1", "study": plan["study"], "description": plan.get("description", ""),
+            "budget": plan["budget"], "reference": reference, "smoke": plan.get("smoke", False),
+            "planned_runs": len(plan["runs"]), "finished_runs": sum(r["kind"] == "arm" for r in runs),
+            **public(scores), "arms": arms, "tests": tests, "adjustment": "holm",
+            "_curves": collect.arm_curves(runs), "_plan": plan, "_runs": runs}
+
+
+def build_report(out: str | Path) -> Path:
+    """Write ``DIR/report/{report.html, report.md, study_report.json, leaderboard.csv}``; returns report.html."""
+    out = Path(out)
+    res = study_results(out)
+    folder = out / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "study_report.json", {k: v for k, v in res.items() if not k.startswith("_")})
+    _leaderboard_csv(res, folder)
+    doc = Document(f"cxrlab study: {res['study']}")
+    _summary(doc, res)
+    _leaderboard(doc, res)
+    _per_class(doc, res)
+    _tests(doc, res)
+    _costs(doc, res)
+    _curves(doc, res)
+    _sweeps(doc, res)
+    _provenance(doc, res, out)
+    html, _ = doc.write(folder)
+    print(f"study report: {html.resolve()}")
+    return html
+
+
+def _leaderboard_csv(res: dict[str, Any], folder: Path) -> None:
+    import pandas as pd
+
+    rows = [{"arm": a["arm"], "kind": a["kind"], "seeds": a["n_seeds"], f"{res['headline']}_mean": a["mean"],
+             f"{res['headline']}_sd": a["sd"], "ci_low": (a["ci"] or [None])[0],
+             "ci_high": (a["ci"] or [None, None])[1],
+             **{f"cost:{k}": v for k, v in a["cost"].items()}} for a in res["arms"]]
+    atomic_write_text(folder / "leaderboard.csv", pd.DataFrame(rows).to_csv(index=False, lineterminator="\n"))
+
+
+def _summary(doc: Document, res: dict[str, Any]) -> None:
+    h = HEADLINE_NAMES[res["headline"]]
+    doc.heading("Summary")
+    if res["description"]:
+        doc.text(res["description"])
+    items = [
+        f"{res['finished_runs']} of {res['planned_runs']} runs finished"
+        + (" (smoke mode: 1 epoch, first seed)" if res["smoke"] else ""),
+        f"budget: {res['budget']}",
+        f"scored on {res['counts']['images']} images ({res['counts']['patients']} patients), the same for every run; "
+        f"{h} averaged over {', '.join(res['macro_classes'])}",
+        f"mean ± sd over seeds; 95% CI of the seed-mean from {res['bootstrap']['replicates']} patient-bootstrap "
+        f"replicates (seed {res['bootstrap']['seed']})",
+        f"paired tests {'against ' + res['reference'] if res['reference'] else 'between all pairs'}, "
+        f"Holm-adjusted over all {len(res['tests'])} tests",
+        *[f"note: {n}" for n in res["notes"]],
+    ]
+    doc.bullets(items)
+
+
+def _leaderboard(doc: Document, res: dict[str, Any]) -> None:
+    h = HEADLINE_NAMES[res["headline"]]
+    other = "macro F1" if res["headline"] == "macro_auroc" else "macro AUROC"
+    doc.heading("Leaderboard")
+    ranked = sorted(res["arms"], key=lambda a: -(a["mean"] if a["mean"] is not None else -1))
+    rows = [[a["arm"], a["strategy"], a["n_seeds"], _pm(a["mean"], a["sd"]), fmt_ci(a["mean"], a["ci"]),
+             _num(a["other_mean"], "{:.3f}")] for a in ranked]
+    doc.table(["arm", "training", "seeds", f"{h} mean ± sd", f"{h} seed-mean (95% CI)", f"{other} (mean)"], rows)
+    doc.figure("leaderboard", efig.comparison_figure([a["arm"] for a in ranked], [a["mean"] for a in ranked],
+                                                     [a["ci"] for a in ranked], h), f"{h} per arm (seed mean, 95% CI)")
+
+
+def _per_class(doc: Document, res: dict[str, Any]) -> None:
+    metric = res["per_class_metric"].upper() if res["per_class_metric"] == "auroc" else "F1"
+    doc.heading(f"Per class ({metric}, mean ± sd over seeds)")
+    rows = [[a["arm"], *[_pm(*a["per_class"][c]) for c in res["classes"]]] for a in res["arms"]]
+    doc.table(["arm", *res["classes"]], rows)
+
+
+def _tests(doc: Document, res: dict[str, Any]) -> None:
+    doc.heading("Paired tests and differences" + (f" from {res['reference']}" if res["reference"] else ""))
+    if not res["tests"]:
+        doc.text("One arm only: nothing to compare.")
+        return
+    macro = [t for t in res["tests"] if t["class"] == "macro"]
+    doc.table(["arm", "vs", "metric", "difference (95% CI)", "test", "p", "p (Holm)"],
+              [[t["a"], t["b"], t["metric"], fmt_ci(t["delta"], t.get("delta_ci")), t["test"], _num(t["p_value"]),
+                _num(t["p_adjusted"])] for t in macro])
+    doc.figure("differences", efig.forest_figure(
+        [f"{t['a']} - {t['b']} ({t['metric']})" for t in macro], [t["delta"] for t in macro],
+        [t.get("delta_ci") for t in macro], "difference of seed-mean metric (95% CI, patient bootstrap)", 0.0),
+        "Differences between arms (ablations: each arm minus the reference)")
+    per = [t for t in res["tests"] if t["class"] != "macro"]
+    doc.heading("Per-class DeLong tests (seed-averaged probabilities)", 3)
+    doc.table(["arm", "vs", "class", "Δ AUROC", "p", "p (Holm)"],
+              [[t["a"], t["b"], t["class"], _num(t["delta"], "{:+.3f}"), _num(t["p_value"]), _num(t["p_adjusted"])]
+               for t in per])
+
+
+def _costs(doc: Document, res: dict[str, Any]) -> None:
+    doc.heading("Cost (measured)")
+    doc.text("Parameters and GFLOPs per image at the arm's input size (torch.utils.flop_counter: multiply-adds "
+             "count 2); training wall time and images/s from the runs (mean over seeds); inference latency at "
+             "batch 1 and throughput at batch 32 measured on this machine's CPU after training (and on the GPU "
+             "when the run trained on one).")
+    rows = []
+    for a in res["arms"]:
+        c = a["cost"]
+        rows.append([a["arm"], _num(c.get("parameters") and c["parameters"] / 1e6, "{:.2f}M"),
+                     _num(c.get("gflops_per_image"), "{:.3g}"), _num(c.get("train_seconds"), "{:.0f}"),
+                     _num(c.get("train_images_per_s"), "{:.3g}"), _num(c.get("cpu_latency_ms_b1"), "{:.1f}"),
+                     _num(c.get("cpu_images_per_s_b32"), "{:.3g}"), _num(c.get("gpu_latency_ms_b1"), "{:.2f}"),
+                     _num(c.get("gpu_images_per_s_b32"), "{:.3g}"), c.get("device") or "n/a"])
+    doc.table(["arm", "params", "GFLOPs/image", "train s", "train img/s", "CPU ms (b1)", "CPU img/s (b32)",
+               "GPU ms (b1)", "GPU img/s (b32)", "trained on"], rows)
+
+
+def _curves(doc: Document, res: dict[str, Any]) -> None:
+    doc.heading("Training curves")
+    metric = HEADLINE_NAMES[res["headline"]]
+    doc.figure("curves", sfig.curves_figure(res["_curves"], metric),
+               "Every arm on shared axes (seed mean): a train metric far above the val metric is overfitting")
+
+
+def _sweeps(doc: Document, res: dict[str, Any]) -> None:
+    keys = res["_plan"].get("sweep") or []
+    if not keys:
+        return
+    doc.heading("Sweeps")
+    metric = HEADLINE_NAMES[res["headline"]]
+    for key in keys:
+        points = []
+        for a in res["arms"]:
+            if key in a["swept"]:
+                rest = {k: v for k, v in a["swept"].items() if k != key}
+                series = ",".join([a["arm"].split(",")[0]] if not a["arm"].split(",")[0].count("=") else [])
+                series = ",".join(filter(None, [series, *[f"{k}={v}" for k, v in rest.items()]]))
+                points.append({"value": a["swept"][key], "series": series, "mean": a["mean"], "sd": a["sd"]})
+        doc.figure(f"sweep_{key.replace('.', '_')}", sfig.sweep_figure(key, points, metric),
+                   f"{metric} against {key} (mean ± sd over seeds)")
+
+
+def _provenance(doc: Document, res: dict[str, Any], out: Path) -> None:
+    plan = res["_plan"]
+    doc.heading("Provenance")
+    first = {}
+    for r in res["_runs"]:
+        if r["kind"] == "arm":
+            first.setdefault(r["arm"], r)
+    versions = {(a["cost"].get("cxrlab_version"), a["cost"].get("git_commit")) for a in res["arms"] if a["cost"]}
+    from cxrlab.study.data import data_hashes
+
+    hashes = data_hashes(plan.get("data") or {})
+    doc.bullets([f"study file sha256: {plan['study_sha256']} (a copy: study.yaml)",
+                 "code: " + "; ".join(f"cxrlab {v} commit {c or 'n/a'}" for v, c in sorted(versions, key=str)),
+                 f"data: {json.dumps(plan.get('data'))}", f"data hashes: {json.dumps(hashes)}",
+                 f"command-line --set: {' '.join(plan.get('cli_set') or []) or 'none'}"])
+    study_yaml = out / "study.yaml"
+    if study_yaml.exists():
+        doc.heading("Study file", 3)
+        doc.blocks.append(("p", study_yaml.read_text(encoding="utf-8")))
+    doc.heading("Resolved configs (differences from the base; full config.yaml in each run folder)", 3)
+    for a in plan["arms"]:
+        run = first.get(a["name"])
+        where = f"runs/{run['name']}/config.yaml" if run else "not trained yet"
+        diff = "; ".join(f"{k}: {v[0]!r} -> {v[1]!r}" for k, v in a["diff"].items()) or "same as base"
+        doc.bullets([f"{a['name']} ({where}): {diff}"])

@@ -1,0 +1,88 @@
+"""The study report: its numbers equal ``compare``'s on the same runs; mean ± sd over seeds by hand."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import write_study
+
+from cxrlab.evaluate.compare import compare_runs
+from cxrlab.study.report import build_report
+from cxrlab.study.runner import run_study
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_data):
+    tmp = tmp_path_factory.mktemp("report")
+    study = write_study(tmp / "s.yaml", tiny_data, arms=[{"name": "a"}, {"name": "b", "set": {"train.lr": 0.01}}],
+                        seeds=[0, 1], reference="a", budget={"epochs": 2},
+                        ensembles=[{"name": "ab", "members": ["a", "b"], "method": "weighted"}])
+    out = tmp / "out"
+    run_study(study, out)
+    return out
+
+
+def _report(out):
+    return json.loads((out / "report" / "study_report.json").read_text())
+
+
+def test_report_files_and_contents(finished):
+    html = (finished / "report" / "report.html").read_text()
+    for text in ("Leaderboard", "Paired tests", "Cost (measured)", "Training curves", "Provenance", "GFLOPs/image",
+                 "weighted ensemble of a, b"):
+        assert text in html
+    assert (finished / "report" / "report.md").exists() and (finished / "report" / "leaderboard.csv").exists()
+    rep = _report(finished)
+    assert {a["arm"] for a in rep["arms"]} == {"a", "b", "ab"}
+    a = next(x for x in rep["arms"] if x["arm"] == "a")
+    assert a["cost"]["parameters"] > 0 and a["cost"]["gflops_per_image"] > 0 and a["cost"]["cpu_latency_ms_b1"] > 0
+    assert all(t["b"] == "a" for t in rep["tests"])  # against the reference
+    assert "train_metric" in pd.read_csv(finished / "runs" / "a-s0" / "metrics.csv").columns
+
+
+def test_mean_and_sd_over_seeds_match_a_hand_computation(finished):
+    rep = _report(finished)
+    for arm in ("a", "b"):
+        values = [r["headline"] for r in rep["runs"] if r["arm"] == arm]
+        row = next(x for x in rep["arms"] if x["arm"] == arm)
+        assert len(values) == 2
+        assert row["mean"] == pytest.approx(sum(values) / 2)
+        assert row["sd"] == pytest.approx(abs(values[0] - values[1]) / np.sqrt(2))  # sample sd of two values
+
+
+def test_run_numbers_equal_compare_on_the_same_runs(finished, tmp_path):
+    rep = _report(finished)
+    runs = [finished / "runs" / n for n in ("a-s0", "b-s0")]
+    cmp = compare_runs(runs, bootstrap=50, seed=0, quiet=True)
+    for model in cmp["models"]:
+        ours = next(r for r in rep["runs"] if r["name"] == model["name"])
+        assert ours["headline"] == pytest.approx(model["headline"])
+        assert ours["headline_ci"] == pytest.approx(model["headline_ci"])
+        assert ours["per_class"] == pytest.approx(model["per_class"])
+        assert ours["macro_f1"] == pytest.approx(model["macro_f1"])
+
+
+def test_paired_tests_equal_compare_with_one_seed(tmp_path, tiny_data):
+    study = write_study(tmp_path / "s.yaml", tiny_data, arms=[{"name": "a"}, {"name": "b", "set": {"train.lr": 0.01}}],
+                        reference="a")
+    out = tmp_path / "out"
+    run_study(study, out)
+    cmp = compare_runs([out / "runs" / "b-s0", out / "runs" / "a-s0"], bootstrap=50, seed=0, quiet=True)
+    ours = _report(out)["tests"]
+    assert len(ours) == len(cmp["tests"])
+    for mine, theirs in zip(ours, cmp["tests"]):
+        assert (mine["a"], mine["b"], mine["class"], mine["metric"]) == ("b", "a", theirs["class"], theirs["metric"])
+        assert mine["delta"] == pytest.approx(theirs["delta"])
+        assert mine["p_adjusted"] == pytest.approx(theirs["p_adjusted"])
+
+
+def test_report_is_rebuilt_by_the_cli(finished, capsys):
+    from cxrlab.cli import main
+
+    (finished / "report" / "report.html").unlink()
+    assert main(["study", "report", str(finished)]) == 0
+    assert (finished / "report" / "report.html").exists()
+    build_report(finished)

@@ -1,0 +1,113 @@
+"""``study run``: resume after a kill between and inside runs, failures recorded, folder identity, audit."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import write_study
+
+from cxrlab.cli import main
+from cxrlab.errors import CxrlabError
+from cxrlab.study import runner
+from cxrlab.study.runner import run_study, study_status
+from cxrlab.utils import read_json
+
+
+def _study(tmp_path, tiny_data, **fields):
+    fields.setdefault("arms", [{"name": "a"}, {"name": "b", "set": {"train.lr": 0.01}}])
+    return write_study(tmp_path / "s.yaml", tiny_data, **fields)
+
+
+def test_kill_between_runs_then_rerun_skips_the_finished_one(tmp_path, tiny_data, monkeypatch):
+    study, out = _study(tmp_path, tiny_data), tmp_path / "out"
+    real, calls = runner.execute_run, []
+
+    def killed_after_first(o, run):
+        if calls:
+            raise KeyboardInterrupt  # the kill lands between the first and the second run
+        calls.append(run.name)
+        return real(o, run)
+
+    monkeypatch.setattr(runner, "execute_run", killed_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, out, report=False)
+    monkeypatch.setattr(runner, "execute_run", real)
+    first_manifest = (out / "runs" / "a-s0" / "manifest.json").read_bytes()
+    assert [r["state"] for r in study_status(out)] == ["done", "to do"]
+    assert run_study(study, out, report=False) == {"a-s0": "skipped", "b-s0": "done"}
+    assert (out / "runs" / "a-s0" / "manifest.json").read_bytes() == first_manifest  # untouched
+
+
+def test_kill_inside_a_run_resumes_from_its_last_checkpoint(tmp_path, tiny_data, monkeypatch):
+    from cxrlab.train import fitting
+
+    study, out = _study(tmp_path, tiny_data, arms=[{"name": "a"}], budget={"epochs": 2}), tmp_path / "out"
+    real = fitting._epoch
+
+    def dies_in_epoch_2(s, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(s, epoch)
+
+    monkeypatch.setattr(fitting, "_epoch", dies_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, out, report=False)
+    assert study_status(out)[0]["state"] == "interrupted"
+    monkeypatch.setattr(fitting, "_epoch", real)
+    assert run_study(study, out, report=False) == {"a-s0": "done"}
+    status = read_json(out / "status" / "a-s0.json")
+    assert status["resumed"] is True and status["attempts"] == 2
+    assert pd.read_csv(out / "runs" / "a-s0" / "metrics.csv")["epoch"].tolist() == [1, 2]
+
+
+def test_a_failing_arm_is_recorded_and_the_study_goes_on(tmp_path, tiny_data, capsys):
+    # vit_v1 cannot take 20 px images: the arm fails when its model is built
+    study = _study(tmp_path, tiny_data, arms=[{"name": "bad", "set": {"model.name": "vit_v1", "data.image_size": 20}},
+                                              {"name": "good"}])
+    out = tmp_path / "out"
+    assert main(["study", "run", str(study), "--out", str(out)]) == 1
+    rows = {r["run"]: r for r in study_status(out)}
+    assert rows["bad-s0"]["state"] == "failed" and "image_size" in rows["bad-s0"]["error"]
+    assert rows["good-s0"]["state"] == "done"
+    assert (out / "report" / "report.html").exists()
+    assert "failed" in capsys.readouterr().out
+
+
+def test_folder_of_another_study_is_refused_before_training(tmp_path, tiny_data):
+    out = tmp_path / "out"
+    run_study(_study(tmp_path, tiny_data, arms=[{"name": "a"}]), out, report=False)
+    other = write_study(tmp_path / "other.yaml", tiny_data, arms=[{"name": "z"}])
+    with pytest.raises(CxrlabError, match="holds study 'tiny' from another study file"):
+        run_study(other, out)
+    with pytest.raises(CxrlabError, match="trained with another config"):
+        run_study(tmp_path / "s.yaml", out, cli_set=["train.lr=0.2"], report=False)
+
+
+def test_leaking_split_fails_the_audit_before_training(tmp_path, tiny_data):
+    split = pd.read_csv(tiny_data["split"])
+    patient = pd.read_csv(tiny_data["index"] + "/index.csv").set_index("image_id")["patient_id"]
+    split["patient"] = split["image_id"].map(patient)
+    shared = split.groupby("patient").filter(lambda g: len(g) > 1)["patient"].iloc[0]
+    rows = split.index[split["patient"] == shared]
+    split.loc[rows[0], "split"], split.loc[rows[1], "split"] = "train", "test"
+    bad = tmp_path / "leak.csv"
+    split.drop(columns="patient").to_csv(bad, index=False)
+    study = _study(tmp_path, {**tiny_data, "split": str(bad)})
+    with pytest.raises(CxrlabError, match="failed its leakage audit"):
+        run_study(study, tmp_path / "out")
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, tiny_data, capsys):
+    out = tmp_path / "out"
+    assert main(["study", "run", str(_study(tmp_path, tiny_data)), "--out", str(out), "--dry-run",
+                 "--shard", "2/2"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 arms x 1 seeds = 2 runs; shard 2/2: 1 runs" in printed and "b-s0" in printed and "a-s0 " not in printed
+    assert "train.lr: 0.003 -> 0.01" in printed and "estimated CPU time" in printed
+    assert not (out / "runs").exists()
+
+
+def test_bad_shard_is_refused_by_the_cli(tmp_path, tiny_data, capsys):
+    assert main(["study", "run", str(_study(tmp_path, tiny_data)), "--out", str(tmp_path / "o"), "--shard", "3/2"]) == 2
+    assert "--shard 3/2" in capsys.readouterr().err
