@@ -184,20 +184,17 @@ def _apply_stacking(stack: np.ndarray, params: dict[str, Any], task: str) -> np.
 
 
 # ----------------------------------------------------------------------------- the whole job
-def _check_not_test(val: list[Predictions], test: list[Predictions], allow: bool) -> bool:
-    """Refuse fitting on test predictions; returns True when test fitting was (loudly) allowed."""
-    bad = [str(v.path) for v in val if v.split == "test"]
-    overlap = set(val[0].image_ids) & set(test[0].image_ids)
-    if not bad and not overlap:
-        return False
-    why = f"{bad[0]} is a test-split predictions file" if bad else f"{len(overlap)} validation images are test images"
-    if not allow:
-        raise CxrlabError(
-            f"refusing to fit ensemble weights on test data: {why}; fit on validation predictions "
-            "(--val run/predictions/val.csv), or pass --allow-test-fitting to override (results will be biased)"
-        )
-    log.warning("FITTING ENSEMBLE ON TEST DATA (%s): reported test metrics will be optimistically biased", why)
-    return True
+def _check_not_test(val: list[Predictions], test: list[Predictions], allow: bool, labels=None) -> bool:
+    """Refuse fitting on test predictions (by sidecar, image id and file hash: ``cxrlab.guards``); returns True
+    when test fitting was (loudly) allowed."""
+    from cxrlab.guards import check_not_test, hashes_of, labels_index, test_set_of_predictions
+
+    index = labels_index(labels)
+    tests = [test_set_of_predictions(test[0], index, "the test members")]
+    records = [check_not_test(v.path, v.image_ids, tests=tests, what="ensemble weights", allow=allow,
+                              hashes=hashes_of(v.image_ids, index), marked_split=v.split,
+                              how="validation predictions (--val run/predictions/val.csv)") for v in val]
+    return any(records)
 
 
 def ensemble_predictions(
@@ -260,7 +257,7 @@ def _fit_on_validation(method, members, test, val, labels, task, allow_test_fitt
     vals = align_members([read_predictions(resolve_member(p, "val")) for p in val], "--val")
     if vals[0].classes != test[0].classes:
         raise CxrlabError(f"--val classes {vals[0].classes} differ from the members' {test[0].classes}")
-    fitted_on_test = _check_not_test(vals, test, allow_test_fitting)
+    fitted_on_test = _check_not_test(vals, test, allow_test_fitting, labels)
     return _fit(method, vals, labels, task), fitted_on_test
 
 

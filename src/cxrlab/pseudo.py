@@ -47,6 +47,11 @@ def _refuse_test(images: I.ImageSet, patients: list[str] | None, labelled, split
     if clash:
         raise CxrlabError(f"the pool holds {len(clash)} of the run's test images (e.g. {clash[:3]}); pseudo-labels "
                           "must never come from the test split: use unlabeled images or the train split only")
+    from cxrlab.guards import check_not_test, hash_files, test_set_from_split
+
+    test = test_set_from_split(split, labelled, "the run's test split")  # renamed copies match by sha256
+    check_not_test("the pool", images.image_ids, tests=[test], hashes=hash_files(images.paths), allow=False,
+                   what="pseudo-labels", how="unlabeled images or the train split only", escape=False)
     known = set(labelled.frame["image_id"].astype(str))
     held = split[split["split"].isin(["val", "test"])]["image_id"].astype(str)
     by_id = dict(zip(labelled.frame["image_id"].astype(str), labelled.frame["patient_id"].astype(str)))

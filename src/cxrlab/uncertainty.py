@@ -298,9 +298,14 @@ def selective_prediction(val: str | Path, test: str | Path, labels: str | Path, 
 
     if not 0 < coverage <= 1:
         raise CxrlabError(f"--coverage {coverage} must be in (0, 1]")
+    from cxrlab.guards import check_not_test, hashes_of, labels_index, test_set_of_predictions, test_set_of_run
+
     vp, tp = read_predictions(val), read_predictions(test)
-    if vp.split == "test":
-        raise CxrlabError(f"{val} is a test-split predictions file; the abstention threshold must come from val")
+    same, index = Path(val).resolve() == Path(test).resolve(), labels_index(labels)
+    tests = [None if same else test_set_of_predictions(tp, index), test_set_of_run(vp.meta.get("run_dir"))]
+    check_not_test(val, vp.image_ids, what="the abstention threshold", allow=False, marked_split=vp.split, tests=tests,
+                   hashes=hashes_of(vp.image_ids, index), same_file=same, how="validation predictions (--val)",
+                   escape=False)
     task = vp.task or tp.task or "multilabel"
     result: dict[str, Any] = {"coverage_target": coverage}
     source = [(p.meta.get("model"), p.meta.get("uncertainty"), p.meta.get("method")) for p in (vp, tp)]

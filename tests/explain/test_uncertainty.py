@@ -113,7 +113,7 @@ def test_selective_refuses_test_as_val(tmp_path, capsys):
     argv = ["selective", "--val", str(files["test"]), "--test", str(files["test"]), "--labels", str(labels),
             "--out", str(tmp_path / "o")]
     assert main(argv) == 2
-    assert "threshold must come from val" in capsys.readouterr().err
+    assert "refusing to fit the abstention threshold" in capsys.readouterr().err
 
 
 class _BackboneDropout(nn.Module):

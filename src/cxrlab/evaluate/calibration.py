@@ -110,21 +110,23 @@ def calibrate_files(
 
     Returns a summary: temperatures per class and validation log-loss-based ECE before and after.
     """
-    from cxrlab.evaluate.inputs import load_labels
+    from cxrlab.evaluate.inputs import load_labels, sidecar_task
     from cxrlab.evaluate.matching import check_fitting_allowed, load_scored
     from cxrlab.predictions import Predictions, read_predictions, write_predictions
 
-    index = load_labels(labels)
+    index = load_labels(labels, task=sidecar_task(val) or sidecar_task(test))
     scored, val_preds = load_scored(val, index, prefix)
-    check_fitting_allowed(val_preds, Path(test), allow_test_fitting, "temperatures",
-                          how="the first file given to calibrate, e.g. RUN/predictions/val.csv")
+    record = check_fitting_allowed(val_preds, Path(test), allow_test_fitting, "temperatures",
+                                   how="the first file given to calibrate, e.g. RUN/predictions/val.csv",
+                                   labels=index)
     temps = fit_temperature(scored.y, scored.p, scored.task)
     test_preds = read_predictions(test, classes=list(index.classes), prefix=prefix)
     cols = [test_preds.classes.index(c) for c in scored.classes]
     probs = np.asarray(test_preds.probs, dtype=np.float64)[:, cols]
     calibrated = apply_temperature(probs, temps if scored.task == "multilabel" else temps[0], scored.task)
     by_class = dict(zip(scored.classes, temps.tolist())) if scored.task == "multilabel" else {"all": temps[0]}
-    meta = {**test_preds.meta, "temperature": by_class, "calibrated_on": str(val), "task": scored.task}
+    meta = {**test_preds.meta, "temperature": by_class, "calibrated_on": str(val), "task": scored.task,
+            "fitted_on_test": record}
     write_predictions(out, Predictions(test_preds.image_ids, calibrated, scored.classes, meta,
                                        test_preds.patient_ids, test_preds.extra))
     return {"out": str(out), "temperature": by_class, "fitted_on": str(val), "n_val": len(scored.image_ids)}

@@ -51,7 +51,7 @@ def evaluate_predictions(
     source = resolve_source(predictions, val_predictions)
     index = labels if isinstance(labels, Index) else load_labels(labels, source)
     scored, preds = load_scored(source.test, index, prefix, logits)
-    val = _load_val(source, index, prefix, logits, allow_test_fitting)
+    val = _load_val(source, index, prefix, logits, allow_test_fitting, scored.notes)
     weights = with_point(patient_weights(scored.n_patients, bootstrap, seed))
     if scored.task == "multilabel":
         body = multilabel_block(scored, weights, tuple(exclude), val, threshold_method)
@@ -116,11 +116,14 @@ def check_options(bootstrap: int, threshold_method: str, out: str | Path | None 
     parse_method(threshold_method)
 
 
-def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, allow: bool) -> Scored | None:
+def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, allow: bool,
+              notes: list[str]) -> Scored | None:
     if source.val is None:
         return None
     val, val_preds = load_scored(source.val, index, prefix, logits)
-    check_fitting_allowed(val_preds, source.test, allow, "thresholds and temperatures")
+    record = check_fitting_allowed(val_preds, source.test, allow, "thresholds and temperatures", labels=index)
+    if record:  # --allow-test-fitting: recorded in metrics.json and the report
+        notes.append(f"BIASED: thresholds and temperatures were fitted on test data ({record['reason']})")
     return val
 
 

@@ -55,10 +55,14 @@ def _run_dir_of(csv_path: Path) -> Path | None:
     return None
 
 
-def load_labels(path: str | Path | None, source: Source | None = None) -> Index:
-    """Labels from an index (folder or index.csv), an NIH ``Data_Entry`` CSV or a labels CSV.
+def load_labels(path: str | Path | None, source: Source | None = None, task: str | None = None) -> Index:
+    """Labels from an index (folder or index.csv), an NIH ``Data_Entry`` CSV or a labels CSV, validated once.
 
-    Without ``path``, a run directory's config is asked for the index it was trained on.
+    Without ``path``, a run directory's config is asked for the index it was trained on. The task is never
+    re-inferred against what the artifacts say: ``task`` (default: the ``task`` in the sidecar of
+    ``source.test``) is how a plain labels CSV is read (a multi-label CSV where each image has at most one
+    finding stays multi-label), and an index or NIH file whose own task differs is an error naming both.
+    Duplicate image ids are merged when their rows agree and are an error naming the id when they conflict.
     """
     if path is None:
         path = _labels_from_run(source)
@@ -67,7 +71,52 @@ def load_labels(path: str | Path | None, source: Source | None = None) -> Index:
         raise CxrlabError(f"labels {path} do not exist; pass --labels INDEX_DIR, index.csv or Data_Entry CSV")
     from cxrlab.data.build_index import read_labels
 
-    return read_labels(path)
+    task = task or (sidecar_task(source.test) if source is not None else None)
+    index = read_labels(path)
+    if task is not None and index.task != task:
+        index = _reread_as(path, index, task)
+    return unique_labels(index, path)
+
+
+def sidecar_task(predictions: str | Path | None) -> str | None:
+    """The ``task`` a predictions file's sidecar records (None without a sidecar or task)."""
+    if predictions is None or not Path(predictions).is_file():
+        return None
+    from cxrlab.predictions import read_predictions_meta
+
+    return read_predictions_meta(predictions).get("task")
+
+
+def _reread_as(path: Path, index: Index, task: str) -> Index:
+    """A plain labels CSV read as ``task`` (the predictions' sidecar says so); anything else: an error."""
+    if index.meta.get("format") == "csv" and path.is_file() and path.suffix.lower() == ".csv" and index.path is None:
+        from cxrlab.data.sources.csv_labels import parse_labels_csv
+
+        frame, _, classes, _ = parse_labels_csv(path, task=task)
+        frame = frame.rename(columns={"file": "path"})
+        frame["patient_id"] = frame["patient_id"].where(frame["patient_id"] != "", frame["image_id"])
+        return Index(frame, task, classes, path.parent.resolve(), {**index.meta, "task_from": "predictions sidecar"})
+    raise CxrlabError(f"labels {path} are {index.task} but the predictions' sidecar says {task}; score predictions "
+                      "against the labels of the same task (or fix the sidecar's task)")
+
+
+def unique_labels(index: Index, path: str | Path) -> Index:
+    """One row per image id: identical repeats are merged; conflicting ones are an error naming the id."""
+    frame = index.frame
+    dup = frame["image_id"].duplicated(keep=False)
+    if not dup.any():
+        return index
+    cols = ["image_id", *index.classes]
+    distinct = frame.loc[dup, cols].astype(str).drop_duplicates()
+    clash = distinct["image_id"][distinct["image_id"].duplicated()]
+    if len(clash):
+        image_id = clash.iloc[0]
+        rows = [int(r) + 2 for r in frame.index[frame["image_id"] == image_id][:3]]
+        raise CxrlabError(f"labels {path}: image {image_id!r} has conflicting label rows (rows {rows}"
+                          f"{'' if len(clash) == 1 else f'; {len(clash)} such images'}); keep one row per image")
+    keep = ~frame["image_id"].duplicated()
+    return Index(frame[keep].reset_index(drop=True), index.task, list(index.classes), index.root, dict(index.meta),
+                 index.path)
 
 
 def _labels_from_run(source: Source | None) -> Path:

@@ -39,7 +39,7 @@ def load_scored(
     path: str | Path, labels: Index, prefix: str | None = None, logits: bool = False
 ) -> tuple[Scored, Predictions]:
     """Read a predictions CSV and match it to ``labels``."""
-    preds = read_predictions(path, classes=list(labels.classes), prefix=prefix)
+    preds = read_predictions(path, classes=list(labels.classes), prefix=prefix, logits=logits)
     return match_predictions(preds, labels, logits=logits), preds
 
 
@@ -160,22 +160,20 @@ def _match_classes(pred_classes: list[str], label_classes: list[str], where: str
 
 
 def check_fitting_allowed(val: Predictions | Path, test_path: Path | None, allow: bool, what: str,
-                          how: str = "--val-predictions VAL.csv") -> None:
-    """Refuse to fit thresholds or temperatures on the test split.
+                          how: str = "--val-predictions VAL.csv", labels: Index | None = None) -> dict | None:
+    """Refuse to fit thresholds or temperatures on test data: by sidecar, by path, and by content (image ids and
+    file hashes shared with the test predictions or the run's test split; see ``cxrlab.guards``).
 
-    Anything chosen from data must be chosen on validation: fitting on test and reporting on test makes the
-    reported numbers optimistic. ``allow`` (``--allow-test-fitting``) overrides it, loudly.
+    ``allow`` (``--allow-test-fitting``) overrides it loudly and returns a record for the output.
     """
-    path = val.path if isinstance(val, Predictions) else Path(val)
-    split = val.split if isinstance(val, Predictions) else None
-    same = test_path is not None and path is not None and Path(path).resolve() == Path(test_path).resolve()
-    if split != "test" and not same:
-        return
-    reason = "is the test file itself" if same else "is marked split=test in its sidecar"
-    if not allow:
-        raise CxrlabError(f"refusing to fit {what} on {path}: it {reason}; fit on validation predictions "
-                          f"({how}) or pass --allow-test-fitting to override (results biased)")
-    import sys
+    from cxrlab.guards import check_not_test, hashes_of, test_set_of_predictions, test_set_of_run
 
-    print(f"WARNING: fitting {what} on test predictions ({path} {reason}); --allow-test-fitting was given, "
-          "so the reported test metrics are optimistically biased", file=sys.stderr)
+    preds = val if isinstance(val, Predictions) else read_predictions(val)
+    path = Path(preds.path) if preds.path is not None else None
+    same = test_path is not None and path is not None and path.resolve() == Path(test_path).resolve()
+    tests = [test_set_of_run(preds.meta.get("run_dir"))]
+    if test_path is not None and Path(test_path).is_file() and not same:
+        test = read_predictions(test_path, classes=list(preds.classes))
+        tests.insert(0, test_set_of_predictions(test, labels))
+    return check_not_test(path, preds.image_ids, tests=tests, what=what, allow=allow,
+                          hashes=hashes_of(preds.image_ids, labels), marked_split=preds.split, same_file=same, how=how)
