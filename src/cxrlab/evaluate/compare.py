@@ -139,6 +139,10 @@ def _align(models: list[Model]) -> tuple[list[Model], list[str]]:
         raise CxrlabError("the compared predictions share no class; check their column names")
     order = [i for i in models[0].scored.image_ids if i in ids]
     notes = []
+    every = list(dict.fromkeys(c for model in models for c in model.scored.classes))
+    for c in [c for c in every if c not in classes]:  # a class one model lacks is named, never dropped silently
+        lacking = [m.name for m in models if c not in m.scored.classes]
+        notes.append(f"class {c} is left out of the comparison: {', '.join(lacking)} does not predict it")
     for model in models:
         dropped = len(model.scored.image_ids) - len(order)
         if dropped:
