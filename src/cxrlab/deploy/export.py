@@ -32,8 +32,10 @@ from torch import nn
 from cxrlab.deploy import runs
 from cxrlab.deploy.features import WithFeatures, collect, first_batch
 from cxrlab.deploy.ood import OodGate
-from cxrlab.deploy.operating import choose_operating_point, probabilities
+from cxrlab.deploy.operating import choose_operating_point, from_run
 from cxrlab.errors import CxrlabError
+from cxrlab.predict import RunInfo
+from cxrlab.tasks import probabilities
 
 SCHEMA = "cxrlab.deploy/1"
 DEFAULT_OPSET = 17
@@ -103,16 +105,16 @@ def parity(onnx_path: Path, model: nn.Module, batch: torch.Tensor, task: str) ->
     return float(np.abs(got - expected).max())
 
 
-def _synthetic_batch(info: dict[str, Any], n: int) -> torch.Tensor:
-    p = info["preprocess"]
+def _synthetic_batch(info: RunInfo, n: int) -> torch.Tensor:
+    p = info.preprocess
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(n, int(p["in_chans"]), int(p["image_size"]), int(p["image_size"]), generator=g)
-    mean = torch.tensor(p["mean"], dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(p["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    x = torch.rand(n, p.in_chans, p.image_size, p.image_size, generator=g)
+    mean = torch.tensor(p.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(p.std, dtype=torch.float32).view(1, -1, 1, 1)
     return (x - mean) / std
 
 
-def _validation(model: nn.Module, info: dict[str, Any], max_images: int) -> tuple[dict | None, str]:
+def _validation(model: nn.Module, info: RunInfo, max_images: int) -> tuple[dict | None, str]:
     try:
         dataset = runs.split_dataset(info, "val")
     except (CxrlabError, FileNotFoundError, KeyError) as exc:
@@ -152,7 +154,7 @@ def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int
     val, source = _validation(model, info, max_val_images)
     batch = first_batch(val["dataset"], parity_images) if val else _synthetic_batch(info, min(parity_images, 8))
     to_onnx(model, batch[:2], out, opset)
-    diff = parity(out, model, batch, info["task"])
+    diff = parity(out, model, batch, info.task)
     check = {"images": int(len(batch)), "source": source, "max_abs_prob_diff": diff, "tolerance": tolerance,
              "passed": diff <= tolerance}
     contract: dict[str, Any] = {"schema": SCHEMA, "run": runs.contract_info(info), "opset": opset,
@@ -163,9 +165,12 @@ def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int
         out.unlink(missing_ok=True)
         raise CxrlabError(f"ONNX parity check failed for {out}: max |prob diff| {diff:.2e} > {tolerance:g} on "
                           f"{len(batch)} {source} images; the export was removed (try another --opset)")
+    classes = list(info.classes)
+    contract["operating"] = from_run(info.thresholds, info.temperature, classes, info.task)
     if val:
-        contract["operating"] = choose_operating_point(val["logits"], val["targets"], info["task"], info["classes"])
-        gate = OodGate.fit(val["features"], ood_percentile, weights_sha256=info.get("weights_sha256"))
+        if contract["operating"] is None:
+            contract["operating"] = choose_operating_point(val["logits"], val["targets"], info.task, classes)
+        gate = OodGate.fit(val["features"], ood_percentile, weights_sha256=info.weights_sha256)
         gate.save(ood_path)
         contract["ood"] = {**gate.summary(), "file": ood_path.name}
     _write_metadata(out, contract)

@@ -12,32 +12,32 @@ from typing import Any
 
 import numpy as np
 
+from cxrlab.tasks import probabilities
+
 THRESHOLD_METHOD = "youden"
 
 
-def probabilities(logits: np.ndarray, task: str) -> np.ndarray:
-    """Sigmoid (multi-label) or softmax (multi-class) of (N, K) logits, in float64."""
-    z = np.asarray(logits, dtype=np.float64)
+def _labelled(logits: np.ndarray, targets: np.ndarray, task: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, labels) of the images with a label: multi-class one-hot (N, K), multi-label (N, K) NaN unknown."""
     if task == "multiclass":
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def _labels(targets: np.ndarray, task: str, k: int) -> np.ndarray:
-    if task == "multiclass":
-        return np.eye(k)[np.asarray(targets, dtype=np.int64)]  # one-hot (N, K)
-    return np.asarray(targets, dtype=np.float64)  # (N, K), NaN unknown
+        t = np.asarray(targets, dtype=np.int64).reshape(-1)
+        keep = t >= 0  # -1: unknown class
+        return logits[keep], np.eye(k)[t[keep]]
+    return logits, np.asarray(targets, dtype=np.float64).reshape(len(logits), k)
 
 
 def choose_operating_point(logits: np.ndarray, targets: np.ndarray, task: str, classes: list[str]
-                           ) -> dict[str, Any]:
-    """Thresholds (multi-label) and temperature fitted on validation logits and targets."""
+                           ) -> dict[str, Any] | None:
+    """Thresholds (multi-label) and temperature fitted on validation logits and targets (None without labels)."""
     from cxrlab.evaluate.calibration import apply_temperature, fit_temperature
     from cxrlab.evaluate.thresholds import choose_thresholds
 
+    if np.asarray(targets).ndim != (1 if task == "multiclass" else 2):
+        return None  # a split without labels
+    logits, y = _labelled(np.asarray(logits), targets, task, len(classes))
+    if len(y) == 0:
+        return None
     p = probabilities(logits, task)
-    y = _labels(targets, task, len(classes))
     temps = fit_temperature(y, p, task)
     out: dict[str, Any] = {"chosen_on": "validation", "n_images": int(len(p)), "threshold_method": None,
                            "thresholds": None, "calibrated_thresholds": None}
@@ -49,6 +49,25 @@ def choose_operating_point(logits: np.ndarray, targets: np.ndarray, task: str, c
     out.update(threshold_method=THRESHOLD_METHOD, temperature=dict(zip(classes, map(float, temps))),
                thresholds=dict(zip(classes, map(float, thr))),
                calibrated_thresholds=dict(zip(classes, map(float, cal))))
+    return out
+
+
+def from_run(thresholds: dict[str, float] | None, temperature, classes: list[str], task: str) -> dict | None:
+    """The operating point a run's checkpoint records (``RunInfo.thresholds``/``temperature``), or None."""
+    if thresholds is None and temperature is None:
+        return None
+    if isinstance(temperature, (list, tuple)):
+        temperature = temperature[0] if task == "multiclass" else dict(zip(classes, map(float, temperature)))
+    elif temperature is not None and task == "multilabel":
+        temperature = {c: float(temperature) for c in classes}  # one temperature for every class
+    out = {"chosen_on": "the run's checkpoint", "threshold_method": "recorded", "temperature": temperature,
+           "thresholds": dict(thresholds) if thresholds else None, "calibrated_thresholds": None}
+    if thresholds and isinstance(temperature, dict):
+        from cxrlab.evaluate.calibration import apply_temperature
+
+        thr = np.clip([thresholds[c] for c in classes], 1e-6, 1 - 1e-6)[None]
+        cal = apply_temperature(thr, np.array([temperature[c] for c in classes]), task)[0]
+        out["calibrated_thresholds"] = dict(zip(classes, map(float, cal)))
     return out
 
 

@@ -1,8 +1,8 @@
 """The few facts about a trained run that deployment needs, read through the shared inference API.
 
-``load(run, which)`` returns the model and a plain ``info`` dict (the keys of ``RunInfo.to_dict()`` when
-``cxrlab.predict`` provides it, else the checkpoint JSON); ``split_dataset`` gives the run's validation or test
-images preprocessed exactly as evaluation saw them.
+``load(run, which)`` returns the model and its ``RunInfo`` (``cxrlab.predict.load_run``); ``split_dataset``
+gives the run's validation or test images preprocessed exactly as evaluation saw them (through its cache when
+it has one, else decoded from the files, same pixels either way).
 """
 
 from __future__ import annotations
@@ -14,40 +14,23 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from cxrlab.errors import CxrlabError
+from cxrlab.predict import ImageSetDataset, RunInfo, images_from_run, load_run, open_run_cache
 
 
-def load(run: str | Path, which: str = "best") -> tuple[nn.Module, dict[str, Any]]:
+def load(run: str | Path, which: str = "best") -> tuple[nn.Module, RunInfo]:
     """``(model, info)`` for a run directory or checkpoint; the model is in eval mode on the CPU."""
-    from cxrlab.train.checkpoint import load_run_model
-
-    model, info = load_run_model(run, which=which, device="cpu")
-    info = dict(info)
-    info.setdefault("run_dir", str(Path(info["path"]).parent.parent))
-    info.setdefault("checkpoint", info["path"])
-    info["which"] = which
-    return model, info
+    return load_run(run, which=which, device="cpu")
 
 
-def contract_info(info: dict[str, Any]) -> dict[str, Any]:
-    """The part of ``info`` an exported model carries: what it predicts and how its input is made."""
-    keys = ("task", "classes", "model_name", "model_kwargs", "preprocess", "weights_sha256", "run_dir",
-            "checkpoint", "which")
-    return {k: info.get(k) for k in keys}
+def contract_info(info: RunInfo) -> dict[str, Any]:
+    """What an exported model carries about its run: ``RunInfo.to_dict()`` (task, classes, model, preprocessing,
+    weights hash, provenance)."""
+    return info.to_dict()
 
 
-def eval_transform(info: dict[str, Any]):
-    """The run's deterministic evaluation transform (uint8 (1, S, S) -> float32 (C, H, W))."""
-    from cxrlab.infer import eval_transform as transform
-
-    return transform(info)
-
-
-def split_dataset(info: dict[str, Any], split: str = "val") -> Dataset:
+def split_dataset(info: RunInfo, split: str = "val") -> Dataset:
     """The run's ``split`` images with the evaluation transform; raises ``CxrlabError`` when unavailable."""
-    from cxrlab.infer import _split_dataset
-
-    run_dir = Path(info["run_dir"])
-    dataset, _ = _split_dataset(run_dir, info, split, eval_transform(info))
-    if len(dataset) == 0:
-        raise CxrlabError(f"{run_dir}: no readable {split} images")
-    return dataset
+    images = images_from_run(info, split)
+    if len(images) == 0:
+        raise CxrlabError(f"{info.run_dir}: no {split} images in its split")
+    return ImageSetDataset(images, info, cache=open_run_cache(info, images))

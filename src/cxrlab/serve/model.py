@@ -20,6 +20,8 @@ from cxrlab.deploy import runs
 from cxrlab.deploy.ood import OodGate, assess
 from cxrlab.deploy.operating import apply_operating_point
 from cxrlab.errors import CxrlabError
+from cxrlab.predict import RunInfo, eval_transform
+from cxrlab.predict.preprocess import resize_for_run
 from cxrlab.utils import read_json, write_json
 
 DISCLAIMER = "Research use only: not a medical device and not a diagnosis."
@@ -45,8 +47,8 @@ class ServedModel:
         else:
             raise CxrlabError(f"{source}: serve a run directory (safetensors weights) or an exported .onnx file; "
                               "other formats (pickles such as .pt/.pth) are never loaded")
-        self.task, self.classes = self.info["task"], list(self.info["classes"])
-        self.transform = runs.eval_transform(self.info)
+        self.task, self.classes = self.info.task, list(self.info.classes)
+        self.transform = eval_transform(self.info)
         self._lock = threading.Lock()  # grad-based heat maps mutate hooks on the shared model
 
     def _init_onnx(self, path: Path) -> None:
@@ -59,7 +61,8 @@ class ServedModel:
         if not contract.get("run"):
             raise CxrlabError(f"{path} has no cxrlab contract (no {contract_path.name}, no metadata); export it "
                               "with `cxrlab export`")
-        self.info, self.operating = contract["run"], contract.get("operating")
+        self.info = RunInfo.from_dict(contract["run"], where=f"{path.name} contract: field 'run'")
+        self.operating = contract.get("operating")
         self.gate = OodGate.load(ood_path) if ood_path.exists() else None
         self.model, self.name = None, path.stem
 
@@ -68,14 +71,14 @@ class ServedModel:
 
         model, self.info = runs.load(source, which)
         self.model, self.engine = model, WithFeatures(model).eval()
-        self.name = Path(self.info["run_dir"]).name
+        self.name = self.info.run_dir.name if self.info.run_dir else source.stem
         self.operating, self.gate = _run_calibration(model, self.info)
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /api/model`` returns: classes, preprocessing, operating point, gate, provenance."""
-        p = self.info["preprocess"]
+        p = self.info.preprocess.to_dict()
         return {"name": self.name, "engine": self.engine_name, "task": self.task, "classes": self.classes,
-                "model_name": self.info.get("model_name"), "weights_sha256": self.info.get("weights_sha256"),
+                "model_name": self.info.model_name, "weights_sha256": self.info.weights_sha256,
                 "preprocess": {k: p.get(k) for k in ("image_size", "in_chans", "mean", "std", "cache_size",
                                                       "policy", "clahe")},
                 "operating": self.operating, "ood": self.gate.summary() if self.gate else None,
@@ -83,10 +86,7 @@ class ServedModel:
 
     def preprocess(self, gray: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """(model input (C, H, W), the resized uint8 image the model sees) for one grayscale image."""
-        from cxrlab.data.images import resize_image
-
-        p = self.info["preprocess"]
-        small = resize_image(gray, int(p["cache_size"]), p["policy"])
+        small = resize_for_run(gray, self.info)
         return self.transform(torch.from_numpy(small)[None]), small
 
     def _forward(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
@@ -138,28 +138,31 @@ class ServedModel:
         return _png_base64(rgba)
 
 
-def _run_calibration(model: torch.nn.Module, info: dict[str, Any]) -> tuple[dict | None, OodGate | None]:
+def _run_calibration(model: torch.nn.Module, info: RunInfo) -> tuple[dict | None, OodGate | None]:
     """Operating point and OOD gate of a run, from ``RUN/deploy/`` or computed on its validation images."""
     from cxrlab.deploy.features import collect
-    from cxrlab.deploy.operating import choose_operating_point
+    from cxrlab.deploy.operating import choose_operating_point, from_run
 
-    folder = Path(info["run_dir"]) / "deploy"
-    stem = f"serve_{info.get('which', 'best')}"
+    recorded = from_run(info.thresholds, info.temperature, list(info.classes), info.task)
+    if info.run_dir is None:
+        return recorded, None
+    folder = info.run_dir / "deploy"
+    stem = f"serve_{info.which or 'best'}"
     meta_path, gate_path = folder / f"{stem}.json", folder / f"{stem}.ood.safetensors"
     if meta_path.exists() and gate_path.exists():
         meta = read_json(meta_path)
-        if meta.get("weights_sha256") == info.get("weights_sha256"):
+        if meta.get("weights_sha256") == info.weights_sha256:
             return meta.get("operating"), OodGate.load(gate_path)
     try:
         val = collect(model, runs.split_dataset(info, "val"))
     except (CxrlabError, FileNotFoundError, KeyError):
-        return None, None  # no validation images here: probabilities only, said on the page
-    operating = choose_operating_point(val["logits"], val["targets"], info["task"], info["classes"])
-    gate = OodGate.fit(val["features"], weights_sha256=info.get("weights_sha256"))
+        return recorded, None  # no validation images here: probabilities only, said on the page
+    operating = recorded or choose_operating_point(val["logits"], val["targets"], info.task, list(info.classes))
+    gate = OodGate.fit(val["features"], weights_sha256=info.weights_sha256)
     try:
         folder.mkdir(exist_ok=True)
         gate.save(gate_path)
-        write_json(meta_path, {"weights_sha256": info.get("weights_sha256"), "operating": operating})
+        write_json(meta_path, {"weights_sha256": info.weights_sha256, "operating": operating})
     except OSError:
         pass  # a read-only run directory: recompute next time
     return operating, gate
