@@ -24,6 +24,8 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
     p.add_argument("--which", choices=("best", "last", "swa"), default="best", help="checkpoint to use")
     p.add_argument("--batch-size", type=A.positive_int, default=64)
     p.add_argument("--device", type=A.device, default="cpu", help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--engine", choices=("torch", "onnx"),
+                   help="PyTorch or ONNX Runtime (default: onnx for an .onnx file from `cxrlab export`, else torch)")
     p.set_defaults(func=_predict)
 
 
@@ -31,8 +33,16 @@ def _predict(args: argparse.Namespace) -> int:
     from cxrlab.predict import predict_run
     from cxrlab.predictions import write_predictions
 
-    preds = predict_run(args.run_dir, split=args.split, index=args.index, images=args.images,
-                        split_csv=args.split_csv, which=args.which, batch_size=args.batch_size, device=args.device)
+    engine = args.engine or ("onnx" if str(args.run_dir).lower().endswith(".onnx") else "torch")
+    if engine == "onnx":
+        from cxrlab.deploy.predict_onnx import predict_onnx
+
+        preds = predict_onnx(args.run_dir, split=args.split, index=args.index, images=args.images,
+                             split_csv=args.split_csv, which=args.which, batch_size=args.batch_size)
+    else:
+        preds = predict_run(args.run_dir, split=args.split, index=args.index, images=args.images,
+                            split_csv=args.split_csv, which=args.which, batch_size=args.batch_size,
+                            device=args.device)
     path = write_predictions(args.out, preds)
     print(f"wrote {len(preds.image_ids)} predictions to {path}")
     return 0

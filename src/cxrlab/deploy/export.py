@@ -119,7 +119,8 @@ def _validation(model: nn.Module, info: RunInfo, max_images: int) -> tuple[dict 
         dataset = runs.split_dataset(info, "val")
     except (CxrlabError, FileNotFoundError, KeyError) as exc:
         return None, f"synthetic (the run's validation images are not available: {exc})"
-    return {"dataset": dataset, **collect(model, dataset, max_images)}, "validation"
+    outputs = collect(model, dataset, max_images) if max_images > 0 else {}
+    return {"dataset": dataset, **outputs}, "validation"
 
 
 def _write_metadata(onnx_path: Path, contract: dict[str, Any]) -> None:
@@ -137,6 +138,8 @@ def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int
                parity_images: int = 16, max_val_images: int = 2000, ood_percentile: float = 99.0,
                tolerance: float = TOLERANCE) -> dict[str, Any]:
     """Export a run's ``which`` checkpoint to ``out`` (.onnx) with its contract; returns the contract.
+
+    ``max_val_images=0`` skips the validation pass (no fitted thresholds, no OOD gate): parity only.
 
     Raises ``CxrlabError`` when the export or the parity check fails (nothing is left half-written as valid:
     the contract JSON is written last).
@@ -167,7 +170,7 @@ def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int
                           f"{len(batch)} {source} images; the export was removed (try another --opset)")
     classes = list(info.classes)
     contract["operating"] = from_run(info.thresholds, info.temperature, classes, info.task)
-    if val:
+    if val and "features" in val:
         if contract["operating"] is None:
             contract["operating"] = choose_operating_point(val["logits"], val["targets"], info.task, classes)
         gate = OodGate.fit(val["features"], ood_percentile, weights_sha256=info.weights_sha256)
