@@ -26,6 +26,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "cosine", "plateau", "step")
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+FREEZE_MODES = ("none", "backbone")
+TRACKERS = ("none", "tensorboard", "mlflow")
 
 
 def _check(ok: bool, key: str, msg: str) -> None:
@@ -80,9 +82,16 @@ class ModelConfig:
     """Head dropout; null keeps the model's default."""
     in_chans: int = 1
     """Input channels: 1 (gray, our models) or 3 (ImageNet backbones; the gray channel is repeated)."""
+    freeze: str = "none"
+    """none (train everything) or backbone (train the head only: a linear probe, see ``unfreeze_epoch``)."""
+    unfreeze_epoch: int | None = None
+    """With freeze=backbone: train the whole model from this epoch on (gradual unfreezing); null = never."""
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "model.name", "must not be empty")
+        _one_of(self.freeze, FREEZE_MODES, "model.freeze")
+        _check(self.unfreeze_epoch is None or (self.freeze == "backbone" and self.unfreeze_epoch >= 2),
+               "model.unfreeze_epoch", "needs model.freeze=backbone and an epoch >= 2 (or null)")
         _check(self.in_chans in (1, 3), "model.in_chans", f"{self.in_chans} is not 1 or 3")
         _check(self.drop_rate is None or 0 <= self.drop_rate < 1, "model.drop_rate", "must be in [0, 1)")
 
@@ -249,6 +258,8 @@ class TrainConfig:
     """Batch size for validation and prediction (null = 2 x batch_size)."""
     threads: int | None = None
     """torch intra-op threads on CPU (null = torch's default)."""
+    log: str = "none"
+    """Experiment tracking: none, tensorboard (RUN/tensorboard) or mlflow (``pip install 'cxrlab[track]'``)."""
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs", "must be >= 1")
@@ -261,6 +272,7 @@ class TrainConfig:
         _check(self.swa_start is None or self.swa_start >= 1, "train.swa_start", "must be >= 1 or null")
         _check(self.early_stopping is None or self.early_stopping >= 1, "train.early_stopping", "must be >= 1")
         _check(self.log_every >= 1, "train.log_every", "must be >= 1")
+        _one_of(self.log, TRACKERS, "train.log")
 
 
 @dataclass

@@ -79,11 +79,9 @@ def write_plan(plan: Plan, out: Path, paths: dict[str, str | None], cli_set: lis
 
 
 def _freeze_strategy(run: RunSpec) -> str:
-    m = run.config.model
-    freeze, at = getattr(m, "freeze", "none"), getattr(m, "unfreeze_epoch", None)
-    if freeze == "none":
-        return "full fine-tuning" if m.pretrained or m.weights else "from scratch"
-    return f"gradual unfreezing (backbone from epoch {at})" if at else "linear probe (head only)"
+    from cxrlab.train.freeze import describe
+
+    return describe(run.config)
 
 
 def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None = None, shard: str | None = None,

@@ -38,6 +38,7 @@ class Engine:
     log_every: int = 50
     use_weight: bool = False
     dist: Dist = field(default_factory=Dist)
+    frozen_norms: list[nn.Module] = field(default_factory=list)  # norm layers of a frozen backbone: kept in eval
     last_checkpoint: str = "none yet"
 
     @property
@@ -82,6 +83,8 @@ def train_one_epoch(model: nn.Module, loader, eng: Engine, epoch: int) -> dict[s
     checkpoint on disk is left untouched).
     """
     model.train()
+    for module in eng.frozen_norms:
+        module.eval()
     eng.optimizer.zero_grad(set_to_none=True)
     total, seen, steps, t0 = 0.0, 0, len(loader), time.perf_counter()
     mixing = bool(eng.mix.get("mixup") or eng.mix.get("cutmix"))
