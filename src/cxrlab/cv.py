@@ -108,6 +108,9 @@ def run_cv(config: Any, folds: int, out_dir: str | Path, resume: bool = True,
         raise CxrlabError(f"--folds {folds} must be at least 2")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    from cxrlab.provenance import check_cv_settings
+
+    check_cv_settings(out, config, folds)  # old folds and fold runs are reused only under the same settings
     split_csv = make_folds(config, folds, out)
     index = load_index(config.data.index)
     runs = [train_fold(config, split_csv, k, out / f"fold{k}", resume) for k in range(folds)]

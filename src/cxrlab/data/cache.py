@@ -22,6 +22,7 @@ import numpy as np
 from cxrlab.data.images import RESIZE_POLICIES, read_image, resize_image
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
+from cxrlab.provenance import check_image_file, expected_hashes
 from cxrlab.utils import read_json, write_json
 
 IMAGES_FILE, META_FILE, DONE_FILE = "images.u8", "meta.json", "done.u8"
@@ -107,6 +108,8 @@ def _prepare(index: Index, cache_dir: Path, size: int, policy: str, force: bool)
         raise CxrlabError(f"--size {size} is out of range; use 8..4096 (256 is typical)")
     image_ids = index.frame["image_id"].astype(str).tolist()
     meta = {"size": size, "policy": policy, "index_sha256": index.sha256, "image_ids": image_ids, "complete": False}
+    hashes = expected_hashes(index)  # per image, so an index that only adds rows can reuse this cache
+    meta["image_sha256"] = [hashes.get(i) for i in image_ids] if hashes else None
     meta_path = cache_dir / META_FILE
     if meta_path.is_file():
         old = read_json(meta_path)
@@ -132,13 +135,15 @@ def _prepare(index: Index, cache_dir: Path, size: int, policy: str, force: bool)
     return meta
 
 
-def _cache_chunk(task: tuple[str, int, int, str, list[int], list[str]]) -> list[tuple[int, str | None]]:
-    """Worker: decode + resize ``paths`` into ``rows`` of the memmap; returns (row, error or None)."""
-    images_path, n, size, policy, rows, paths = task
+def _cache_chunk(task: tuple) -> list[tuple[int, str | None]]:
+    """Worker: decode + resize ``paths`` into ``rows`` of the memmap (each file checked against the sha256 its
+    index recorded); returns (row, error or None)."""
+    images_path, n, size, policy, rows, paths, hashes = task
     images = np.memmap(images_path, dtype=np.uint8, mode="r+", shape=(n, size, size))
     out = []
-    for row, path in zip(rows, paths):
+    for row, path, expected in zip(rows, paths, hashes):
         try:
+            check_image_file(path, expected)
             images[row] = resize_image(read_image(path), size, policy)
             out.append((row, None))
         except CxrlabError as exc:
@@ -232,9 +237,12 @@ def _available_cores() -> int:
 
 def _tasks(index: Index, images_path: Path, n: int, size: int, policy: str, rows: np.ndarray, workers: int) -> list:
     paths = [str(p) for p in index.absolute_paths()]
+    known = expected_hashes(index)
+    hashes = [known.get(str(i)) for i in index.frame["image_id"]]
     chunk = int(max(1, min(MAX_CHUNK, -(-len(rows) // (workers * 4)))))
     return [
-        (str(images_path), n, size, policy, rows[i : i + chunk].tolist(), [paths[r] for r in rows[i : i + chunk]])
+        (str(images_path), n, size, policy, rows[i : i + chunk].tolist(), [paths[r] for r in rows[i : i + chunk]],
+         [hashes[r] for r in rows[i : i + chunk]])
         for i in range(0, len(rows), chunk)
     ]
 

@@ -18,6 +18,7 @@ from cxrlab.data.cache import Cache, open_cache
 from cxrlab.data.images import read_image, resize_image
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
+from cxrlab.provenance import check_cache, check_image_file, expected_hashes
 
 
 def _targets(index: Index) -> np.ndarray:
@@ -79,9 +80,13 @@ class CachedImageDataset(_IndexDataset):
         cache: Cache | str | Path,
         transform: Callable | None = None,
         return_weight: bool = False,
+        size: int | None = None,
+        policy: str | None = None,
     ):
         super().__init__(index, image_ids, transform, return_weight)
         self.cache = cache if isinstance(cache, Cache) else open_cache(cache)
+        # built from this index (or its images), at the size/policy expected: else a one-line error
+        check_cache(self.cache, index, self.image_ids, size=size, policy=policy)
         rows = np.array([self.cache.row(i) for i in self.image_ids], dtype=np.int64)
         ok = self.cache.ok[rows] if len(rows) else np.zeros(0, dtype=bool)
         self._keep(ok)
@@ -108,6 +113,13 @@ class FileImageDataset(_IndexDataset):
         paths = dict(zip(index.frame["image_id"].astype(str), index.absolute_paths()))
         self.paths = [paths[i] for i in self.image_ids]
         self.size, self.policy = size, policy
+        hashes = expected_hashes(index)
+        self.hashes = [hashes.get(i) for i in self.image_ids]
+        self.index_path = index.path
+        self._checked: set[int] = set()  # each file is compared with the index's sha256 once per process
 
     def _load(self, i: int) -> torch.Tensor:
+        if i not in self._checked:
+            check_image_file(self.paths[i], self.hashes[i], self.index_path)
+            self._checked.add(i)
         return torch.from_numpy(resize_image(read_image(self.paths[i]), self.size, self.policy))[None]
