@@ -15,6 +15,11 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
     p.add_argument("--out", required=True, help="output folder for metrics.json, report.html, report.md")
     p.add_argument("--val-predictions", help="validation predictions for thresholds and temperature scaling")
     p.add_argument("--threshold-method", default="youden", help="youden | max_f1 | sens:X | spec:X | fixed:X")
+    p.add_argument("--by", help="subgroup analysis over index columns, e.g. sex,age,view (age in --age-bands)")
+    p.add_argument("--age-bands", help="age band edges for --by age (default 40,60,80)")
+    p.add_argument("--min-group", type=A.positive_int, default=30, help="smallest group scored by --by (default 30)")
+    p.add_argument("--match", default="exact", help="class matching through the shared findings table: exact "
+                   "(default) | approximate (also score overlapping findings, e.g. Consolidation ~ Airspace opacity)")
     _common(p)
     p.set_defaults(func=_evaluate)
 
@@ -65,6 +70,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         evaluate_predictions(
             args.predictions, args.labels, args.out, args.val_predictions, args.bootstrap, args.seed, args.prefix,
             args.logits, _exclude(args.exclude), args.threshold_method, args.allow_test_fitting, not args.no_report,
+            by=args.by, age_bands=args.age_bands, min_group=args.min_group, match=args.match,
         )
     print(f"wrote {args.out}/metrics.json" + ("" if args.no_report else f" and {args.out}/report.html"))
     return 0

@@ -11,7 +11,7 @@ from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.bootstrap import patient_weights, with_point
 from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
 from cxrlab.evaluate.inputs import Source, load_labels, resolve_source
-from cxrlab.evaluate.matching import Scored, check_fitting_allowed, load_scored
+from cxrlab.evaluate.matching import Scored, check_fitting_allowed, datasets_block, load_scored
 from cxrlab.evaluate.metrics import DEFAULT_EXCLUDE
 from cxrlab.evaluate.summary import multiclass_block, multilabel_block
 from cxrlab.utils import write_json
@@ -33,6 +33,10 @@ def evaluate_predictions(
     allow_test_fitting: bool = False,
     report: bool = True,
     quiet: bool = False,
+    by: str | list[str] | None = None,
+    age_bands: str | list[float] | None = None,
+    min_group: int = 30,
+    match: str = "exact",
 ) -> dict:
     """Score ``predictions`` (a CSV or a run directory) against ``labels``; write ``out/metrics.json`` and the
     reports when ``out`` is given. Returns the metrics dictionary (schema: README, "metrics.json schema").
@@ -45,18 +49,29 @@ def evaluate_predictions(
         exclude: classes left out of the macro average.
         threshold_method: youden | max_f1 | sens:X | spec:X | fixed:X, chosen on validation.
         allow_test_fitting: fit thresholds/temperatures even on test predictions (logged loudly).
+        by, age_bands, min_group: subgroup analysis (``cxrlab.evaluate.subgroups``): index columns, age band
+            edges, smallest group scored.
+        match: ``exact`` (same finding, through the shared findings table) or ``approximate`` (also score
+            overlapping findings such as Consolidation vs Airspace opacity).
     """
+    from cxrlab.evaluate.subgroups import parse_age_bands, parse_by, subgroup_analysis
+
     start = time.perf_counter()
     check_options(bootstrap, threshold_method, out)
+    by, age_bands = parse_by(by), parse_age_bands(age_bands)
     source = resolve_source(predictions, val_predictions)
     index = labels if isinstance(labels, Index) else load_labels(labels, source)
-    scored, preds = load_scored(source.test, index, prefix, logits)
-    val = _load_val(source, index, prefix, logits, allow_test_fitting, scored.notes)
+    scored, preds = load_scored(source.test, index, prefix, logits, match=match)
+    val = _load_val(source, index, prefix, logits, allow_test_fitting, scored.notes, match)
     weights = with_point(patient_weights(scored.n_patients, bootstrap, seed))
     if scored.task == "multilabel":
         body = multilabel_block(scored, weights, tuple(exclude), val, threshold_method)
     else:
         body = multiclass_block(scored, weights, val)
+    if by:
+        body["subgroups"] = subgroup_analysis(scored, index, by, weights, exclude=tuple(exclude), val=val,
+                                              method=threshold_method, age_bands=age_bands, min_group=min_group,
+                                              thresholds=body.get("thresholds"))
     result = {
         "schema": SCHEMA,
         "task": scored.task,
@@ -66,6 +81,8 @@ def evaluate_predictions(
         "model": preds.meta.get("model") or source.name,
         "name": source.name,
         "inputs": _inputs(source, index, labels, val is not None),
+        "datasets": datasets_block(preds, index, source.run_dir),
+        "matching": scored.matching,
         "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient",
                       "interval": "percentile", "level": 0.95},
         **body,
@@ -117,10 +134,10 @@ def check_options(bootstrap: int, threshold_method: str, out: str | Path | None 
 
 
 def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, allow: bool,
-              notes: list[str]) -> Scored | None:
+              notes: list[str], match: str = "exact") -> Scored | None:
     if source.val is None:
         return None
-    val, val_preds = load_scored(source.val, index, prefix, logits)
+    val, val_preds = load_scored(source.val, index, prefix, logits, match=match)
     record = check_fitting_allowed(val_preds, source.test, allow, "thresholds and temperatures", labels=index)
     if record:  # --allow-test-fitting: recorded in metrics.json and the report
         notes.append(f"BIASED: thresholds and temperatures were fitted on test data ({record['reason']})")

@@ -29,6 +29,7 @@ class Scored:
     notes: list[str] = field(default_factory=list)
     counts: dict = field(default_factory=dict)
     patient_names: np.ndarray | None = None  # (N,) str, to re-index patients after subsetting
+    matching: dict | None = None  # how model classes met label classes (see ``cxrlab.data.findings``)
 
     @property
     def n_patients(self) -> int:
@@ -36,19 +37,25 @@ class Scored:
 
 
 def load_scored(
-    path: str | Path, labels: Index, prefix: str | None = None, logits: bool = False
+    path: str | Path, labels: Index, prefix: str | None = None, logits: bool = False, match: str = "exact"
 ) -> tuple[Scored, Predictions]:
-    """Read a predictions CSV and match it to ``labels``."""
-    preds = read_predictions(path, classes=list(labels.classes), prefix=prefix, logits=logits)
-    return match_predictions(preds, labels, logits=logits), preds
+    """Read a predictions CSV and match it to ``labels`` (``match``: exact | approximate, see ``_match_classes``)."""
+    from cxrlab.data.findings import spellings
+
+    wanted = list(dict.fromkeys(n for c in labels.classes for n in spellings(c)))  # other datasets' spellings too
+    preds = read_predictions(path, classes=wanted, prefix=prefix, logits=logits)
+    return match_predictions(preds, labels, logits=logits, match=match), preds
 
 
-def match_predictions(preds: Predictions, labels: Index, logits: bool = False) -> Scored:
-    """Check ``preds`` and align them with ``labels`` (classes by name, images by id)."""
+def match_predictions(preds: Predictions, labels: Index, logits: bool = False, match: str = "exact") -> Scored:
+    """Check ``preds`` and align them with ``labels`` (classes by name or shared finding, images by id).
+
+    Scored classes carry the model's names; ``Scored.matching`` says which label column each was scored on."""
     where = str(preds.path) if preds.path else "predictions"
     _check_ids(preds, where)
     probs = _check_probs(np.asarray(preds.probs, dtype=np.float64), preds.classes, where, labels.task, logits)
-    classes, notes = _match_classes(preds.classes, labels.classes, where)
+    pairs, notes, matching = _match_classes(preds.classes, labels.classes, where, match)
+    classes, label_cols = [m for m, _ in pairs], [lab for _, lab in pairs]
     frame = labels.frame.drop_duplicates("image_id").set_index("image_id")
     known = _known_ids(preds, frame.index, where, notes)
     n_pred = len(preds.image_ids)
@@ -58,7 +65,7 @@ def match_predictions(preds: Predictions, labels: Index, logits: bool = False) -
     rows = frame.loc[ids]
     col = [preds.classes.index(c) for c in classes]
     p = probs[known][:, col]
-    y = rows[classes].to_numpy(dtype=np.float64, na_value=np.nan)
+    y = rows[label_cols].to_numpy(dtype=np.float64, na_value=np.nan)
     if labels.task == "multiclass":
         keep = np.nansum(y, axis=1) == 1  # true class among the scored classes
         if not keep.all():
@@ -71,7 +78,7 @@ def match_predictions(preds: Predictions, labels: Index, logits: bool = False) -
     _, patients = np.unique(patient_names, return_inverse=True)
     counts = {"predicted": n_pred, "scored": len(ids), "unlabelled": n_pred - int(known.sum()),
               "patients": int(patients.max()) + 1, "labelled_images": len(frame)}
-    return Scored(ids, patients.astype(np.int64), y, p, classes, labels.task, notes, counts, patient_names)
+    return Scored(ids, patients.astype(np.int64), y, p, classes, labels.task, notes, counts, patient_names, matching)
 
 
 def subset_scored(s: Scored, image_ids: list[str], classes: list[str]) -> Scored:
@@ -83,7 +90,7 @@ def subset_scored(s: Scored, image_ids: list[str], classes: list[str]) -> Scored
     _, patients = np.unique(names, return_inverse=True)
     counts = {**s.counts, "scored": len(rows), "patients": int(patients.max()) + 1 if len(rows) else 0}
     return Scored(list(image_ids), patients.astype(np.int64), s.y[rows][:, cols], s.p[rows][:, cols],
-                  list(classes), s.task, list(s.notes), counts, names)
+                  list(classes), s.task, list(s.notes), counts, names, s.matching)
 
 
 def _known_ids(preds: Predictions, labelled: pd.Index, where: str, notes: list[str]) -> np.ndarray:
@@ -143,20 +150,62 @@ def _check_probs(probs: np.ndarray, classes: list[str], where: str, task: str, l
     return probs
 
 
-def _match_classes(pred_classes: list[str], label_classes: list[str], where: str) -> tuple[list[str], list[str]]:
-    classes = [c for c in label_classes if c in pred_classes]
-    if not classes:
-        raise CxrlabError(f"{where}: no class in common with the labels (predictions: "
-                          f"{', '.join(pred_classes[:5])}; labels: {', '.join(label_classes[:5])}); "
-                          "rename the columns or pass --prefix")
+MATCH_MODES = ("exact", "approximate")
+
+
+def _match_classes(pred_classes: list[str], label_classes: list[str], where: str, mode: str = "exact"
+                   ) -> tuple[list[tuple[str, str]], list[str], dict]:
+    """(model class, label class) pairs in label order, notes, and the ``matching`` block of metrics.json.
+
+    Same names match; different spellings of one finding match exactly through the shared findings table
+    (NIH ``Effusion`` = CheXpert ``Pleural Effusion``); overlapping findings (``Consolidation`` vs ``Airspace
+    opacity``) are approximate: listed, and scored only with ``mode="approximate"``. Nothing matches silently.
+    """
+    from cxrlab.data.findings import match_classes
+
+    if mode not in MATCH_MODES:
+        raise CxrlabError(f"--match {mode!r} is not one of {', '.join(MATCH_MODES)}")
+    matched, approx, model_left, labels_left = match_classes(list(pred_classes), list(label_classes))
+    used = {x.labels for x in matched}
+    scored_approx = []
+    if mode == "approximate":
+        for a in approx:  # each label and model class once, first candidate wins
+            if a.labels not in used and a.model not in {x.model for x in scored_approx}:
+                scored_approx.append(a)
+                used.add(a.labels)
+    chosen = matched + scored_approx
+    if not chosen:
+        hint = (f"; approximate candidates: {', '.join(f'{a.model} ~ {a.labels}' for a in approx)} (pass --match "
+                "approximate to score them)") if approx else ""
+        raise CxrlabError(f"{where}: no class in common with the labels, not even a finding shared through the "
+                          f"findings table (predictions: {', '.join(pred_classes[:6])}; "
+                          f"labels: {', '.join(label_classes[:6])})"
+                          f"{hint}; evaluate on labels that share findings with the model, or rename the columns")
+    order = {c: i for i, c in enumerate(label_classes)}
+    chosen.sort(key=lambda x: order[x.labels])
+    scored_models = {x.model for x in chosen}
     notes = []
-    only_labels = [c for c in label_classes if c not in pred_classes]
-    only_preds = [c for c in pred_classes if c not in label_classes]
+    renamed = [x for x in chosen if x.kind != "same name"]
+    if renamed:
+        notes.append("classes matched through the shared findings table: " + ", ".join(
+            f"{x.model} = {x.labels}" if x.kind == "exact" else f"{x.model} ~ {x.labels} (approximate: {x.reason})"
+            for x in renamed))
+    left_approx = [a for a in approx if a not in scored_approx]
+    if left_approx and mode == "exact":
+        notes.append("approximate matches not scored (pass --match approximate to score them): " + ", ".join(
+            f"{a.model} ~ {a.labels} ({a.reason})" for a in left_approx))
+    only_labels = [c for c in label_classes if c not in used]
+    only_preds = [c for c in pred_classes if c not in scored_models]
     if only_labels:
         notes.append(f"classes in the labels but not predicted (not scored): {', '.join(only_labels)}")
     if only_preds:
         notes.append(f"predicted classes without labels (not scored): {', '.join(only_preds)}")
-    return classes, notes
+    block = {"mode": mode, "pairs": [{"model": x.model, "labels": x.labels, "kind": x.kind, "finding": x.finding,
+                                      **({"reason": x.reason} if x.reason else {})} for x in chosen],
+             "approximate_not_scored": [{"model": a.model, "labels": a.labels, "reason": a.reason}
+                                        for a in left_approx],
+             "model_unmatched": only_preds, "labels_unmatched": only_labels}
+    return [(x.model, x.labels) for x in chosen], notes, block
 
 
 def check_fitting_allowed(val: Predictions | Path, test_path: Path | None, allow: bool, what: str,
@@ -177,3 +226,44 @@ def check_fitting_allowed(val: Predictions | Path, test_path: Path | None, allow
         tests.insert(0, test_set_of_predictions(test, labels))
     return check_not_test(path, preds.image_ids, tests=tests, what=what, allow=allow,
                           hashes=hashes_of(preds.image_ids, labels), marked_split=preds.split, same_file=same, how=how)
+
+
+def datasets_block(preds: Predictions, labels: Index, run_dir: Path | None) -> dict:
+    """Training and test dataset of an evaluation: the run's index (its format) and the labels' index.
+
+    ``external`` is True when the model is scored on another index than the one it was trained on, and then
+    the report says so in its first lines."""
+    test = {"index": str(labels.path) if labels.path else labels.meta.get("labels"),
+            "format": labels.meta.get("format")}
+    train_index = _training_index(preds, run_dir)
+    training = {"index": train_index, "format": None}
+    if train_index:
+        path = Path(train_index)
+        meta = path / "index.json" if path.is_dir() else path.with_suffix(".json")
+        if meta.is_file():
+            from cxrlab.utils import read_json
+
+            training["format"] = read_json(meta).get("format")
+    same = bool(train_index and test["index"]) and _same_index(train_index, test["index"])
+    return {"training": training, "test": test, "external": bool(train_index and test["index"]) and not same}
+
+
+def _training_index(preds: Predictions, run_dir: Path | None) -> str | None:
+    run = run_dir or (Path(preds.meta["run_dir"]) if preds.meta.get("run_dir") else None)
+    if run is None or not (run / "config.yaml").is_file():
+        return None
+    import yaml
+
+    try:
+        data = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("data") or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    return str(data.get("index")) if isinstance(data, dict) and data.get("index") else None
+
+
+def _same_index(a: str, b: str) -> bool:
+    def csv(p: str) -> Path:
+        path = Path(p)
+        return (path / "index.csv" if path.is_dir() else path).resolve()
+
+    return csv(a) == csv(b)

@@ -10,6 +10,7 @@ from cxrlab.evaluate.document import Document
 from cxrlab.evaluate.evaluate import fmt_ci, headline
 from cxrlab.evaluate.inputs import Source
 from cxrlab.evaluate.matching import Scored
+from cxrlab.evaluate.subgroups_report import datasets_section, subgroup_section
 
 
 def write_evaluation_report(result: dict, scored: Scored, source: Source, out: Path) -> tuple[Path, Path]:
@@ -17,6 +18,7 @@ def write_evaluation_report(result: dict, scored: Scored, source: Source, out: P
     name, model = result.get("name") or result["model"], result["model"]
     doc = Document(f"cxrlab evaluation: {name}" + (f" ({model})" if model != name else ""))
     _summary(doc, result)
+    datasets_section(doc, result)
     if result["task"] == "multilabel":
         _multilabel_tables(doc, result)
     else:
@@ -36,6 +38,7 @@ def write_evaluation_report(result: dict, scored: Scored, source: Source, out: P
         cm = result["confusion_matrix"]
         doc.figure("confusion", figures.confusion_figure(cm["counts"], cm["classes"]), "Confusion matrix (test)")
     uncertainty_section(doc, result.get("uncertainty"))
+    subgroup_section(doc, result.get("subgroups"))
     run_sections(doc, source)
     if source.run_dir is not None:
         from cxrlab.explain.report_section import explain_section
