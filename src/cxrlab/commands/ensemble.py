@@ -19,12 +19,16 @@ def _register_ensemble(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-test-fitting", action="store_true",
                    help="fit on test predictions anyway (biased; logged and recorded in the sidecar)")
     p.add_argument("--out", required=True, help="output predictions CSV (+ .json sidecar)")
+    p.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
     p.set_defaults(func=_ensemble)
 
 
 def _ensemble(args: argparse.Namespace) -> int:
     from cxrlab.ensemble import ensemble_predictions
+    from cxrlab.outputs import check_out_file
 
+    check_out_file(args.out, verb="ensemble", inputs=[*args.members, *(args.val or []), args.labels],
+                   force=args.force)
     out = ensemble_predictions(args.members, args.out, args.method, val=args.val, labels=args.labels,
                                allow_test_fitting=args.allow_test_fitting)
     print(f"wrote {out}")

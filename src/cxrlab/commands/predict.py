@@ -26,13 +26,17 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
     p.add_argument("--device", type=A.device, default="cpu", help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--engine", choices=("torch", "onnx"),
                    help="PyTorch or ONNX Runtime (default: onnx for an .onnx file from `cxrlab export`, else torch)")
+    p.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
     p.set_defaults(func=_predict)
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from cxrlab.outputs import check_out_file
     from cxrlab.predict import predict_run
     from cxrlab.predictions import write_predictions
 
+    check_out_file(args.out, verb="predict", inputs=[args.run_dir, args.images, args.index, args.split_csv],
+                   force=args.force)
     engine = args.engine or ("onnx" if str(args.run_dir).lower().endswith(".onnx") else "torch")
     if engine == "onnx":
         from cxrlab.deploy.predict_onnx import predict_onnx

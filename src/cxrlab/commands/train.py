@@ -16,6 +16,7 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--out", required=True, help="run directory to create (or continue with --resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--force", action="store_true", help="train into a non-empty --out folder that is not a run")
     p.set_defaults(func=_train)
 
     p = data_subparsers.add_parser("preview", help="write a grid PNG of augmented samples of a policy")
@@ -38,14 +39,21 @@ def _train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(dump_config(cfg), end="")
         return 0
-    out = fit(cfg, args.out, resume=args.resume)
+    from cxrlab.outputs import output_folder
+
+    data = cfg.data
+    with output_folder(args.out, verb="train", inputs=[args.config, data.index, data.split, data.cache],
+                       force=args.force):
+        out = fit(cfg, args.out, resume=args.resume)
     print(f"run directory: {out}")
     return 0
 
 
 def _preview(args: argparse.Namespace) -> int:
     from cxrlab.data.transforms import preview_grid
+    from cxrlab.outputs import check_out_file
 
+    check_out_file(args.out, verb="data preview", inputs=[args.index, args.cache], suffix=".png", sidecar=None)
     path = preview_grid(args.index, args.out, policy=args.policy, n=args.n, cache=args.cache,
                         image_size=args.image_size, seed=args.seed, clahe=args.clahe)
     print(f"wrote {path}")
