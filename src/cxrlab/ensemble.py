@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from cxrlab.errors import CxrlabError
+from cxrlab.evaluate.labels import labels_for
 from cxrlab.evaluate.metrics import binary_auroc, macro_auroc
 from cxrlab.predictions import Predictions, read_predictions, run_predictions_path, write_predictions
 
@@ -62,26 +63,6 @@ def align_members(members: list[Predictions], what: str) -> list[Predictions]:
         out.append(Predictions(list(ref.image_ids), m.probs[row][:, col], list(ref.classes), m.meta,
                                ref.patient_ids, None, m.path))
     return out
-
-
-def labels_for(labels_path: str | Path, image_ids: list[str], classes: list[str]) -> np.ndarray:
-    """(N, C) float labels (NaN unknown) for ``image_ids`` from an index or labels file; only those rows read."""
-    try:
-        from cxrlab.data.build_index import read_labels
-    except ImportError:  # data-index area not built yet: indexes only
-        from cxrlab.data.index import load_index as read_labels
-    index = read_labels(labels_path)
-    missing_cls = [c for c in classes if c not in index.classes]
-    if missing_cls:
-        raise CxrlabError(f"labels {labels_path} lack class(es) {missing_cls}; use labels for the same classes")
-    frame = index.frame.drop_duplicates("image_id").set_index("image_id")
-    missing = [i for i in image_ids if i not in frame.index]
-    if missing:
-        raise CxrlabError(
-            f"labels {labels_path} have no row for {len(missing)} validation image(s), e.g. {missing[:3]}; "
-            "pass the index the predictions were made on"
-        )
-    return frame.loc[image_ids, classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- fitting

@@ -22,23 +22,29 @@ import pandas as pd
 import torch
 
 from cxrlab.errors import CxrlabError
-from cxrlab.explain import inputs as I
+from cxrlab.predict import (
+    ImageSet,
+    ImageSetDataset,
+    RunInfo,
+    dataset_logits,
+    images_from_files,
+    images_from_index,
+    load_run,
+    open_run_cache,
+    probabilities,
+)
 from cxrlab.utils import atomic_write_text, write_json
 
 
-def _pool(pool: str | Path, classes: list[str]) -> tuple[I.ImageSet, list[str] | None]:
-    """(images with secret labels when the pool is a labelled index, patient ids when known)."""
+def _pool(pool: str | Path, classes: tuple[str, ...]) -> ImageSet:
+    """The pool: an index (labels kept only to measure pseudo-label accuracy; patient ids known) or files."""
     path = Path(pool)
     if (path / "index.csv").exists() or path.name == "index.csv":
-        from cxrlab.data.index import load_index
-
-        idx = load_index(path)
-        images = I.image_set_from_index(path, classes)
-        return images, idx.frame["patient_id"].astype(str).tolist()
-    return I.image_set_from_files(path, option="--pool"), None
+        return images_from_index(path, classes, option="--pool")
+    return images_from_files(path, option="--pool")
 
 
-def _refuse_test(images: I.ImageSet, patients: list[str] | None, labelled, split: pd.DataFrame) -> list[int]:
+def _refuse_test(images: ImageSet, patients: list[str] | None, labelled, split: pd.DataFrame) -> list[int]:
     """Refuse test images; return the pool rows to keep (not already labelled, not a val/test patient)."""
     test_ids = set(split.loc[split["split"] == "test", "image_id"].astype(str))
     paths = dict(zip(labelled.frame["image_id"].astype(str), labelled.absolute_paths()))
@@ -103,20 +109,15 @@ def _thresholds(thresholds: list[float] | None, classes: list[str]) -> np.ndarra
     return t
 
 
-@torch.no_grad()
-def _predict(model, images: I.ImageSet, info: dict, batch_size: int) -> tuple[np.ndarray, int]:
+def _predict(model, images: ImageSet, info: RunInfo, batch_size: int) -> tuple[np.ndarray, int]:
     """(N, C) probabilities, and how many images came from the run's cache instead of their files."""
-    pre = I.build_preprocess(info)
-    cache = I.open_run_cache(info, images, pre)  # pool rows of an index the run's cache holds
-    out = []
-    for _, x, _ in I.iter_batches(images, pre, batch_size, cache):
-        logits = model(x)
-        out.append((logits.softmax(-1) if info.get("task") == "multiclass" else logits.sigmoid()).numpy())
-    probs = np.concatenate(out) if out else np.zeros((0, len(info["classes"])))
-    return probs, int((I.cached_rows(images, cache) >= 0).sum())
+    dataset = ImageSetDataset(images, info, cache=open_run_cache(info, images))  # pool rows the cache holds
+    out = dataset_logits(model, dataset, batch_size=batch_size, num_classes=info.num_classes)
+    # in float32 torch, as the probabilities were always computed (thresholds compare against these values)
+    return probabilities(torch.from_numpy(out.logits), info.task).numpy(), dataset.n_from_cache
 
 
-def pseudo_label(run_dir: str | Path, pool: str | Path, out: str | Path, thresholds: list[float] | None = None,
+def pseudo_label(run_dir: str | Path, *, pool: str | Path, out: str | Path, thresholds: list[float] | None = None,
                  quota: int | None = None, weight: float = 0.5, batch_size: int = 16) -> dict[str, Any]:
     """Pseudo-label ``pool`` with the run's model; write the merged index and split (see module docstring)."""
     from cxrlab.data.index import load_index
@@ -126,12 +127,15 @@ def pseudo_label(run_dir: str | Path, pool: str | Path, out: str | Path, thresho
         raise CxrlabError(f"--weight {weight} must be in (0, 1]")
     if quota is not None and quota < 1:
         raise CxrlabError(f"--quota {quota} must be at least 1")
-    model, info = I.load_run(run_dir)
-    classes, task = list(info["classes"]), info.get("task", "multilabel")
+    model, info = load_run(run_dir)
+    classes, task = list(info.classes), info.task
     t = _thresholds(thresholds, classes)
-    index_path, split_csv = I.run_data(run_dir, info)
-    labelled, split = load_index(index_path), load_split(split_csv)
-    images, patients = _pool(pool, classes)
+    if info.index is None or info.split_csv is None or not info.split_csv.exists():
+        raise CxrlabError(f"{run_dir}: pseudo-labelling needs a run directory from `cxrlab train` (its index and "
+                          "split.csv)")
+    labelled, split = load_index(info.index), load_split(info.split_csv)
+    images = _pool(pool, info.classes)
+    patients = images.patient_ids
     keep = _refuse_test(images, patients, labelled, split)
     dropped = len(images.image_ids) - len(keep)
     images = images.subset(keep)

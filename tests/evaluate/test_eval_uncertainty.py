@@ -10,8 +10,8 @@ import pytest
 
 from cxrlab.cli import main
 from cxrlab.evaluate.evaluate import evaluate_predictions
+from cxrlab.evaluate.selective import image_errors, risk_coverage
 from cxrlab.predictions import Predictions, read_predictions, write_predictions
-from cxrlab.uncertainty import image_errors, risk_coverage
 
 
 def _with_uncertainty(data: dict, path, informative: bool = True) -> tuple:

@@ -2,13 +2,14 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from cxrlab import predict as P
 from cxrlab.cli import main
-from cxrlab.explain import inputs as I
 from cxrlab.predictions import read_predictions
 
 
@@ -45,19 +46,17 @@ def cached_run(tmp_path_factory):
 
 def test_cached_inputs_equal_decoded_inputs(cached_run):
     run, _, _ = cached_run
-    model, info = I.load_run(run)
-    index, split = I.run_data(run, info)
-    images = I.image_set_from_index(index, list(info["classes"]), "test", split)
-    pre = I.build_preprocess(info)
-    cache = I.open_run_cache(info, images, pre)
-    assert cache is not None and (I.cached_rows(images, cache) >= 0).all()
-    _, from_files, hw = next(I.iter_batches(images, pre, 64))
-    _, from_cache, none = next(I.iter_batches(images, pre, 64, cache))
-    assert torch.allclose(from_files, from_cache) and hw[0] == (32, 32) and none[0] is None
-    folder = I.ImageSet(images.image_ids, images.paths)  # file names from a folder are not matched
-    assert I.open_run_cache(info, folder, pre) is None
-    pre.cache_size = 64  # a cache at another size than the run's preprocessing is not used
-    assert I.open_run_cache(info, images, pre) is None
+    _, info = P.load_run(run)
+    images = P.images_from_run(info, "test")
+    cache = P.open_run_cache(info, images)
+    assert cache is not None and (P.cached_rows(images, cache) >= 0).all()
+    decoded = next(P.iter_batches(P.ImageSetDataset(images, info), 64))
+    cached = next(P.iter_batches(P.ImageSetDataset(images, info, cache=cache), 64))
+    assert torch.allclose(decoded.x, cached.x) and decoded.sizes[0] == (32, 32) and cached.sizes[0] is None
+    folder = P.ImageSet(images.image_ids, images.paths)  # file names from a folder are not matched
+    assert P.open_run_cache(info, folder) is None
+    other = replace(info, preprocess=replace(info.preprocess, cache_size=64))
+    assert P.open_run_cache(other, images) is None  # a cache at another size than the run's is not used
 
 
 def test_uncertainty_and_pseudo_read_the_cache_without_the_files(cached_run, tmp_path):

@@ -6,7 +6,7 @@ import shutil
 
 from cxrlab.cli import main
 from cxrlab.evaluate.document import Document
-from cxrlab.explain.report_section import explain_section
+from cxrlab.evaluate.explain_section import explain_section
 
 
 def test_evaluate_run_embeds_explain_gallery(tiny_run, tmp_path, capsys):

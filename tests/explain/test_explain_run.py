@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 
 from cxrlab.cli import main
-from cxrlab.explain.run import explain_run, reinitialise
+from cxrlab.explain.run import ExplainOptions, explain_run, reinitialise
 from cxrlab.models import create_model
 from cxrlab.predictions import read_predictions
 
@@ -84,10 +84,10 @@ def test_explain_with_model_object_and_no_boxes(tmp_path):
 
     for i in range(2):
         Image.fromarray((np.random.default_rng(i).random((40, 30)) * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
-    info = {"classes": ["a", "b"], "task": "multilabel",
+    info = {"classes": ["a", "b"], "task": "multilabel", "model_name": "timm:vit_tiny_patch16_224",
             "preprocess": {"image_size": 32, "in_chans": 1, "mean": [0.5], "std": [0.25], "cache_size": 32}}
-    s = explain_run(None, tmp_path / "o", images=tmp_path, methods=["rollout", "gradcam"], model=model, info=info,
-                    json_only=True)
+    s = explain_run(None, out=tmp_path / "o", model=model, info=info,
+                    options=ExplainOptions(images=tmp_path, methods=("rollout", "gradcam"), json_only=True))
     assert s["methods"] == {} and s["n_maps_per_method"] == 2
     assert len(pd.read_csv(tmp_path / "o" / "records.csv")) == 0
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cxrlab.explain.localization import scale_box
-from cxrlab.explain.run import explain_run
+from cxrlab.explain.run import ExplainOptions, explain_run
 
 
 @pytest.mark.shared
@@ -18,10 +18,10 @@ def test_nih_sample_boxes_scored_and_counted(shared_data, tmp_path):
     index, _ = build_index(nih, "nih", tmp_path / "index", hash_files=False)
     torch.manual_seed(0)
     model = create_model("cnn_gap", len(index.classes), in_chans=1, img_size=64, class_names=index.classes)
-    info = {"classes": index.classes, "task": "multilabel",
+    info = {"classes": index.classes, "task": "multilabel", "model_name": "cnn_gap",
             "preprocess": {"image_size": 64, "in_chans": 1, "mean": [0.5], "std": [0.25], "cache_size": 64}}
-    s = explain_run(None, tmp_path / "exp", index=tmp_path / "index", boxes=nih / "BBox_List_2017.csv",
-                    model=model, info=info, max_images=6, json_only=True, n_boot=50)
+    s = explain_run(None, out=tmp_path / "exp", model=model, info=info, options=ExplainOptions(
+        index=tmp_path / "index", boxes=nih / "BBox_List_2017.csv", max_images=6, json_only=True, n_boot=50))
     assert s["boxes_total"] == 984 and s["boxes_size"] == 1024
     assert s["boxes_skipped_image_not_in_set"] == 984 - 48  # 43 boxed images in the sample hold 48 boxes
     assert s["boxes_skipped_class_not_in_model"] == 0  # "Infiltrate" is mapped to "Infiltration"

@@ -30,7 +30,7 @@ def test_select_thresholds_and_quota():
 def test_pool_with_test_images_is_refused(tiny_run, tmp_path, capsys):
     run, index_dir = tiny_run
     with pytest.raises(CxrlabError, match="test images"):
-        pseudo_label(run, index_dir, tmp_path / "p")  # the run's own index holds its test split
+        pseudo_label(run, pool=index_dir, out=tmp_path / "p")  # the run's own index holds its test split
     split = load_split(run / "split.csv")
     test_id = split.loc[split["split"] == "test", "image_id"].iloc[0]
     folder = tmp_path / "pool"
@@ -48,7 +48,7 @@ def test_pseudo_index_split_and_accuracy(tiny_run, tmp_path):
     frame["image_id"] = "pool_" + frame["image_id"]
     frame["patient_id"] = "pool_" + frame["patient_id"]
     write_index(Index(frame, pool.task, pool.classes, pool.root), tmp_path / "pool_index")
-    report = pseudo_label(run, tmp_path / "pool_index", tmp_path / "out", quota=3, weight=0.5)
+    report = pseudo_label(run, pool=tmp_path / "pool_index", out=tmp_path / "out", quota=3, weight=0.5)
     assert report["labels_known"] and report["pool_images"] == 16
     merged = load_index(tmp_path / "out" / "index")
     pseudo_rows = merged.frame[merged.frame["image_id"].str.startswith("pool_")]

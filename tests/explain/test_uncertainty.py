@@ -9,15 +9,8 @@ from torch import nn
 
 from cxrlab.cli import main
 from cxrlab.errors import CxrlabError
-from cxrlab.uncertainty import (
-    dropout_modules,
-    image_errors,
-    mc_dropout_samples,
-    risk_coverage,
-    summarize,
-    tta_samples,
-    uncertainty_frame,
-)
+from cxrlab.evaluate.selective import image_errors, risk_coverage
+from cxrlab.uncertainty import dropout_modules, mc_dropout_samples, summarize, tta_samples, uncertainty_frame
 
 
 def _net(p=0.5):

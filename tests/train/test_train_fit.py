@@ -15,7 +15,7 @@ from cxrlab.config import load_config
 from cxrlab.errors import CxrlabError
 from cxrlab.predictions import read_predictions
 from cxrlab.train import fit
-from cxrlab.train.checkpoint import load_run_model, load_state
+from cxrlab.train.checkpoint import load_state
 
 LOSS_COLUMNS = ["epoch", "train_loss", "val_loss", "val_metric", "lr"]
 
@@ -47,11 +47,11 @@ def test_run_directory_contents(tiny_ml, tmp_path: Path):
 
 
 def test_load_run_model_and_predict_match_training(tiny_ml, tmp_path: Path):
-    from cxrlab.infer import predict_run
+    from cxrlab.predict import load_run, predict_run
 
     run = _fit(tiny_ml, tmp_path / "run", train__epochs=1)
-    model, info = load_run_model(run)
-    assert info["model_name"] == "cnn_gap" and not model.training
+    model, info = load_run(run)
+    assert info.model_name == "cnn_gap" and not model.training
     again = predict_run(run, split="val")
     saved = read_predictions(run / "predictions/val.csv")
     assert again.image_ids == saved.image_ids

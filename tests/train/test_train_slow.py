@@ -71,7 +71,7 @@ def test_compiled_training_saves_plain_weights(tiny_ml: dict[str, str], tmp_path
     import numpy as np
     from safetensors.torch import load_file
 
-    from cxrlab.infer import predict_run
+    from cxrlab.predict import predict_run
 
     cfg = load_config(None, overrides(tiny_ml, train__compile="true", train__epochs=1, train__deterministic="false"))
     run = fit(cfg, tmp_path / "run")

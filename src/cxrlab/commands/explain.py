@@ -39,16 +39,17 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from cxrlab.explain.run import explain_run
+    from cxrlab.explain.run import ExplainOptions, explain_run
 
     out = args.out or str(Path(args.run_dir) / "explain")
-    summary = explain_run(
-        args.run_dir, out, images=args.images, index=args.index, split=args.split,
-        methods=[m.strip() for m in args.method.split(",") if m.strip()], boxes=args.boxes,
-        boxes_size=args.boxes_size, classes=args.classes, top_k=args.top_k, max_images=args.max_images,
-        threshold=args.threshold, sanity=not args.no_sanity, json_only=args.json, n_boot=args.bootstrap,
-        batch_size=args.batch_size, layer=args.layer,
+    options = ExplainOptions(
+        images=args.images, index=args.index, split=args.split,
+        methods=tuple(m.strip() for m in args.method.split(",") if m.strip()), boxes=args.boxes,
+        boxes_size=args.boxes_size, classes=tuple(args.classes) if args.classes else None, top_k=args.top_k,
+        max_images=args.max_images, threshold=args.threshold, sanity=not args.no_sanity, json_only=args.json,
+        n_boot=args.bootstrap, batch_size=args.batch_size, layer=args.layer,
     )
+    summary = explain_run(args.run_dir, out=out, options=options)
     methods = summary.get("methods", {})
     brief = {m: {k: round(v["mean"], 3) for k, v in per["all"].items() if k != "n"} for m, per in methods.items()}
     print(json.dumps({"out": out, "scored": summary["n_scored_pairs"], "all_findings": brief,

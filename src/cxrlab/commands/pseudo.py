@@ -28,7 +28,7 @@ def _pseudo(args: argparse.Namespace) -> int:
     from cxrlab.pseudo import pseudo_label
 
     thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else None
-    report = pseudo_label(args.run_dir, args.pool, args.out, thresholds=thresholds, quota=args.quota,
+    report = pseudo_label(args.run_dir, pool=args.pool, out=args.out, thresholds=thresholds, quota=args.quota,
                           weight=args.weight, batch_size=args.batch_size)
     print(json.dumps(report, indent=2))
     return 0

@@ -28,8 +28,8 @@ def _register_uncertainty(sub: argparse._SubParsersAction) -> None:
 def _uncertainty(args: argparse.Namespace) -> int:
     from cxrlab.uncertainty import uncertainty_predictions
 
-    out = uncertainty_predictions(args.run_dir, args.split, args.method, args.out, samples=args.samples,
-                                  batch_size=args.batch_size, tta_flip=args.tta_flip)
+    out = uncertainty_predictions(args.run_dir, split=args.split, method=args.method, out=args.out,
+                                  samples=args.samples, batch_size=args.batch_size, tta_flip=args.tta_flip)
     print(f"wrote {out}")
     return 0
 
@@ -49,7 +49,7 @@ def _register_selective(sub: argparse._SubParsersAction) -> None:
 
 
 def _selective(args: argparse.Namespace) -> int:
-    from cxrlab.uncertainty import selective_prediction
+    from cxrlab.evaluate.selective import selective_prediction
 
     summary = selective_prediction(args.val, args.test, args.labels, args.out, coverage=args.coverage,
                                    score=args.score, std_threshold=args.std_threshold)

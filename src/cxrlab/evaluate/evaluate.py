@@ -100,13 +100,13 @@ def evaluate_predictions(
 
 def uncertainty_block(scored: Scored, preds) -> dict:
     """``{"uncertainty": {...}}`` when the predictions carry ``std:/entropy:/mi:<class>`` columns, else ``{}``
-    (see ``cxrlab.uncertainty.summarize_uncertainty``); computed on the scored images only."""
+    (see ``cxrlab.evaluate.selective.summarize_uncertainty``); computed on the scored images only."""
     kinds = ("std:", "entropy:", "mi:")
     if preds.extra is None or not any(str(c).startswith(kinds) for c in preds.extra.columns):
         return {}
     import pandas as pd
 
-    from cxrlab.uncertainty import summarize_uncertainty
+    from cxrlab.evaluate.selective import summarize_uncertainty
 
     rows = pd.Index(preds.image_ids).get_indexer(scored.image_ids)  # ids are unique (checked when matching)
     extra = preds.extra.iloc[rows].reset_index(drop=True)

@@ -41,7 +41,7 @@ def write_evaluation_report(result: dict, scored: Scored, source: Source, out: P
     subgroup_section(doc, result.get("subgroups"))
     run_sections(doc, source)
     if source.run_dir is not None:
-        from cxrlab.explain.report_section import explain_section
+        from cxrlab.evaluate.explain_section import explain_section
 
         explain_section(doc, source.run_dir / "explain", out)
     reference_section(doc, result)

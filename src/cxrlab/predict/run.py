@@ -22,14 +22,32 @@ from cxrlab.predictions import Predictions
 def choose_images(info: RunInfo, *, split: str | None = None, index: str | Path | None = None,
                   images: str | Path | None = None, split_csv: str | Path | None = None) -> ImageSet:
     """The images a verb means: ``images`` (file or folder), ``index`` (all rows, or its ``split``), else
-    ``split`` (default test) of the run's own data."""
+    ``split`` (default test) of the run's own data.
+
+    A split of an index comes from ``split_csv`` when given; else, when the index is the one the run was
+    trained on, from the run's own split.csv; else from the index's own split column (external data sets).
+    """
     if images is not None and index is not None:
         raise CxrlabError("give either --images or --index, not both")
     if images is not None:
         return images_from_files(images)
     if index is not None:
+        if split is not None and split_csv is None and _same_index(index, info.index):
+            split_csv = info.split_csv
         return images_from_index(index, info.classes, split=split, split_csv=split_csv)
     return images_from_run(info, split or "test")
+
+
+def _same_index(a: str | Path, b: str | Path | None) -> bool:
+    """Whether two index paths (folders or index.csv files) name the same index."""
+    if b is None:
+        return False
+
+    def csv(p: str | Path) -> Path:
+        p = Path(p)
+        return (p / "index.csv" if p.is_dir() else p).resolve()
+
+    return csv(a) == csv(b)
 
 
 def predict_run(run: str | Path, *, split: str | None = "test", index: str | Path | None = None,

@@ -7,7 +7,9 @@
 - ``checkpoints/last_state.pt``: optimizer, scheduler, scaler, EMA/SWA, RNG states, epoch, best metric; plain
   tensors, numbers and lists only, so it loads with ``torch.load(weights_only=True)``.
 
-Every file is written to a temporary file and renamed, so a kill never leaves a corrupt checkpoint.
+Every file is written to a temporary file and renamed, so a kill never leaves a corrupt checkpoint. Reading a
+checkpoint back for inference (JSON parsed and validated into ``RunInfo``, weights checked against their
+sha256) is ``cxrlab.predict.load_run``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 from torch import nn
 
 from cxrlab.errors import CxrlabError
-from cxrlab.utils import atomic_write_bytes, read_json, sha256_bytes, write_json
+from cxrlab.utils import atomic_write_bytes, sha256_bytes, write_json
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -123,33 +125,3 @@ def load_tensors_into(model: nn.Module, tensors: dict[str, torch.Tensor], path: 
             "checkpoint from another model or class list: use the matching config or start a fresh run dir"
         )
     target.load_state_dict(tensors)
-
-
-def _resolve(run_dir_or_ckpt: str | Path, which: str) -> Path:
-    p = Path(run_dir_or_ckpt)
-    if p.is_dir():
-        p = (p / "checkpoints" if (p / "checkpoints").is_dir() else p) / f"{which}.safetensors"
-    elif p.suffix == ".json":
-        p = p.with_suffix(".safetensors")
-    if not p.exists() or not p.with_suffix(".json").exists():
-        raise CxrlabError(f"{p} (and its .json) not found; give a run directory from `cxrlab train` or a checkpoint")
-    return p
-
-
-def load_run_model(run_dir_or_ckpt: str | Path, which: str = "best", device: str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild a trained model from a run directory or a checkpoint file, from its JSON alone.
-
-    Returns ``(model, info)``; the model is in eval mode on ``device``. ``info`` holds ``model_name``,
-    ``model_kwargs``, ``classes``, ``task``, ``preprocess``, ``config``, ``weights_sha256`` and ``path``.
-    """
-    from cxrlab.models import create_model
-
-    path = _resolve(run_dir_or_ckpt, which)
-    info = read_json(path.with_suffix(".json"))
-    kwargs = dict(info.get("model_kwargs") or {})
-    kwargs.pop("num_classes", None)
-    model = create_model(info["model_name"], num_classes=len(info["classes"]), class_names=info["classes"],
-                         pretrained=False, **kwargs)
-    load_weights_into(model, path)
-    info["path"] = str(path)
-    return model.to(device).eval(), info
