@@ -53,6 +53,15 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--force", action="store_true", help="write into a non-empty folder not made by data index")
     p.set_defaults(func=_index)
 
+    r = data_subparsers.add_parser("report", help="draw a dataset: prevalence, co-occurrence, patients, age/sex/view, "
+                                   "per split with the audit verdict (HTML + Markdown)")
+    r.add_argument("index", metavar="INDEX", help="index folder or index.csv")
+    r.add_argument("--split", help="split CSV (default: the index's own official/given split, if any)")
+    r.add_argument("--out", required=True, help="output folder for report.html, report.md, data_report.json")
+    r.add_argument("--hash", action="store_true", help="hash files to find identical images across splits")
+    r.add_argument("--force", action="store_true", help="write into a non-empty folder not made by data report")
+    r.set_defaults(func=_report)
+
 
 def _phantom(args: argparse.Namespace) -> int:
     from cxrlab.data.sources.phantom import make_phantom
@@ -87,6 +96,24 @@ def _index(args: argparse.Namespace) -> int:
                                     check_decode=args.check_decode, hash_files=not args.no_hash,
                                     workers=args.workers, **opts)
     print(format_summary(index, report))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from cxrlab.data.index import load_index
+    from cxrlab.data.report import data_report
+    from cxrlab.evaluate.document import Document
+    from cxrlab.outputs import output_folder
+    from cxrlab.utils import write_json
+
+    index = load_index(args.index)
+    with output_folder(args.out, verb="data report", inputs=[args.index, args.split], force=args.force) as out:
+        doc = Document(f"cxrlab data report: {index.path.parent.name if index.path else args.index}")
+        summary = data_report(index, doc, split=args.split, hash_files=args.hash)
+        html, md = doc.write(Path(out))
+        write_json(Path(out) / "data_report.json", summary)
+    verdict = summary.get("audit", {}).get("verdict")
+    print(f"wrote {html} and {md}" + (f"; split audit: {verdict}" if verdict else ""))
     return 0
 
 
