@@ -250,3 +250,14 @@ def test_no_temp_files_left(client, png, tmp_path, monkeypatch):
     _post(client, ("a.png", png), ("c.dcm", dicom_of(gray_of(png))))
     assert list(tmp_path.iterdir()) == []
     json.dumps(client.get("/api/model").json())  # serialisable, no numpy leftovers
+
+
+def test_serving_a_run_writes_nothing_in_it(tiny_run, png):
+    from cxrlab.serve.app import create_app
+    from cxrlab.serve.model import ServedModel
+
+    run = tiny_run[0]
+    before = sorted((p, p.stat().st_mtime_ns) for p in run.rglob("*"))
+    client = TestClient(create_app(ServedModel(run)))
+    assert _post(client, ("a.png", png)).status_code == 200
+    assert sorted((p, p.stat().st_mtime_ns) for p in run.rglob("*")) == before

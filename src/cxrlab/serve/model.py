@@ -3,7 +3,7 @@
 Both paths preprocess with the run's own evaluation transform (resize like the cache, then the transform a
 checkpoint was validated with), apply the validation-chosen operating point and temperature, and score the OOD
 gate on the penultimate features. For a run, the operating point and gate are computed once from its validation
-images and kept in ``RUN/deploy/`` (reused while the weights' sha256 matches).
+images when the service starts (in memory: the service writes nothing outside its temporary folders).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from cxrlab.deploy.operating import apply_operating_point
 from cxrlab.errors import CxrlabError
 from cxrlab.predict import RunInfo, eval_transform
 from cxrlab.predict.preprocess import resize_for_run
-from cxrlab.utils import read_json, write_json
+from cxrlab.utils import read_json
 
 DISCLAIMER = "Research use only: not a medical device and not a diagnosis."
 
@@ -139,30 +139,17 @@ class ServedModel:
 
 
 def _run_calibration(model: torch.nn.Module, info: RunInfo) -> tuple[dict | None, OodGate | None]:
-    """Operating point and OOD gate of a run, from ``RUN/deploy/`` or computed on its validation images."""
+    """Operating point and OOD gate of a run, computed in memory on its validation images at start-up.
+
+    Nothing is written: the service keeps to its temporary folder (``cxrlab export`` stores both beside an
+    exported model instead)."""
     from cxrlab.deploy.features import collect
     from cxrlab.deploy.operating import choose_operating_point, from_run
 
     recorded = from_run(info.thresholds, info.temperature, list(info.classes), info.task)
-    if info.run_dir is None:
-        return recorded, None
-    folder = info.run_dir / "deploy"
-    stem = f"serve_{info.which or 'best'}"
-    meta_path, gate_path = folder / f"{stem}.json", folder / f"{stem}.ood.safetensors"
-    if meta_path.exists() and gate_path.exists():
-        meta = read_json(meta_path)
-        if meta.get("weights_sha256") == info.weights_sha256:
-            return meta.get("operating"), OodGate.load(gate_path)
     try:
         val = collect(model, runs.split_dataset(info, "val"))
     except (CxrlabError, FileNotFoundError, KeyError):
         return recorded, None  # no validation images here: probabilities only, said on the page
     operating = recorded or choose_operating_point(val["logits"], val["targets"], info.task, list(info.classes))
-    gate = OodGate.fit(val["features"], weights_sha256=info.weights_sha256)
-    try:
-        folder.mkdir(exist_ok=True)
-        gate.save(gate_path)
-        write_json(meta_path, {"weights_sha256": info.weights_sha256, "operating": operating})
-    except OSError:
-        pass  # a read-only run directory: recompute next time
-    return operating, gate
+    return operating, OodGate.fit(val["features"], weights_sha256=info.weights_sha256)
