@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cxrlab.errors import CxrlabError
+from cxrlab.utils import atomic_write_text
 
 # The three paper models (S1) trained on the same small budget. Image size 112 keeps the 2-core budget:
 # at 224 the Flatten CNN alone has 95.6M parameters.
@@ -83,23 +84,43 @@ def prepare_data(s: DemoSettings) -> tuple[Path, Path, Path]:
     return index.path, split_path, s.out / "cache"
 
 
-def train_models(s: DemoSettings, index_csv: Path, split_csv: Path, cache: Path) -> list[Path]:
-    """Train every demo model on the same data and budget; returns the run directories."""
-    from cxrlab.config import load_config
-    from cxrlab.train import fit
+def _as_dict(overrides: list[str]) -> dict:
+    import yaml
 
-    t0 = _step(4, 6, f"train {len(s.models)} models, {s.epochs} epochs each")
-    runs = []
-    for name, overrides in s.models.items():
-        print(f"\n      --- {name} ---", flush=True)
-        cfg = load_config(None, [
-            f"name={name}", f"data.index={index_csv}", f"data.split={split_csv}", f"data.cache={cache}",
-            f"data.image_size={s.image_size}", f"train.epochs={s.epochs}", f"train.batch_size={s.batch_size}",
-            f"train.seed={s.seed}", "train.device=cpu", "augment.policy=medical", *overrides,
-        ])
-        runs.append(fit(cfg, s.out / "runs" / name))
+    return {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in overrides)}
+
+
+def demo_study(s: DemoSettings, index_csv: Path, split_csv: Path, cache: Path) -> dict:
+    """The demo as a study: the demo models as arms, one seed, the same budget and data for each."""
+    return {
+        "name": "demo",
+        "description": "cxrlab demo: the paper's CNN baseline, ResNet-34 and ViT-v1 on the same data and budget.",
+        "data": {"index": str(index_csv), "split": str(split_csv), "cache": str(cache)},
+        "base": {"set": {"data.image_size": s.image_size, "train.batch_size": s.batch_size, "train.device": "cpu",
+                         "augment.policy": "medical"}},
+        "budget": {"epochs": s.epochs},
+        "arms": [{"name": name, "set": _as_dict(overrides)} for name, overrides in s.models.items()],
+        "seeds": [s.seed],
+        "seed_in_run_names": False,  # runs/<model>, the layout the demo has always had
+        "evaluate": {"bootstrap": s.bootstrap, "seed": s.seed},
+    }
+
+
+def train_models(s: DemoSettings, index_csv: Path, split_csv: Path, cache: Path) -> list[Path]:
+    """Train every demo model as one study (``demo_study.yaml`` in the demo folder); returns the run directories."""
+    import yaml
+
+    from cxrlab.study.runner import run_study
+
+    t0 = _step(4, 6, f"train {len(s.models)} models, {s.epochs} epochs each (a study: {s.out / 'demo_study.yaml'})")
+    study = s.out / "demo_study.yaml"
+    atomic_write_text(study, yaml.safe_dump(demo_study(s, index_csv, split_csv, cache), sort_keys=False))
+    outcomes = run_study(study, s.out, report=False)
+    failed = [name for name, outcome in outcomes.items() if outcome == "failed"]
+    if failed:
+        raise CxrlabError(f"demo models {', '.join(failed)} failed to train; see `cxrlab study status {s.out}`")
     _done(t0)
-    return runs
+    return [s.out / "runs" / name for name in s.models]
 
 
 def evaluate_and_compare(s: DemoSettings, runs: list[Path], index_csv: Path) -> Path:
@@ -126,6 +147,9 @@ def run_demo(s: DemoSettings) -> Path:
     index_csv, split_csv, cache = prepare_data(s)
     runs = train_models(s, index_csv, split_csv, cache)
     report = evaluate_and_compare(s, runs, index_csv)
+    from cxrlab.study.report import build_report
+
+    build_report(s.out)  # the study report (seeds, costs, curves) beside the comparison
     minutes = (time.perf_counter() - start) / 60
     print(f"\ncxrlab demo finished in {minutes:.1f} min. Report: {report.resolve()}")
     print(f"Per-model reports: {s.out / 'runs' / '<model>' / 'evaluation' / 'report.html'}")

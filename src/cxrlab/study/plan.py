@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,7 +172,8 @@ def make_plan(study: Study, data: dict[str, str | None] | None = None, cli_set: 
         for seed in seeds:
             cfg = _resolve(arm.recipe, arm.overrides + tail + [f"train.seed={seed}", f"name={arm.name}"] + after,
                            f"study arm {arm.name}")
-            runs.append(RunSpec(f"{arm.name}-s{seed}", arm.name, seed, cfg))
+            name = f"{arm.name}-s{seed}" if study.seed_in_run_names else arm.name
+            runs.append(RunSpec(name, arm.name, seed, cfg))
     if smoke:
         note += " (--smoke: 1 epoch, first seed only)"
     return Plan(study, arms, runs, base, study.reference, note)
@@ -213,7 +213,3 @@ def config_diff(base: Config, other: Config) -> dict[str, tuple[Any, Any]]:
     a, b = _flatten(config_to_dict(base)), _flatten(config_to_dict(other))
     keys = [k for k in dict.fromkeys([*a, *b]) if k not in ("name", "train.seed")]
     return {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
-
-
-def estimated_epochs(cfg: Config) -> int:
-    return max(1, math.ceil(cfg.train.epochs))

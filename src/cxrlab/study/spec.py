@@ -177,12 +177,16 @@ class Study:
     """Val-fitted ensembles of named arms, scored like arms."""
     evaluate: StudyEvaluate = field(default_factory=StudyEvaluate)
     """How the report scores the runs."""
+    seed_in_run_names: bool = True
+    """Run folders ``runs/<arm>-s<seed>``; false names them ``runs/<arm>`` (one seed only, as ``cxrlab demo``)."""
     path: str = ""
     """Set by ``load_study``: the file it was read from (not a key of the file)."""
 
     def __post_init__(self) -> None:
         _check(len(self.seeds) >= 1, "seeds", "needs at least one seed")
         _check(len(set(self.seeds)) == len(self.seeds), "seeds", f"{self.seeds} repeats a seed")
+        _check(self.seed_in_run_names or len(self.seeds) == 1, "seed_in_run_names",
+               "false needs exactly one seed (run folders would collide)")
         for key, values in self.sweep.items():
             _check(isinstance(values, list) and len(values) >= 1, f"sweep.{key}", "needs a list of values")
         names = [a.name for a in self.arms]
