@@ -14,7 +14,6 @@ from torch import nn
 
 from cxrlab.errors import CxrlabError
 from cxrlab.predict.info import RunInfo
-from cxrlab.utils import sha256_bytes
 
 CHECKPOINTS = ("best", "last", "swa")
 
@@ -69,20 +68,11 @@ def build_model(info: RunInfo) -> nn.Module:
 
 
 def read_weights(info: RunInfo) -> dict:
-    """The checkpoint's tensors, after checking the file against ``info.weights_sha256``."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_bytes
+    """The checkpoint's tensors, checked against the sha256 its JSON records (``cxrlab.provenance``); an empty,
+    truncated or changed file is a one-line error."""
+    from cxrlab.provenance import read_weights as read_checked
 
-    path = info.checkpoint
-    data = path.read_bytes()
-    if info.weights_sha256 and sha256_bytes(data) != info.weights_sha256:
-        raise CxrlabError(f"{path} does not match the sha256 in {path.with_suffix('.json')} (file changed or "
-                          "truncated after training); restore it or re-run `cxrlab train`")
-    try:
-        return load_bytes(data)
-    except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise CxrlabError(f"{path} is not a readable safetensors file ({exc}); restore it or re-run "
-                          "`cxrlab train`") from None
+    return read_checked(info.checkpoint)
 
 
 def load_run(run_dir_or_checkpoint: str | Path, which: str = "best", device: str = "cpu"
