@@ -21,6 +21,7 @@ from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.labels import labels_for
 from cxrlab.evaluate.metrics import binary_auroc, macro_auroc
 from cxrlab.predictions import Predictions, read_predictions, run_predictions_path, write_predictions
+from cxrlab.tasks import probabilities
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +158,8 @@ def _apply_stacking(stack: np.ndarray, params: dict[str, Any], task: str) -> np.
     m, n, c = stack.shape
     coef, intercept = np.asarray(params["coef"]), np.asarray(params["intercept"])
     if task == "multiclass":
-        z = _logit(stack).transpose(1, 0, 2).reshape(n, m * c) @ coef.T + intercept
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
-    z = np.einsum("cm,mnc->nc", coef, _logit(stack)) + intercept
-    return 1 / (1 + np.exp(-z))
+        return probabilities(_logit(stack).transpose(1, 0, 2).reshape(n, m * c) @ coef.T + intercept, task)
+    return probabilities(np.einsum("cm,mnc->nc", coef, _logit(stack)) + intercept, task)
 
 
 # ----------------------------------------------------------------------------- the whole job

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cxrlab.tasks import probabilities
+
 EPS = 1e-7
 BINS = 15
 
@@ -59,12 +61,7 @@ def _logits(p: np.ndarray, task: str) -> np.ndarray:
 
 def apply_temperature(p: np.ndarray, temperature: np.ndarray | float, task: str) -> np.ndarray:
     """Probabilities after dividing the logits by ``temperature`` (scalar, or (C,) for multi-label)."""
-    z = _logits(p, task) / np.asarray(temperature, dtype=np.float64)
-    if task == "multiclass":
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
-    return 1.0 / (1.0 + np.exp(-z))
+    return probabilities(_logits(p, task) / np.asarray(temperature, dtype=np.float64), task)
 
 
 def fit_temperature(y: np.ndarray, p: np.ndarray, task: str) -> np.ndarray:

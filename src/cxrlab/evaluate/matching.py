@@ -14,6 +14,7 @@ import pandas as pd
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
 from cxrlab.predictions import Predictions, read_predictions
+from cxrlab.tasks import probabilities
 
 
 @dataclass
@@ -138,10 +139,7 @@ def _check_probs(probs: np.ndarray, classes: list[str], where: str, task: str, l
         raise CxrlabError(f"{where} row {r + 2}, column {classes[c]!r}: value is missing or not a number; "
                           "every class needs a probability")
     if logits:
-        if task == "multiclass":
-            z = probs - probs.max(axis=1, keepdims=True)
-            return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-        return 1.0 / (1.0 + np.exp(-probs))
+        return probabilities(probs, task)
     out = np.argwhere((probs < 0) | (probs > 1))
     if len(out):
         r, c = out[0]

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from cxrlab.data.transforms import mix_batch
 from cxrlab.errors import CxrlabError
+from cxrlab.tasks import probabilities
 from cxrlab.train.checkpoint import unwrap
 from cxrlab.train.distributed import Dist, gather
 
@@ -118,11 +119,6 @@ def train_one_epoch(model: nn.Module, loader, eng: Engine, epoch: int) -> dict[s
         metric = val_metric(eng.task, np.concatenate([o[0] for o in outputs]),
                             np.concatenate([o[1] for o in outputs]), eng.num_classes)
     return {"loss": total / max(seen, 1), "images": seen, "seconds": seconds, "metric": metric}
-
-
-def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
-    """Sigmoid per class (multi-label) or softmax over classes (multi-class)."""
-    return torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=1)
 
 
 @torch.no_grad()
