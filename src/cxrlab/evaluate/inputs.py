@@ -72,9 +72,10 @@ def load_labels(path: str | Path | None, source: Source | None = None, task: str
     from cxrlab.data.build_index import read_labels
 
     task = task or (sidecar_task(source.test) if source is not None else None)
-    index = read_labels(path)
+    index = read_labels(path, task=task)  # a plain labels CSV is read as that task, never re-inferred
     if task is not None and index.task != task:
-        index = _reread_as(path, index, task)
+        raise CxrlabError(f"labels {path} are {index.task} but the predictions' sidecar says {task}; score "
+                          "predictions against labels of the same task (or fix the sidecar's task)")
     return unique_labels(index, path)
 
 
@@ -85,19 +86,6 @@ def sidecar_task(predictions: str | Path | None) -> str | None:
     from cxrlab.predictions import read_predictions_meta
 
     return read_predictions_meta(predictions).get("task")
-
-
-def _reread_as(path: Path, index: Index, task: str) -> Index:
-    """A plain labels CSV read as ``task`` (the predictions' sidecar says so); anything else: an error."""
-    if index.meta.get("format") == "csv" and path.is_file() and path.suffix.lower() == ".csv" and index.path is None:
-        from cxrlab.data.sources.csv_labels import parse_labels_csv
-
-        frame, _, classes, _ = parse_labels_csv(path, task=task)
-        frame = frame.rename(columns={"file": "path"})
-        frame["patient_id"] = frame["patient_id"].where(frame["patient_id"] != "", frame["image_id"])
-        return Index(frame, task, classes, path.parent.resolve(), {**index.meta, "task_from": "predictions sidecar"})
-    raise CxrlabError(f"labels {path} are {index.task} but the predictions' sidecar says {task}; score predictions "
-                      "against the labels of the same task (or fix the sidecar's task)")
 
 
 def unique_labels(index: Index, path: str | Path) -> Index:
@@ -111,9 +99,9 @@ def unique_labels(index: Index, path: str | Path) -> Index:
     clash = distinct["image_id"][distinct["image_id"].duplicated()]
     if len(clash):
         image_id = clash.iloc[0]
-        rows = [int(r) + 2 for r in frame.index[frame["image_id"] == image_id][:3]]
-        raise CxrlabError(f"labels {path}: image {image_id!r} has conflicting label rows (rows {rows}"
-                          f"{'' if len(clash) == 1 else f'; {len(clash)} such images'}); keep one row per image")
+        n = int((frame["image_id"] == image_id).sum())
+        raise CxrlabError(f"labels {path}: image {image_id!r} has {n} label rows that disagree"
+                          f"{'' if len(clash) == 1 else f' ({len(clash)} such images)'}; keep one row per image")
     keep = ~frame["image_id"].duplicated()
     return Index(frame[keep].reset_index(drop=True), index.task, list(index.classes), index.root, dict(index.meta),
                  index.path)

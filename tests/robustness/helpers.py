@@ -1,0 +1,42 @@
+"""Helpers for the hostile-input suite: run a verb, check its one-line error, and prove no input changed."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from cxrlab.cli import main
+
+
+def snapshot(*roots: str | Path) -> dict[str, str]:
+    """sha256 of every file under ``roots`` (files or folders), by path: taken before and after a command."""
+    out: dict[str, str] = {}
+    for root in roots:
+        root = Path(root)
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+        for f in files:
+            out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def run(capsys, argv: list[str], *, inputs: list[str | Path] = (), expect: int = 2,
+        says: tuple[str, ...] | str = ()) -> str:
+    """Run ``cxrlab argv`` in-process; assert the exit status, a one-line ``error: ...`` (when failing) that
+    contains every string of ``says``, no traceback, and that no file under ``inputs`` changed. Returns stderr."""
+    says = (says,) if isinstance(says, str) else tuple(says)
+    before = snapshot(*inputs)
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "Traceback" not in err and "Traceback" not in captured.out, err
+    assert code == expect, f"exit {code}, expected {expect}; stderr:\n{err}"
+    if expect == 2:
+        errors = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, f"expected one 'error:' line, got:\n{err}"
+        assert "\n" not in errors[0]
+        for s in says:
+            assert s in errors[0], f"{s!r} not in {errors[0]!r}"
+    after = snapshot(*inputs)
+    changed = [p for p in before if before[p] != after.get(p)]
+    assert not changed, f"inputs changed or removed: {changed[:5]}"
+    return err
