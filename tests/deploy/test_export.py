@@ -119,3 +119,11 @@ def test_model_exports_with_parity(name, size, kwargs, tmp_path):
 @pytest.mark.parametrize(("name", "size", "kwargs"), SLOW, ids=[m[0] for m in SLOW])
 def test_big_model_exports_with_parity(name, size, kwargs, tmp_path):
     _check_model(name, size, kwargs, tmp_path)
+
+
+def test_export_never_writes_over_a_checkpoint_json(tiny_run, capsys):
+    ckpt = tiny_run[0] / "checkpoints"
+    before = (ckpt / "best.json").read_bytes()
+    assert main(["export", str(tiny_run[0]), "--out", str(ckpt / "best.onnx")]) == 2
+    assert "best.json" in capsys.readouterr().err and (ckpt / "best.json").read_bytes() == before
+    assert not (ckpt / "best.onnx").exists()

@@ -144,11 +144,11 @@ def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int
     Raises ``CxrlabError`` when the export or the parity check fails (nothing is left half-written as valid:
     the contract JSON is written last).
     """
+    from cxrlab.outputs import check_out_file
     from cxrlab.utils import sha256_file, write_json
 
-    out = Path(out)
-    if out.suffix.lower() != ".onnx":
-        raise CxrlabError(f"--out {out} must end in .onnx (the contract .json and OOD gate go beside it)")
+    # the contract .json beside --out must never land on a checkpoint's or an input's own .json
+    out = check_out_file(out, verb="export", inputs=[run], suffix=".onnx", sidecar="deploy contract")
     started = time.perf_counter()
     contract_path, ood_path = sidecar_paths(out)
     for stale in (contract_path, ood_path):  # never leave a previous export's sidecars beside a new model
