@@ -48,7 +48,8 @@ FINDINGS: dict[str, dict[str, tuple[str, ...]]] = {
     "Support Devices": {"chexpert": ("Support Devices",)},
     "Aortic Enlargement": {"vindr": ("Aortic enlargement",)},
     "Calcification": {"vindr": ("Calcification",)},
-    "Interstitial Lung Disease": {"vindr": ("ILD",), "padchest": ("interstitial pattern",)},
+    "Interstitial Lung Disease": {"vindr": ("ILD",)},
+    "Interstitial Pattern": {"padchest": ("interstitial pattern",)},
     "Other Lesion": {"vindr": ("Other lesion",)},
 }
 
@@ -67,6 +68,7 @@ APPROXIMATE: tuple[tuple[str, str, str], ...] = (
     ("Nodule or Mass", "Lung Lesion", "CheXpert's lung lesion also covers cavities and cysts"),
     ("Pleural Thickening", "Pleural Other", "CheXpert's pleural other includes thickening and plaques"),
     ("Fibrosis", "Interstitial Lung Disease", "fibrosis is one form of interstitial lung disease"),
+    ("Interstitial Pattern", "Interstitial Lung Disease", "a radiographic pattern, not a diagnosis"),
 )
 
 

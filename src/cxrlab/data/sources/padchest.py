@@ -103,17 +103,17 @@ def scan_padchest(root: Path, labels: str | Path | None = None, views: list[str]
     matrix, unknown = _term_matrix(term_lists, mode)
     classes = list(matrix.columns)
     image_id = raw["ImageID"].fillna("").str.strip()
-    frame = pd.DataFrame({"image_id": image_id, "path": _locate(root, raw["ImageDir"].fillna(""), image_id),
-                          "patient_id": raw["PatientID"].fillna("").str.strip(),
-                          "study_id": raw["StudyID"].fillna("").str.strip(), "view": raw["view"]})
-    frame = pd.concat([frame, matrix.reset_index(drop=True)], axis=1)
-    frame.loc[empty.to_numpy(), classes] = np.nan  # no list: nothing known, reported as "no label"
     sex = raw.get("PatientSex_DICOM", pd.Series("", index=raw.index)).fillna("").str.strip()
-    frame["sex"] = sex.where(sex.isin(["M", "F"]), "")
     year = pd.to_numeric(raw.get("StudyDate_DICOM", pd.Series(dtype=str)).str[:4], errors="coerce")
-    frame["age"] = (year - pd.to_numeric(raw.get("PatientBirth"), errors="coerce")).round().astype("Int64")
+    age = (year - pd.to_numeric(raw.get("PatientBirth"), errors="coerce")).round().astype("Int64")
     method = raw.get("MethodLabel", pd.Series("", index=raw.index)).fillna("").str.strip()
-    frame["label_method"] = method
+    labels = matrix.reset_index(drop=True)
+    labels.loc[empty.to_numpy(), classes] = np.nan  # no list: nothing known, reported as "no label"
+    base = pd.DataFrame({"image_id": image_id, "path": _locate(root, raw["ImageDir"].fillna(""), image_id),
+                         "patient_id": raw["PatientID"].fillna("").str.strip(),
+                         "study_id": raw["StudyID"].fillna("").str.strip(), "view": raw["view"]})
+    meta = pd.DataFrame({"sex": sex.where(sex.isin(["M", "F"]), ""), "age": age, "label_method": method})
+    frame = pd.concat([base, labels, meta], axis=1)  # one concat: ~190 term columns
     table = SourceTable(frame, "multilabel", classes, "padchest", inputs=[path])
     present = frame["path"].notna()
     missing_report(table, present, frame["image_id"], path, root)
