@@ -22,7 +22,8 @@ def snapshot(*roots: str | Path) -> dict[str, str]:
 def run(capsys, argv: list[str], *, inputs: list[str | Path] = (), expect: int = 2,
         says: tuple[str, ...] | str = ()) -> str:
     """Run ``cxrlab argv`` in-process; assert the exit status, a one-line ``error: ...`` (when failing) that
-    contains every string of ``says``, no traceback, and that no file under ``inputs`` changed. Returns stderr."""
+    contains every string of ``says``, no traceback, and that no file under ``inputs`` changed. Returns stderr
+    followed by stdout."""
     says = (says,) if isinstance(says, str) else tuple(says)
     before = snapshot(*inputs)
     code = main([str(a) for a in argv])
@@ -39,4 +40,4 @@ def run(capsys, argv: list[str], *, inputs: list[str | Path] = (), expect: int =
     after = snapshot(*inputs)
     changed = [p for p in before if before[p] != after.get(p)]
     assert not changed, f"inputs changed or removed: {changed[:5]}"
-    return err
+    return err + captured.out

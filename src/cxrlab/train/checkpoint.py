@@ -77,7 +77,9 @@ def load_state(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise CxrlabError(f"{path} does not exist; nothing to resume (run without --resume to start fresh)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    from cxrlab.provenance import read_state
+
+    return read_state(path)  # a truncated or zero-byte state is a one-line error
 
 
 def rng_state() -> dict[str, Any]:
@@ -107,9 +109,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def load_weights_into(model: nn.Module, path: str | Path) -> None:
     """Load a safetensors file into ``model``; a file from another architecture is a one-line error."""
-    from safetensors.torch import load_file
+    from cxrlab.provenance import read_weights
 
-    load_tensors_into(model, load_file(str(path)), path)
+    # checked against weights_sha256 in its JSON; a truncated or empty file is a one-line error
+    load_tensors_into(model, read_weights(path), path)
 
 
 def load_tensors_into(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | Path) -> None:
