@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from cxrlab.commands import args as A
+
 
 def register(sub: argparse._SubParsersAction, data_sub: argparse._SubParsersAction) -> None:  # noqa: ARG001
     """Add the verbs to the ``cxrlab`` group (no ``data`` verbs here)."""
@@ -22,24 +24,27 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="gradcam", help="gradcam, gradcam++, hirescam, eigencam, rollout; "
                    "comma-separated for several")
     p.add_argument("--boxes", help="boxes CSV (NIH BBox_List_2017 layout); default: the index's boxes")
-    p.add_argument("--boxes-size", type=int, help="the image size the box coordinates refer to (NIH: 1024)")
+    p.add_argument("--boxes-size", type=A.positive_int, help="the image size the box coordinates refer to (NIH: 1024)")
     p.add_argument("--classes", nargs="+", help="classes to explain (default: top predicted / boxed finding)")
     p.add_argument("--layer", help="module to hook instead of the model's cam_layer (e.g. layer3)")
-    p.add_argument("--top-k", type=int, default=1, help="explain the k most probable classes per image")
-    p.add_argument("--max-images", type=int, default=64, help="at most this many images (boxed ones first)")
-    p.add_argument("--threshold", type=float, default=0.5, help="map threshold for IoU / intersection-over-box")
+    p.add_argument("--top-k", type=A.positive_int, default=1, help="explain the k most probable classes per image")
+    p.add_argument("--max-images", type=A.positive_int, default=64, help="at most this many images (boxed ones first)")
+    p.add_argument("--threshold", type=A.unit_interval, default=0.5,
+                   help="map threshold for IoU / intersection-over-box")
     p.add_argument("--no-sanity", action="store_true", help="skip the model-randomisation check")
     p.add_argument("--json", action="store_true",
                    help="write peaks.json (raw maps' peak locations), localization.json and records.csv; "
                    "no PNGs or gallery")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--bootstrap", type=A.non_negative_int, default=1000, help="bootstrap resamples for the intervals")
+    p.add_argument("--batch-size", type=A.positive_int, default=8)
     p.add_argument("--out", help="output folder (default: RUN_DIR/explain, beside the run's report)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder not made by explain")
     p.set_defaults(func=_explain)
 
 
 def _explain(args: argparse.Namespace) -> int:
     from cxrlab.explain.run import ExplainOptions, explain_run
+    from cxrlab.outputs import output_folder
 
     out = args.out or str(Path(args.run_dir) / "explain")
     options = ExplainOptions(
@@ -49,7 +54,9 @@ def _explain(args: argparse.Namespace) -> int:
         max_images=args.max_images, threshold=args.threshold, sanity=not args.no_sanity, json_only=args.json,
         n_boot=args.bootstrap, batch_size=args.batch_size, layer=args.layer,
     )
-    summary = explain_run(args.run_dir, out=out, options=options)
+    inputs = [args.run_dir, args.images, args.index, args.boxes]
+    with output_folder(out, verb="explain", inputs=inputs, force=args.force):
+        summary = explain_run(args.run_dir, out=out, options=options)
     methods = summary.get("methods", {})
     brief = {m: {k: round(v["mean"], 3) for k, v in per["all"].items() if k != "n"} for m, per in methods.items()}
     print(json.dumps({"out": out, "scored": summary["n_scored_pairs"], "all_findings": brief,
