@@ -88,3 +88,52 @@ def test_labels_sharing_no_finding_is_a_one_line_error(tmp_path):
         evaluate_predictions(tmp_path / "p.csv", index, bootstrap=0, quiet=True)
     with pytest.raises(CxrlabError, match="--match 'loose' is not one of exact, approximate"):
         evaluate_predictions(tmp_path / "p.csv", index, bootstrap=0, quiet=True, match="loose")
+
+
+@pytest.mark.slow
+def test_phantom_model_scored_on_a_chexpert_layout(tmp_path, capsys):
+    """Train on a phantom index (NIH-style names), predict on the same kind of images laid out as CheXpert
+    (index built by the chexpert adapter), evaluate through the shared findings, by sex."""
+    import json
+    import shutil
+
+    import torch
+
+    from cxrlab.cli import main
+    from cxrlab.config import load_config
+    from cxrlab.data.phantom import make_phantom_index
+    from cxrlab.data.splits import patient_level_split, write_split
+    from cxrlab.train import fit
+
+    index = make_phantom_index(tmp_path / "ph", n=60, size=32, seed=0)
+    write_split(patient_level_split(index, 0.2, 0.2, seed=0), tmp_path / "split.csv", "patient", 0, index)
+    cfg = load_config(None, [f"data.index={tmp_path / 'ph' / 'index'}", f"data.split={tmp_path / 'split.csv'}",
+                             "data.image_size=32", "data.cache_size=32", "model.name=cnn_gap", "train.epochs=1",
+                             "train.batch_size=16", "augment.policy=none", "train.device=cpu", "train.threads=1"])
+    run = fit(cfg, tmp_path / "run")
+    torch.set_num_threads(1)
+    other = make_phantom_index(tmp_path / "ph2", n=80, size=32, seed=1)  # "another hospital"
+    root = tmp_path / "CheXpert-v1.0-small"
+    rows = []
+    for i, r in enumerate(other.frame.itertuples()):
+        rel = f"train/patient{int(r.patient_id) if str(r.patient_id).isdigit() else i:05d}/study{i}/view1_frontal.png"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(other.root / r.path, root / rel)
+        f = other.frame.iloc[i]
+        rows.append({"Path": f"CheXpert-v1.0-small/{rel}", "Sex": "Female" if i % 2 else "Male", "Age": 30 + i % 50,
+                     "Frontal/Lateral": "Frontal", "AP/PA": "PA", "Pleural Effusion": float(f["Effusion"]),
+                     "Lung Opacity": float(f["Opacity"]), "Lung Lesion": float(max(f["Nodule"], f["Mass"])),
+                     "No Finding": float(f[["Nodule", "Mass", "Effusion", "Opacity"]].sum() == 0)})
+    cols = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *CHEXPERT_CLASSES]
+    pd.DataFrame(rows).reindex(columns=cols).to_csv(root / "train.csv", index=False)
+    assert main(["data", "index", str(root), "--format", "chexpert", "--out", str(tmp_path / "chx"), "--no-hash"]) == 0
+    assert main(["predict", str(run), "--index", str(tmp_path / "chx"), "--out", str(tmp_path / "p.csv")]) == 0
+    assert main(["evaluate", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "chx"), "--by", "sex",
+                 "--min-group", "10", "--bootstrap", "50", "--out", str(tmp_path / "ev")]) == 0
+    capsys.readouterr()
+    r = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    pairs = {p["model"]: (p["labels"], p["kind"]) for p in r["matching"]["pairs"]}
+    assert pairs == {"Effusion": ("Pleural Effusion", "exact"), "Opacity": ("Lung Opacity", "exact")}
+    assert {(a["model"], a["labels"]) for a in r["matching"]["approximate_not_scored"]} >= {("Nodule", "Lung Lesion")}
+    assert r["datasets"]["external"] and r["datasets"]["test"]["format"] == "chexpert"
+    assert set(r["subgroups"]["sex"]) >= {"F", "M", "gaps"}

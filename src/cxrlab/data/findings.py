@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# canonical name -> {dataset: spellings}. Datasets: nih, chexpert (and mimic), padchest, vindr, rsna, google2019.
+# canonical name -> {dataset: spellings}. Datasets: nih, chexpert (and mimic), padchest, vindr, rsna, google2019,
+# phantom (cxrlab's synthetic data: Nodule, Mass, Effusion as NIH, Opacity).
 FINDINGS: dict[str, dict[str, tuple[str, ...]]] = {
     "No Finding": {"nih": ("No Finding",), "chexpert": ("No Finding",), "padchest": ("normal",),
                    "vindr": ("No finding",), "rsna": ("Normal",)},
@@ -39,7 +40,7 @@ FINDINGS: dict[str, dict[str, tuple[str, ...]]] = {
     "Pleural Thickening": {"nih": ("Pleural_Thickening",), "padchest": ("pleural thickening",),
                            "vindr": ("Pleural thickening",)},
     "Hernia": {"nih": ("Hernia",), "padchest": ("hiatal hernia",)},
-    "Lung Opacity": {"chexpert": ("Lung Opacity",), "vindr": ("Lung Opacity",)},
+    "Lung Opacity": {"chexpert": ("Lung Opacity",), "vindr": ("Lung Opacity",), "phantom": ("Opacity",)},
     "Airspace Opacity": {"google2019": ("Airspace opacity",)},
     "Fracture": {"chexpert": ("Fracture",), "padchest": ("fracture",), "google2019": ("Fracture",)},
     "Enlarged Cardiomediastinum": {"chexpert": ("Enlarged Cardiomediastinum",)},
