@@ -69,3 +69,12 @@ def test_dataset_files_name_their_adapter(tmp_path):
     frame.to_csv(paths / "labels.csv", index=False)
     with pytest.raises(CxrlabError, match="patient is in the image paths.*--format chexpert"):
         build_index(paths, "csv", tmp_path / "idx")
+
+
+def test_unlisted_files_are_named(tmp_path):
+    root = _csv(tmp_path, "filename,patient_id,A,B\n0.png,p,1,0\n1.png,q,0,1\n2.png,r,1,1\n", n=4)
+    write_image(root / "images" / "stray.png")
+    index, report = build_index(root, "csv", tmp_path / "idx")
+    assert report["files_not_in_csv"] == ["3.png", "images/stray.png"] and len(index) == 3
+    md = (tmp_path / "idx" / "validation.md").read_text()
+    assert "- 3.png" in md and "- images/stray.png" in md

@@ -203,8 +203,23 @@ def scan_csv(root: Path, labels: str | Path | None = None, task: str | None = No
     if missing:
         table.warnings.append(f"{len(missing)} of {len(present)} rows in {csv_path.name} name a file that does not "
                               f"exist (first: {missing[0]}); they are not indexed")
+    _unlisted(table, [p for p in paths if p is not None], bases, root)
     _attach_boxes(table, csv_path.parent)
     return table
+
+
+def _unlisted(table: SourceTable, used: list[Path], bases: list[Path], root: Path) -> None:
+    """Image files beside the CSV (its folder, ROOT, ``images/``) that no row names: counted and named."""
+    from cxrlab.data.sources import list_images
+
+    seen = {p.resolve() for p in used}
+    found = {p.resolve() for base in dict.fromkeys(bases) for p in list_images(base).values()}
+    unlisted = sorted(_rel(p, root.resolve()) for p in found - seen)
+    table.counts["files_not_in_csv"] = len(unlisted)
+    table.problems["files_not_in_csv"] = unlisted
+    if unlisted:
+        table.warnings.append(f"{len(unlisted)} image file(s) beside the labels are not listed in it (named in "
+                              "validation.md); not indexed")
 
 
 def _locate(name: str, bases: list[Path]) -> Path | None:
