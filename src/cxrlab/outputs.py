@@ -55,6 +55,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "cv": ("cv.json", "fold0"),
     "pseudo": ("pseudo.json",),
     "demo": ("runs", "comparison"),
+    "study run": ("plan.json",),
 }
 
 

@@ -18,6 +18,7 @@ def register(subparsers, data_subparsers) -> None:
                    help="validation images for the ONNX Runtime vs PyTorch parity check")
     p.add_argument("--ood-percentile", type=A.positive_float, default=99.0,
                    help="validation percentile of the OOD distance used as the gate's threshold")
+    p.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
     p.set_defaults(func=_export)
 
     p = subparsers.add_parser("serve", help="a local web page and JSON API for a run or an exported ONNX model")
@@ -36,7 +37,10 @@ def register(subparsers, data_subparsers) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     from cxrlab.deploy.export import export_run
+    from cxrlab.outputs import check_out_file
 
+    check_out_file(args.out, verb="export", inputs=[args.run_dir], suffix=".onnx", sidecar="export contract",
+                   force=args.force)
     c = export_run(args.run_dir, args.out, which=args.which, opset=args.opset, parity_images=args.parity_images,
                    ood_percentile=args.ood_percentile)
     check = c["parity"]
