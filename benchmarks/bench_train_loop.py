@@ -22,7 +22,7 @@ import torch
 
 def make_data(root: Path, n: int, size: int) -> list[str]:
     from cxrlab.data.cache import build_cache
-    from cxrlab.data.sources.phantom import make_phantom_index
+    from cxrlab.data.phantom import make_phantom_index
     from cxrlab.data.splits import make_split
 
     index = make_phantom_index(root, n=n, size=size, seed=0, workers=1)

@@ -55,7 +55,7 @@ def prepare_data(s: DemoSettings) -> tuple[Path, Path, Path]:
     from cxrlab.data.audit import format_audit
     from cxrlab.data.build_index import build_index
     from cxrlab.data.cache import build_cache
-    from cxrlab.data.sources.phantom import make_phantom
+    from cxrlab.data.phantom import make_phantom
     from cxrlab.data.splits import make_split
 
     t0 = _step(1, 6, "dataset and index")

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cxrlab.data import phantom
 from cxrlab.data.boxes import read_boxes
-from cxrlab.data.sources import phantom
-from cxrlab.data.sources.phantom import make_phantom, make_phantom_index
+from cxrlab.data.phantom import make_phantom, make_phantom_index
 from cxrlab.errors import CxrlabError
 
 
@@ -102,7 +102,7 @@ def test_phantom_labels_do_not_depend_on_the_string_hash_seed(tmp_path):
     outs = []
     for hash_seed in ("1", "2"):
         out = tmp_path / f"p{hash_seed}"
-        code = f"from cxrlab.data.sources.phantom import make_phantom; make_phantom({str(out)!r}, n=40, size=64)"
+        code = f"from cxrlab.data.phantom import make_phantom; make_phantom({str(out)!r}, n=40, size=64)"
         subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONHASHSEED": hash_seed})
         outs.append((out / "labels.csv").read_text())
     assert outs[0] == outs[1]

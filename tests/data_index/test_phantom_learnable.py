@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cxrlab.data.images import read_image
-from cxrlab.data.sources.phantom import make_phantom
+from cxrlab.data.phantom import make_phantom
 
 
 def _tiny_cnn(num_classes: int):

@@ -11,7 +11,7 @@ from cxrlab.data.dataset import CachedImageDataset
 from cxrlab.data.index import load_index
 from cxrlab.data.splits import load_split, split_ids
 
-phantom = pytest.importorskip("cxrlab.data.sources.phantom")
+phantom = pytest.importorskip("cxrlab.data.phantom")
 
 
 @pytest.mark.parametrize("task", ["multilabel", "multiclass"])

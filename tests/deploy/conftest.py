@@ -10,7 +10,7 @@ def make_run(root, model: str = "cnn_gap", task: str = "multilabel", n: int = 40
     import torch
 
     from cxrlab.config import load_config
-    from cxrlab.data.sources.phantom import make_phantom_index
+    from cxrlab.data.phantom import make_phantom_index
     from cxrlab.data.splits import patient_level_split, write_split
     from cxrlab.train import fit
 

@@ -11,7 +11,7 @@ def tiny_run(tmp_path_factory):
     import torch
 
     from cxrlab.config import load_config
-    from cxrlab.data.sources.phantom import make_phantom_index
+    from cxrlab.data.phantom import make_phantom_index
     from cxrlab.data.splits import patient_level_split, write_split
     from cxrlab.train import fit
 

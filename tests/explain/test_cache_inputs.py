@@ -20,7 +20,7 @@ def cached_run(tmp_path_factory):
     from cxrlab.config import load_config
     from cxrlab.data.cache import build_cache
     from cxrlab.data.index import write_index
-    from cxrlab.data.sources.phantom import make_phantom_index
+    from cxrlab.data.phantom import make_phantom_index
     from cxrlab.data.splits import patient_level_split, write_split
     from cxrlab.train import fit
 

@@ -5,7 +5,7 @@ import pytest
 from cxrlab.cli import main
 from cxrlab.config import load_config
 from cxrlab.cv import run_cv
-from cxrlab.data.sources.phantom import make_phantom_index
+from cxrlab.data.phantom import make_phantom_index
 from cxrlab.data.splits import load_split
 
 

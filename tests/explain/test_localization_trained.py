@@ -11,7 +11,7 @@ from cxrlab.cli import main
 @pytest.mark.slow
 def test_trained_gradcam_hits_planted_boxes(tmp_path):
     from cxrlab.config import load_config
-    from cxrlab.data.sources.phantom import make_phantom_index
+    from cxrlab.data.phantom import make_phantom_index
     from cxrlab.data.splits import patient_level_split, write_split
     from cxrlab.train import fit
 

@@ -7,7 +7,7 @@ import pytest
 
 from cxrlab.cli import main
 from cxrlab.data.index import Index, load_index, write_index
-from cxrlab.data.sources.phantom import make_phantom_index
+from cxrlab.data.phantom import make_phantom_index
 from cxrlab.data.splits import load_split
 from cxrlab.errors import CxrlabError
 from cxrlab.pseudo import pseudo_label, select

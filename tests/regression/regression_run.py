@@ -32,7 +32,7 @@ def _overrides(data: Path, loss: str) -> list[str]:
 
 def _make_data(root: Path, task: str) -> Path:
     from cxrlab.data.cache import build_cache
-    from cxrlab.data.sources.phantom import make_phantom_index
+    from cxrlab.data.phantom import make_phantom_index
     from cxrlab.data.splits import make_split
 
     index = make_phantom_index(root, n=40, task=task, size=48, seed=0, workers=1)

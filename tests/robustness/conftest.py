@@ -47,7 +47,7 @@ def world(tmp_path_factory) -> World:
 
     from cxrlab.config import load_config
     from cxrlab.data.cache import build_cache
-    from cxrlab.data.sources.phantom import make_phantom_index
+    from cxrlab.data.phantom import make_phantom_index
     from cxrlab.data.splits import make_split
     from cxrlab.train import fit
 

@@ -20,7 +20,7 @@ TINY = ("train.epochs=1", "train.threads=1")
 def other_cache(world, tmp_path_factory):
     """A cache of another phantom dataset whose image ids are the same as the world's."""
     from cxrlab.data.cache import build_cache
-    from cxrlab.data.sources.phantom import make_phantom_index
+    from cxrlab.data.phantom import make_phantom_index
 
     root = tmp_path_factory.mktemp("other")
     index = make_phantom_index(root / "ph", n=40, size=32, seed=7, workers=1)

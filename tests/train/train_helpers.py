@@ -9,7 +9,7 @@ def make_tiny(root: Path, n: int, task: str = "multilabel", contrast: float = 1.
               size: int = 64) -> dict[str, str]:
     """Phantom + index + patient-level split + cache; returns the --set overrides that point at them."""
     from cxrlab.data.cache import build_cache
-    from cxrlab.data.sources.phantom import make_phantom_index
+    from cxrlab.data.phantom import make_phantom_index
     from cxrlab.data.splits import make_split
 
     index = make_phantom_index(root, n=n, task=task, size=size, seed=0, contrast=contrast,

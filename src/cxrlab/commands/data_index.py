@@ -64,7 +64,7 @@ def register(subparsers, data_subparsers) -> None:
 
 
 def _phantom(args: argparse.Namespace) -> int:
-    from cxrlab.data.sources.phantom import make_phantom
+    from cxrlab.data.phantom import make_phantom
     from cxrlab.outputs import check_same_settings, output_folder
 
     settings = {k: getattr(args, k) for k in ("n", "task", "size", "seed", "contrast", "finding_scale", "prevalence",

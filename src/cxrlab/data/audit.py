@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.data.index import Index
-from cxrlab.data.splits import SPLIT_ALIASES, patient_ids, read_split_csv
+from cxrlab.data.split_csv import SPLIT_ALIASES, patient_ids, read_split_csv
 from cxrlab.errors import CxrlabError
 from cxrlab.utils import atomic_write_text, sha256_file
 

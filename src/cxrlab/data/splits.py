@@ -16,22 +16,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cxrlab.data.audit import audit, audit_summary
 from cxrlab.data.index import Index
+from cxrlab.data.split_csv import SPLIT_ALIASES, SPLITS, patient_ids, read_split_csv
 from cxrlab.errors import CxrlabError
 from cxrlab.utils import atomic_write_text, write_json
 
-SPLITS = ("train", "val", "test")
-# Names other tools give their splits, mapped to ours.
-SPLIT_ALIASES = {"valid": "val", "validation": "val", "dev": "val", "training": "train", "testing": "test"}
+__all__ = ["SPLITS", "SPLIT_ALIASES", "patient_ids", "read_split_csv"]  # re-exported: callers import them from here
 
 
 # ----------------------------------------------------------------------------- stratification core
-def patient_ids(index: Index) -> pd.Series:
-    """Patient id per row as str; a row without one is its own patient (the indexer warns about those)."""
-    ids = index.frame["image_id"].astype(str)
-    return index.frame["patient_id"].astype("string").fillna(ids).astype(str)
-
-
 def _patient_table(index: Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per patient: ids (P,), image counts (P,), label counts (P, C) used for stratification."""
     labels = np.nan_to_num(index.labels(), nan=0.0)  # unknown counts as not positive
@@ -271,26 +265,6 @@ def _fold_counts(frame: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in counts.items()}
 
 
-def read_split_csv(path: str | Path, missing_hint: str) -> pd.DataFrame:
-    """Any split CSV as text columns, with NIH's ``Image Index`` read as ``image_id``; both columns required.
-
-    Shared by ``load_split`` (our own splits, strictly validated) and the audit (other tools' splits too).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CxrlabError(f"{path} does not exist; {missing_hint}")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise CxrlabError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-    if "image_id" not in frame.columns and "Image Index" in frame.columns:
-        frame = frame.rename(columns={"Image Index": "image_id"})
-    missing = [c for c in ("image_id", "split") if c not in frame.columns]
-    if missing:
-        raise CxrlabError(f"{path} lacks column(s) {', '.join(missing)}; a split CSV needs image_id and split")
-    return frame
-
-
 def load_split(path: str | Path) -> pd.DataFrame:
     """Read and validate a split CSV (``image_id`` or ``Image Index``, ``split`` [, ``fold``])."""
     path = Path(path)
@@ -352,8 +326,6 @@ def make_split(
     seed: int = 0,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Make the requested split, audit it and write ``out`` (+ ``.json``); returns (split, audit result)."""
-    from cxrlab.data.audit import audit, audit_summary  # audit builds on this module
-
     if sum([bool(folds), official, keep_given]) > 1:
         raise CxrlabError("choose one of --folds, --official and --keep-given")
     if keep_given:

@@ -10,13 +10,16 @@ from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.bootstrap import patient_weights, with_point
 from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
+from cxrlab.evaluate.formatting import fmt_ci, headline
 from cxrlab.evaluate.inputs import Source, load_labels, resolve_source
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, datasets_block, load_scored
 from cxrlab.evaluate.metrics import DEFAULT_EXCLUDE
+from cxrlab.evaluate.report import write_evaluation_report
 from cxrlab.evaluate.summary import multiclass_block, multilabel_block
 from cxrlab.utils import write_json
 
 SCHEMA = "cxrlab.metrics/1"
+__all__ = ["evaluate_predictions", "fmt_ci", "headline", "uncertainty_block", "write_outputs"]
 
 
 def evaluate_predictions(
@@ -149,8 +152,6 @@ def write_outputs(result: dict, scored: Scored, source: Source, out: Path, repor
     make_out_dir(out)
     write_json(out / "metrics.json", result)
     if report:
-        from cxrlab.evaluate.report import write_evaluation_report
-
         write_evaluation_report(result, scored, source, out)
 
 
@@ -166,21 +167,6 @@ def make_out_dir(out: Path) -> None:
 
 def _str(x: Path | None) -> str | None:
     return str(x) if x is not None else None
-
-
-def headline(result: dict) -> tuple[str, float | None, list | None]:
-    """(name, value, ci) of the headline metric: macro AUROC (multi-label) or macro F1 (multi-class)."""
-    key = "auroc" if result["task"] == "multilabel" else "f1"
-    return f"macro {key.upper() if key == 'auroc' else 'F1'}", result["macro"][key], result["macro"][f"{key}_ci"]
-
-
-def fmt_ci(value: float | None, ci: list | None, digits: int = 3) -> str:
-    """``0.812 [0.790, 0.833]``; ``n/a`` for undefined values."""
-    if value is None:
-        return "n/a"
-    if not ci or ci[0] is None:
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
 def _print_summary(result: dict) -> None:

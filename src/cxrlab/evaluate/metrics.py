@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cxrlab.auroc import binary_auroc, macro_auroc, per_class_auroc  # noqa: F401 - re-exported
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.bootstrap import per_patient_sums
 from cxrlab.evaluate.matching import Scored
@@ -156,34 +157,4 @@ def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- plain arrays (no bootstrap)
-def binary_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """AUROC of one class from plain arrays: NaN labels masked; NaN when one label value remains.
-
-    Mann-Whitney with tie-aware (average) ranks: equal to sklearn's ``roc_auc_score`` and to ``ranking.auc_ap``
-    with unit weights, but cheap enough to call thousands of times (ensemble weight grids, training epochs).
-    """
-    from scipy.stats import rankdata
-
-    labels, scores = np.asarray(labels, dtype=np.float64), np.asarray(scores, dtype=np.float64)
-    known = ~np.isnan(labels)
-    y, s = labels[known] == 1, scores[known]
-    pos, neg = int(y.sum()), int((~y).sum())
-    if pos == 0 or neg == 0:
-        return float("nan")
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
-def per_class_auroc(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """(C,) ``binary_auroc`` of each column of (N, C) ``labels`` / ``probs``; NaN for single-valued classes."""
-    return np.array([binary_auroc(labels[:, c], probs[:, c]) for c in range(probs.shape[1])])
-
-
-def macro_auroc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Mean AUROC over the classes whose known labels hold both values; NaN labels masked; NaN when none.
-
-    The one array-level macro AUROC (training's validation metric, ensembles, CV, selective prediction).
-    Unlike ``evaluate_predictions`` it excludes no class by name: pass the columns you want averaged.
-    """
-    values = per_class_auroc(np.asarray(labels, dtype=np.float64), np.asarray(probs, dtype=np.float64))
-    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+# binary_auroc, per_class_auroc and macro_auroc live in cxrlab.auroc (training uses them too); imported above.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cxrlab.evaluate import figures
 from cxrlab.evaluate.document import Document
-from cxrlab.evaluate.evaluate import fmt_ci, headline
+from cxrlab.evaluate.formatting import fmt_ci, headline
 from cxrlab.evaluate.inputs import Source
 from cxrlab.evaluate.matching import Scored
 from cxrlab.evaluate.subgroups_report import datasets_section, subgroup_section

@@ -14,9 +14,12 @@ import torch
 from torch import nn
 
 from cxrlab.errors import CxrlabError
+from cxrlab.explain.maps import normalise_maps, peak
+from cxrlab.explain.rollout import attention_rollout
 
 CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "eigencam")
 ALL_METHODS = (*CAM_METHODS, "rollout")
+__all__ = ["ALL_METHODS", "CAM_METHODS", "compute_cams", "normalise_maps", "peak", "target_layer"]
 
 
 class LogitTarget:
@@ -49,14 +52,6 @@ def target_layer(model: nn.Module) -> nn.Module:
         raise CxrlabError(f"model {type(model).__name__} has no submodule {name!r} (its cam_layer)") from None
 
 
-def normalise_maps(maps: np.ndarray) -> np.ndarray:
-    """Min-max each map to [0, 1]; a constant map becomes all zeros (nothing highlighted)."""
-    maps = np.nan_to_num(np.asarray(maps, dtype=np.float32))
-    lo = maps.min(axis=(1, 2), keepdims=True)
-    span = maps.max(axis=(1, 2), keepdims=True) - lo
-    return np.where(span > 1e-12, (maps - lo) / np.maximum(span, 1e-12), 0.0).astype(np.float32)
-
-
 def compute_cams(model: nn.Module, x: torch.Tensor, class_idx: Sequence[int], method: str = "gradcam") -> np.ndarray:
     """Heat maps (B, H, W) in [0, 1] for image b and class ``class_idx[b]``.
 
@@ -67,8 +62,6 @@ def compute_cams(model: nn.Module, x: torch.Tensor, class_idx: Sequence[int], me
         method: gradcam, gradcam++, hirescam or eigencam (``rollout`` lives in ``explain.rollout``).
     """
     if method == "rollout":
-        from cxrlab.explain.rollout import attention_rollout
-
         return attention_rollout(model, x)
     if len(class_idx) != x.shape[0]:
         raise ValueError(f"{len(class_idx)} class indices for {x.shape[0]} images")
@@ -78,9 +71,3 @@ def compute_cams(model: nn.Module, x: torch.Tensor, class_idx: Sequence[int], me
     with cam_cls(model=model, target_layers=[target_layer(model)], reshape_transform=reshape) as cam:
         maps = cam(input_tensor=x, targets=[LogitTarget(int(i)) for i in class_idx])
     return normalise_maps(maps)
-
-
-def peak(m: np.ndarray) -> tuple[int, int]:
-    """(x, y) of the map's maximum (first one on ties)."""
-    y, x = np.unravel_index(int(np.argmax(m)), m.shape)
-    return int(x), int(y)

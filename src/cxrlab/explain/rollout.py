@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cxrlab.errors import CxrlabError
+from cxrlab.explain.maps import normalise_maps
 
 
 def attention_blocks(model: nn.Module) -> list[nn.Module]:
@@ -85,8 +86,6 @@ def _rollout(attentions: list[torch.Tensor], prefix: int, residual: float) -> to
 @torch.no_grad()
 def attention_rollout(model: nn.Module, x: torch.Tensor, residual: float = 0.5) -> np.ndarray:
     """Rollout maps (B, H, W) in [0, 1] at the input size. Class-agnostic, as attention is."""
-    from cxrlab.explain.cam import normalise_maps
-
     streams = token_streams(model)
     captured: list[list[torch.Tensor]] = [[] for _ in streams]
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from cxrlab.auroc import macro_auroc
 from cxrlab.data.transforms import mix_batch
 from cxrlab.errors import CxrlabError
 from cxrlab.tasks import probabilities
@@ -177,8 +178,6 @@ def macro_f1(probs: np.ndarray, classes: np.ndarray, num_classes: int) -> float:
 
 def val_metric(task: str, probs: np.ndarray, targets: np.ndarray, num_classes: int) -> float:
     """Macro AUROC (multi-label) or macro-F1 (multi-class)."""
-    from cxrlab.evaluate.metrics import macro_auroc
-
     if len(probs) == 0:
         return float("nan")
     if task == "multilabel":

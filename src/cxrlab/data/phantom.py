@@ -37,6 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from cxrlab.data.build_index import build_index
 from cxrlab.errors import CxrlabError
 from cxrlab.utils import atomic_write_text, write_json
 
@@ -283,7 +284,7 @@ def make_phantom(out_dir: str | Path, n: int = 200, task: str = "multilabel", si
     classes = MULTILABEL_CLASSES if task == "multilabel" else MULTICLASS_CLASSES
     _write_tables(out_dir, plan, results, classes)
     write_json(out_dir / "phantom.json", {
-        "generator": "cxrlab.data.sources.phantom", "n": n, "task": task, "classes": classes, "size": size,
+        "generator": "cxrlab.data.phantom", "n": n, "task": task, "classes": classes, "size": size,
         "seed": seed, "contrast": contrast, "finding_scale": finding_scale, "prevalence": prevalence,
         "persistence": persistence, "zone": zone, "boxes_image_size": size, "labels": "labels.csv",
         "boxes": "BBox_List_2017.csv",
@@ -317,8 +318,6 @@ def _write_tables(out_dir: Path, plan, results, classes: list[str]) -> None:
 def make_phantom_index(out_dir: str | Path, n: int = 200, task: str = "multilabel", size: int = 256,
                        seed: int = 0, **kwargs: Any):
     """Phantom + its index in ``out_dir/index`` (for tests and demos); returns the ``Index``."""
-    from cxrlab.data.build_index import build_index
-
     make_phantom(out_dir, n=n, task=task, size=size, seed=seed, **kwargs)
     index, _ = build_index(out_dir, "csv", Path(out_dir) / "index")
     return index
