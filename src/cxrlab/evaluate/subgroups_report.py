@@ -93,3 +93,20 @@ def subgroup_section(doc: Document, subgroups: dict | None) -> None:
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def internal_external_section(doc: Document, block: dict | None) -> None:
+    """Internal vs external results of the model: unpaired differences with bootstrap intervals."""
+    if not block or not block.get("classes"):
+        return
+    doc.heading("Internal vs external (unpaired)")
+    doc.text(block["method"])
+    metric = block["metric"].upper() if block["metric"] == "auroc" else "F1"
+    rows = [[c, _fmt(v["internal"], v["internal_ci"]), _fmt(v["external"], v["external_ci"]),
+             _fmt(v["difference"], v["difference_ci"])] for c, v in block["classes"].items()]
+    mac = block["macro"]
+    rows.append(["macro", _fmt(mac["internal"], mac["internal_ci"]), _fmt(mac["external"], mac["external_ci"]),
+                 _fmt(mac.get("difference"), mac.get("difference_ci"))])
+    doc.table(["class", f"internal {metric} [95% CI]", f"external {metric} [95% CI]",
+               "external - internal [95% CI]"], rows)
+    doc.text(f"internal: {block['internal_images']} images; external: {block['external_images']} images")

@@ -1,0 +1,34 @@
+"""Internal vs external results: unpaired differences with independent patient bootstraps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from cxrlab.data.index import load_index
+from cxrlab.evaluate.external import internal_vs_external
+from cxrlab.evaluate.matching import load_scored
+
+from .conftest import make_dataset
+
+
+def test_internal_vs_external_is_unpaired(tmp_path):
+    a = make_dataset(tmp_path / "int", "multilabel", n=240, seed=0)
+    b = make_dataset(tmp_path / "ext", "multilabel", n=300, seed=5)
+    internal, _ = load_scored(a["test"], load_index(a["index"]))
+    external, _ = load_scored(b["test"], load_index(b["index"]))
+    block = internal_vs_external(external, internal, replicates=200, exclude=("No Finding",))
+    assert "unpaired" in block["method"] and "DeLong" in block["method"]
+    for i, c in enumerate(a["classes"]):
+        want_int = roc_auc_score(a["y"][: a["cut"], i], a["p"][: a["cut"], i])
+        want_ext = roc_auc_score(b["y"][: b["cut"], i], b["p"][: b["cut"], i])
+        got = block["classes"][c]
+        assert got["internal"] == pytest.approx(want_int) and got["external"] == pytest.approx(want_ext)
+        assert got["difference"] == pytest.approx(want_ext - want_int)
+        lo, hi = got["difference_ci"]
+        assert lo < got["difference"] < hi and hi - lo > 0.02
+    macro = block["macro"]
+    assert macro["classes"] == a["classes"][:3]
+    assert macro["difference"] == pytest.approx(macro["external"] - macro["internal"])
+    assert np.isfinite(macro["difference_ci"]).all()
