@@ -77,7 +77,7 @@ def open_cache(cache_dir: str | Path) -> Cache:
         raise CxrlabError(
             f"{cache_dir} is not a cache (no {META_FILE}); build one with `cxrlab data cache INDEX --out DIR`"
         )
-    meta = read_json(cache_dir / META_FILE)
+    meta = _read_meta(cache_dir)
     if not meta.get("complete"):
         done = int(_open_done(cache_dir, len(meta["image_ids"])).astype(bool).sum())
         raise CxrlabError(
@@ -91,6 +91,17 @@ def open_cache(cache_dir: str | Path) -> Cache:
         raise CxrlabError(f"{cache_dir / IMAGES_FILE} has {actual} bytes, expected {expected}; rebuild with --force")
     ok = np.array([s == "ok" for s in meta["status"]], dtype=bool)
     return Cache(cache_dir, meta, list(meta["image_ids"]), ok, size, meta["policy"])
+
+
+def _read_meta(cache_dir: Path) -> dict[str, Any]:
+    """``meta.json``, checked for the keys a cache needs (a damaged one names the rebuild)."""
+    fix = f"rebuild the cache: cxrlab data cache INDEX --out {cache_dir} --force"
+    meta = read_json(cache_dir / META_FILE, kind=dict, required=("size", "policy", "image_ids"), fix=fix)
+    if not isinstance(meta["image_ids"], list) or not isinstance(meta["size"], int):
+        raise CxrlabError(f"{cache_dir / META_FILE} has image_ids or size of the wrong type; {fix}")
+    if meta.get("complete") and len(meta.get("status") or []) != len(meta["image_ids"]):
+        raise CxrlabError(f"{cache_dir / META_FILE} lacks a status per image; {fix}")
+    return meta
 
 
 def _open_done(cache_dir: Path, n: int) -> np.memmap:
@@ -112,7 +123,7 @@ def _prepare(index: Index, cache_dir: Path, size: int, policy: str, force: bool)
     meta["image_sha256"] = [hashes.get(i) for i in image_ids] if hashes else None
     meta_path = cache_dir / META_FILE
     if meta_path.is_file():
-        old = read_json(meta_path)
+        old = read_json(meta_path, kind=dict, fix=f"pass --force to rebuild {cache_dir}")
         same = all(old.get(k) == meta[k] for k in ("size", "policy", "index_sha256", "image_ids"))
         if same and not force:
             return old
