@@ -32,3 +32,18 @@ def test_internal_vs_external_is_unpaired(tmp_path):
     assert macro["classes"] == a["classes"][:3]
     assert macro["difference"] == pytest.approx(macro["external"] - macro["internal"])
     assert np.isfinite(macro["difference_ci"]).all()
+
+
+def test_evaluate_internal_option_and_report(tmp_path):
+    from cxrlab.cli import main
+
+    a = make_dataset(tmp_path / "int", "multilabel", n=240, seed=0)
+    b = make_dataset(tmp_path / "ext", "multilabel", n=300, seed=5)
+    out = tmp_path / "ev"
+    assert main(["evaluate", str(b["test"]), "--labels", str(b["index"]), "--internal", str(a["test"]),
+                 "--internal-labels", str(a["index"]), "--bootstrap", "50", "--out", str(out)]) == 0
+    import json
+
+    block = json.loads((out / "metrics.json").read_text())["internal_vs_external"]
+    assert set(block["classes"]) == set(a["classes"]) and block["replicates"] == 50
+    assert "Internal vs external (unpaired)" in (out / "report.md").read_text()

@@ -20,6 +20,9 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
     p.add_argument("--min-group", type=A.positive_int, default=30, help="smallest group scored by --by (default 30)")
     p.add_argument("--match", default="exact", help="class matching through the shared findings table: exact "
                    "(default) | approximate (also score overlapping findings, e.g. Consolidation ~ Airspace opacity)")
+    p.add_argument("--internal", help="the same model's predictions (or run) on its own test set: adds an unpaired "
+                   "internal-vs-external comparison (bootstrap CI of the difference, not DeLong)")
+    p.add_argument("--internal-labels", help="labels of --internal (default: the run's index)")
     _common(p)
     p.set_defaults(func=_evaluate)
 
@@ -65,12 +68,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     from cxrlab.evaluate.evaluate import evaluate_predictions
     from cxrlab.outputs import output_folder
 
-    inputs = [args.predictions, args.labels, args.val_predictions]
+    inputs = [args.predictions, args.labels, args.val_predictions, args.internal, args.internal_labels]
     with output_folder(args.out, verb="evaluate", inputs=inputs, force=args.force):
         evaluate_predictions(
             args.predictions, args.labels, args.out, args.val_predictions, args.bootstrap, args.seed, args.prefix,
             args.logits, _exclude(args.exclude), args.threshold_method, args.allow_test_fitting, not args.no_report,
             by=args.by, age_bands=args.age_bands, min_group=args.min_group, match=args.match,
+            internal=args.internal, internal_labels=args.internal_labels,
         )
     print(f"wrote {args.out}/metrics.json" + ("" if args.no_report else f" and {args.out}/report.html"))
     return 0

@@ -40,6 +40,8 @@ def evaluate_predictions(
     age_bands: str | list[float] | None = None,
     min_group: int = 30,
     match: str = "exact",
+    internal: str | Path | None = None,
+    internal_labels: str | Path | None = None,
 ) -> dict:
     """Score ``predictions`` (a CSV or a run directory) against ``labels``; write ``out/metrics.json`` and the
     reports when ``out`` is given. Returns the metrics dictionary (schema: README, "metrics.json schema").
@@ -56,6 +58,8 @@ def evaluate_predictions(
             edges, smallest group scored.
         match: ``exact`` (same finding, through the shared findings table) or ``approximate`` (also score
             overlapping findings such as Consolidation vs Airspace opacity).
+        internal, internal_labels: the same model's predictions (or run) on its internal test set and their
+            labels (default: the run's index): adds ``internal_vs_external``, an unpaired comparison.
     """
     from cxrlab.evaluate.subgroups import parse_age_bands, parse_by, subgroup_analysis
 
@@ -75,6 +79,9 @@ def evaluate_predictions(
         body["subgroups"] = subgroup_analysis(scored, index, by, weights, exclude=tuple(exclude), val=val,
                                               method=threshold_method, age_bands=age_bands, min_group=min_group,
                                               thresholds=body.get("thresholds"))
+    if internal is not None:
+        body["internal_vs_external"] = _internal_vs_external(scored, internal, internal_labels, prefix, logits,
+                                                             bootstrap, seed, exclude)
     result = {
         "schema": SCHEMA,
         "task": scored.task,
@@ -134,6 +141,16 @@ def check_options(bootstrap: int, threshold_method: str, out: str | Path | None 
     if bootstrap < 0:
         raise CxrlabError(f"--bootstrap {bootstrap}: the number of replicates must be >= 0 (0: no intervals)")
     parse_method(threshold_method)
+
+
+def _internal_vs_external(external: Scored, internal, internal_labels, prefix, logits, bootstrap, seed,
+                          exclude) -> dict:
+    """Score the model's internal predictions and compare them with the external ones (unpaired)."""
+    from cxrlab.evaluate.external import internal_vs_external
+
+    source = resolve_source(internal)
+    scored, _ = load_scored(source.test, load_labels(internal_labels, source), prefix, logits)
+    return internal_vs_external(external, scored, bootstrap, seed, tuple(exclude))
 
 
 def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, allow: bool,

@@ -10,7 +10,7 @@ from cxrlab.evaluate.document import Document
 from cxrlab.evaluate.formatting import fmt_ci, headline
 from cxrlab.evaluate.inputs import Source
 from cxrlab.evaluate.matching import Scored
-from cxrlab.evaluate.subgroups_report import datasets_section, subgroup_section
+from cxrlab.evaluate.subgroups_report import datasets_section, internal_external_section, subgroup_section
 
 
 def write_evaluation_report(result: dict, scored: Scored, source: Source, out: Path) -> tuple[Path, Path]:
@@ -39,6 +39,7 @@ def write_evaluation_report(result: dict, scored: Scored, source: Source, out: P
         doc.figure("confusion", figures.confusion_figure(cm["counts"], cm["classes"]), "Confusion matrix (test)")
     uncertainty_section(doc, result.get("uncertainty"))
     subgroup_section(doc, result.get("subgroups"))
+    internal_external_section(doc, result.get("internal_vs_external"))
     run_sections(doc, source)
     if source.run_dir is not None:
         from cxrlab.evaluate.explain_section import explain_section
