@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cxrlab.data.index import load_index
+from cxrlab.data.splits import kfold_split, load_split, write_split
 from cxrlab.errors import CxrlabError
+from cxrlab.evaluate.metrics import macro_auroc
+from cxrlab.predictions import Predictions, read_predictions, run_predictions_path, write_predictions
+from cxrlab.provenance import check_cv_settings
 from cxrlab.utils import write_json
 
 log = logging.getLogger(__name__)
@@ -26,9 +32,6 @@ log = logging.getLogger(__name__)
 def make_folds(config: Any, k: int, out_dir: Path) -> Path:
     """``out_dir/split.csv`` with a fold column: the recipe's own folds when it has exactly ``k``; otherwise
     the recipe's test rows are kept and the other patients are split into ``k`` stratified folds."""
-    from cxrlab.data.index import load_index
-    from cxrlab.data.splits import kfold_split, load_split, write_split
-
     index = load_index(config.data.index)
     path = out_dir / "split.csv"
     if path.exists():  # resuming: the folds must not move
@@ -57,9 +60,11 @@ def fold_done(run_dir: Path) -> bool:
     return (run_dir / "manifest.json").exists() and (run_dir / "predictions" / "val.csv").exists()
 
 
-def train_fold(config: Any, split_csv: Path, k: int, run_dir: Path, resume: bool) -> Path:
-    """Train fold ``k`` (validation = fold k) into ``run_dir``; skip when done, resume when interrupted."""
-    from cxrlab.train import fit
+def train_fold(config: Any, split_csv: Path, k: int, run_dir: Path, resume: bool,
+               progress: Callable[[str], None] | None = None) -> Path:
+    """Train fold ``k`` (validation = fold k) into ``run_dir``; skip when done, resume when interrupted.
+    ``progress`` receives one line per fold started (the CLI prints it)."""
+    from cxrlab.train import fit  # torch: loaded only when a fold trains
 
     if resume and fold_done(run_dir):
         log.info("fold %d already finished in %s: skipped", k, run_dir)
@@ -71,13 +76,14 @@ def train_fold(config: Any, split_csv: Path, k: int, run_dir: Path, resume: bool
     partial = (run_dir / "checkpoints" / "last_state.pt").exists()
     if partial and not resume:
         raise CxrlabError(f"{run_dir} already holds a run; drop --no-resume or choose another --out")
-    print(f"cv: training fold {k} into {run_dir}" + (" (resuming)" if partial else ""), flush=True)
+    line = f"cv: training fold {k} into {run_dir}" + (" (resuming)" if partial else "")
+    log.info(line)
+    if progress is not None:
+        progress(line)
     return fit(cfg, run_dir, resume=partial)
 
 
 def _score(preds, labels_index) -> dict[str, float]:
-    from cxrlab.evaluate.metrics import macro_auroc
-
     frame = labels_index.frame.drop_duplicates("image_id").set_index("image_id")
     y = frame.loc[preds.image_ids, preds.classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     out = {"macro_auroc": macro_auroc(y, preds.probs), "n": len(preds.image_ids)}
@@ -93,27 +99,22 @@ def _aggregate(per_fold: list[dict[str, float]]) -> dict[str, Any]:
                 "values": [f[k] for f in per_fold]} for k in keys}
 
 
-def run_cv(config: Any, folds: int, out_dir: str | Path, resume: bool = True,
-           test_ensemble: bool = True) -> dict[str, Any]:
-    """Cross-validate ``config`` (a ``cxrlab.config.Config``) with ``folds`` folds into ``out_dir``.
+def run_cv(config: Any, *, folds: int, out: str | Path, resume: bool = True, test_ensemble: bool = True,
+           progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Cross-validate ``config`` (a ``cxrlab.config.Config``) with ``folds`` folds into ``out``.
 
     Returns the summary written to ``cv.json``: ``folds`` (per-fold validation metrics and run dirs),
     ``aggregate`` (mean and sd over folds), ``oof`` (pooled out-of-fold metrics), ``test`` (per-fold and
     ensemble test metrics, when the split has a test set).
     """
-    from cxrlab.data.index import load_index
-    from cxrlab.predictions import Predictions, read_predictions, run_predictions_path, write_predictions
-
     if folds < 2:
         raise CxrlabError(f"--folds {folds} must be at least 2")
-    out = Path(out_dir)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    from cxrlab.provenance import check_cv_settings
-
     check_cv_settings(out, config, folds)  # old folds and fold runs are reused only under the same settings
     split_csv = make_folds(config, folds, out)
     index = load_index(config.data.index)
-    runs = [train_fold(config, split_csv, k, out / f"fold{k}", resume) for k in range(folds)]
+    runs = [train_fold(config, split_csv, k, out / f"fold{k}", resume, progress) for k in range(folds)]
     vals = [read_predictions(run_predictions_path(r, "val")) for r in runs]
     per_fold = [_score(v, index) for v in vals]
     oof = Predictions(sum((v.image_ids for v in vals), []), np.concatenate([v.probs for v in vals]),
@@ -126,9 +127,9 @@ def run_cv(config: Any, folds: int, out_dir: str | Path, resume: bool = True,
                                "split": str(split_csv)}
     tests = [Path(r) / "predictions" / "test.csv" for r in runs]  # absent when the split has no test set
     if test_ensemble and all(t.exists() for t in tests):
-        from cxrlab.ensemble import ensemble_predictions
+        from cxrlab.ensemble import ensemble_predictions  # scipy/sklearn: loaded only when ensembling
 
-        ens = ensemble_predictions(tests, out / "test_ensemble.csv", "mean")
+        ens = ensemble_predictions(tests, out=out / "test_ensemble.csv", method="mean")
         summary["test"] = {"folds": [_score(read_predictions(t), index) for t in tests],
                            "ensemble": _score(read_predictions(ens), index), "ensemble_file": str(ens)}
     write_json(out / "cv.json", summary)

@@ -178,6 +178,7 @@ def _check_not_test(val: list[Predictions], test: list[Predictions], allow: bool
 
 def ensemble_predictions(
     members: list[str | Path],
+    *,
     out: str | Path,
     method: str = "mean",
     val: list[str | Path] | None = None,

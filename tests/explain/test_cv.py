@@ -20,7 +20,7 @@ def _config(tmp_path, n=48):
 def test_two_fold_cv_smoke_and_resume(tmp_path):
     cfg = _config(tmp_path)
     out = tmp_path / "cv"
-    summary = run_cv(cfg, 2, out)
+    summary = run_cv(cfg, folds=2, out=out)
     split = load_split(out / "split.csv")
     assert sorted(split["fold"].dropna().unique().tolist()) == [0, 1]
     assert (out / "fold0" / "manifest.json").exists() and (out / "fold1" / "predictions" / "val.csv").exists()
@@ -29,7 +29,7 @@ def test_two_fold_cv_smoke_and_resume(tmp_path):
     assert len(oof) - 1 == (split["split"] != "test").sum()  # every non-test image predicted once
     assert "ensemble" in summary["test"] and (out / "test_ensemble.csv").exists()
     stamp = (out / "fold0" / "manifest.json").stat().st_mtime
-    again = run_cv(cfg, 2, out)  # finished folds are skipped
+    again = run_cv(cfg, folds=2, out=out)  # finished folds are skipped
     assert (out / "fold0" / "manifest.json").stat().st_mtime == stamp
     assert again["aggregate"] == summary["aggregate"]
     assert json.loads((out / "cv.json").read_text())["folds"][1]["fold"] == 1

@@ -74,7 +74,7 @@ def test_stacking_learns_per_class_member_choice(tmp_path):
 @pytest.mark.parametrize("method", ["mean", "weighted", "class", "rank", "stack"])
 def test_ensemble_file_end_to_end(tmp_path, method):
     yv, sv, yt, st, labels, val, test = _files(tmp_path)
-    out = ensemble_predictions(test, tmp_path / "ens.csv", method, val=val, labels=labels)
+    out = ensemble_predictions(test, out=tmp_path / "ens.csv", method=method, val=val, labels=labels)
     preds = read_predictions(out)
     assert preds.probs.shape == (80, 2) and preds.classes == CLASSES
     assert preds.meta["method"] == method and preds.meta["fitted_on_test"] is False
@@ -86,11 +86,11 @@ def test_ensemble_file_end_to_end(tmp_path, method):
 def test_refuses_fitting_on_test(tmp_path):
     *_, labels, val, test = _files(tmp_path)
     with pytest.raises(CxrlabError, match="refusing to fit"):
-        ensemble_predictions(test, tmp_path / "e.csv", "weighted", val=test, labels=labels)
+        ensemble_predictions(test, out=tmp_path / "e.csv", method="weighted", val=test, labels=labels)
     # overridable, and recorded
     make_labels_index(tmp_path / "lt", [f"t{i}" for i in range(80)], np.ones((80, 2)) * (np.arange(80)[:, None] % 2),
                       CLASSES)
-    out = ensemble_predictions(test, tmp_path / "e.csv", "weighted", val=test, labels=tmp_path / "lt",
+    out = ensemble_predictions(test, out=tmp_path / "e.csv", method="weighted", val=test, labels=tmp_path / "lt",
                                allow_test_fitting=True)
     assert read_predictions(out).meta["fitted_on_test"] is True
 
@@ -101,9 +101,9 @@ def test_different_image_sets_and_classes_are_named(tmp_path):
     b = write_preds(tmp_path / "b.csv", ["x", "y", "w"], rng.random((3, 2)), CLASSES, "test")
     c = write_preds(tmp_path / "c.csv", ["x", "y", "z"], rng.random((3, 2)), ["A", "C"], "test")
     with pytest.raises(CxrlabError, match=r"1 missing .*'z'.*1 extra .*'w'"):
-        ensemble_predictions([a, b], tmp_path / "o.csv")
+        ensemble_predictions([a, b], out=tmp_path / "o.csv")
     with pytest.raises(CxrlabError, match=r"missing \['B'\].*extra \['C'\]"):
-        ensemble_predictions([a, c], tmp_path / "o.csv")
+        ensemble_predictions([a, c], out=tmp_path / "o.csv")
 
 
 def test_cli_ensemble(tmp_path, capsys):
@@ -134,7 +134,7 @@ def test_multiclass_stack_and_class_weights_give_distributions(tmp_path):
     for method in ("stack", "class", "weighted"):
         # fitting on val and applying to the same val file is what --allow-test-fitting would flag; here the
         # members are val files, so write the output for the val set itself
-        out = ensemble_predictions(files, tmp_path / f"{method}.csv", method, val=files, labels=labels,
+        out = ensemble_predictions(files, out=tmp_path / f"{method}.csv", method=method, val=files, labels=labels,
                                    allow_test_fitting=True)
         p = read_predictions(out)
         assert np.allclose(p.probs.sum(1), 1, atol=1e-4)

@@ -34,7 +34,7 @@ def _cv(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides=args.overrides)
     d = config.data
     with output_folder(args.out, verb="cv", inputs=[args.config, d.index, d.split, d.cache], force=args.force):
-        summary = run_cv(config, args.folds, args.out, resume=not args.no_resume,
-                         test_ensemble=not args.no_test_ensemble)
+        summary = run_cv(config, folds=args.folds, out=args.out, resume=not args.no_resume,
+                         test_ensemble=not args.no_test_ensemble, progress=lambda line: print(line, flush=True))
     print(json.dumps(summary["aggregate"], indent=2))
     return 0

@@ -29,7 +29,7 @@ def _ensemble(args: argparse.Namespace) -> int:
 
     check_out_file(args.out, verb="ensemble", inputs=[*args.members, *(args.val or []), args.labels],
                    force=args.force)
-    out = ensemble_predictions(args.members, args.out, args.method, val=args.val, labels=args.labels,
+    out = ensemble_predictions(args.members, out=args.out, method=args.method, val=args.val, labels=args.labels,
                                allow_test_fitting=args.allow_test_fitting)
     print(f"wrote {out}")
     return 0

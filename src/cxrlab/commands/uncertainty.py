@@ -60,7 +60,7 @@ def _selective(args: argparse.Namespace) -> int:
     from cxrlab.outputs import output_folder
 
     with output_folder(args.out, verb="selective", inputs=[args.val, args.test, args.labels], force=args.force):
-        summary = selective_prediction(args.val, args.test, args.labels, args.out, coverage=args.coverage,
-                                       score=args.score, std_threshold=args.std_threshold)
+        summary = selective_prediction(args.val, test=args.test, labels=args.labels, out=args.out,
+                                       coverage=args.coverage, score=args.score, std_threshold=args.std_threshold)
     print(json.dumps(summary["test"], indent=2))
     return 0

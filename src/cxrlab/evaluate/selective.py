@@ -132,7 +132,7 @@ class SelectiveSet:
     keep: np.ndarray
 
 
-def selective_prediction(val: str | Path, test: str | Path, labels: str | Path, out_dir: str | Path, *,
+def selective_prediction(val: str | Path, *, test: str | Path, labels: str | Path, out: str | Path,
                          coverage: float = 0.9, score: str = "auto", std_threshold: float | None = None) -> dict:
     """Choose an abstention threshold on validation for ``coverage``; apply it to test; write outputs.
 
@@ -174,7 +174,7 @@ def selective_prediction(val: str | Path, test: str | Path, labels: str | Path, 
         result[name] = {"kept": _subset_metrics(p.probs, y, err, side.keep, task),
                         "all": _subset_metrics(p.probs, y, err, np.ones_like(side.keep), task),
                         "aurc": side.curve["aurc"]}
-    out_dir = Path(out_dir)
+    out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     test_side = sides["test"]
     review = _review_frame(test_side.preds, test_side.uncertainty, test_side.keep, std_threshold)

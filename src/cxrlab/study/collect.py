@@ -34,7 +34,7 @@ def build_ensembles(out: Path, plan: dict[str, Any], runs: list[dict[str, Any]],
                 continue
             folder = out / "ensembles" / f"{ens['name']}-s{seed}"
             test = folder / "predictions" / "test.csv"
-            ensemble_predictions(members, test, method=ens["method"], labels=labels)
+            ensemble_predictions(members, out=test, method=ens["method"], labels=labels)
             meta = read_json(test.with_suffix(".json"))
             vals = [read_predictions(Path(m) / "predictions" / "val.csv") for m in members]
             task = meta["task"]
