@@ -23,8 +23,9 @@ def write_image(path: Path, seed: int = 0, size: int = 24, bits: int = 8) -> Pat
     return path
 
 
-def write_dicom(path: Path, seed: int = 0, size: int = 24, pixels: bool = True) -> Path:
-    """A tiny valid DICOM (MONOCHROME2, 16-bit), optionally without pixel data."""
+def write_dicom(path: Path, seed: int = 0, size: int = 24, pixels: bool = True, sex: str = "M", age: str = "045Y",
+                view: str = "PA") -> Path:
+    """A tiny valid DICOM (MONOCHROME2, 16-bit, with sex/age/view tags), optionally without pixel data."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -35,6 +36,7 @@ def write_dicom(path: Path, seed: int = 0, size: int = 24, pixels: bool = True) 
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.Modality, ds.SOPClassUID = "CR", meta.MediaStorageSOPClassUID
+    ds.PatientSex, ds.PatientAge, ds.ViewPosition = sex, age, view
     ds.Rows = ds.Columns = size
     ds.PhotometricInterpretation, ds.SamplesPerPixel = "MONOCHROME2", 1
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
@@ -150,5 +152,6 @@ def make_rsna(root: Path) -> Path:
         {"patientId": ["p1", "p1", "p2", "p3", "p3"], "class": ["Lung Opacity", "Lung Opacity", "Normal",
                                                                "Lung Opacity", "Lung Opacity"]}))
     for i, pid in enumerate(("p1", "p2", "p3")):
-        write_dicom(root / "stage_2_train_images" / f"{pid}.dcm", seed=i)
+        write_dicom(root / "stage_2_train_images" / f"{pid}.dcm", seed=i, sex="MF"[i % 2], age=f"0{40 + i}Y",
+                    view="AP" if i else "PA")
     return root

@@ -86,6 +86,9 @@ def test_rsna_boxes_and_conflicts(tmp_path):
     assert sorted(index.image_ids) == ["p1", "p2"] and report["counts"]["excluded"] == {"conflicting Target": 1}
     assert _cell(index, "p1", "Pneumonia") == 1 and _cell(index, "p2", "Pneumonia") == 0
     assert _cell(index, "p2", "No Finding") == 1 and _cell(index, "p1", "No Finding") == 0
+    f = index.frame.set_index("image_id")  # sex, age, view from the DICOM headers
+    assert f.loc["p1", ["sex", "age", "view"]].tolist() == ["M", 40, "PA"]
+    assert f.loc["p2", ["sex", "age", "view"]].tolist() == ["F", 41, "AP"]
     boxes = read_boxes(tmp_path / "idx" / "boxes.csv")
     assert len(boxes) == 2 and index.meta["boxes_image_size"] == 1024
     assert np.allclose(boxes.iloc[0][["x", "y", "w", "h"]].to_numpy(float), [100, 150, 50, 60])

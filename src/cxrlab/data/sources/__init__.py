@@ -117,3 +117,35 @@ def missing_report(table: SourceTable, present: pd.Series, ids: pd.Series, label
     if missing:
         table.warnings.append(f"{len(missing)} of {len(present)} rows in {label_file.name} have no image under "
                               f"{root} (partial download?; first: {missing[0]}); they are not indexed")
+
+
+def dicom_metadata(root: Path, rel_paths: pd.Series, workers: int = 4) -> pd.DataFrame:
+    """``sex``, ``age``, ``view`` from the DICOM headers (pixels not read) of the files that are DICOM.
+
+    RSNA and VinDr keep these only in their DICOMs; without them ``evaluate --by sex,age,view`` has nothing to
+    group by. Files that are not DICOM or lack a tag give empty cells. pydicom missing: all empty.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        import pydicom
+    except ImportError:
+        return pd.DataFrame({"sex": "", "age": pd.array([pd.NA] * len(rel_paths), dtype="Int64"), "view": ""},
+                            index=rel_paths.index)
+    tags = ["PatientSex", "PatientAge", "ViewPosition"]
+
+    def one(rel: str) -> tuple[str, float, str]:
+        try:
+            ds = pydicom.dcmread(os.path.join(str(root), rel), stop_before_pixels=True, specific_tags=tags)
+        except Exception:  # noqa: BLE001 - not DICOM / damaged: the validation reports it, metadata stays empty
+            return "", float("nan"), ""
+        age = "".join(ch for ch in str(getattr(ds, "PatientAge", "")) if ch.isdigit())
+        return (str(getattr(ds, "PatientSex", "")).strip().upper(), float(age) if age else float("nan"),
+                str(getattr(ds, "ViewPosition", "")).strip().upper())
+
+    with ThreadPoolExecutor(workers) as pool:
+        rows = list(pool.map(one, rel_paths.astype(str)))
+    frame = pd.DataFrame(rows, columns=["sex", "age", "view"], index=rel_paths.index)
+    frame["sex"] = frame["sex"].where(frame["sex"].isin(["M", "F"]), "")
+    frame["age"] = frame["age"].round().astype("Int64")
+    return frame

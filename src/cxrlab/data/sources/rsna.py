@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxrlab.data.sources import SourceTable, find_file, missing_report, read_table, require_columns
+from cxrlab.data.sources import SourceTable, dicom_metadata, find_file, missing_report, read_table, require_columns
 from cxrlab.data.sources.vindr import image_files
 from cxrlab.errors import CxrlabError
 
@@ -59,6 +59,7 @@ def scan_rsna(root: Path, labels: str | Path | None = None) -> SourceTable:
     present = frame["path"].notna()
     missing_report(table, present, frame["image_id"], path, root)
     table.frame = frame[present.to_numpy()].reset_index(drop=True)
+    table.frame = pd.concat([table.frame, dicom_metadata(root, table.frame["path"])], axis=1)
     found = set(table.frame["image_id"])
     boxes = raw[(raw["Target"] == 1) & raw["patientId"].isin(found)]
     xywh = boxes[["x", "y", "width", "height"]].apply(pd.to_numeric, errors="coerce")

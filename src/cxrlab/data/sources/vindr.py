@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrlab.data.sources import SourceTable, find_file, missing_report, read_table, require_columns
+from cxrlab.data.sources import SourceTable, dicom_metadata, find_file, missing_report, read_table, require_columns
 from cxrlab.errors import CxrlabError
 
 REQUIRED = ("image_id", "class_name", "rad_id")
@@ -85,6 +85,7 @@ def scan_vindr(root: Path, labels: str | Path | None = None, readers: str | None
     present = frame["path"].notna()
     missing_report(table, present, frame["image_id"], path, root)
     table.frame = frame[present.to_numpy()].reset_index(drop=True)
+    table.frame = pd.concat([table.frame, dicom_metadata(root, table.frame["path"])], axis=1)
     table.boxes_frame = _boxes(raw, set(table.frame["image_id"]))
     table.counts.update({"rows": len(raw), "images_in_file": len(frame), "images_found": int(present.sum()),
                          "boxes": len(table.boxes_frame)})
