@@ -14,11 +14,14 @@ JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0x
 JPEG_SCAN_BYTES = 1 << 20  # SOF sits after the EXIF block, which is well under 1 MB in practice
 
 
-def image_size(path: Path, head: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header; None for other kinds or when the header does not say."""
+def image_size(path: Path, head: bytes, data: bytes | None = None) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header; None for other kinds or when the header does not say.
+    ``data``: the file's bytes when already read (saves reading a JPEG's start again)."""
     if head.startswith(PNG_MAGIC) and len(head) >= 24 and head[12:16] == b"IHDR":
         return struct.unpack(">II", head[16:24])
     if head.startswith(b"\xff\xd8"):
+        if data is not None:
+            return _jpeg_size(data[:JPEG_SCAN_BYTES])
         with open(path, "rb") as f:
             return _jpeg_size(f.read(JPEG_SCAN_BYTES))
     return None
@@ -71,9 +74,9 @@ def _side_problem(width: int, height: int, max_side: int) -> str | None:
     return None
 
 
-def size_problem(path: Path, head: bytes, max_side: int) -> str | None:
+def size_problem(path: Path, head: bytes, max_side: int, data: bytes | None = None) -> str | None:
     """Header check of one file: dimensions (PNG, JPEG, DICOM) and, for DICOM, header and pixel data."""
     if head[128:132] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom", ".dic"):
         return dicom_problem(path, max_side)
-    size = image_size(path, head)
+    size = image_size(path, head, data)
     return None if size is None else _side_problem(size[0], size[1], max_side)

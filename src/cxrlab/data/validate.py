@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from cxrlab.data.headers import size_problem
 from cxrlab.data.images import looks_like_xray, read_image
 from cxrlab.data.sources import SourceTable
 from cxrlab.errors import CxrlabError
@@ -46,9 +47,7 @@ def check_file(path: Path, check_decode: bool = False, hash_file: bool = True) -
     digest = hashlib.sha256(data).hexdigest() if data is not None else None
     problem = _header_problem(path, head, tail)
     if problem is None:
-        from cxrlab.data.headers import size_problem
-
-        problem = size_problem(path, head, MAX_SIDE)
+        problem = size_problem(path, head, MAX_SIDE, data)
     if problem is None and _maybe_colour(head):
         data = data if data is not None else path.read_bytes()
         try:
