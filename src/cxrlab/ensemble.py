@@ -20,6 +20,7 @@ from scipy.stats import rankdata
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.labels import labels_for
 from cxrlab.evaluate.metrics import binary_auroc, macro_auroc
+from cxrlab.guards import check_not_test, hashes_of, labels_index, test_set_of_predictions
 from cxrlab.predictions import Predictions, read_predictions, run_predictions_path, write_predictions
 from cxrlab.tasks import probabilities
 
@@ -166,8 +167,6 @@ def _apply_stacking(stack: np.ndarray, params: dict[str, Any], task: str) -> np.
 def _check_not_test(val: list[Predictions], test: list[Predictions], allow: bool, labels=None) -> bool:
     """Refuse fitting on test predictions (by sidecar, image id and file hash: ``cxrlab.guards``); returns True
     when test fitting was (loudly) allowed."""
-    from cxrlab.guards import check_not_test, hashes_of, labels_index, test_set_of_predictions
-
     index = labels_index(labels)
     tests = [test_set_of_predictions(test[0], index, "the test members")]
     records = [check_not_test(v.path, v.image_ids, tests=tests, what="ensemble weights", allow=allow,

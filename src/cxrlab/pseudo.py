@@ -21,7 +21,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cxrlab.data.index import Index, load_index, write_index
+from cxrlab.data.splits import load_split, write_split
 from cxrlab.errors import CxrlabError
+from cxrlab.guards import check_not_test, hash_files, test_set_from_split
 from cxrlab.predict import (
     ImageSet,
     ImageSetDataset,
@@ -53,8 +56,6 @@ def _refuse_test(images: ImageSet, patients: list[str] | None, labelled, split: 
     if clash:
         raise CxrlabError(f"the pool holds {len(clash)} of the run's test images (e.g. {clash[:3]}); pseudo-labels "
                           "must never come from the test split: use unlabeled images or the train split only")
-    from cxrlab.guards import check_not_test, hash_files, test_set_from_split
-
     test = test_set_from_split(split, labelled, "the run's test split")  # renamed copies match by sha256
     check_not_test("the pool", images.image_ids, tests=[test], hashes=hash_files(images.paths), allow=False,
                    what="pseudo-labels", how="unlabeled images or the train split only", escape=False)
@@ -120,9 +121,6 @@ def _predict(model, images: ImageSet, info: RunInfo, batch_size: int) -> tuple[n
 def pseudo_label(run_dir: str | Path, *, pool: str | Path, out: str | Path, thresholds: list[float] | None = None,
                  quota: int | None = None, weight: float = 0.5, batch_size: int = 16) -> dict[str, Any]:
     """Pseudo-label ``pool`` with the run's model; write the merged index and split (see module docstring)."""
-    from cxrlab.data.index import load_index
-    from cxrlab.data.splits import load_split
-
     if not 0 < weight <= 1:
         raise CxrlabError(f"--weight {weight} must be in (0, 1]")
     if quota is not None and quota < 1:
@@ -167,9 +165,6 @@ def _report(labels: np.ndarray, truth: np.ndarray | None, classes: list[str], ta
 
 
 def _write(out: Path, labelled, split, images, patients, probs, labels, chosen, weight, report, run_dir) -> None:
-    from cxrlab.data.index import Index, write_index
-    from cxrlab.data.splits import write_split
-
     rows = pd.DataFrame({"image_id": [images.image_ids[r] for r in chosen],
                          "path": [str(Path(images.paths[r]).resolve()) for r in chosen],
                          "patient_id": [patients[r] if patients else f"pseudo_{Path(images.image_ids[r]).stem}"

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cxrlab.errors import CxrlabError
+from cxrlab.predict import ImageSetDataset, images_from_run, iter_batches, load_run, open_run_cache
+from cxrlab.predictions import Predictions, write_predictions
 from cxrlab.tasks import probabilities
 
 log = logging.getLogger(__name__)
@@ -148,9 +150,6 @@ def uncertainty_frame(stats: dict[str, np.ndarray], classes: list[str]) -> pd.Da
 def uncertainty_predictions(run_dir: str | Path, *, split: str, method: str, out: str | Path, samples: int = 30,
                             batch_size: int = 16, tta_flip: bool = False) -> Path:
     """Predict a run's split with MC-dropout or TTA; write a predictions file with uncertainty columns."""
-    from cxrlab.predict import ImageSetDataset, images_from_run, iter_batches, load_run, open_run_cache
-    from cxrlab.predictions import Predictions, write_predictions
-
     if method not in ("mc_dropout", "tta"):
         raise CxrlabError(f"unknown uncertainty method {method!r}; valid: mc_dropout, tta")
     if samples < 2:

@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cxrlab.data.build_index import read_labels
 from cxrlab.errors import CxrlabError
 
 
 def labels_for(labels_path: str | Path, image_ids: list[str], classes: list[str]) -> np.ndarray:
     """(N, C) float labels (NaN unknown) for ``image_ids`` from an index or labels file; only those rows read."""
-    from cxrlab.data.build_index import read_labels
-
     index = read_labels(labels_path)
     missing_cls = [c for c in classes if c not in index.classes]
     if missing_cls:

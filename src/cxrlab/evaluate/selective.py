@@ -19,7 +19,12 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.errors import CxrlabError
-from cxrlab.predictions import Predictions
+from cxrlab.evaluate.figures import risk_coverage_figure
+from cxrlab.evaluate.labels import labels_for
+from cxrlab.evaluate.metrics import macro_auroc
+from cxrlab.guards import check_not_test, hashes_of, labels_index, test_set_of_predictions, test_set_of_run
+from cxrlab.predictions import Predictions, read_predictions
+from cxrlab.utils import atomic_write_bytes, atomic_write_text, write_json
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +117,6 @@ def summarize_uncertainty(probs: np.ndarray, y: np.ndarray, extra: pd.DataFrame 
 
 
 def _subset_metrics(probs, y, errors, keep, task) -> dict[str, Any]:
-    from cxrlab.evaluate.metrics import macro_auroc
-
     return {"coverage": float(keep.mean()), "n_kept": int(keep.sum()), "n_abstained": int((~keep).sum()),
             "risk": float(errors[keep].mean()) if keep.any() else float("nan"),
             "macro_auroc": macro_auroc(y[keep], probs[keep]) if keep.sum() > 1 else float("nan")}
@@ -140,14 +143,8 @@ def selective_prediction(val: str | Path, *, test: str | Path, labels: str | Pat
     kept vs all, AURC) and ``review.csv`` (test images flagged for review: abstained, or any class std above
     ``std_threshold`` when given: S2's rule is 0.15).
     """
-    from cxrlab.evaluate.labels import labels_for
-    from cxrlab.predictions import read_predictions
-    from cxrlab.utils import atomic_write_text, write_json
-
     if not 0 < coverage <= 1:
         raise CxrlabError(f"--coverage {coverage} must be in (0, 1]")
-    from cxrlab.guards import check_not_test, hashes_of, labels_index, test_set_of_predictions, test_set_of_run
-
     vp, tp = read_predictions(val), read_predictions(test)
     same, index = Path(val).resolve() == Path(test).resolve(), labels_index(labels)
     tests = [None if same else test_set_of_predictions(tp, index), test_set_of_run(vp.meta.get("run_dir"))]
@@ -201,7 +198,4 @@ def _review_frame(p, u: np.ndarray, keep: np.ndarray, std_threshold: float | Non
 
 
 def _plot_risk_coverage(curves: dict[str, dict], threshold: float, path: Path) -> None:
-    from cxrlab.evaluate.figures import risk_coverage_figure
-    from cxrlab.utils import atomic_write_bytes
-
     atomic_write_bytes(path, risk_coverage_figure(curves, f"risk-coverage (abstain above {threshold:.3g})"))

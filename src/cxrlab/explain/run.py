@@ -21,9 +21,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from cxrlab.data.boxes import read_boxes
 from cxrlab.errors import CxrlabError
 from cxrlab.explain.cam import ALL_METHODS, compute_cams, peak
+from cxrlab.explain.gallery import save_overlay, write_gallery
 from cxrlab.explain.localization import chance_pointing, input_to_original, scale_box, score_map, summarise
+from cxrlab.explain.rollout import attention_blocks
 from cxrlab.predict import (
     Geometry,
     ImageSet,
@@ -117,8 +120,6 @@ def explain_run(run_dir: str | Path | None, *, out: str | Path, options: Explain
     _write(out, summary, records, peaks)
     if not o.json_only:
         sections = _overlays(out, imgs, x, probs, pairs, maps_by_method, info, model_classes)
-        from cxrlab.explain.gallery import write_gallery
-
         write_gallery(out, sections, summary)
     return summary
 
@@ -162,8 +163,6 @@ def _check_methods(methods: list[str], model: nn.Module) -> None:
         if m not in ALL_METHODS:
             raise CxrlabError(f"unknown --method {m!r}; valid: {', '.join(ALL_METHODS)}")
     if "rollout" in methods:
-        from cxrlab.explain.rollout import attention_blocks
-
         attention_blocks(model)  # raises for CNNs and Swin, naming gradcam
 
 
@@ -188,8 +187,6 @@ def _load_boxes(path, size, imgs: ImageSet, classes: list[str]) -> tuple[pd.Data
     empty = pd.DataFrame(columns=["image_id", "label", "x", "y", "w", "h"])
     if not path:
         return empty, {"boxes_file": None}
-    from cxrlab.data.boxes import read_boxes
-
     table = read_boxes(path)
     table["label"] = table["label"].map(lambda v: v if v in classes else BOX_LABEL_ALIASES.get(v, v))
     in_set = table["image_id"].isin(set(imgs.image_ids))
@@ -334,8 +331,6 @@ def _write(out: Path, summary: dict, records: list[dict], peaks: list[dict]) -> 
 
 
 def _overlays(out, imgs, x, probs, pairs, maps_by_method, info: RunInfo, classes) -> dict[str, list[dict]]:
-    from cxrlab.explain.gallery import save_overlay
-
     sections: dict[str, list[dict]] = {}
     for method, maps in maps_by_method.items():
         for n, (pair, m) in enumerate(zip(pairs, maps)):

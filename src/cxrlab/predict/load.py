@@ -14,6 +14,8 @@ from torch import nn
 
 from cxrlab.errors import CxrlabError
 from cxrlab.predict.info import RunInfo
+from cxrlab.provenance import read_weights as read_checked
+from cxrlab.train.checkpoint import load_tensors_into
 
 CHECKPOINTS = ("best", "last", "swa")
 
@@ -61,7 +63,7 @@ def read_run_info(run_dir_or_checkpoint: str | Path, which: str = "best") -> Run
 
 def build_model(info: RunInfo) -> nn.Module:
     """The untrained architecture ``info`` describes (class names attached)."""
-    from cxrlab.models import create_model
+    from cxrlab.models import create_model  # timm: loaded only when a model is built
 
     return create_model(info.model_name, num_classes=info.num_classes, class_names=list(info.classes),
                         pretrained=False, **dict(info.model_kwargs))
@@ -70,16 +72,12 @@ def build_model(info: RunInfo) -> nn.Module:
 def read_weights(info: RunInfo) -> dict:
     """The checkpoint's tensors, checked against the sha256 its JSON records (``cxrlab.provenance``); an empty,
     truncated or changed file is a one-line error."""
-    from cxrlab.provenance import read_weights as read_checked
-
     return read_checked(info.checkpoint)
 
 
 def load_run(run_dir_or_checkpoint: str | Path, which: str = "best", device: str = "cpu"
              ) -> tuple[nn.Module, RunInfo]:
     """(model in eval mode on ``device``, its ``RunInfo``) from a run directory or a checkpoint file."""
-    from cxrlab.train.checkpoint import load_tensors_into
-
     info = read_run_info(run_dir_or_checkpoint, which)
     model = build_model(info)
     load_tensors_into(model, read_weights(info), info.checkpoint)

@@ -25,6 +25,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from cxrlab.data.cache import open_cache
+from cxrlab.data.index import Index, load_index
+from cxrlab.data.splits import SPLITS, load_split, split_ids
 from cxrlab.errors import CxrlabError
 from cxrlab.predict.info import RunInfo
 from cxrlab.predict.preprocess import eval_transform
@@ -83,8 +86,6 @@ def images_from_index(index: Any, classes: list[str] | tuple[str, ...], *, split
     With ``split``, the rows come from ``split_csv`` (in its order) when given, else from the index's
     ``official_split``/``given_split`` column. Labels are returned when the index has every one of ``classes``.
     """
-    from cxrlab.data.index import Index, load_index
-
     idx = index if isinstance(index, Index) else load_index(index)
     where = str(idx.path or index)
     ids = idx.frame["image_id"].astype(str).tolist()
@@ -104,8 +105,6 @@ def images_from_index(index: Any, classes: list[str] | tuple[str, ...], *, split
 
 
 def _split_rows(idx: Any, split: str, split_csv: str | Path | None, where: str, option: str) -> list[str]:
-    from cxrlab.data.splits import SPLITS, load_split, split_ids
-
     known = set(idx.frame["image_id"].astype(str))
     if split_csv is not None:
         if not Path(split_csv).exists():
@@ -146,8 +145,6 @@ def open_run_cache(info: RunInfo, images: ImageSet) -> Any | None:
     path = info.cache
     if not path or images.index is None or not Path(path).is_dir():
         return None
-    from cxrlab.data.cache import open_cache
-
     try:
         cache = open_cache(path)
     except CxrlabError as exc:
