@@ -128,3 +128,21 @@ def test_cli_by(grouped, tmp_path, capsys):
                  "--by", "site"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --by site: not a column")
+
+
+def test_compare_shows_one_subgroup_table_per_model(grouped, tmp_path):
+    from cxrlab.evaluate.compare import compare_runs
+    from cxrlab.predictions import Predictions, read_predictions, write_predictions
+
+    src = read_predictions(grouped["test"])
+    other = tmp_path / "b" / "test.csv"
+    noisy = np.clip(src.probs + np.random.default_rng(0).normal(0, 0.2, src.probs.shape), 0, 1)
+    write_predictions(other, Predictions(src.image_ids, noisy, src.classes, {"split": "test", "task": "multilabel"}))
+    r = compare_runs([grouped["test"], other], labels=grouped["index"], out=tmp_path / "cmp", bootstrap=20,
+                     quiet=True, by="sex", min_group=10)
+    assert len(r["subgroups"]) == 2
+    for block in r["subgroups"].values():
+        assert set(block["sex"]) >= {"F", "M", "gaps", "worst_group"}
+        assert block["sex"]["F"]["underdiagnosis"] is not None  # No Finding threshold: fixed 0.5 without val
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    assert md.count("Subgroups: sex (") == 2

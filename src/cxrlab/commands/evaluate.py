@@ -31,6 +31,9 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
     c.add_argument("--labels", help="index folder, index.csv, NIH Data_Entry CSV or labels CSV (default: the run's)")
     c.add_argument("--out", required=True, help="output folder for comparison.json/.csv and the reports")
     c.add_argument("--threshold-method", default="youden", help="thresholds for F1, chosen on each run's val")
+    c.add_argument("--by", help="one subgroup table per model over index columns, e.g. sex,age,view")
+    c.add_argument("--age-bands", help="age band edges for --by age (default 40,60,80)")
+    c.add_argument("--min-group", type=A.positive_int, default=30, help="smallest group scored by --by (default 30)")
     _common(c)
     c.set_defaults(func=_compare)
 
@@ -88,6 +91,7 @@ def _compare(args: argparse.Namespace) -> int:
         compare_runs(
             args.inputs, args.labels, args.out, args.bootstrap, args.seed, args.prefix, args.logits,
             _exclude(args.exclude), args.threshold_method, args.allow_test_fitting, not args.no_report,
+            by=args.by, age_bands=args.age_bands, min_group=args.min_group,
         )
     print(f"wrote {args.out}/comparison.json" + ("" if args.no_report else f" and {args.out}/report.html"))
     return 0

@@ -58,8 +58,12 @@ def compare_runs(
     allow_test_fitting: bool = False,
     report: bool = True,
     quiet: bool = False,
+    by: str | list[str] | None = None,
+    age_bands: str | list[float] | None = None,
+    min_group: int = 30,
 ) -> dict:
-    """Compare run directories or predictions files scored on the same images.
+    """Compare run directories or predictions files scored on the same images (``by``: one subgroup table per
+    model, see ``cxrlab.evaluate.subgroups``).
 
     Writes ``out/comparison.json``, ``out/comparison.csv``, ``out/report.md`` and ``out/report.html``.
     Returns the comparison dictionary.
@@ -80,6 +84,12 @@ def compare_runs(
         _metric_arrays(model, weights, keep, threshold_method)
     tests = _pairwise_tests(models, keep)
     result = _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed)
+    if by:
+        from cxrlab.evaluate.subgroups import model_subgroups, parse_age_bands, parse_by
+
+        result["subgroups"] = model_subgroups(models, index, parse_by(by), weights, exclude=tuple(exclude),
+                                              method=threshold_method, age_bands=parse_age_bands(age_bands),
+                                              min_group=min_group)
     if not quiet:
         _print(result)
     if out is not None:

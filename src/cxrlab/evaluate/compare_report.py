@@ -9,6 +9,7 @@ from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
 from cxrlab.evaluate.document import Document
 from cxrlab.evaluate.evaluate import fmt_ci
 from cxrlab.evaluate.report import definitions_section, reference_section, run_sections
+from cxrlab.evaluate.subgroups_report import subgroup_section
 
 SIGNIFICANT = 0.05
 
@@ -46,6 +47,7 @@ def write_comparison_report(result: dict, models: list, out: Path) -> tuple[Path
         doc.figure(f"reliability_{_slug(model.name)}", figures.reliability_figure(model.scored),
                    f"Reliability diagram, {model.name}")
         run_sections(doc, model.source)
+        subgroup_section(doc, (result.get("subgroups") or {}).get(model.name), model.name)
     reference_section(doc, {"references": {"note": REFERENCE_NOTE, "anchors": REFERENCES}})
     definitions_section(doc, DEFINITIONS)
     return doc.write(out)

@@ -125,6 +125,10 @@ def subgroup_analysis(s: Scored, index: Index, by: list[str], weights: np.ndarra
     every gap sees the same draws. ``thresholds``: the top level's ``thresholds`` block (for underdiagnosis).
     """
     edges = list(age_bands) if age_bands else list(DEFAULT_AGE_BANDS)
+    if thresholds is None and s.task == "multilabel" and NO_FINDING in s.classes:
+        from cxrlab.evaluate.summary import threshold_block
+
+        thresholds = threshold_block(s, weights[:1], val, method, [])  # only the thresholds are used
     if s.patient_names is None:
         s.patient_names = np.asarray(s.image_ids, dtype=object)
     out = {}
@@ -172,6 +176,13 @@ def _one_column(s, index, column, weights, exclude, val, method, edges, min_grou
                           f"undefined: no '{NO_FINDING}' class scored" if s.task == "multilabel" else
                           "undefined for multi-class tasks"}
     return result
+
+
+def model_subgroups(models: list, index: Index, by: list[str], weights: np.ndarray, **kwargs) -> dict:
+    """``{model name: subgroup_analysis(...)}`` for ``compare``: the models are scored on the same images, so
+    the same replicate draws serve every model and their group tables are comparable."""
+    return {model.name: subgroup_analysis(model.scored, index, by, weights, val=model.arrays.get("val"), **kwargs)
+            for model in models}
 
 
 def _group_order(name: str) -> tuple:

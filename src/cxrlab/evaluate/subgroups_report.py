@@ -44,15 +44,15 @@ def datasets_section(doc: Document, result: dict) -> None:
     doc.bullets(items)
 
 
-def subgroup_section(doc: Document, subgroups: dict | None) -> None:
-    """One table, gap list and forest plot per ``--by`` column."""
+def subgroup_section(doc: Document, subgroups: dict | None, model: str | None = None) -> None:
+    """One table, gap list and forest plot per ``--by`` column (``model``: compare's per-model tables)."""
     if not subgroups:
         return
     for column, block in subgroups.items():
         settings = block["settings"]
         metric = settings["metric"]
         key = "auroc" if metric == "macro_auroc" else "f1"
-        doc.heading(f"Subgroups: {column}")
+        doc.heading(f"Subgroups: {column}" + (f" ({model})" if model else ""))
         rows, names, values, cis = [], [], [], []
         for group in settings["groups"]:
             g = block[group]
@@ -87,7 +87,8 @@ def subgroup_section(doc: Document, subgroups: dict | None) -> None:
                 extra = f"; underdiagnosis {_fmt(u['difference'], u['ci'])}"
             notes.append(f"gap {name}: {label} {_fmt(g['difference'], g['ci'])}{extra}")
         doc.bullets(notes)
-        doc.figure(f"subgroups_{_safe(column)}", figures.forest_figure(names, values, cis, f"{label} (95% CI)", None),
+        name = f"subgroups_{_safe(model) + '_' if model else ''}{_safe(column)}"
+        doc.figure(name, figures.forest_figure(names, values, cis, f"{label} (95% CI)", None),
                    f"{label} per {column} group with 95% patient-bootstrap intervals")
 
 
