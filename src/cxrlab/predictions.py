@@ -103,6 +103,9 @@ def read_predictions(
         frame = pd.read_csv(path, dtype=str)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CxrlabError(f"{path} is not a readable CSV ({str(exc).splitlines()[0]})") from None
+    if frame.empty:
+        raise CxrlabError(f"{path} has a header but no rows: no predictions to read; predict again with "
+                          "`cxrlab predict`")
     meta = _read_sidecar(path)
     id_col = next((c for c in ID_COLUMNS if c in frame.columns), None)
     if id_col is None:

@@ -107,3 +107,31 @@ def test_damaged_training_state(world, tmp_path, capsys, all_inputs, damage):
     state.write_bytes(b"" if damage == "empty" else state.read_bytes()[:100])
     run(capsys, [*world.train_args(runc, "train.epochs=2"), "--resume"], inputs=all_inputs,
         says=("last_state.pt", "start a new run"))
+
+
+def test_an_index_edited_by_hand_is_used_under_its_true_hash(world, tmp_path, capsys, all_inputs):
+    import warnings
+
+    from cxrlab.data.index import load_index
+
+    idx = tmp_path / "idx"
+    shutil.copytree(world.index, idx)
+    lines = (idx / "index.csv").read_text().splitlines(keepends=True)
+    (idx / "index.csv").write_text("".join(lines[:-3]))  # three rows dropped by hand
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        index = load_index(idx)
+    assert any("changed after `cxrlab data index`" in str(w.message) for w in caught)
+    assert index.sha256 != load_index(world.index).sha256
+    # the world's cache still fits: the rows left are the same images (per-image hashes)
+    from cxrlab.data.cache import open_cache
+    from cxrlab.data.dataset import CachedImageDataset
+
+    assert len(CachedImageDataset(index, index.image_ids, open_cache(world.cache))) == len(index)
+
+
+def test_empty_predictions_are_refused(world, tmp_path, capsys, all_inputs):
+    header = world.test.read_text().splitlines()[0]
+    (tmp_path / "empty.csv").write_text(header + "\n")
+    run(capsys, ["calibrate", world.val, tmp_path / "empty.csv", "--labels", world.index, "--out",
+                 tmp_path / "c.csv"], inputs=all_inputs, says=("empty.csv", "no rows"))

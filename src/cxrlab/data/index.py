@@ -139,4 +139,21 @@ def load_index(path: str | Path) -> Index:
         # e.g. a split.csv (whose split.json sits beside it) passed where the index goes
         raise CxrlabError(not_index + f" ({json_path.name} has no task/classes/root)")
     frame = pd.read_csv(csv_path, dtype={"image_id": str, "path": str, "patient_id": str}, keep_default_na=True)
+    _check_recorded_hash(csv_path, meta)
     return Index(frame, meta["task"], list(meta["classes"]), Path(meta["root"]), meta, csv_path)
+
+
+def _check_recorded_hash(csv_path: Path, meta: dict[str, Any]) -> None:
+    """An index.csv edited after ``cxrlab data index`` wrote it is used as it is now, never under its old hash
+    (caches and runs compare that hash): say so once, and carry the true hash."""
+    import warnings
+
+    from cxrlab.utils import sha256_file
+
+    recorded, actual = meta.get("index_sha256"), sha256_file(csv_path)
+    if recorded and recorded != actual:
+        warnings.warn(f"{csv_path} changed after `cxrlab data index` wrote it (sha256 {actual[:12]}..., "
+                      f"{csv_path.with_suffix('.json').name} records {recorded[:12]}...); using it as it is now: "
+                      "caches and splits made from the old file are checked against the new one", UserWarning,
+                      stacklevel=3)
+        meta["index_sha256_recorded"], meta["index_sha256"] = recorded, actual
