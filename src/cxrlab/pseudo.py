@@ -14,6 +14,7 @@ their probabilities), ``pseudo.json`` (counts per class, accuracy when known, th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,21 +134,31 @@ def pseudo_label(run_dir: str | Path, *, pool: str | Path, out: str | Path, thre
                           "split.csv)")
     labelled, split = load_index(info.index), load_split(info.split_csv)
     images = _pool(pool, info.classes)
-    patients = images.patient_ids
-    keep = _refuse_test(images, patients, labelled, split)
-    dropped = len(images.image_ids) - len(keep)
-    images = images.subset(keep)
-    patients = [patients[r] for r in keep] if patients is not None else None
+    keep = _refuse_test(images, images.patient_ids, labelled, split)
+    dropped = len(images) - len(keep)
+    images = images.subset(keep)  # patient ids and (secret) labels follow the rows
     probs, from_cache = _predict(model, images, info, batch_size)
     labels = select(probs, task, None if quota else t, quota)
-    chosen = np.flatnonzero(~np.isnan(labels).all(axis=1))
+    sel = Selection(images, probs, labels, np.flatnonzero(~np.isnan(labels).all(axis=1)))
     known = images.labels is not None and bool(np.isfinite(images.labels).any())  # an unlabeled index has none
-    report = _report(labels[chosen], images.labels[chosen] if known else None, classes, task)
+    report = _report(labels[sel.chosen], images.labels[sel.chosen] if known else None, classes, task)
     report.update(pool=str(pool), pool_images=len(keep) + dropped, dropped_labelled_or_heldout_patient=dropped,
-                  selected=int(len(chosen)), thresholds=None if quota else t.tolist(), quota=quota, weight=weight)
+                  selected=int(len(sel.chosen)), thresholds=None if quota else t.tolist(), quota=quota,
+                  weight=weight)
     report["images_from_cache"] = from_cache
-    _write(Path(out), labelled, split, images, patients, probs, labels, chosen, weight, report, run_dir)
+    _write(Path(out), run_dir=run_dir, labelled=labelled, split=split, sel=sel, weight=weight, report=report)
     return report
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The pool after the test/held-out filter, its probabilities, the pseudo-labels (NaN where not
+    confident) and the rows ``chosen`` (at least one pseudo-label)."""
+
+    images: ImageSet
+    probs: np.ndarray
+    labels: np.ndarray
+    chosen: np.ndarray
 
 
 def _report(labels: np.ndarray, truth: np.ndarray | None, classes: list[str], task: str) -> dict[str, Any]:
@@ -164,13 +175,15 @@ def _report(labels: np.ndarray, truth: np.ndarray | None, classes: list[str], ta
     return {"per_class": per, "labels_known": truth is not None}
 
 
-def _write(out: Path, labelled, split, images, patients, probs, labels, chosen, weight, report, run_dir) -> None:
+def _write(out: Path, *, run_dir: str | Path, labelled: Index, split: pd.DataFrame, sel: Selection, weight: float,
+           report: dict[str, Any]) -> None:
+    images, patients, chosen = sel.images, sel.images.patient_ids, sel.chosen
     rows = pd.DataFrame({"image_id": [images.image_ids[r] for r in chosen],
                          "path": [str(Path(images.paths[r]).resolve()) for r in chosen],
                          "patient_id": [patients[r] if patients else f"pseudo_{Path(images.image_ids[r]).stem}"
                                         for r in chosen]})
     for k, c in enumerate(labelled.classes):
-        rows[c] = labels[chosen, k]
+        rows[c] = sel.labels[chosen, k]
     rows["weight"] = weight
     base = labelled.frame.copy()
     base["weight"] = base["weight"].fillna(1.0) if "weight" in base.columns else 1.0
@@ -180,7 +193,7 @@ def _write(out: Path, labelled, split, images, patients, probs, labels, chosen, 
     new_split = pd.concat([split, pd.DataFrame({"image_id": rows["image_id"], "split": "train"})],
                           ignore_index=True)
     write_split(new_split, out / "split.csv", "pseudo", None, merged)
-    frame = pd.concat([rows, pd.DataFrame(probs[chosen], columns=[f"prob:{c}" for c in labelled.classes])], axis=1)
+    frame = pd.concat([rows, pd.DataFrame(sel.probs[chosen], columns=[f"prob:{c}" for c in labelled.classes])], axis=1)
     atomic_write_text(out / "pseudo.csv", frame.to_csv(index=False, lineterminator="\n"))
     report["retrain"] = (f"cxrlab train --config {Path(run_dir) / 'config.yaml'} --set data.index={out / 'index'} "
                          f"data.split={out / 'split.csv'} --out {out / 'run'}")
