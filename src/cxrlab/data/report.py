@@ -61,7 +61,9 @@ def prevalence_figure(stats: pd.DataFrame, title: str) -> bytes:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 0.25 * len(shown) + 1.2))
     ax.barh(range(len(shown)), 100 * shown["prevalence"].fillna(0), color="tab:blue")
-    ax.set_yticks(range(len(shown)), shown.index)
+    known = shown["positives"] + shown["negatives"]
+    names = [c if r.unknown == 0 else f"{c} (known on {k})" for (c, r), k in zip(shown.iterrows(), known)]
+    ax.set_yticks(range(len(shown)), names)
     ax.invert_yaxis()
     ax.set(xlabel="prevalence among known labels (%)", title=title)
     return _png(fig)
