@@ -147,6 +147,10 @@ def open_run_cache(info: RunInfo, images: ImageSet) -> Any | None:
         return None
     try:
         cache = open_cache(path)
+        from cxrlab.data.index import load_index
+        from cxrlab.provenance import check_cache
+
+        check_cache(cache, load_index(images.index), images.image_ids)  # built from these images (hashes)
     except CxrlabError as exc:
         log.warning("not reading from the run's cache: %s", exc)
         return None
