@@ -7,7 +7,7 @@ from conftest import write_study
 
 from cxrlab.errors import CxrlabError
 from cxrlab.study.plan import make_plan, parse_shard, shard_runs
-from cxrlab.study.spec import load_study
+from cxrlab.study.spec import load_study, shipped_studies
 
 
 def _plan(tmp_path, **fields):
@@ -17,20 +17,24 @@ def _plan(tmp_path, **fields):
 def test_sweep_crossed_with_arms_and_seeds(tmp_path):
     plan = _plan(tmp_path, arms=[{"name": "a"}, {"name": "b", "set": {"train.lr": 0.01}}],
                  sweep={"data.image_size": [64, 96], "loss.name": ["bce", "focal"]}, seeds=[0, 1, 2],
-                 reference="a,image_size=64,name=bce")
+                 reference="a,image_size=64,loss=bce")
     assert len(plan.arms) == 2 * 2 * 2 and len(plan.runs) == 8 * 3
-    assert plan.arms[0].name == "a,image_size=64,name=bce"
-    assert plan.arms[-1].name == "b,image_size=96,name=focal"
-    run = next(r for r in plan.runs if r.name == "b,image_size=96,name=focal-s2")
+    assert plan.arms[0].name == "a,image_size=64,loss=bce"
+    assert plan.arms[-1].name == "b,image_size=96,loss=focal"
+    run = next(r for r in plan.runs if r.name == "b,image_size=96,loss=focal-s2")
     assert (run.config.data.image_size, run.config.loss.name, run.config.train.lr, run.config.train.seed) == (
         96, "focal", 0.01, 2)
-    assert plan.reference == "a,image_size=64,name=bce"
+    assert plan.reference == "a,image_size=64,loss=bce"
     assert plan.diff(run) == {"data.image_size": (64, 96), "loss.name": ("auto", "focal"), "train.lr": (0.003, 0.01)}
 
 
-def test_colliding_sweep_keys_keep_their_full_names(tmp_path):
+def test_sweep_names_are_short_and_colliding_keys_keep_their_full_names(tmp_path):
     plan = _plan(tmp_path, sweep={"loss.name": ["bce"], "model.name": ["cnn_gap", "cnn_baseline"]})
-    assert [a.name for a in plan.arms] == ["loss.name=bce,model.name=cnn_gap", "loss.name=bce,model.name=cnn_baseline"]
+    assert [a.name for a in plan.arms] == ["loss=bce,model=cnn_gap", "loss=bce,model=cnn_baseline"]
+    plan = _plan(tmp_path, sweep={"optim.weight_decay": [0.1], "schedule.factor": [0.5], "loss.gamma": [2]})
+    assert plan.arms[0].name == "weight_decay=0.1,factor=0.5,gamma=2"
+    plan = _plan(tmp_path, sweep={"loss.gamma_pos": [1], "loss.params": [{}], "model.drop_rate": [0.1, 0.2]})
+    assert plan.arms[1].name == "gamma_pos=1,params=__,drop_rate=0.2"
 
 
 def test_no_arms_no_sweep_is_the_base(tmp_path):
@@ -80,3 +84,14 @@ def test_shards_cover_every_run_exactly_once(tmp_path):
 def test_bad_shard(text):
     with pytest.raises(CxrlabError, match="--shard"):
         parse_shard(text)
+
+
+def test_shipped_studies_parse_and_expand():
+    names = shipped_studies()
+    assert {"s1_paper_nih.yaml", "s2_improvements_nih.yaml", "s3_lab_a_pneumonia4.yaml", "s4_lab_b_pneumonia4.yaml",
+            "ablation_loss_imagesize.yaml", "cpu_small.yaml"} <= set(names)
+    for name in names:
+        plan = make_plan(load_study(f"studies/{name}"))
+        assert plan.runs and (plan.reference is None or plan.reference in [a.name for a in plan.arms])
+    s4 = make_plan(load_study("studies/s4_lab_b_pneumonia4.yaml"))
+    assert len(s4.arms) == 16 and s4.study.sweep == {"data.image_size": [320, 352, 384, 512]}

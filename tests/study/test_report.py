@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -86,3 +89,25 @@ def test_report_is_rebuilt_by_the_cli(finished, capsys):
     assert main(["study", "report", str(finished)]) == 0
     assert (finished / "report" / "report.html").exists()
     build_report(finished)
+
+
+def test_report_is_self_contained(finished):
+    html = (finished / "report" / "report.html").read_text()
+    assert "<script" not in html.lower() and "<link" not in html.lower()
+    assert not re.search(r"""(src|href)\s*=\s*['"](https?:|//)""", html)
+    assert html.count("data:image/png;base64,") >= 3  # leaderboard, differences, curves
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
+def test_report_renders_in_headless_chromium(finished, tmp_path):
+    from PIL import Image
+
+    png = tmp_path / "report.png"
+    cmd = [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0", f"--screenshot={png}",
+           "--window-size=1200,900", (finished / "report" / "report.html").resolve().as_uri()]
+    stderr = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stderr
+    assert not [line for line in stderr.splitlines() if ":CONSOLE" in line]
+    pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
+    assert pixels.shape == (900, 1200) and pixels.std() > 10  # not blank

@@ -63,8 +63,9 @@ def _as_overrides(values: dict[str, Any]) -> list[str]:
 
 
 def _short_keys(keys: list[str]) -> dict[str, str]:
-    """Readable sweep labels: the last part of each dotted key, the full key where two would collide."""
-    last = [k.rsplit(".", 1)[-1] for k in keys]
+    """Readable sweep labels: the last part of each dotted key (``loss`` for ``loss.name``), the full key where
+    two would collide."""
+    last = [k.split(".")[-2] if k.endswith(".name") and "." in k else k.rsplit(".", 1)[-1] for k in keys]
     return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last)}
 
 

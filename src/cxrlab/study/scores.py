@@ -57,8 +57,11 @@ def score_runs(runs: list[dict[str, Any]], labels: str | Path, bootstrap: int, s
                          "headline_ci": ci, "macro_auroc": est(model.arrays["macro_auroc"])[0],
                          "macro_f1": est(model.arrays["macro_f1"])[0],
                          "per_class": {c: cmp._f(model.arrays[per_metric][0, i]) for i, c in enumerate(ref.classes)},
-                         "thresholds": model.info.get("thresholds")})
+                         "thresholds": model.info.get("thresholds"), "seed_paper": cmp._seed_paper(model.scored)})
     arms = _arm_models(models, runs)
+    for arm, model in arms.items():  # the seed paper's metrics, averaged over seeds, for contrast
+        papers = [r["seed_paper"] for r in run_rows if r["arm"] == arm and r["seed_paper"]]
+        model.info["seed_paper"] = {k: _mean_sd([p[k] for p in papers])[0] for k in papers[0]} if papers else None
     return {"task": ref.task, "headline": headline, "per_class_metric": per_metric, "classes": list(ref.classes),
             "macro_classes": [ref.classes[i] for i in keep] if ref.task == "multilabel" else list(ref.classes),
             "excluded": excluded, "undefined": undefined, "notes": notes,
@@ -90,9 +93,10 @@ def arm_rows(scores: dict[str, Any]) -> list[dict[str, Any]]:
         mean, sd = _mean_sd(seeds[headline])
         _, ci = est(model.arrays[headline])
         per_class = {c: _mean_sd([v[i] for v in seeds[per]]) for i, c in enumerate(scores["classes"])}
+        other = "macro_f1" if headline == "macro_auroc" else "macro_auroc"
         rows.append({"arm": arm, "n_seeds": len(seeds[headline]), "mean": mean, "sd": sd, "ci": ci,
-                     "per_class": per_class, "other_mean": _mean_sd(seeds["macro_f1" if headline == "macro_auroc"
-                                                                          else "macro_auroc"])[0]})
+                     "per_class": per_class, "seed_paper": model.info.get("seed_paper"),
+                     "other_mean": _mean_sd(seeds[other])[0]})
     return rows
 
 
