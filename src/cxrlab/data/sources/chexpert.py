@@ -83,7 +83,7 @@ def scan_chexpert(root: Path, labels: str | Path | None = None, views: list[str]
                           "study_id": (ids["patient"] + "/" + ids["study"]).fillna("")})
     frame = pd.concat([frame, labels_frame], axis=1)
     frame["view"] = raw["view"]
-    frame["sex"] = raw["Sex"].fillna("").str.strip().replace({"Male": "M", "Female": "F"})
+    frame["sex"] = raw["Sex"].fillna("").str.strip().replace({"Male": "M", "Female": "F", "Unknown": ""})
     frame["age"] = pd.to_numeric(raw["Age"], errors="coerce").astype("Int64")
     frame["official_split"] = raw["_split"]
     table = SourceTable(frame, "multilabel", classes, "chexpert", inputs=[p for p, _ in files])
