@@ -22,6 +22,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from tqdm import tqdm
 
+from cxrlab import provenance
 from cxrlab.config import Config, config_to_dict
 from cxrlab.data.sampling import build_sampler, warn_if_double_correction
 from cxrlab.data.transforms import build_transform
@@ -30,8 +31,10 @@ from cxrlab.train import checkpoint as ckpt
 from cxrlab.train import data as tdata
 from cxrlab.train import distributed as ddp
 from cxrlab.train import run as rundir
+from cxrlab.train.freeze import apply_freeze
 from cxrlab.train.loop import Engine, evaluate, metric_name, train_one_epoch
 from cxrlab.train.optim import build_optimizer, build_scheduler, current_lr, steps_per_step
+from cxrlab.train.tracking import open_tracker
 from cxrlab.utils import read_json
 
 
@@ -51,6 +54,7 @@ class Session:
     swa: AveragedModel | None
     info: dict[str, Any]
     rows: list[dict[str, Any]] = field(default_factory=list)
+    tracker: Any = None  # cxrlab.train.tracking.Tracker when train.log is set
     best: float | None = None
     best_epoch: int = 0
     bad_epochs: int = 0
@@ -180,8 +184,12 @@ def _build(cfg: Config, out: Path, device: torch.device, d: ddp.Dist) -> Session
         warn_if_double_correction(cfg.sampler.name, cfg.loss.name, kwargs)
     loss_name = cfg.loss.name if cfg.loss.name != "auto" else ("bce" if task == "multilabel" else "ce")
     loss_fn = build_loss(loss_name, task, len(classes), class_counts=counts, **kwargs).to(device)
+    optimizer = build_optimizer(bare, cfg.optim, cfg.train.lr)  # every parameter: unfrozen ones join later
+    if d.enabled and cfg.model.unfreeze_epoch:
+        raise CxrlabError("model.unfreeze_epoch (gradual unfreezing) runs in one process; drop torchrun, or use "
+                          "model.freeze=backbone without unfreeze_epoch")
+    frozen_norms = apply_freeze(bare, cfg, 1)  # before DDP, which registers only trainable parameters
     model = ddp.wrap(torch.compile(bare) if cfg.train.compile else bare, d, device)
-    optimizer = build_optimizer(bare, cfg.optim, cfg.train.lr)
     steps = math.ceil(len(loaders["train"]) / cfg.train.accumulate)
     scheduler = build_scheduler(optimizer, cfg.schedule, cfg.train.lr, cfg.train.epochs, steps)
     amp_dtype, scaler = _amp(cfg.train.amp, device)
@@ -193,7 +201,7 @@ def _build(cfg: Config, out: Path, device: torch.device, d: ddp.Dist) -> Session
                  amp_dtype=amp_dtype, accumulate=cfg.train.accumulate, clip_grad=cfg.train.clip_grad, ema=ema,
                  mix={"mixup": a.mixup, "cutmix": a.cutmix, "mix_prob": a.mix_prob, "cutmix_prob": a.cutmix_prob},
                  channels_last=cfg.train.channels_last, log_every=cfg.train.log_every, use_weight=use_weight,
-                 dist=d)
+                 dist=d, frozen_norms=frozen_norms)
     swa = AveragedModel(bare) if cfg.train.swa_start else None
     preprocess = tdata.preprocess_info(cfg, getattr(bare, "data_config", {}) or {}, data)
     info = ckpt.model_info(bare, task, preprocess, config_to_dict(cfg))
@@ -223,6 +231,7 @@ def _resume(s: Session) -> int:
             f"{path} is a checkpoint of model {st['model_name']} on classes {st['classes'][:3]}..., not "
             f"{s.cfg.model.name} on this index; resume with the run's own config.yaml or pick a new --out"
         )
+    provenance.check_resume(s.out, s.cfg, s.data)  # same data and settings as the run being continued
     try:
         s.bare.load_state_dict(st["model"])
     except RuntimeError:
@@ -263,6 +272,7 @@ def _epoch(s: Session, epoch: int) -> bool:
     seed_all(cfg.train.seed + 1000 * epoch + d.rank)
     s.generator.manual_seed(cfg.train.seed + epoch)  # same order on every rank: ShardSampler splits it
     lr = current_lr(s.eng.optimizer)  # the lr the epoch starts with
+    s.eng.frozen_norms = apply_freeze(s.bare, cfg, epoch)
     tr = train_one_epoch(s.model, s.loaders["train"], s.eng, epoch)
     if s.swa is not None and epoch >= cfg.train.swa_start:
         s.swa.update_parameters(s.bare)
@@ -280,6 +290,8 @@ def _epoch(s: Session, epoch: int) -> bool:
         _save_epoch(s, epoch, res["metric"], improved)
         rundir.write_metrics(s.out, s.rows)
         r = s.rows[-1]
+        if s.tracker is not None:
+            s.tracker.log(r)
         tqdm.write(f"epoch {epoch}/{cfg.train.epochs} train_loss {r['train_loss']:.4f} val_loss {r['val_loss']:.4f} "
                    f"val_{metric_name(s.eng.task)} {r['val_metric']:.4f} lr {lr:.3g} {r['seconds']:.1f}s "
                    f"{r['images_per_s']:.3g} img/s{' *' if improved else ''}")
@@ -321,6 +333,7 @@ def fit(config: Config, out_dir: str | Path, resume: bool = False) -> Path:
     d = ddp.init_distributed(device)
     device = ddp.local_device(device, d)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
+    s: Session | None = None
     try:
         _setup_torch(cfg, device)
         rundir.prepare_run_dir(out, resume)  # every rank checks, so a refusal stops all ranks, not only rank 0
@@ -328,6 +341,8 @@ def fit(config: Config, out_dir: str | Path, resume: bool = False) -> Path:
         start = _resume(s) if resume else 1
         if d.main and not resume:
             rundir.write_inputs(out, cfg, s.data.split)
+            provenance.record_run_inputs(out, cfg, s.data)  # what a later --resume must match
+        s.tracker = open_tracker(cfg, out, d.main)
         for epoch in tqdm(range(start, cfg.train.epochs + 1), desc="epochs", disable=s.eng.quiet, initial=start - 1,
                           total=cfg.train.epochs):
             if _epoch(s, epoch):
@@ -344,6 +359,8 @@ def fit(config: Config, out_dir: str | Path, resume: bool = False) -> Path:
             })
         ddp.barrier(d)
     finally:
+        if s is not None and s.tracker is not None:
+            s.tracker.close()
         torch.use_deterministic_algorithms(was_deterministic)
         ddp.shutdown(d)
     return out
