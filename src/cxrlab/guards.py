@@ -92,7 +92,11 @@ def test_set_of_run(run_dir: str | Path | None) -> TestSet | None:
         return None
     import pandas as pd
 
-    split = pd.read_csv(split_csv, dtype=str)
+    try:
+        split = pd.read_csv(split_csv, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise CxrlabError(f"{split_csv} (the run's record of its split) is not a readable CSV "
+                          f"({str(exc).splitlines()[0]}); restore it from the split the run was trained on") from None
     if "split" not in split.columns or "image_id" not in split.columns:
         return None
     return test_set_from_split(split, _run_index(run), f"the test split of run {run}")

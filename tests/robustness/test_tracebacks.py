@@ -134,6 +134,57 @@ def test_json_artifacts_of_the_wrong_shape(world, tmp_path, capsys, all_inputs):
         says="meta.json")
 
 
+@pytest.mark.parametrize("name, text", [
+    ("manifest.json", "[]"), ("config.yaml", "data: [1"), ("config.yaml", "- 1"),
+    ("predictions/val.json", "[]"), ("predictions/test.json", '{"classes": 3}'),
+])
+def test_run_files_of_the_wrong_shape(world, tmp_path, capsys, all_inputs, name, text):
+    runc = world.copy_run(tmp_path / "run")
+    (runc / name).write_text(text)
+    run(capsys, ["evaluate", runc, "--out", tmp_path / "e", "--bootstrap", "0"], inputs=[*all_inputs, runc],
+        says=name.split("/")[-1])
+
+
+def test_a_damaged_run_split_stops_the_guard(world, tmp_path):
+    from cxrlab.errors import CxrlabError
+    from cxrlab.guards import test_set_of_run
+
+    runc = world.copy_run(tmp_path / "run")
+    (runc / "split.csv").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(CxrlabError, match="split.csv"):
+        test_set_of_run(runc)
+
+
+def test_a_damaged_localization_json_is_left_out_with_a_warning(world, tmp_path, capsys, all_inputs):
+    runc = world.copy_run(tmp_path / "run")
+    (runc / "explain").mkdir()
+    (runc / "explain" / "localization.json").write_text("[1]")
+    err = run(capsys, ["evaluate", runc, "--out", tmp_path / "e", "--bootstrap", "0"], inputs=[*all_inputs, runc],
+              expect=0)
+    assert "warning:" in err and "localization.json" in err
+
+
+FOLDER_VERBS = [
+    ["evaluate", "{test}", "--labels", "{idx}", "--out", "{tmp}/afile", "--bootstrap", "0"],
+    ["compare", "{test}", "{test}", "--labels", "{idx}", "--out", "{tmp}/afile", "--bootstrap", "0"],
+    ["selective", "--val", "{val}", "--test", "{test}", "--labels", "{idx}", "--out", "{tmp}/afile"],
+    ["data", "cache", "{idx}", "--out", "{tmp}/afile"],
+    ["data", "index", "{data}", "--format", "csv", "--out", "{tmp}/afile"],
+    ["data", "phantom", "--out", "{tmp}/afile"],
+    ["train", "--config", "{cfg}", "--out", "{tmp}/afile"],
+    ["explain", "{run}", "--images", "{data}/images", "--out", "{tmp}/afile"],
+    ["pseudo", "{run}", "--pool", "{data}/images", "--out", "{tmp}/afile"],
+    ["cv", "--config", "{cfg}", "--out", "{tmp}/afile", "--folds", "2"],
+    ["demo", "--out", "{tmp}/afile"],
+]
+
+
+@pytest.mark.parametrize("argv", FOLDER_VERBS, ids=[" ".join(a[:2]) for a in FOLDER_VERBS])
+def test_a_file_where_a_folder_goes(world, tmp_path, capsys, all_inputs, argv):
+    (tmp_path / "afile").write_text("not a folder")
+    run(capsys, _fill(world, tmp_path, argv), inputs=[*all_inputs, tmp_path / "afile"], says=("afile", "is a file"))
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_out(world, tmp_path, capsys, all_inputs):
     ro = tmp_path / "ro"

@@ -80,6 +80,13 @@ def _ci(m: dict[str, Any]) -> str:
 
 def _read(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text()) if path.is_file() else None
+        obj = json.loads(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
+        obj = ""
+    if obj is not None and not isinstance(obj, dict):  # damaged: the report goes on without it, and says so
+        import warnings
+
+        warnings.warn(f"{path} is not a JSON object as `cxrlab explain` writes it; the report leaves it out "
+                      "(rerun `cxrlab explain` to restore it)", UserWarning, stacklevel=2)
         return None
+    return obj

@@ -31,7 +31,8 @@ class Source:
     def manifest(self) -> dict:
         """The run's ``manifest.json`` (empty without a run directory)."""
         path = self.run_dir / "manifest.json" if self.run_dir else None
-        return read_json(path) if path and path.exists() else {}
+        fix = "restore it, or pass the run's predictions CSV instead of the run directory"
+        return read_json(path, kind=dict, fix=fix) if path and path.exists() else {}
 
 
 def resolve_source(path: str | Path, val: str | Path | None = None) -> Source:
@@ -112,11 +113,17 @@ def _labels_from_run(source: Source | None) -> Path:
     if source is None or source.run_dir is None:
         raise CxrlabError(f"no labels given; {hint}")
     config = source.run_dir / "config.yaml"
+    index = None
     if config.exists():
         import yaml
 
-        data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
+        try:
+            loaded = yaml.safe_load(config.read_text())
+        except yaml.YAMLError as exc:
+            raise CxrlabError(f"{config} is not valid YAML ({str(exc).splitlines()[0]}); {hint}") from None
+        data = (loaded.get("data") if isinstance(loaded, dict) else None) or {}
         index = data.get("index") if isinstance(data, dict) else None
         if index and Path(index).exists():
             return Path(index)
-    raise CxrlabError(f"run {source.run_dir} does not name an index that exists here; {hint}")
+    raise CxrlabError(f"run {source.run_dir} does not name an index that exists here ({config.name}: data.index "
+                      f"{index!r}); {hint}")

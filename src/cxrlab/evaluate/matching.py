@@ -241,7 +241,7 @@ def datasets_block(preds: Predictions, labels: Index, run_dir: Path | None) -> d
         if meta.is_file():
             from cxrlab.utils import read_json
 
-            training["format"] = read_json(meta).get("format")
+            training["format"] = read_json(meta, kind=dict).get("format")
     same = bool(train_index and test["index"]) and _same_index(train_index, test["index"])
     return {"training": training, "test": test, "external": bool(train_index and test["index"]) and not same}
 
