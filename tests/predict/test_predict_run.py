@@ -120,3 +120,32 @@ def test_missing_run_and_loose_checkpoint(small_run, tmp_path):
     assert info.run_dir is None
     with pytest.raises(CxrlabError, match="not inside a run directory"):
         predict_run(loose / "best.safetensors", split="test")
+
+
+def test_decoded_files_are_checked_against_the_index_hashes(small_run):
+    from dataclasses import replace
+
+    run, _ = small_run
+    _, info = load_run(run)
+    images = images_from_run(info, "test")
+    assert images.sha256 and all(images.sha256)  # the phantom index records every file's sha256
+    ImageSetDataset(images, info)[0]  # unchanged files pass
+    changed = replace(images, sha256=["0" * 64] * len(images))
+    with pytest.raises(CxrlabError, match="changed after indexing"):
+        ImageSetDataset(changed, info)[0]
+
+
+def test_cache_of_another_index_is_not_used(small_run, tmp_path, caplog):
+    from cxrlab.data.index import load_index, write_index
+    from cxrlab.predict import open_run_cache
+
+    run, phantom = small_run
+    _, info = load_run(run)
+    other = load_index(phantom / "index")
+    other.frame["sha256"] = "f" * 64  # same ids, other files (by hash)
+    write_index(other, tmp_path / "other")
+    from cxrlab.predict import images_from_index
+
+    images = images_from_index(tmp_path / "other", info.classes)
+    assert open_run_cache(info, images) is None and "not reading from the run's cache" in caplog.text
+    assert open_run_cache(info, images_from_run(info, "test")) is not None

@@ -31,6 +31,7 @@ from cxrlab.data.splits import SPLITS, load_split, split_ids
 from cxrlab.errors import CxrlabError
 from cxrlab.predict.info import RunInfo
 from cxrlab.predict.preprocess import eval_transform
+from cxrlab.provenance import check_cache, check_image_file, expected_hashes
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class ImageSet:
     index: str | None = None
     boxes_path: str | None = None
     boxes_size: float | None = None
+    sha256: list[str | None] | None = None  # the index's recorded file hash per image (None: not recorded)
+    source: Any = field(default=None, repr=False, compare=False)  # the loaded Index the rows come from
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -61,7 +64,8 @@ class ImageSet:
         """The rows ``keep``, in that order."""
         return replace(self, image_ids=[self.image_ids[i] for i in keep], paths=[self.paths[i] for i in keep],
                        labels=None if self.labels is None else self.labels[keep],
-                       patient_ids=None if self.patient_ids is None else [self.patient_ids[i] for i in keep])
+                       patient_ids=None if self.patient_ids is None else [self.patient_ids[i] for i in keep],
+                       sha256=None if self.sha256 is None else [self.sha256[i] for i in keep])
 
 
 # ----------------------------------------------------------------------------- sources
@@ -98,10 +102,11 @@ def images_from_index(index: Any, classes: list[str] | tuple[str, ...], *, split
     if all(c in sub.frame.columns for c in classes):
         labels = sub.frame[list(classes)].apply(lambda s: s.astype(float)).to_numpy(dtype=np.float64)
     boxes = idx.boxes_path
+    hashes = expected_hashes(idx)
     return ImageSet(ids, [Path(p) for p in sub.absolute_paths()], name=split or "index", labels=labels,
                     patient_ids=sub.frame["patient_id"].astype(str).tolist(), index=where,
                     boxes_path=str(boxes) if boxes is not None and boxes.exists() else None,
-                    boxes_size=idx.meta.get("boxes_image_size"))
+                    boxes_size=idx.meta.get("boxes_image_size"), sha256=[hashes.get(i) for i in ids], source=idx)
 
 
 def _split_rows(idx: Any, split: str, split_csv: str | Path | None, where: str, option: str) -> list[str]:
@@ -147,10 +152,6 @@ def open_run_cache(info: RunInfo, images: ImageSet) -> Any | None:
         return None
     try:
         cache = open_cache(path)
-        from cxrlab.data.index import load_index
-        from cxrlab.provenance import check_cache
-
-        check_cache(cache, load_index(images.index), images.image_ids)  # built from these images (hashes)
     except CxrlabError as exc:
         log.warning("not reading from the run's cache: %s", exc)
         return None
@@ -159,6 +160,14 @@ def open_run_cache(info: RunInfo, images: ImageSet) -> Any | None:
         log.warning("cache %s is %d px %s, the run expects %d px %s: decoding the files instead", path, cache.size,
                     cache.policy, p.cache_size, p.policy)
         return None
+    if images.source is not None:
+        in_cache = set(cache.image_ids)
+        held = [i for i in images.image_ids if i in in_cache]
+        try:  # built from this index, or from the same image files (by sha256): else the files are decoded
+            check_cache(cache, images.source, held)
+        except CxrlabError as exc:
+            log.warning("not reading from the run's cache: %s", exc)
+            return None
     return cache
 
 
@@ -183,6 +192,7 @@ class ImageSetDataset(Dataset):
         self.image_ids = images.image_ids
         self.targets = _targets(images.labels, info.task)
         self._sizes: dict[int, tuple[int, int]] = {}
+        self._checked: set[int] = set()  # each decoded file is compared with the index's sha256 once
 
     @property
     def n_from_cache(self) -> int:
@@ -197,6 +207,9 @@ class ImageSetDataset(Dataset):
             return torch.from_numpy(np.array(self.cache.images[self.rows[i]]))[None]
         from cxrlab.data.images import read_image, resize_image
 
+        if i not in self._checked and self.images.sha256 is not None:
+            check_image_file(self.images.paths[i], self.images.sha256[i], self.images.index)
+            self._checked.add(i)
         raw = read_image(self.images.paths[i])
         self._sizes[i] = tuple(raw.shape[:2])
         p = self.info.preprocess
