@@ -22,11 +22,11 @@ def test_kill_between_runs_then_rerun_skips_the_finished_one(tmp_path, tiny_data
     study, out = _study(tmp_path, tiny_data), tmp_path / "out"
     real, calls = runner.execute_run, []
 
-    def killed_after_first(o, run):
+    def killed_after_first(o, run, *rest):
         if calls:
             raise KeyboardInterrupt  # the kill lands between the first and the second run
         calls.append(run.name)
-        return real(o, run)
+        return real(o, run, *rest)
 
     monkeypatch.setattr(runner, "execute_run", killed_after_first)
     with pytest.raises(KeyboardInterrupt):
@@ -111,3 +111,15 @@ def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, tiny_data, capsys)
 def test_bad_shard_is_refused_by_the_cli(tmp_path, tiny_data, capsys):
     assert main(["study", "run", str(_study(tmp_path, tiny_data)), "--out", str(tmp_path / "o"), "--shard", "3/2"]) == 2
     assert "--shard 3/2" in capsys.readouterr().err
+
+
+def test_external_test_set_is_predicted_and_reported(tmp_path, tiny_data):
+    study = _study(tmp_path, tiny_data, arms=[{"name": "a"}],
+                   evaluate={"bootstrap": 20, "external": [{"name": "again", "index": tiny_data["index"]}]})
+    out = tmp_path / "out"
+    run_study(study, out)
+    preds = pd.read_csv(out / "runs" / "a-s0" / "predictions" / "external_again.csv")
+    assert len(preds) == 96  # every image of the external index
+    report = read_json(out / "report" / "study_report.json")
+    assert report["external"]["again"]["counts"]["images"] == 96
+    assert "External test set: again" in (out / "report" / "report.md").read_text()

@@ -66,11 +66,28 @@ def study_results(out: str | Path) -> dict[str, Any]:
         row["diff"] = info["diff"] if info else {}
         ens = next((e for e in plan["ensembles"] if e["name"] == row["arm"]), None)
         row["strategy"] = info.get("freeze") if info else f"{ens['method']} ensemble of {', '.join(ens['members'])}"
-    return {"schema": "cxrlab.study_report/1", "study": plan["study"], "description": plan.get("description", ""),
+    external = _external(plan, runs)
+    return {"schema": "cxrlab.study_report/1", "external": external, "study": plan["study"],
+            "description": plan.get("description", ""),
             "budget": plan["budget"], "reference": reference, "smoke": plan.get("smoke", False),
             "planned_runs": len(plan["runs"]), "finished_runs": sum(r["kind"] == "arm" for r in runs),
             **public(scores), "arms": arms, "tests": tests, "adjustment": "holm",
             "_curves": collect.arm_curves(runs), "_plan": plan, "_runs": runs}
+
+
+def _external(plan: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per external test set: the arms' seed mean ± sd and CI on it (runs that predicted it)."""
+    ev, result = plan["evaluate"], {}
+    for ext in ev.get("external") or []:
+        split = f"external_{ext['name']}"
+        have = [r for r in runs if r["kind"] == "arm" and (Path(r["dir"]) / "predictions" / f"{split}.csv").exists()]
+        if not have:
+            continue
+        scores = score_runs(have, ext["index"], ev["bootstrap"], ev["seed"], ev["threshold_method"], split)
+        result[ext["name"]] = {"headline": scores["headline"], "counts": scores["counts"],
+                               "arms": [{k: a[k] for k in ("arm", "n_seeds", "mean", "sd", "ci")}
+                                        for a in arm_rows(scores)]}
+    return result
 
 
 def build_report(out: str | Path) -> Path:
@@ -86,6 +103,7 @@ def build_report(out: str | Path) -> Path:
     _leaderboard(doc, res)
     _per_class(doc, res)
     _seed_paper(doc, res)
+    _external_tables(doc, res)
     _tests(doc, res)
     _costs(doc, res)
     _curves(doc, res)
@@ -143,6 +161,15 @@ def _per_class(doc: Document, res: dict[str, Any]) -> None:
     doc.heading(f"Per class ({metric}, mean ± sd over seeds)")
     rows = [[a["arm"], *[_pm(*a["per_class"][c]) for c in res["classes"]]] for a in res["arms"]]
     doc.table(["arm", *res["classes"]], rows)
+
+
+def _external_tables(doc: Document, res: dict[str, Any]) -> None:
+    for name, ext in res["external"].items():
+        h = HEADLINE_NAMES[ext["headline"]]
+        doc.heading(f"External test set: {name} ({ext['counts']['images']} images, {ext['counts']['patients']} "
+                    "patients)")
+        doc.table(["arm", "seeds", f"{h} mean ± sd", f"{h} seed-mean (95% CI)"],
+                  [[a["arm"], a["n_seeds"], _pm(a["mean"], a["sd"]), fmt_ci(a["mean"], a["ci"])] for a in ext["arms"]])
 
 
 def _seed_paper(doc: Document, res: dict[str, Any]) -> None:

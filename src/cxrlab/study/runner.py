@@ -105,7 +105,7 @@ def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None
     outcomes = {}
     for k, run in enumerate(mine, 1):
         print(f"\n=== [{k}/{len(mine)}] {run.name} ===", flush=True)
-        outcomes[run.name] = execute_run(out, run)
+        outcomes[run.name] = execute_run(out, run, plan.study.evaluate.external)
         print(f"=== {run.name}: {outcomes[run.name]} ===", flush=True)
     failed = [n for n, o in outcomes.items() if o == "failed"]
     if failed:
@@ -117,8 +117,9 @@ def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None
     return outcomes
 
 
-def execute_run(out: Path, run: RunSpec) -> str:
-    """Train one run (or skip / resume it); returns done, skipped or failed. KeyboardInterrupt propagates."""
+def execute_run(out: Path, run: RunSpec, external: list | None = None) -> str:
+    """Train one run (or skip / resume it) and predict the external test sets; returns done, skipped or failed.
+    KeyboardInterrupt propagates."""
     from cxrlab.train import fit
 
     run_dir = out / "runs" / run.name
@@ -147,9 +148,27 @@ def execute_run(out: Path, run: RunSpec) -> str:
         print(f"error: {run.name} failed: {message} (the study goes on)", file=sys.stderr)
         return "failed"
     seconds = wall()
+    try:
+        _predict_external(run_dir, run, external or [])
+    except Exception as exc:  # noqa: BLE001 - the run itself is fine; the external set is reported missing
+        print(f"error: {run.name}: external test set not predicted: {str(exc).splitlines()[0]}", file=sys.stderr)
     _write_cost(run_dir, run)
     st.write_status(out, run.name, state="done", wall_seconds=seconds)
     return "done"
+
+
+def _predict_external(run_dir: Path, run: RunSpec, external: list) -> None:
+    """``predictions/external_<name>.csv``: the best checkpoint on every image of each external index."""
+    from cxrlab.predict import predict_run
+    from cxrlab.predictions import write_predictions
+    from cxrlab.train.fitting import resolve_device
+
+    device = str(resolve_device(run.config.train.device))
+    for ext in external:
+        preds = predict_run(run_dir, split=None, index=ext.index, device=device,
+                            batch_size=run.config.train.eval_batch_size or 2 * run.config.train.batch_size)
+        preds.meta["split"] = f"external_{ext.name}"
+        write_predictions(run_dir / "predictions" / f"external_{ext.name}.csv", preds)
 
 
 def _write_cost(run_dir: Path, run: RunSpec) -> None:

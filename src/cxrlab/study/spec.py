@@ -130,9 +130,11 @@ class StudyExternal:
     name: str = ""
     """Name of the external test set in the report."""
     index: str = ""
-    """Its index folder or index.csv (every image of it is a test image)."""
-    cache: str | None = None
-    """Its cache folder (null: decode from disk)."""
+    """Its index folder or index.csv (every image of it is a test image; decoded from its files)."""
+
+    def __post_init__(self) -> None:
+        _check(bool(NAME_RE.match(self.name or "")), "evaluate.external.name", f"{self.name!r} is not a valid name")
+        _check(bool(self.index), f"evaluate.external.{self.name}.index", "needs the index of the external test set")
 
 
 @dataclass
@@ -144,7 +146,7 @@ class StudyEvaluate:
     split: str = "test"
     """The split the leaderboard is scored on: test (or val while developing)."""
     external: list[StudyExternal] = field(default_factory=list)
-    """Other test sets scored by every run (``{name, index, cache}``), when they exist."""
+    """Other test sets scored by every run (``{name, index}``), when they exist."""
     seed: int = 0
     """Seed of the bootstrap resamples."""
 
