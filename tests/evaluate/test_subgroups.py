@@ -105,6 +105,8 @@ def test_bad_by_columns_are_one_line_errors(grouped, tmp_path):
     write_index(index, grouped["index"])
     with pytest.raises(CxrlabError, match="--by source: the scored images have a single group"):
         evaluate_predictions(grouped["test"], grouped["index"], bootstrap=0, quiet=True, by="source")
+    with pytest.raises(CxrlabError, match="--by patient_id: 107 groups"):
+        evaluate_predictions(grouped["test"], grouped["index"], bootstrap=0, quiet=True, by="patient_id")
     with pytest.raises(CxrlabError, match="--age-bands"):
         parse_age_bands("60,40")
 

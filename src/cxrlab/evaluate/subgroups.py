@@ -27,6 +27,7 @@ from cxrlab.evaluate.summary import est, multiclass_block, multilabel_block
 
 DEFAULT_AGE_BANDS = (40, 60, 80)
 DEFAULT_MIN_GROUP = 30
+MAX_GROUPS = 20  # gaps are pairwise: --by is for a few groups (sex, age bands, view, site), not for ids
 MISSING = "missing"
 NO_FINDING = "No Finding"
 
@@ -143,6 +144,9 @@ def _one_column(s, index, column, weights, exclude, val, method, edges, min_grou
     if len([g for g in names if g != MISSING]) < 2:
         raise CxrlabError(f"--by {column}: the scored images have a single group ({names[0] if names else 'none'}); "
                           "nothing to compare, drop it from --by")
+    if len(names) > MAX_GROUPS:
+        raise CxrlabError(f"--by {column}: {len(names)} groups (e.g. {', '.join(names[:3])}); --by compares a few "
+                          f"groups (at most {MAX_GROUPS}): choose a coarser column, or bands with --age-bands")
     nf = (thresholds or {}).get("per_class", {}).get(NO_FINDING, {}).get("threshold")
     metric = "macro_auroc" if s.task == "multilabel" else "macro_f1"
     result, reps = {}, {}
