@@ -1,5 +1,5 @@
 """argparse ``type=`` validators shared by every verb: a bad number is refused while parsing, with the option's
-rule in the message (argparse prints ``cxrlab VERB: error: argument --batch-size: ...`` and exits 2).
+rule in the message (the CLI prints one line, ``error: cxrlab VERB: argument --batch-size: ...``, and exits 2).
 
 Use them as ``p.add_argument("--batch-size", type=positive_int, ...)``; each validator's ``__name__`` is what
 argparse shows, so the names read as the rule.
