@@ -126,3 +126,33 @@ def test_audit_outputs_over_inputs(world, capsys, all_inputs):
 def test_preview_needs_a_png(world, capsys, all_inputs):
     run(capsys, ["data", "preview", "--index", world.index, "--out", world.index / "index.csv"], inputs=all_inputs,
         says="writes a .png file")
+
+
+OVER_THE_RUN = [
+    ["pseudo", "{run}", "--pool", "{data}/images", "--out", "{run}"],
+    ["uncertainty", "{run}", "--out", "{run}/predictions/test.csv", "--samples", "2"],
+    ["selective", "--val", "{val}", "--test", "{test}", "--labels", "{idx}", "--out", "{run}"],
+    ["explain", "{run}", "--images", "{data}/images", "--out", "{run}/predictions"],
+    ["explain", "{run}", "--images", "{data}/images", "--out", "{run}/checkpoints"],
+    ["cv", "--config", "{run}/config.yaml", "--out", "{idx}", "--folds", "2"],
+    ["export", "{run}", "--out", "{run}/checkpoints/best.onnx"],
+    ["data", "index", "{data}", "--format", "csv", "--out", "{run}"],
+    ["train", "--config", "{run}/config.yaml", "--out", "{data}"],
+]
+
+
+@pytest.mark.parametrize("argv", OVER_THE_RUN, ids=[" ".join(a[:2]) for a in OVER_THE_RUN])
+def test_verbs_never_write_into_a_run_or_dataset(world, capsys, all_inputs, argv):
+    names = {"run": world.run, "idx": world.index, "val": world.val, "test": world.test, "data": world.data}
+    err = run(capsys, [a.format(**names) for a in argv], inputs=all_inputs)
+    assert "--out" in err
+
+
+def test_a_failed_verb_leaves_its_folder_rerunnable(world, tmp_path, capsys, all_inputs):
+    # the first try fails after creating the folder; the same verb may write there again, another may not
+    out = tmp_path / "e"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image_id,Mass\nnot_in_labels.png,0.5\n")
+    run(capsys, ["evaluate", bad, "--labels", world.index, "--out", out, "--bootstrap", "0"], inputs=all_inputs)
+    run(capsys, ["evaluate", world.test, "--labels", world.index, "--out", out, "--bootstrap", "0", "--no-report"],
+        inputs=all_inputs, expect=0)
