@@ -1,8 +1,10 @@
 """What a trained run is, typed: ``RunInfo`` and its ``Preprocess``, parsed and validated once from the
 checkpoint's JSON (written by ``cxrlab.train.checkpoint.save_weights``).
 
-Every reader of a checkpoint goes through ``RunInfo.from_dict``; nothing else indexes the JSON by string keys.
-A missing or ill-typed field is a one-line ``CxrlabError`` naming the file and the field.
+Every verb that loads a checkpoint for inference goes through ``RunInfo.from_dict`` (via
+``cxrlab.predict.load_run``); only the writer (``cxrlab.train``) and the weights hash check
+(``cxrlab.provenance.read_weights``) touch the JSON otherwise. A missing or ill-typed field is a one-line
+``CxrlabError`` naming the file and the field.
 """
 
 from __future__ import annotations
