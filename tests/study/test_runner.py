@@ -123,3 +123,11 @@ def test_external_test_set_is_predicted_and_reported(tmp_path, tiny_data):
     report = read_json(out / "report" / "study_report.json")
     assert report["external"]["again"]["counts"]["images"] == 96
     assert "External test set: again" in (out / "report" / "report.md").read_text()
+
+
+def test_arms_option_runs_only_the_named_arms(tmp_path, tiny_data, capsys):
+    out = tmp_path / "out"
+    assert main(["study", "run", str(_study(tmp_path, tiny_data)), "--out", str(out), "--arms", "b", "--no-report"]) == 0
+    assert [r["state"] for r in study_status(out)] == ["to do", "done"]
+    assert main(["study", "run", str(tmp_path / "s.yaml"), "--out", str(out), "--arms", "zz"]) == 2
+    assert "--arms zz: not an arm" in capsys.readouterr().err

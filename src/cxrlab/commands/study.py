@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction, data_sub: argparse._SubParsersActi
     r.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
                    help="training-config keys for every arm, e.g. data.index=... train.device=cuda")
     r.add_argument("--shard", default=None, metavar="I/N", help="run the I-th of N deterministic shares (1-based)")
+    r.add_argument("--arms", nargs="+", default=None, metavar="ARM",
+                   help="run only these arms (e.g. one arm per GPU); --shard then splits their runs")
     r.add_argument("--dry-run", action="store_true", help="print the plan and an estimated cost; train nothing")
     r.add_argument("--smoke", action="store_true", help="one epoch per arm, first seed only (tests, CI)")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
@@ -35,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
 
     with output_folder(args.out, verb="study run", inputs=[args.study], force=args.force):
         outcomes = run_study(args.study, args.out, args.overrides, args.shard, args.dry_run, args.smoke,
-                             report=not args.no_report)
+                             report=not args.no_report, arms=args.arms)
     return 1 if any(o == "failed" for o in outcomes.values()) else 0
 
 

@@ -65,6 +65,8 @@ def study_results(out: str | Path) -> dict[str, Any]:
         row["swept"] = info["swept"] if info else {}
         row["diff"] = info["diff"] if info else {}
         ens = next((e for e in plan["ensembles"] if e["name"] == row["arm"]), None)
+        if ens:  # an ensemble costs what its members cost together (latency: run one after another)
+            row["cost"] = _summed([costs.get(m, {}) for m in ens["members"]])
         row["strategy"] = info.get("freeze") if info else f"{ens['method']} ensemble of {', '.join(ens['members'])}"
     external = _external(plan, runs)
     return {"schema": "cxrlab.study_report/1", "external": external, "study": plan["study"],
@@ -73,6 +75,14 @@ def study_results(out: str | Path) -> dict[str, Any]:
             "planned_runs": len(plan["runs"]), "finished_runs": sum(r["kind"] == "arm" for r in runs),
             **public(scores), "arms": arms, "tests": tests, "adjustment": "holm",
             "_curves": collect.arm_curves(runs), "_plan": plan, "_runs": runs}
+
+
+def _summed(costs: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("parameters", "gflops_per_image", "train_seconds", "cpu_latency_ms_b1", "gpu_latency_ms_b1")
+    out: dict[str, Any] = {k: sum(c[k] for c in costs) if all(isinstance(c.get(k), (int, float)) for c in costs)
+                           else None for k in keys}
+    out["device"] = "sum of members"
+    return out
 
 
 def _external(plan: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -78,6 +78,16 @@ def write_plan(plan: Plan, out: Path, paths: dict[str, str | None], cli_set: lis
     })
 
 
+def _only_arms(plan: Plan, arms: list[str] | None) -> list[RunSpec]:
+    if not arms:
+        return plan.runs
+    names = [a.name for a in plan.arms]
+    unknown = [a for a in arms if a not in names]
+    if unknown:
+        raise CxrlabError(f"--arms {', '.join(unknown)}: not an arm of the study; arms: {', '.join(names)}")
+    return [r for r in plan.runs if r.arm in arms]
+
+
 def _freeze_strategy(run: RunSpec) -> str:
     from cxrlab.train.freeze import describe
 
@@ -85,13 +95,14 @@ def _freeze_strategy(run: RunSpec) -> str:
 
 
 def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None = None, shard: str | None = None,
-              dry_run: bool = False, smoke: bool = False, report: bool = True) -> dict[str, Any]:
-    """Run this shard's share of the study into ``out``; returns {run name: outcome}."""
+              dry_run: bool = False, smoke: bool = False, report: bool = True, arms: list[str] | None = None
+              ) -> dict[str, Any]:
+    """Run this shard's share of the study (only ``arms`` when given) into ``out``; returns {run name: outcome}."""
     cli_set, out = list(cli_set or []), Path(out)
     part = parse_shard(shard)
     plan, paths = build_plan(study_path, out, cli_set, smoke, prepare=not dry_run)
     _check_finished_configs(plan, out)
-    mine = shard_runs(plan.runs, part)
+    mine = shard_runs(_only_arms(plan, arms), part)
     if dry_run:
         from cxrlab.study.dryrun import print_dry_run
 
