@@ -137,8 +137,8 @@ def make_vindr(root: Path) -> Path:
             ("img2", "No finding", "14", "R5", "", "", "", "")]
     cols = ["image_id", "class_name", "class_id", "rad_id", "x_min", "y_min", "x_max", "y_max"]
     write_csv(root / "train.csv", pd.DataFrame(rows, columns=cols))
-    write_dicom(root / "train" / "img1.dicom", seed=1)
-    write_dicom(root / "train" / "img2.dicom", seed=2)
+    write_dicom(root / "train" / "img1.dicom", seed=1, size=256)  # boxes are scaled by 1024 / 256
+    write_dicom(root / "train" / "img2.dicom", seed=2, size=256)
     return root
 
 

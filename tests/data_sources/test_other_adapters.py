@@ -71,9 +71,9 @@ def test_vindr_reader_rules_and_boxes(tmp_path):
     assert _cell(index, "img1", "Cardiomegaly") == 1 and _cell(index, "img1", "Nodule/Mass") == 0
     assert _cell(index, "img1", "No Finding") == 0 and _cell(index, "img2", "No Finding") == 1
     boxes = read_boxes(tmp_path / "idx" / index.meta["boxes"])
-    assert len(boxes) == 3 and index.meta["boxes_coordinates"] == "image pixels"
-    first = boxes[boxes["label"] == "Cardiomegaly"].iloc[0]
-    assert (first.x, first.y, first.w, first.h) == (10, 20, 100, 200)
+    assert len(boxes) == 3 and index.meta["boxes_image_size"] == 1024
+    first = boxes[boxes["label"] == "Cardiomegaly"].iloc[0]  # pixels (10, 20, 100, 200) of a 256x256 DICOM
+    assert (first.x, first.y, first.w, first.h) == (40, 80, 400, 800)
     anyr, _ = build_index(root, "vindr", tmp_path / "idx2", hash_files=False, readers="any")
     assert _cell(anyr, "img1", "Nodule/Mass") == 1 and _cell(anyr, "img1", "No Finding") == 1
     with pytest.raises(CxrlabError, match="--readers 'all' is not one of majority, any"):

@@ -10,12 +10,14 @@ unknown terms) goes into ``details`` and from there into ``index.json`` and the 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from cxrlab.data.headers import image_size
 from cxrlab.errors import CxrlabError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".tif", ".tiff", ".bmp")
@@ -120,32 +122,36 @@ def missing_report(table: SourceTable, present: pd.Series, ids: pd.Series, label
 
 
 def dicom_metadata(root: Path, rel_paths: pd.Series, workers: int = 4) -> pd.DataFrame:
-    """``sex``, ``age``, ``view`` from the DICOM headers (pixels not read) of the files that are DICOM.
+    """``sex``, ``age``, ``view``, ``width``, ``height`` from the image headers (pixels not read).
 
-    RSNA and VinDr keep these only in their DICOMs; without them ``evaluate --by sex,age,view`` has nothing to
-    group by. Files that are not DICOM or lack a tag give empty cells. pydicom missing: all empty.
+    RSNA and VinDr keep sex, age and view only in their DICOMs; without them ``evaluate --by sex,age,view`` has
+    nothing to group by, and VinDr's pixel boxes need each image's size. PNG/JPEG files give their size only.
+    Files that cannot be read or lack a tag give empty cells (the validation reports unreadable files).
     """
-    from concurrent.futures import ThreadPoolExecutor
+    tags = ["PatientSex", "PatientAge", "ViewPosition", "Rows", "Columns"]
+    nan = float("nan")
 
-    try:
-        import pydicom
-    except ImportError:
-        return pd.DataFrame({"sex": "", "age": pd.array([pd.NA] * len(rel_paths), dtype="Int64"), "view": ""},
-                            index=rel_paths.index)
-    tags = ["PatientSex", "PatientAge", "ViewPosition"]
-
-    def one(rel: str) -> tuple[str, float, str]:
+    def one(rel: str) -> tuple[str, float, str, float, float]:
+        path = os.path.join(str(root), rel)
         try:
-            ds = pydicom.dcmread(os.path.join(str(root), rel), stop_before_pixels=True, specific_tags=tags)
-        except Exception:  # noqa: BLE001 - not DICOM / damaged: the validation reports it, metadata stays empty
-            return "", float("nan"), ""
+            with open(path, "rb") as f:
+                head = f.read(132)
+            if head[128:132] != b"DICM" and not rel.lower().endswith((".dcm", ".dicom")):
+                size = image_size(Path(path), head)
+                return "", nan, "", *(map(float, size) if size else (nan, nan))
+            import pydicom
+
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags)
+        except Exception:  # noqa: BLE001 - unreadable / damaged / pydicom missing: metadata stays empty
+            return "", nan, "", nan, nan
         age = "".join(ch for ch in str(getattr(ds, "PatientAge", "")) if ch.isdigit())
-        return (str(getattr(ds, "PatientSex", "")).strip().upper(), float(age) if age else float("nan"),
-                str(getattr(ds, "ViewPosition", "")).strip().upper())
+        return (str(getattr(ds, "PatientSex", "")).strip().upper(), float(age) if age else nan,
+                str(getattr(ds, "ViewPosition", "")).strip().upper(), float(getattr(ds, "Columns", nan) or nan),
+                float(getattr(ds, "Rows", nan) or nan))
 
     with ThreadPoolExecutor(workers) as pool:
         rows = list(pool.map(one, rel_paths.astype(str)))
-    frame = pd.DataFrame(rows, columns=["sex", "age", "view"], index=rel_paths.index)
+    frame = pd.DataFrame(rows, columns=["sex", "age", "view", "width", "height"], index=rel_paths.index)
     frame["sex"] = frame["sex"].where(frame["sex"].isin(["M", "F"]), "")
     frame["age"] = frame["age"].round().astype("Int64")
     return frame

@@ -59,7 +59,8 @@ def scan_rsna(root: Path, labels: str | Path | None = None) -> SourceTable:
     present = frame["path"].notna()
     missing_report(table, present, frame["image_id"], path, root)
     table.frame = frame[present.to_numpy()].reset_index(drop=True)
-    table.frame = pd.concat([table.frame, dicom_metadata(root, table.frame["path"])], axis=1)
+    meta = dicom_metadata(root, table.frame["path"])
+    table.frame = pd.concat([table.frame, meta[["sex", "age", "view"]]], axis=1)
     found = set(table.frame["image_id"])
     boxes = raw[(raw["Target"] == 1) & raw["patientId"].isin(found)]
     xywh = boxes[["x", "y", "width", "height"]].apply(pd.to_numeric, errors="coerce")

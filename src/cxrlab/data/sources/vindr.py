@@ -8,8 +8,9 @@ finding). Image labels need a reader-agreement rule (``--readers``):
 - ``any``: positive when at least one reader marked it.
 
 The rule is recorded in ``index.json`` and the validation report. Every reader's box is kept in the boxes
-table (``boxes.csv``, pixel coordinates of the image itself, so ``boxes_image_size`` is null and
-``boxes_coordinates`` says ``image pixels``). Images are looked up as ``train/<id>.dicom`` (or ``.dcm``,
+table (``boxes.csv``), scaled from the image's pixels to a 1024x1024 reference by the width and height in
+its DICOM header (``boxes_image_size`` 1024, as NIH's), which ``explain`` maps back onto each image.
+Images are looked up as ``train/<id>.dicom`` (or ``.dcm``,
 ``.png``, ``.jpg``, also directly in ROOT). VinDr gives no patient ids: each image is its own patient.
 """
 
@@ -27,6 +28,7 @@ from cxrlab.errors import CxrlabError
 REQUIRED = ("image_id", "class_name", "rad_id")
 BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
 READER_RULES = ("majority", "any")
+BOXES_REFERENCE = 1024  # boxes are stored in this square space, like NIH's, so explain maps them per image
 NO_FINDING = "No finding"
 SUFFIXES = (".dicom", ".dcm", ".png", ".jpg", ".jpeg")
 
@@ -85,24 +87,40 @@ def scan_vindr(root: Path, labels: str | Path | None = None, readers: str | None
     present = frame["path"].notna()
     missing_report(table, present, frame["image_id"], path, root)
     table.frame = frame[present.to_numpy()].reset_index(drop=True)
-    table.frame = pd.concat([table.frame, dicom_metadata(root, table.frame["path"])], axis=1)
-    table.boxes_frame = _boxes(raw, set(table.frame["image_id"]))
+    meta = dicom_metadata(root, table.frame["path"])
+    table.frame = pd.concat([table.frame, meta[["sex", "age", "view"]]], axis=1)
+    sizes = meta[["width", "height"]].set_axis(table.frame["image_id"])
+    table.boxes_frame, unsized = _boxes(raw, sizes)
+    table.boxes_image_size = BOXES_REFERENCE
     table.counts.update({"rows": len(raw), "images_in_file": len(frame), "images_found": int(present.sum()),
                          "boxes": len(table.boxes_frame)})
     table.problems.update({"unknown_labels": {}, "no_label": []})
-    table.details = {**details, "boxes_kept": len(table.boxes_frame)}
-    table.extra_meta = {"policies": {"readers": rule}, "boxes_coordinates": "image pixels"}
+    table.details = {**details, "boxes_kept": len(table.boxes_frame), "boxes_without_image_size": unsized}
+    table.extra_meta = {"policies": {"readers": rule},
+                        "boxes_coordinates": f"{BOXES_REFERENCE}x{BOXES_REFERENCE} reference: each reader's pixel box "
+                                             "scaled by its image's width and height (from the DICOM header)"}
+    if unsized:
+        table.warnings.append(f"{unsized} box(es) dropped: their image's size is not in its header")
     table.warnings.append("VinDr-CXR has no patient ids: each image is its own patient")
     return table
 
 
-def _boxes(raw: pd.DataFrame, keep: set[str]) -> pd.DataFrame:
-    """Every reader's box of the indexed images: image_id, label, x, y, w, h (pixels)."""
+def _boxes(raw: pd.DataFrame, sizes: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Every reader's box of the indexed images as (image_id, label, x, y, w, h) in the 1024x1024 reference
+    space that ``explain`` maps onto each image (x scaled by 1024 / width, y by 1024 / height); and the number
+    of boxes dropped because their image's size is unknown."""
+    empty = pd.DataFrame(columns=["image_id", "label", "x", "y", "w", "h"])
     if not all(c in raw.columns for c in BOX_COLUMNS):
-        return pd.DataFrame(columns=["image_id", "label", "x", "y", "w", "h"])
+        return empty, 0
     xy = raw[list(BOX_COLUMNS)].apply(pd.to_numeric, errors="coerce")
-    ok = xy.notna().all(axis=1) & raw["image_id"].isin(keep)
+    ok = xy.notna().all(axis=1) & raw["image_id"].isin(set(sizes.index))
     xy, sub = xy[ok], raw[ok]
-    return pd.DataFrame({"image_id": sub["image_id"], "label": sub["class_name"], "x": xy["x_min"],
-                         "y": xy["y_min"], "w": xy["x_max"] - xy["x_min"], "h": xy["y_max"] - xy["y_min"]}
-                        ).reset_index(drop=True)
+    w = sizes["width"].reindex(sub["image_id"]).to_numpy()
+    h = sizes["height"].reindex(sub["image_id"]).to_numpy()
+    sx, sy = BOXES_REFERENCE / w, BOXES_REFERENCE / h
+    boxes = pd.DataFrame({"image_id": sub["image_id"].to_numpy(), "label": sub["class_name"].to_numpy(),
+                          "x": xy["x_min"].to_numpy() * sx, "y": xy["y_min"].to_numpy() * sy,
+                          "w": (xy["x_max"] - xy["x_min"]).to_numpy() * sx,
+                          "h": (xy["y_max"] - xy["y_min"]).to_numpy() * sy})
+    known = np.isfinite(boxes[["x", "y", "w", "h"]].to_numpy()).all(axis=1)
+    return boxes[known].reset_index(drop=True), int((~known).sum())
