@@ -195,7 +195,8 @@ def _group_order(name: str) -> tuple:
         return (2, 0.0, name)
     digits = name.lstrip("<>=").split("-")[0]
     try:
-        return (0, float(digits) + (0.5 if name.startswith(">=") else 0), name)
+        shift = 0.5 if name.startswith(">=") else -0.5 if name.startswith("<") else 0.0
+        return (0, float(digits) + shift, name)
     except ValueError:
         return (1, 0.0, name)
 
