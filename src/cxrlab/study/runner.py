@@ -108,8 +108,10 @@ def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None
 
         print_dry_run(plan, mine, part, paths)
         return {r.name: "planned" for r in mine}
-    st.claim_study_folder(out, plan.study.path, plan.study.name, st.check_study_folder(out, plan.study.path))
-    write_plan(plan, out, paths, cli_set, smoke)
+    main = st.is_main_process()  # under torchrun every rank trains; rank 0 keeps the books
+    if main:
+        st.claim_study_folder(out, plan.study.path, plan.study.name, st.check_study_folder(out, plan.study.path))
+        write_plan(plan, out, paths, cli_set, smoke)
     seeds = len(plan.runs) // max(len(plan.arms), 1)
     print(f"study {plan.study.name}: {len(plan.runs)} runs ({len(plan.arms)} arms x {seeds} seeds); "
           f"shard {part[0]}/{part[1]} runs {len(mine)}; {plan.epochs_note}", flush=True)
@@ -121,7 +123,7 @@ def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None
     failed = [n for n, o in outcomes.items() if o == "failed"]
     if failed:
         print(f"\n{len(failed)} runs failed: {', '.join(failed)} (errors: cxrlab study status {out})", file=sys.stderr)
-    if report:
+    if report and main:
         from cxrlab.study.report import build_report
 
         build_report(out)
@@ -159,6 +161,8 @@ def execute_run(out: Path, run: RunSpec, external: list | None = None) -> str:
         print(f"error: {run.name} failed: {message} (the study goes on)", file=sys.stderr)
         return "failed"
     seconds = wall()
+    if not st.is_main_process():
+        return "done"
     try:
         _predict_external(run_dir, run, external or [])
     except Exception as exc:  # noqa: BLE001 - the run itself is fine; the external set is reported missing

@@ -31,8 +31,15 @@ def read_status(out: Path, name: str) -> dict[str, Any]:
         return {}  # an unreadable status is as good as none: the run folder says what is finished
 
 
+def is_main_process() -> bool:
+    """False on the non-zero ranks of ``torchrun``: only rank 0 writes the study's bookkeeping."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def write_status(out: Path, name: str, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into the run's status file (atomic write)."""
+    """Merge ``fields`` into the run's status file (atomic write; rank 0 only under torchrun)."""
+    if not is_main_process():
+        return read_status(out, name)
     st = {**read_status(out, name), **fields, "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_json(status_path(out, name), st)
     return st
