@@ -74,10 +74,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     inputs = [args.predictions, args.labels, args.val_predictions, args.internal, args.internal_labels]
     with output_folder(args.out, verb="evaluate", inputs=inputs, force=args.force):
         evaluate_predictions(
-            args.predictions, args.labels, args.out, args.val_predictions, args.bootstrap, args.seed, args.prefix,
-            args.logits, _exclude(args.exclude), args.threshold_method, args.allow_test_fitting, not args.no_report,
-            by=args.by, age_bands=args.age_bands, min_group=args.min_group, match=args.match,
-            internal=args.internal, internal_labels=args.internal_labels,
+            args.predictions, labels=args.labels, out=args.out, val_predictions=args.val_predictions,
+            bootstrap=args.bootstrap, seed=args.seed, prefix=args.prefix, logits=args.logits,
+            exclude=_exclude(args.exclude), threshold_method=args.threshold_method,
+            allow_test_fitting=args.allow_test_fitting, report=not args.no_report, by=args.by,
+            age_bands=args.age_bands, min_group=args.min_group, match=args.match, internal=args.internal,
+            internal_labels=args.internal_labels,
         )
     print(f"wrote {args.out}/metrics.json" + ("" if args.no_report else f" and {args.out}/report.html"))
     return 0
@@ -89,9 +91,10 @@ def _compare(args: argparse.Namespace) -> int:
 
     with output_folder(args.out, verb="compare", inputs=[*args.inputs, args.labels], force=args.force):
         compare_runs(
-            args.inputs, args.labels, args.out, args.bootstrap, args.seed, args.prefix, args.logits,
-            _exclude(args.exclude), args.threshold_method, args.allow_test_fitting, not args.no_report,
-            by=args.by, age_bands=args.age_bands, min_group=args.min_group,
+            args.inputs, labels=args.labels, out=args.out, bootstrap=args.bootstrap, seed=args.seed,
+            prefix=args.prefix, logits=args.logits, exclude=_exclude(args.exclude),
+            threshold_method=args.threshold_method, allow_test_fitting=args.allow_test_fitting,
+            report=not args.no_report, by=args.by, age_bands=args.age_bands, min_group=args.min_group,
         )
     print(f"wrote {args.out}/comparison.json" + ("" if args.no_report else f" and {args.out}/report.html"))
     return 0
@@ -102,7 +105,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     from cxrlab.outputs import check_out_file
 
     check_out_file(args.out, verb="calibrate", inputs=[args.val, args.test, args.labels], force=args.force)
-    summary = calibrate_files(args.val, args.test, args.out, args.labels, args.prefix, args.allow_test_fitting)
+    summary = calibrate_files(args.val, test=args.test, out=args.out, labels=args.labels, prefix=args.prefix,
+                              allow_test_fitting=args.allow_test_fitting)
     temps = ", ".join(f"{k} {v:.3f}" for k, v in summary["temperature"].items())
     print(f"temperature fitted on {summary['n_val']} validation images: {temps}", file=sys.stderr)
     print(f"wrote {summary['out']}")
