@@ -35,8 +35,9 @@ def grouped(tmp_path):
 
 
 def test_per_group_metrics_match_sklearn(grouped, tmp_path):
-    r = evaluate_predictions(grouped["test"], grouped["index"], out=tmp_path / "ev", val_predictions=grouped["val"],
-                             bootstrap=100, quiet=True, by="sex,age,view", age_bands="40,60", min_group=10)
+    r = evaluate_predictions(grouped["test"], labels=grouped["index"], out=tmp_path / "ev",
+                             val_predictions=grouped["val"], bootstrap=100, quiet=True, by="sex,age,view",
+                             age_bands="40,60", min_group=10)
     index = load_index(grouped["index"]).frame.set_index("image_id")
     cut, ids, y, p, classes = grouped["cut"], grouped["ids"], grouped["y"], grouped["p"], grouped["classes"]
     test = index.loc[ids[:cut]]
@@ -76,7 +77,7 @@ def test_per_group_metrics_match_sklearn(grouped, tmp_path):
 
 
 def test_small_groups_are_reported_not_scored(grouped):
-    r = evaluate_predictions(grouped["test"], grouped["index"], bootstrap=20, quiet=True, by="age",
+    r = evaluate_predictions(grouped["test"], labels=grouped["index"], bootstrap=20, quiet=True, by="age",
                              age_bands="30,90", min_group=40)
     small = r["subgroups"]["age"]["<30"]
     assert small["too_small"] and "macro" not in small
@@ -85,7 +86,7 @@ def test_small_groups_are_reported_not_scored(grouped):
 
 def test_multiclass_groups_use_f1(tmp_path):
     data = _with_groups(make_dataset(tmp_path / "mc", "multiclass", n=480))
-    r = evaluate_predictions(data["test"], data["index"], bootstrap=20, quiet=True, by="sex", min_group=10)
+    r = evaluate_predictions(data["test"], labels=data["index"], bootstrap=20, quiet=True, by="sex", min_group=10)
     index = load_index(data["index"]).frame.set_index("image_id")
     cut = data["cut"]
     sex = index.loc[data["ids"][:cut], "sex"].to_numpy()
@@ -99,14 +100,14 @@ def test_multiclass_groups_use_f1(tmp_path):
 
 def test_bad_by_columns_are_one_line_errors(grouped, tmp_path):
     with pytest.raises(CxrlabError, match="--by site: not a column of the labels index"):
-        evaluate_predictions(grouped["test"], grouped["index"], bootstrap=0, quiet=True, by="site")
+        evaluate_predictions(grouped["test"], labels=grouped["index"], bootstrap=0, quiet=True, by="site")
     index = load_index(grouped["index"])
     index.frame["source"] = "hospital A"
     write_index(index, grouped["index"])
     with pytest.raises(CxrlabError, match="--by source: the scored images have a single group"):
-        evaluate_predictions(grouped["test"], grouped["index"], bootstrap=0, quiet=True, by="source")
+        evaluate_predictions(grouped["test"], labels=grouped["index"], bootstrap=0, quiet=True, by="source")
     with pytest.raises(CxrlabError, match="--by patient_id: 107 groups"):
-        evaluate_predictions(grouped["test"], grouped["index"], bootstrap=0, quiet=True, by="patient_id")
+        evaluate_predictions(grouped["test"], labels=grouped["index"], bootstrap=0, quiet=True, by="patient_id")
     with pytest.raises(CxrlabError, match="--age-bands"):
         parse_age_bands("60,40")
 

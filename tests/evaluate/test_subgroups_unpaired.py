@@ -16,8 +16,8 @@ from .conftest import make_dataset
 def test_internal_vs_external_is_unpaired(tmp_path):
     a = make_dataset(tmp_path / "int", "multilabel", n=240, seed=0)
     b = make_dataset(tmp_path / "ext", "multilabel", n=300, seed=5)
-    internal, _ = load_scored(a["test"], load_index(a["index"]))
-    external, _ = load_scored(b["test"], load_index(b["index"]))
+    internal, _ = load_scored(a["test"], labels=load_index(a["index"]))
+    external, _ = load_scored(b["test"], labels=load_index(b["index"]))
     block = internal_vs_external(external, internal, replicates=200, exclude=("No Finding",))
     assert "unpaired" in block["method"] and "DeLong" in block["method"]
     for i, c in enumerate(a["classes"]):
