@@ -79,6 +79,23 @@ def check_image_file(path: str | Path, expected: str | None, index_path: Any = N
                           "re-cache), or restore the file")
 
 
+def check_split_index(split_csv: str | Path, index: Any) -> None:
+    """A split made from another index (its ``split.json`` records that index's sha256) is named in a warning:
+    the ids may still match (an index rebuilt or edited by hand), so training goes on with what is there."""
+    import warnings
+
+    side = Path(split_csv).with_suffix(".json")
+    if not side.is_file():
+        return
+    made_from = read_json(side, kind=dict, fix=f"restore it, or delete {side.name} (it only records provenance)"
+                          ).get("index_sha256")
+    if made_from and made_from != index.sha256:
+        warnings.warn(f"{split_csv} was made from another index (sha256 {_short(made_from)}..., "
+                      f"{index.path or 'this index'} is {_short(index.sha256)}...); re-split with `cxrlab data split "
+                      f"{index.path or 'INDEX'} --out NEW_SPLIT.csv` unless the index was only rebuilt", UserWarning,
+                      stacklevel=3)
+
+
 # ----------------------------------------------------------------------------- checkpoints
 def read_weights(path: str | Path) -> dict[str, Any]:
     """The tensors of a ``.safetensors`` checkpoint, checked against the ``weights_sha256`` in its JSON."""

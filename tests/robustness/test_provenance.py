@@ -135,3 +135,19 @@ def test_empty_predictions_are_refused(world, tmp_path, capsys, all_inputs):
     (tmp_path / "empty.csv").write_text(header + "\n")
     run(capsys, ["calibrate", world.val, tmp_path / "empty.csv", "--labels", world.index, "--out",
                  tmp_path / "c.csv"], inputs=all_inputs, says=("empty.csv", "no rows"))
+
+
+def test_a_split_of_another_index_is_named(world, other_cache, capsys, tmp_path, all_inputs):
+    other_index = other_cache.parent / "ph" / "index"
+    err = run(capsys, world.train_args(tmp_path / "r", *TINY, f"data.index={other_index}", "data.cache=null"),
+              inputs=[*all_inputs, other_index], expect=0)
+    assert "made from another index" in err and "cxrlab data split" in err
+
+
+@pytest.mark.slow
+def test_cv_rerun_with_other_settings_end_to_end(world, tmp_path, capsys, all_inputs):
+    argv = ["cv", "--config", world.run / "config.yaml", "--out", tmp_path / "cv", "--folds", "2",
+            "--no-test-ensemble", "--set", *TINY]
+    run(capsys, argv, inputs=all_inputs, expect=0)
+    run(capsys, [*argv, "train.lr=0.1"], inputs=[*all_inputs, tmp_path / "cv"], says=("train.lr", "new --out"))
+    run(capsys, [*argv[:6], "3", *argv[7:]], inputs=[*all_inputs, tmp_path / "cv"], says="folds")

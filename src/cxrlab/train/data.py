@@ -37,6 +37,9 @@ def load_data(cfg: Config) -> SplitData:
 
     index = load_index(cfg.data.index)
     split = load_split(cfg.data.split)
+    from cxrlab.provenance import check_split_index
+
+    check_split_index(cfg.data.split, index)  # made from this index? (a warning: ids may still match)
     if cfg.data.fold is not None:
         split = fold_view(split, cfg.data.fold)
     known = split["image_id"].astype(str).isin(set(index.frame["image_id"].astype(str)))
