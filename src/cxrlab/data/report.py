@@ -159,7 +159,7 @@ def _section(doc: Doc, index: Index, frame: pd.DataFrame, name: str, figure_pref
     return out
 
 
-def data_report(index: Index, doc: Doc, split: str | Path | None = None, hash_files: bool = False) -> dict[str, Any]:
+def data_report(index: Index, doc: Doc, *, split: str | Path | None = None, hash_files: bool = False) -> dict[str, Any]:
     """Fill ``doc`` with the dataset's report; returns the numbers drawn (``data_report.json``)."""
     meta = index.meta
     doc.heading("Dataset")

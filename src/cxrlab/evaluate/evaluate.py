@@ -150,7 +150,7 @@ def _internal_vs_external(external: Scored, internal, internal_labels, prefix, l
 
     source = resolve_source(internal)
     scored, _ = load_scored(source.test, load_labels(internal_labels, source), prefix, logits)
-    return internal_vs_external(external, scored, bootstrap, seed, tuple(exclude))
+    return internal_vs_external(external, scored, replicates=bootstrap, seed=seed, exclude=tuple(exclude))
 
 
 def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, allow: bool,

@@ -34,7 +34,7 @@ def _macro_and_classes(s: Scored, weights: np.ndarray, classes: list[str], exclu
         [classes[i] for i in keep]
 
 
-def internal_vs_external(external: Scored, internal: Scored, replicates: int, seed: int = 0,
+def internal_vs_external(external: Scored, internal: Scored, *, replicates: int, seed: int = 0,
                          exclude: tuple[str, ...] = ()) -> dict:
     """The ``internal_vs_external`` block of ``metrics.json`` (AUROC for multi-label, F1 for multi-class)."""
     classes = [c for c in external.classes if c in internal.classes]

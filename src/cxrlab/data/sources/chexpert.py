@@ -55,7 +55,7 @@ def _relative_paths(paths: pd.Series, root: Path) -> tuple[pd.Series, pd.Series]
     return (image_id if inside else paths), image_id
 
 
-def scan_chexpert(root: Path, labels: str | Path | None = None, views: list[str] | None = None,
+def scan_chexpert(root: Path, *, labels: str | Path | None = None, views: list[str] | None = None,
                   uncertain: str | None = None, blank: str | None = None) -> SourceTable:
     """Index CheXpert under ``root``; see the module docstring for layout and policies."""
     uncertain, blank = check_policies(uncertain, blank)

@@ -40,7 +40,7 @@ def _ids(col: pd.Series) -> pd.Series:
     return col.fillna("").astype(str).str.strip().str.replace(r"\.0$", "", regex=True)
 
 
-def scan_mimic(root: Path, labels: str | Path | None = None, views: list[str] | None = None,
+def scan_mimic(root: Path, *, labels: str | Path | None = None, views: list[str] | None = None,
                uncertain: str | None = None, blank: str | None = None) -> SourceTable:
     """Index MIMIC-CXR-JPG under ``root``; see the module docstring for the files it needs."""
     uncertain, blank = check_policies(uncertain, blank)

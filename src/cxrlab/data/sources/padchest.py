@@ -87,7 +87,7 @@ def _locate(root: Path, image_dir: pd.Series, image_id: pd.Series) -> pd.Series:
     return found.fillna(image_id.map(flat))
 
 
-def scan_padchest(root: Path, labels: str | Path | None = None, views: list[str] | None = None,
+def scan_padchest(root: Path, *, labels: str | Path | None = None, views: list[str] | None = None,
                   terms: str | None = None) -> SourceTable:
     """Index PadChest under ``root``; see the module docstring."""
     mode = terms or "all"

@@ -24,7 +24,7 @@ REQUIRED = ("patientId", "x", "y", "width", "height", "Target")
 BOXES_IMAGE_SIZE = 1024
 
 
-def scan_rsna(root: Path, labels: str | Path | None = None) -> SourceTable:
+def scan_rsna(root: Path, *, labels: str | Path | None = None) -> SourceTable:
     """Index the RSNA Pneumonia training set under ``root``; see the module docstring."""
     path = find_file(root, (LABEL_FILE, "stage_1_train_labels.csv"), labels)
     if path is None:

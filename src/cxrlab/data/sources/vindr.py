@@ -63,7 +63,7 @@ def aggregate_readers(raw: pd.DataFrame, rule: str) -> tuple[pd.DataFrame, dict]
     return frame, details
 
 
-def scan_vindr(root: Path, labels: str | Path | None = None, readers: str | None = None) -> SourceTable:
+def scan_vindr(root: Path, *, labels: str | Path | None = None, readers: str | None = None) -> SourceTable:
     """Index VinDr-CXR / VinBigData under ``root``; see the module docstring."""
     rule = readers or "majority"
     if rule not in READER_RULES:
