@@ -50,6 +50,10 @@ BAD_NUMBERS = [
     (["cv", "--config", "{cfg}", "--out", "{tmp}/cv", "--folds", "0"], "--folds"),
     (["demo", "--out", "{tmp}/d", "--epochs", "0"], "--epochs"),
     (["export", "{run}", "--out", "{tmp}/m.onnx", "--opset", "0"], "--opset"),
+    (["serve", "{run}", "--port", "70000"], "--port"),
+    (["serve", "{run}", "--max-upload-mb", "-1"], "--max-upload-mb"),
+    (["data", "preview", "--index", "{idx}", "--out", "{tmp}/p.png", "--image-size", "abc"], "--image-size"),
+    (["predict", "{run}", "--out", "{tmp}/p.csv", "--batch-size", "1.5"], "--batch-size"),
 ]
 
 
@@ -198,15 +202,19 @@ def test_read_only_out(world, tmp_path, capsys, all_inputs):
         ro.chmod(0o755)
 
 
-def test_a_full_disk_is_one_line(world, tmp_path, capsys, all_inputs, monkeypatch):
+@pytest.mark.parametrize("code, says", [(errno.ENOSPC, "disk is full"), (errno.EACCES, "permissions"),
+                                         (errno.EROFS, "read-only")])
+def test_os_errors_while_writing_are_one_line(world, tmp_path, capsys, all_inputs, monkeypatch, code, says):
     import cxrlab.utils
 
-    def full(path, data):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    def fail(path, data):
+        raise OSError(code, os.strerror(code), str(path))
 
-    monkeypatch.setattr(cxrlab.utils, "atomic_write_bytes", full)
+    monkeypatch.setattr(cxrlab.utils, "atomic_write_bytes", fail)
     run(capsys, ["data", "split", world.index, "--out", tmp_path / "s.csv"], inputs=all_inputs,
-        says=("s.csv", "disk is full"))
+        says=("s.csv", says))
+    run(capsys, ["calibrate", world.val, world.test, "--labels", world.index, "--out", tmp_path / "c.csv"],
+        inputs=all_inputs, says=("c.csv", says))
 
 
 def test_os_error_wording():

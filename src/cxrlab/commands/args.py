@@ -121,6 +121,14 @@ def device(text: str) -> str:
     return name
 
 
+def port(text: str) -> int:
+    """A TCP port: 1..65535."""
+    value = _number(text, int)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (1 to 65535)")
+    return value
+
+
 def workers(text: str) -> int:
     """A number of worker processes/threads: 1 or more."""
     return positive_int(text)

@@ -25,7 +25,7 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("source", help="run directory (PyTorch, heat maps) or an .onnx file from `cxrlab export`")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; any other needs --token or CXRLAB_SERVE_TOKEN)")
-    p.add_argument("--port", type=A.positive_int, default=8000)
+    p.add_argument("--port", type=A.port, default=8000)
     p.add_argument("--which", choices=("best", "last", "swa"), default="best", help="checkpoint of a run")
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every API call")
     p.add_argument("--max-upload-mb", type=A.positive_float, default=50.0, help="largest request body")
