@@ -127,7 +127,23 @@ def test_external_test_set_is_predicted_and_reported(tmp_path, tiny_data):
 
 def test_arms_option_runs_only_the_named_arms(tmp_path, tiny_data, capsys):
     out = tmp_path / "out"
-    assert main(["study", "run", str(_study(tmp_path, tiny_data)), "--out", str(out), "--arms", "b", "--no-report"]) == 0
+    study = _study(tmp_path, tiny_data)
+    assert main(["study", "run", str(study), "--out", str(out), "--arms", "b", "--no-report"]) == 0
     assert [r["state"] for r in study_status(out)] == ["to do", "done"]
     assert main(["study", "run", str(tmp_path / "s.yaml"), "--out", str(out), "--arms", "zz"]) == 2
     assert "--arms zz: not an arm" in capsys.readouterr().err
+
+
+def test_data_root_is_indexed_split_audited_and_cached_once(tmp_path):
+    from cxrlab.data.phantom import make_phantom
+
+    root = make_phantom(tmp_path / "phantom", n=80, size=64, seed=0)
+    study = write_study(tmp_path / "s.yaml", {"root": str(root), "format": "csv", "cache_size": 64, "val": 0.25,
+                                              "test": 0.25}, arms=[{"name": "a"}])
+    out = tmp_path / "out"
+    run_study(study, out, report=False)
+    ready = read_json(out / "data" / "ready.json")
+    assert ready["paths"]["index"].endswith("index") and (out / "data" / "cache" / "meta.json").exists()
+    stamp = (out / "data" / "ready.json").stat().st_mtime_ns
+    assert run_study(study, out, report=False) == {"a-s0": "skipped"}
+    assert (out / "data" / "ready.json").stat().st_mtime_ns == stamp  # prepared once
