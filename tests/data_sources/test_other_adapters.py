@@ -100,3 +100,15 @@ def test_wrong_dataset_file_names_expected_and_found_columns(tmp_path):
     with pytest.raises(CxrlabError, match=r"not a VinDr-CXR/VinBigData label file: expected column\(s\) image_id, "
                                           r"class_name, rad_id; .*found patientId"):
         build_index(root, "vindr", tmp_path / "idx")
+
+
+def test_vindr_partial_download_and_no_images_at_all(tmp_path):
+    from cxrlab.data.build_index import scan_source
+
+    root = make_vindr(tmp_path / "vindr")
+    (root / "train" / "img1.dicom").unlink()
+    index, report = build_index(root, "vindr", tmp_path / "idx", hash_files=False)
+    assert index.image_ids == ["img2"] and report["counts"]["missing_images"] == 1 and index.meta["boxes"] is None
+    (root / "train" / "img2.dicom").unlink()
+    table = scan_source(root, "vindr")  # label files alone (the benchmark's case): nothing found, no crash
+    assert table.frame.empty and table.counts["missing_images"] == 2

@@ -115,12 +115,13 @@ def _boxes(raw: pd.DataFrame, sizes: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     xy = raw[list(BOX_COLUMNS)].apply(pd.to_numeric, errors="coerce")
     ok = xy.notna().all(axis=1) & raw["image_id"].isin(set(sizes.index))
     xy, sub = xy[ok], raw[ok]
-    w = sizes["width"].reindex(sub["image_id"]).to_numpy()
-    h = sizes["height"].reindex(sub["image_id"]).to_numpy()
+    w = sizes["width"].reindex(sub["image_id"]).to_numpy(dtype=np.float64)
+    h = sizes["height"].reindex(sub["image_id"]).to_numpy(dtype=np.float64)
     sx, sy = BOXES_REFERENCE / w, BOXES_REFERENCE / h
     boxes = pd.DataFrame({"image_id": sub["image_id"].to_numpy(), "label": sub["class_name"].to_numpy(),
-                          "x": xy["x_min"].to_numpy() * sx, "y": xy["y_min"].to_numpy() * sy,
-                          "w": (xy["x_max"] - xy["x_min"]).to_numpy() * sx,
-                          "h": (xy["y_max"] - xy["y_min"]).to_numpy() * sy})
+                          "x": xy["x_min"].to_numpy(dtype=np.float64) * sx,
+                          "y": xy["y_min"].to_numpy(dtype=np.float64) * sy,
+                          "w": (xy["x_max"] - xy["x_min"]).to_numpy(dtype=np.float64) * sx,
+                          "h": (xy["y_max"] - xy["y_min"]).to_numpy(dtype=np.float64) * sy})
     known = np.isfinite(boxes[["x", "y", "w", "h"]].to_numpy()).all(axis=1)
     return boxes[known].reset_index(drop=True), int((~known).sum())
