@@ -453,7 +453,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         path = resolve_recipe(path)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise CxrlabError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(data, dict):
             raise CxrlabError(f"{path}: a config must be a YAML mapping of sections (data, model, train, ...)")
