@@ -143,6 +143,10 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
         return {}
     fix = f"restore it, or delete {side.name} to read {path.name} as a plain CSV"
     meta = read_json(side, kind=dict, fix=fix)
+    kind = "an index" if "root" in meta and "index_sha256" in meta else "a split" if "fractions" in meta else None
+    if kind:  # labels or a split read as probabilities would score perfectly, silently
+        raise CxrlabError(f"{path} is {kind} ({side.name} beside it says so), not a predictions file; make "
+                          "predictions with `cxrlab predict RUN` and pass those")
     if meta.get("task") is not None and meta["task"] not in TASKS:
         raise CxrlabError(f"{side}: task {meta['task']!r} is not one of {', '.join(TASKS)}; {fix}")
     if meta.get("classes") is not None and not (isinstance(meta["classes"], list)

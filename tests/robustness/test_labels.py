@@ -81,3 +81,11 @@ def test_compare_names_a_class_one_model_lacks(world, tmp_path, capsys, all_inpu
                        "--bootstrap", "0", "--no-report"], inputs=all_inputs, expect=0)
     notes = json.loads((out / "comparison.json").read_text())["notes"]
     assert any("Mass" in n and "b" in n for n in notes) and "Mass" in err
+
+
+def test_an_index_or_split_given_as_predictions_is_refused(world, tmp_path, capsys, all_inputs):
+    # the index's 0/1 class columns read as probabilities would score a perfect AUROC, silently
+    run(capsys, ["evaluate", world.index / "index.csv", "--labels", world.index, "--out", tmp_path / "e",
+                 "--bootstrap", "0"], inputs=all_inputs, says=("is an index", "cxrlab predict"))
+    run(capsys, ["ensemble", world.split, world.test, "--out", tmp_path / "e.csv"], inputs=all_inputs,
+        says="is a split")
