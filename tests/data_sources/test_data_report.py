@@ -44,6 +44,7 @@ def test_data_report_numbers_and_splits(chexpert_index, tmp_path, capsys):
     assert html.count("data:image/png;base64,") >= 8
 
 
+@pytest.mark.slow
 def test_data_report_with_a_leaking_split(chexpert_index, tmp_path):
     ids = chexpert_index.frame["image_id"].tolist()
     split = tmp_path / "split.csv"
