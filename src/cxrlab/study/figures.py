@@ -34,6 +34,9 @@ def curves_figure(curves: dict[str, pd.DataFrame], metric: str) -> bytes | None:
     if any(frame["lr"].gt(0).all() for frame in curves.values() if "lr" in frame):
         lr.set_yscale("log")
     loss_t.legend(fontsize=7)
+    from matplotlib.ticker import MaxNLocator
+
+    loss_t.xaxis.set_major_locator(MaxNLocator(integer=True))  # shared by every panel
     fig.tight_layout()
     return _png(fig)
 
