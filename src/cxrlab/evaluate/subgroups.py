@@ -23,7 +23,7 @@ from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.bootstrap import per_patient_sums
 from cxrlab.evaluate.matching import Scored, subset_scored
-from cxrlab.evaluate.summary import est, multiclass_block, multilabel_block
+from cxrlab.evaluate.summary import est, multiclass_block, multilabel_block, threshold_block
 
 DEFAULT_AGE_BANDS = (40, 60, 80)
 DEFAULT_MIN_GROUP = 30
@@ -127,8 +127,6 @@ def subgroup_analysis(s: Scored, index: Index, by: list[str], weights: np.ndarra
     """
     edges = list(age_bands) if age_bands else list(DEFAULT_AGE_BANDS)
     if thresholds is None and s.task == "multilabel" and NO_FINDING in s.classes:
-        from cxrlab.evaluate.summary import threshold_block
-
         thresholds = threshold_block(s, weights[:1], val, method, [])  # only the thresholds are used
     if s.patient_names is None:
         s.patient_names = np.asarray(s.image_ids, dtype=object)
