@@ -23,6 +23,7 @@ from cxrlab.evaluate.delong import delong_test, holm_adjust
 from cxrlab.evaluate.evaluate import check_options, fmt_ci, make_out_dir
 from cxrlab.evaluate.inputs import Source, load_labels, resolve_source
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, load_scored, subset_scored
+from cxrlab.evaluate.subgroups import model_subgroups, parse_age_bands, parse_by
 from cxrlab.evaluate.summary import est
 from cxrlab.evaluate.thresholds import choose_thresholds
 from cxrlab.utils import atomic_write_text, write_json
@@ -85,8 +86,6 @@ def compare_runs(
     tests = _pairwise_tests(models, keep)
     result = _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed)
     if by:
-        from cxrlab.evaluate.subgroups import model_subgroups, parse_age_bands, parse_by
-
         result["subgroups"] = model_subgroups(models, index, parse_by(by), weights, exclude=tuple(exclude),
                                               method=threshold_method, age_bands=parse_age_bands(age_bands),
                                               min_group=min_group)

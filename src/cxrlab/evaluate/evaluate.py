@@ -10,11 +10,13 @@ from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.bootstrap import patient_weights, with_point
 from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
+from cxrlab.evaluate.external import internal_vs_external
 from cxrlab.evaluate.formatting import fmt_ci, headline
 from cxrlab.evaluate.inputs import Source, load_labels, resolve_source
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, datasets_block, load_scored
 from cxrlab.evaluate.metrics import DEFAULT_EXCLUDE
 from cxrlab.evaluate.report import write_evaluation_report
+from cxrlab.evaluate.subgroups import parse_age_bands, parse_by, subgroup_analysis
 from cxrlab.evaluate.summary import multiclass_block, multilabel_block
 from cxrlab.utils import write_json
 
@@ -61,8 +63,6 @@ def evaluate_predictions(
         internal, internal_labels: the same model's predictions (or run) on its internal test set and their
             labels (default: the run's index): adds ``internal_vs_external``, an unpaired comparison.
     """
-    from cxrlab.evaluate.subgroups import parse_age_bands, parse_by, subgroup_analysis
-
     start = time.perf_counter()
     check_options(bootstrap, threshold_method, out)
     by, age_bands = parse_by(by), parse_age_bands(age_bands)
@@ -146,8 +146,6 @@ def check_options(bootstrap: int, threshold_method: str, out: str | Path | None 
 def _internal_vs_external(external: Scored, internal, internal_labels, prefix, logits, bootstrap, seed,
                           exclude) -> dict:
     """Score the model's internal predictions and compare them with the external ones (unpaired)."""
-    from cxrlab.evaluate.external import internal_vs_external
-
     source = resolve_source(internal)
     scored, _ = load_scored(source.test, load_labels(internal_labels, source), prefix, logits)
     return internal_vs_external(external, scored, replicates=bootstrap, seed=seed, exclude=tuple(exclude))
