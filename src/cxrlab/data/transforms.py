@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -245,6 +244,11 @@ def preview_grid(index_path: str, out: str, policy: str = "medical", n: int = 16
     for k, tile in enumerate(tiles):
         r, c = divmod(k, cols)
         grid[r * 2 * image_size:(r + 1) * 2 * image_size, c * image_size:(c + 1) * image_size] = tile
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((grid.numpy() * 255).astype(np.uint8)).save(out)
+    import io
+
+    from cxrlab.utils import atomic_write_bytes
+
+    buf = io.BytesIO()
+    Image.fromarray((grid.numpy() * 255).astype(np.uint8)).save(buf, format="PNG")
+    atomic_write_bytes(out, buf.getvalue())  # a kill never leaves half a PNG
     return str(out)

@@ -34,9 +34,14 @@ def save_overlay(path: Path, image: np.ndarray, heat: np.ndarray, title: str, pr
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    import io
+
+    from cxrlab.utils import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())  # a kill never leaves half a PNG
     return path
 
 
