@@ -11,10 +11,12 @@ from pathlib import Path, PurePath
 import numpy as np
 import pandas as pd
 
+from cxrlab.data.findings import match_classes, spellings
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
 from cxrlab.predictions import Predictions, read_predictions
 from cxrlab.tasks import probabilities
+from cxrlab.utils import read_json
 
 
 @dataclass
@@ -41,8 +43,6 @@ def load_scored(
     path: str | Path, labels: Index, prefix: str | None = None, logits: bool = False, match: str = "exact"
 ) -> tuple[Scored, Predictions]:
     """Read a predictions CSV and match it to ``labels`` (``match``: exact | approximate, see ``_match_classes``)."""
-    from cxrlab.data.findings import spellings
-
     wanted = list(dict.fromkeys(n for c in labels.classes for n in spellings(c)))  # other datasets' spellings too
     preds = read_predictions(path, classes=wanted, prefix=prefix, logits=logits)
     return match_predictions(preds, labels, logits=logits, match=match), preds
@@ -159,8 +159,6 @@ def _match_classes(pred_classes: list[str], label_classes: list[str], where: str
     (NIH ``Effusion`` = CheXpert ``Pleural Effusion``); overlapping findings (``Consolidation`` vs ``Airspace
     opacity``) are approximate: listed, and scored only with ``mode="approximate"``. Nothing matches silently.
     """
-    from cxrlab.data.findings import match_classes
-
     if mode not in MATCH_MODES:
         raise CxrlabError(f"--match {mode!r} is not one of {', '.join(MATCH_MODES)}")
     matched, approx, model_left, labels_left = match_classes(list(pred_classes), list(label_classes))
@@ -239,8 +237,6 @@ def datasets_block(preds: Predictions, labels: Index, run_dir: Path | None) -> d
         path = Path(train_index)
         meta = path / "index.json" if path.is_dir() else path.with_suffix(".json")
         if meta.is_file():
-            from cxrlab.utils import read_json
-
             training["format"] = read_json(meta, kind=dict).get("format")
     same = bool(train_index and test["index"]) and _same_index(train_index, test["index"])
     return {"training": training, "test": test, "external": bool(train_index and test["index"]) and not same}
