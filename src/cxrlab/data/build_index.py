@@ -50,10 +50,6 @@ def scan_source(root: str | Path, fmt: str, labels: str | Path | None = None, **
         raise CxrlabError(f"{names} does not apply to --format {fmt} (it takes {takes}); drop it or change --format")
     if fmt != "csv" and not root.is_dir():
         raise CxrlabError(f"{root}: --format {fmt} needs the dataset folder, not a file")
-    if fmt == "csv":
-        from cxrlab.data.sources.csv_labels import scan_csv
-
-        return scan_csv(root, labels=labels, **given)
     if fmt == "folder":
         if labels:
             raise CxrlabError("--labels does not apply to --format folder (classes are the folder names)")

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from cxrlab.data.audit import audit_index, index_split_column, read_split_table
 from cxrlab.data.index import Index
 
 MAX_BARS = 40  # classes drawn in the prevalence chart (PadChest has ~190 terms: the most frequent are shown)
@@ -183,8 +184,6 @@ def data_report(index: Index, doc: Doc, *, split: str | Path | None = None, hash
 
 def _splits(doc: Doc, index: Index, split: str | Path | None, hash_files: bool, summary: dict) -> None:
     """Per-split sections and the audit verdict (a split file, else the index's own split column)."""
-    from cxrlab.data.audit import audit_index, index_split_column
-
     if split is None and index_split_column(index) is None:
         return
     result = audit_index(index, split, hash_files=hash_files)
@@ -198,8 +197,6 @@ def _splits(doc: Doc, index: Index, split: str | Path | None, hash_files: bool, 
                  + (", ".join(f"{r['class']} ({r['split']})" for r in result["too_few_positives"]) or "none")])
     summary["audit"] = {"verdict": verdict, "patients_in_several_splits": leaks, "source": result["source"]}
     if split is not None:
-        from cxrlab.data.audit import read_split_table
-
         table = read_split_table(split)
     else:
         column = index_split_column(index)

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrlab.data.sources import SPLIT_NAMES, SourceTable
+from cxrlab.data.sources import SPLIT_NAMES, SourceTable, list_images
+from cxrlab.data.sources.detect import refuse_dataset_format
 from cxrlab.errors import CxrlabError
 from cxrlab.utils import read_json
 
@@ -63,8 +64,6 @@ def parse_labels_csv(csv_path: Path, task: str | None = None, classes: list[str]
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CxrlabError(f"{csv_path}: cannot parse labels CSV ({exc}); save it as UTF-8 comma-separated") from None
     cols = list(raw.columns)
-    from cxrlab.data.sources.detect import refuse_dataset_format
-
     refuse_dataset_format(csv_path, raw, classes)
     file_col = _pick(cols, FILE_COLUMNS)
     if file_col is None:
@@ -210,8 +209,6 @@ def scan_csv(root: Path, labels: str | Path | None = None, task: str | None = No
 
 def _unlisted(table: SourceTable, used: list[Path], bases: list[Path], root: Path) -> None:
     """Image files beside the CSV (its folder, ROOT, ``images/``) that no row names: counted and named."""
-    from cxrlab.data.sources import list_images
-
     seen = {p.resolve() for p in used}
     found = {p.resolve() for base in dict.fromkeys(bases) for p in list_images(base).values()}
     unlisted = sorted(_rel(p, root.resolve()) for p in found - seen)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.data.sources import SourceTable, list_images
+from cxrlab.data.sources.google2019 import apply_google2019
 from cxrlab.errors import CxrlabError
 
 NIH_FINDINGS = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
@@ -171,7 +172,5 @@ def scan_nih(root: Path, drop_no_finding: bool = False, labels: str | Path | Non
         table.warnings.append(f"{extra} image file(s) under {root} are not listed in {csv_path.name} (named in "
                               "validation.md); not indexed")
     if labels_from:
-        from cxrlab.data.sources.google2019 import apply_google2019
-
         apply_google2019(table, root, labels_from, relabels)
     return table

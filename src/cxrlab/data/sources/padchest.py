@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrlab.data.findings import canonical
+from cxrlab.data.findings import FINDINGS, canonical, normalise
 from cxrlab.data.sources import SourceTable, filter_views, find_file, missing_report, read_table, require_columns
 from cxrlab.errors import CxrlabError
 
@@ -67,8 +67,6 @@ def _term_matrix(terms: pd.Series, mode: str) -> tuple[pd.DataFrame, dict[str, i
 
 
 def _is_padchest_spelling(term: str) -> bool:
-    from cxrlab.data.findings import FINDINGS, normalise
-
     canon = canonical(term)
     return any(normalise(term) == normalise(n) for n in FINDINGS.get(canon, {}).get("padchest", ()))
 
