@@ -41,7 +41,7 @@ def test_health_model_and_page(client, served):
     assert client.get("/health").json() == {"status": "ok"}
     info = client.get("/api/model").json()
     assert info["classes"] == served.classes and info["engine"] == "torch" and info["heatmaps"]
-    assert info["operating"]["chosen_on"] == "validation" and info["ood"]["method"] == "knn-cosine"
+    assert info["operating"]["chosen_on"] == "validation" and info["ood"]["method"] == "mahalanobis"
     page = client.get("/")
     assert page.status_code == 200 and "Research use only" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]

@@ -18,6 +18,8 @@ def register(subparsers, data_subparsers) -> None:
                    help="validation images for the ONNX Runtime vs PyTorch parity check")
     p.add_argument("--ood-percentile", type=A.positive_float, default=99.0,
                    help="validation percentile of the OOD distance used as the gate's threshold")
+    p.add_argument("--ood-method", choices=("mahalanobis", "knn"), default="mahalanobis",
+                   help="OOD distance on penultimate features (default mahalanobis)")
     p.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
     p.set_defaults(func=_export)
 
@@ -42,7 +44,7 @@ def _export(args: argparse.Namespace) -> int:
     check_out_file(args.out, verb="export", inputs=[args.run_dir], suffix=".onnx", sidecar="export contract",
                    force=args.force)
     c = export_run(args.run_dir, args.out, which=args.which, opset=args.opset, parity_images=args.parity_images,
-                   ood_percentile=args.ood_percentile)
+                   ood_percentile=args.ood_percentile, ood_method=args.ood_method)
     check = c["parity"]
     print(f"parity: max |prob diff| {check['max_abs_prob_diff']:.2e} <= {check['tolerance']:g} on "
           f"{check['images']} {check['source']} images")

@@ -136,6 +136,7 @@ def _write_metadata(onnx_path: Path, contract: dict[str, Any]) -> None:
 
 def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int = DEFAULT_OPSET,
                parity_images: int = 16, max_val_images: int = 2000, ood_percentile: float = 99.0,
+               ood_method: str = "mahalanobis",
                tolerance: float = TOLERANCE) -> dict[str, Any]:
     """Export a run's ``which`` checkpoint to ``out`` (.onnx) with its contract; returns the contract.
 
@@ -173,7 +174,7 @@ def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int
     if val and "features" in val:
         if contract["operating"] is None:
             contract["operating"] = choose_operating_point(val["logits"], val["targets"], info.task, classes)
-        gate = OodGate.fit(val["features"], ood_percentile, weights_sha256=info.weights_sha256)
+        gate = OodGate.fit(val["features"], ood_percentile, ood_method, weights_sha256=info.weights_sha256)
         gate.save(ood_path)
         contract["ood"] = {**gate.summary(), "file": ood_path.name}
     _write_metadata(out, contract)

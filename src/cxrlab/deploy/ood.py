@@ -1,20 +1,24 @@
 """The out-of-distribution gate: "does this image look like the images this model was validated on?"
 
-A k-nearest-neighbour distance on the model's own penultimate features (Sun et al., ICML 2022, "Out-of-distribution
-detection with deep nearest neighbors"): features are L2-normalised, an image's score is the cosine distance
-to its k-th nearest validation image, and the threshold is a high percentile (99th by default) of the same
-leave-one-out distance among the validation images themselves. No density model and no covariance to invert, so
-it works with a few dozen validation images and thousands of feature dimensions alike.
+A distance on the model's own penultimate features, thresholded at a high percentile (99th by default) of the
+same distance among the run's validation images. Two methods:
 
-The reference features and the threshold are stored in a safetensors file (no pickle) beside the exported or
-served model. A second, model-free check flags colour photographs and blank images before any distance
+- ``mahalanobis`` (default; Lee et al., NeurIPS 2018, with Ledoit-Wolf shrinkage so a few dozen images suffice
+  for thousands of feature dimensions): distance to the validation features' mean under their covariance.
+  The threshold comes from out-of-fold distances (5 folds: each validation image scored by a fit that did not
+  see it), so it is not biased low by in-sample distances.
+- ``knn`` (Sun et al., ICML 2022): cosine distance of L2-normalised features to the k-th nearest validation
+  image; threshold from leave-one-out distances.
+
+The gate (mean and precision, or the reference features) is stored in a safetensors file (no pickle) beside the
+exported model. A second, model-free check flags colour photographs and blank images before any distance
 (``cxrlab.data.images.looks_like_xray`` on the decoded pixels).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,7 @@ import numpy as np
 
 from cxrlab.errors import CxrlabError
 
-METHOD = "knn-cosine"
+METHODS = ("mahalanobis", "knn")
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -43,42 +47,76 @@ def _kth_distance(query: np.ndarray, reference: np.ndarray, k: int, exclude_self
     return out
 
 
+def _gaussian(features: np.ndarray) -> dict[str, np.ndarray]:
+    from sklearn.covariance import LedoitWolf
+
+    lw = LedoitWolf().fit(np.asarray(features, dtype=np.float64))
+    return {"mean": lw.location_.astype(np.float32), "precision": lw.precision_.astype(np.float32)}
+
+
+def _mahalanobis(tensors: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+    d = np.asarray(features, dtype=np.float32).reshape(len(features), -1) - tensors["mean"]
+    return np.sqrt(np.maximum(np.einsum("nd,de,ne->n", d, tensors["precision"], d), 0.0)).astype(np.float32)
+
+
+def _out_of_fold(features: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Each image's Mahalanobis distance under a fit on the other folds."""
+    order = np.random.default_rng(seed).permutation(len(features))
+    out = np.empty(len(features), dtype=np.float32)
+    for held in np.array_split(order, min(folds, len(features))):
+        rest = np.setdiff1d(order, held)
+        out[held] = _mahalanobis(_gaussian(features[rest]), features[held])
+    return out
+
+
 @dataclass
 class OodGate:
-    """Reference features (N, D), normalised; ``threshold`` on the k-th neighbour cosine distance."""
+    """A fitted gate: ``method``, its arrays, and ``threshold`` on its distance."""
 
-    reference: np.ndarray
-    k: int
+    method: str
+    tensors: dict[str, np.ndarray]
     threshold: float
     percentile: float
+    k: int | None = None
     weights_sha256: str | None = None
+    n_reference: int = field(default=0)
 
     @classmethod
-    def fit(cls, features: np.ndarray, percentile: float = 99.0, k: int | None = None,
+    def fit(cls, features: np.ndarray, percentile: float = 99.0, method: str = "mahalanobis", k: int | None = None,
             weights_sha256: str | None = None) -> OodGate:
-        """Calibrate on validation features: threshold = ``percentile`` of their leave-one-out distances."""
-        ref = _normalise(features)
-        if len(ref) < 2:
-            raise CxrlabError(f"the OOD gate needs at least 2 validation images, got {len(ref)}")
-        k = k or min(5, max(1, len(ref) // 20))
-        k = min(k, len(ref) - 1)
-        own = _kth_distance(ref, ref, k, exclude_self=True)
-        return cls(ref, k, float(np.percentile(own, percentile)), float(percentile), weights_sha256)
+        """Calibrate on validation features: threshold = ``percentile`` of their held-out distances."""
+        if method not in METHODS:
+            raise CxrlabError(f"OOD method {method!r} is not one of {', '.join(METHODS)}")
+        features = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
+        if len(features) < 4:
+            raise CxrlabError(f"the OOD gate needs at least 4 validation images, got {len(features)}")
+        if method == "knn":
+            ref = _normalise(features)
+            k = min(k or min(5, max(1, len(ref) // 20)), len(ref) - 1)
+            held_out = _kth_distance(ref, ref, k, exclude_self=True)
+            tensors = {"reference": ref}
+        else:
+            held_out, tensors, k = _out_of_fold(features), _gaussian(features), None
+        return cls(method, tensors, float(np.percentile(held_out, percentile)), float(percentile), k,
+                   weights_sha256, len(features))
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """(B,) distances; larger means less like the validation images."""
-        return _kth_distance(_normalise(features), self.reference, self.k)
+        if self.method == "knn":
+            return _kth_distance(_normalise(features), self.tensors["reference"], self.k)
+        return _mahalanobis(self.tensors, features)
 
     def summary(self) -> dict[str, Any]:
-        return {"method": METHOD, "k": self.k, "threshold": self.threshold, "percentile": self.percentile,
-                "n_reference": int(len(self.reference)), "feature_dim": int(self.reference.shape[1])}
+        feature_dim = next(iter(self.tensors.values())).shape[-1]
+        return {"method": self.method, "k": self.k, "threshold": self.threshold, "percentile": self.percentile,
+                "n_reference": int(self.n_reference), "feature_dim": int(feature_dim)}
 
     def save(self, path: str | Path) -> Path:
         from safetensors.numpy import save_file
 
         path = Path(path)
         meta = {"cxrlab": json.dumps({**self.summary(), "weights_sha256": self.weights_sha256})}
-        save_file({"reference": np.ascontiguousarray(self.reference)}, str(path), metadata=meta)
+        save_file({k: np.ascontiguousarray(v) for k, v in self.tensors.items()}, str(path), metadata=meta)
         return path
 
     @classmethod
@@ -88,10 +126,13 @@ class OodGate:
         try:
             with safe_open(str(path), framework="numpy") as f:
                 meta = json.loads((f.metadata() or {})["cxrlab"])
-                ref = f.get_tensor("reference")
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+            if meta["method"] not in METHODS:
+                raise ValueError(meta["method"])
         except Exception as exc:  # a truncated or foreign file
             raise CxrlabError(f"{path}: not an OOD gate file ({type(exc).__name__}); re-run `cxrlab export`") from None
-        return cls(ref, int(meta["k"]), float(meta["threshold"]), float(meta["percentile"]), meta.get("weights_sha256"))
+        return cls(meta["method"], tensors, float(meta["threshold"]), float(meta["percentile"]), meta.get("k"),
+                   meta.get("weights_sha256"), int(meta.get("n_reference", 0)))
 
 
 def assess(gate: OodGate | None, features: np.ndarray, raw_images: list[np.ndarray] | None = None
@@ -104,7 +145,7 @@ def assess(gate: OodGate | None, features: np.ndarray, raw_images: list[np.ndarr
     for i, s in enumerate(scores):
         reasons = []
         if gate is not None and s > gate.threshold:
-            reasons.append(f"unlike the validation images (distance {s:.3f} > {gate.threshold:.3f}, "
+            reasons.append(f"unlike the validation images ({gate.method} distance {s:.3g} > {gate.threshold:.3g}, "
                            f"their {gate.percentile:g}th percentile)")
         if raw_images is not None:
             ok, why = looks_like_xray(raw_images[i])
