@@ -47,7 +47,17 @@ def overhead(root: Path, n_images: int, epochs: int) -> None:
              "seeds": [0, 1], "evaluate": {"bootstrap": 200}}
     path = root / "study.yaml"
     path.write_text(yaml.safe_dump(study))
+    import cxrlab.study.cost
+
     real_fit, fit_seconds = cxrlab.train.fit, []
+    real_cost, cost_seconds = cxrlab.study.cost.measure_cost, []
+
+    def timed_cost(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return real_cost(*args, **kwargs)
+        finally:
+            cost_seconds.append(time.perf_counter() - t0)
 
     def timed_fit(*args, **kwargs):
         t0 = time.perf_counter()
@@ -57,22 +67,26 @@ def overhead(root: Path, n_images: int, epochs: int) -> None:
             fit_seconds.append(time.perf_counter() - t0)
 
     cxrlab.train.fit = timed_fit
+    cxrlab.study.cost.measure_cost = timed_cost
     try:
         t0 = time.perf_counter()
         run_study(path, root / "out", report=False)
         total = time.perf_counter() - t0
     finally:
         cxrlab.train.fit = real_fit
+        cxrlab.study.cost.measure_cost = real_cost
     from cxrlab.study.report import build_report
 
     t0 = time.perf_counter()
     build_report(root / "out")
     report = time.perf_counter() - t0
-    runs = sum(fit_seconds)
-    share = (total - runs) / runs
-    print(f"(1) 4-run smoke study ({n_images} phantom images at 64 px, {epochs} epochs per run): study {total:.2f} s, "
-          f"sum of the runs' fit {runs:.2f} s, machinery {total - runs:.2f} s = {100 * share:.1f}% "
-          f"[target < 2%] {'OK' if share < 0.02 else 'OVER'}; report afterwards {report:.1f} s")
+    runs, cost = sum(fit_seconds), sum(cost_seconds)
+    machinery = total - runs - cost
+    share = machinery / runs
+    print(f"(1) 4-run smoke study ({n_images} phantom images at 64 px, {epochs} epochs per run): study {total:.2f} s; "
+          f"sum of the runs' fit {runs:.2f} s; cost measurement (once per arm: FLOPs, CPU latency) {cost:.2f} s = "
+          f"{100 * cost / runs:.1f}%; machinery (plan, checks, audit, status files) {machinery:.2f} s = "
+          f"{100 * share:.1f}% [target < 2%] {'OK' if share < 0.02 else 'OVER'}; report afterwards {report:.1f} s")
 
 
 def synthetic_study(root: Path, n: int, arms: int, seeds: int, val_n: int) -> None:

@@ -78,9 +78,9 @@ def arm_costs(out: Path, runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]
     result = {}
     for arm, costs in by_arm.items():
         merged = dict(costs[0])
-        for key, value in costs[0].items():
-            values = [c[key] for c in costs if isinstance(c.get(key), (int, float))]
-            if isinstance(value, (int, float)) and values:
+        for key in costs[0]:
+            values = [c[key] for c in costs if isinstance(c.get(key), (int, float)) and not isinstance(c[key], bool)]
+            if values:  # cost.json is measured once per arm; wall times and images/s once per seed
                 merged[key] = float(np.mean(values))
         result[arm] = merged
     return result

@@ -15,7 +15,7 @@ import torch
 
 from cxrlab.config import Config
 
-TIME_BOX_S = 3.0  # seconds each latency measurement may take (a few repeats of big models on CPU)
+TIME_BOX_S = 2.0  # seconds each latency measurement may take (a few repeats of big models on CPU)
 
 
 def _fresh(cfg: Config, classes: list[str]) -> torch.nn.Module:
@@ -54,8 +54,8 @@ def measure_cost(cfg: Config, classes: list[str], device: str = "cpu") -> dict[s
         "gflops_per_image": gflops_per_image(model, c, s),
         "image_size": s,
     }
-    out["cpu_latency_ms_b1"] = 1000 * _time_forward(model, torch.zeros(1, c, s, s), 7)
-    out["cpu_images_per_s_b32"] = 32 / _time_forward(model, torch.zeros(32, c, s, s), 2)
+    out["cpu_latency_ms_b1"] = 1000 * _time_forward(model, torch.zeros(1, c, s, s), 5)
+    out["cpu_images_per_s_b32"] = 32 / _time_forward(model, torch.zeros(32, c, s, s), 1)
     if device.startswith("cuda") and torch.cuda.is_available():
         gpu = model.to(device)
         out["gpu_latency_ms_b1"] = 1000 * _time_forward(gpu, torch.zeros(1, c, s, s, device=device), 20)

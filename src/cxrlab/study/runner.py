@@ -167,7 +167,8 @@ def execute_run(out: Path, run: RunSpec, external: list | None = None) -> str:
         _predict_external(run_dir, run, external or [])
     except Exception as exc:  # noqa: BLE001 - the run itself is fine; the external set is reported missing
         print(f"error: {run.name}: external test set not predicted: {str(exc).splitlines()[0]}", file=sys.stderr)
-    _write_cost(run_dir, run)
+    if not _arm_has_cost(out, run):  # speed does not depend on the seed: measure each arm once
+        _write_cost(run_dir, run)
     st.write_status(out, run.name, state="done", wall_seconds=seconds)
     return "done"
 
@@ -184,6 +185,15 @@ def _predict_external(run_dir: Path, run: RunSpec, external: list) -> None:
                             batch_size=run.config.train.eval_batch_size or 2 * run.config.train.batch_size)
         preds.meta["split"] = f"external_{ext.name}"
         write_predictions(run_dir / "predictions" / f"external_{ext.name}.csv", preds)
+
+
+def _arm_has_cost(out: Path, run: RunSpec) -> bool:
+    for path in (out / "status").glob("*.json"):
+        name = path.stem
+        if name != run.name and st.read_status(out, name).get("arm") == run.arm \
+                and (out / "runs" / name / "cost.json").exists():
+            return True
+    return False
 
 
 def _write_cost(run_dir: Path, run: RunSpec) -> None:
