@@ -1,8 +1,8 @@
 """Measure the OOD gate of ``cxrlab serve``: flag rates on a run's own test images vs images it should refuse.
 
 Every image goes through the service's own path (bytes -> content sniffing and decoding -> preprocessing ->
-features -> gate), with the gate calibrated on the run's validation images (99th percentile of the k-NN cosine
-distance). Sets:
+features -> gate), with the gate calibrated on the run's validation images (99th percentile of the held-out
+Mahalanobis distance, or of the k-NN cosine distance with ``--method knn``). Sets:
 
 - ``test``: the run's own test split (in distribution: the flag rate should be near 1%).
 - ``pneumonia4``, ``nih-64px``: other chest X-ray collections from ../shared/data (a dataset shift, not a
@@ -15,7 +15,7 @@ distance). Sets:
 
 Prints, per set, the share flagged by the feature distance alone and by the whole gate (distance, or the
 model-free "not an X-ray" check on colour and blank images). Run:
-``python benchmarks/bench_ood.py RUN_DIR`` (a run trained on ../shared/data, e.g. the NIH sample).
+``python benchmarks/bench_ood.py RUN_DIR [--method knn]`` (a run trained on ../shared/data, e.g. the NIH sample).
 """
 
 from __future__ import annotations
@@ -118,10 +118,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="run directory (trained on real chest X-rays)")
     parser.add_argument("--n", type=int, default=60, help="images per synthetic or external set")
+    parser.add_argument("--method", choices=("mahalanobis", "knn"), default="mahalanobis")
     args = parser.parse_args(argv)
     served = ServedModel(args.run)
     if served.gate is None:
         raise SystemExit("the run's validation images are not available: no gate to measure")
+    if args.method != served.gate.method:  # the service's default is refitted with the other method
+        from cxrlab.deploy import runs
+        from cxrlab.deploy.features import collect
+        from cxrlab.deploy.ood import OodGate
+
+        val = collect(served.model, runs.split_dataset(served.info, "val"))
+        served.gate = OodGate.fit(val["features"], method=args.method)
     test = _files(images_from_run(served.info, "test").paths, 10_000)
     sets = {"test (in distribution)": test}
     if (SHARED / "pneumonia4" / "images").is_dir():
@@ -133,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
                  "rotated/flipped test": transformed(test, "rotated"),
                  "inverted test": transformed(test, "inverted")})
     g = served.gate.summary()
-    print(f"run {args.run}: {served.info.model_name}, gate {g['method']} k={g['k']}, threshold {g['threshold']:.4f} "
+    print(f"run {args.run}: {served.info.model_name}, gate {g['method']} (k={g['k']}), threshold {g['threshold']:.4g} "
           f"({g['percentile']:g}th percentile of {g['n_reference']} validation images); load average "
           f"{os.getloadavg()[0]:.2f}")
     print(f"{'set':32s} {'n':>5s} {'flagged (distance)':>19s} {'flagged (gate)':>15s}")
