@@ -94,3 +94,14 @@ def test_validation_predictions_are_still_accepted(world, tmp_path, capsys, all_
         inputs=all_inputs, expect=0)
     run(capsys, ["calibrate", world.val, world.test, "--labels", world.index, "--out", tmp_path / "c.csv"],
         inputs=all_inputs, expect=0)
+
+
+def test_compare_guards_each_models_validation_file(world, tmp_path, capsys, all_inputs):
+    runc = world.copy_run(tmp_path / "run")
+    (runc / "predictions" / "val.csv").write_bytes(world.test.read_bytes())  # "val" that is the test set
+    (runc / "predictions" / "val.json").unlink()
+    argv = ["compare", world.run, runc, "--out", tmp_path / "c", "--bootstrap", "0", "--no-report"]
+    run(capsys, argv, inputs=[*all_inputs, runc], says=("refusing to fit thresholds", "val.csv"))
+    run(capsys, [*argv, "--allow-test-fitting"], inputs=[*all_inputs, runc], expect=0)
+    rows = json.loads((tmp_path / "c" / "comparison.json").read_text())["models"]
+    assert any(r.get("fitted_on_test") for r in rows)

@@ -110,7 +110,9 @@ def _load_models(sources: list[Source], index, prefix, logits, allow) -> list[Mo
         model.arrays["predictions"] = preds  # uncertainty columns, read after alignment
         if src.val is not None:
             val, val_preds = load_scored(src.val, index, prefix, logits)
-            check_fitting_allowed(val_preds, src.test, allow, "thresholds")
+            record = check_fitting_allowed(val_preds, src.test, allow, "thresholds", labels=index)
+            if record:  # --allow-test-fitting: recorded in the model's row of comparison.json
+                model.info["fitted_on_test"] = record["reason"]
             model.arrays["val"] = val
         models.append(model)
     return models
