@@ -103,6 +103,7 @@ def read_predictions(
         frame = pd.read_csv(path, dtype=str)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise CxrlabError(f"{path} is not a readable CSV ({str(exc).splitlines()[0]})") from None
+    _check_header(path)
     if frame.empty:
         raise CxrlabError(f"{path} has a header but no rows: no predictions to read; predict again with "
                           "`cxrlab predict`")
@@ -130,6 +131,19 @@ def read_predictions(
     check_ids(ids, str(path))
     patients = frame["patient_id"].astype(str).tolist() if "patient_id" in frame.columns else None
     return Predictions(ids, probs, names, meta, patients, extra, path)
+
+
+def _check_header(path: Path) -> None:
+    """A column name given twice is an error (pandas would rename the second ``Mass.1`` and drop it silently)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise CxrlabError(f"{path}: column {name!r} appears twice in the header; keep one column per class")
+        seen.add(name)
 
 
 def read_predictions_meta(path: str | Path) -> dict[str, Any]:

@@ -97,3 +97,11 @@ def test_writers_refuse_invalid_probabilities(tmp_path):
     assert not (tmp_path / "p.csv").exists()
     write_predictions(tmp_path / "ok.csv", Predictions(["a"], np.array([[0.2, 1 + 1e-9]]), ["A", "B"], {}))
     assert read_predictions(tmp_path / "ok.csv").probs.max() == 1.0  # float noise clipped, not an error
+
+
+def test_a_class_column_given_twice(world, tmp_path, capsys, all_inputs):
+    lines = world.test.read_text().splitlines()
+    lines[0] = lines[0].replace("Effusion", "Mass")
+    (tmp_path / "twice.csv").write_text("\n".join(lines) + "\n")
+    run(capsys, ["evaluate", tmp_path / "twice.csv", "--labels", world.index, "--out", tmp_path / "e",
+                 "--bootstrap", "0"], inputs=all_inputs, says=("'Mass'", "twice"))
