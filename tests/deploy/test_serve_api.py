@@ -261,3 +261,19 @@ def test_serving_a_run_writes_nothing_in_it(tiny_run, png):
     client = TestClient(create_app(ServedModel(run)))
     assert _post(client, ("a.png", png)).status_code == 200
     assert sorted((p, p.stat().st_mtime_ns) for p in run.rglob("*")) == before
+
+
+def test_heatmaps_and_predictions_in_parallel_threads_agree_with_sequential(served, png):
+    from concurrent.futures import ThreadPoolExecutor
+
+    gray = gray_of(png)
+    finding = served.classes[0]
+    want_map, want_rows = served.heatmap(gray, finding), served.predict([gray], [gray])[0]["findings"]
+    jobs = [(served.heatmap, (gray, finding)) if i % 2 else (served.predict, ([gray], [gray])) for i in range(12)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda job: job[0](*job[1]), jobs))
+    for i, r in enumerate(results):
+        if i % 2:
+            assert r == want_map
+        else:
+            assert r[0]["findings"] == want_rows

@@ -49,7 +49,7 @@ class ServedModel:
                               "other formats (pickles such as .pt/.pth) are never loaded")
         self.task, self.classes = self.info.task, list(self.info.classes)
         self.transform = eval_transform(self.info)
-        self._lock = threading.Lock()  # grad-based heat maps mutate hooks on the shared model
+        self._lock = threading.Lock()  # heat maps hook the shared PyTorch model: forwards take turns
 
     def _init_onnx(self, path: Path) -> None:
         from cxrlab.deploy.export import sidecar_paths
@@ -92,7 +92,8 @@ class ServedModel:
     def _forward(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         if self.model is None:
             return self.engine.run(batch)
-        with torch.no_grad():
+        # one forward at a time: Grad-CAM's hooks would otherwise record another request's activations
+        with self._lock, torch.no_grad():
             logits, feats = self.engine(batch)
         return logits.float().numpy(), feats.float().numpy()
 
