@@ -105,3 +105,21 @@ def test_a_class_column_given_twice(world, tmp_path, capsys, all_inputs):
     (tmp_path / "twice.csv").write_text("\n".join(lines) + "\n")
     run(capsys, ["evaluate", tmp_path / "twice.csv", "--labels", world.index, "--out", tmp_path / "e",
                  "--bootstrap", "0"], inputs=all_inputs, says=("'Mass'", "twice"))
+
+
+def test_calibrate_names_a_class_the_test_file_lacks_and_takes_logits(world, tmp_path, capsys, all_inputs):
+    frame = pd.read_csv(world.test)
+    frame.drop(columns=["Mass"]).to_csv(tmp_path / "t.csv", index=False)
+    run(capsys, ["calibrate", world.val, tmp_path / "t.csv", "--labels", world.index, "--out", tmp_path / "c.csv"],
+        inputs=all_inputs, says=("Mass", "t.csv"))
+    for name in ("val", "test"):
+        f = pd.read_csv(getattr(world, name))
+        cols = [c for c in f.columns if c not in ("image_id", "patient_id")]
+        p = f[cols].to_numpy().clip(1e-4, 1 - 1e-4)
+        f[cols] = np.log(p / (1 - p))
+        f.to_csv(tmp_path / f"{name}_logits.csv", index=False)
+    argv = ["calibrate", tmp_path / "val_logits.csv", tmp_path / "test_logits.csv", "--labels", world.index, "--out",
+            tmp_path / "c.csv"]
+    run(capsys, argv, inputs=all_inputs, says="--logits")
+    run(capsys, [*argv, "--logits"], inputs=all_inputs, expect=0)
+    assert read_predictions(tmp_path / "c.csv").probs.max() <= 1

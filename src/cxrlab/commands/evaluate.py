@@ -43,6 +43,7 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
     k.add_argument("--labels", required=True, help="index folder, index.csv, NIH Data_Entry CSV or labels CSV")
     k.add_argument("--out", required=True, help="calibrated predictions CSV to write")
     k.add_argument("--prefix", help="class column prefix such as prob_ (auto-detected by default)")
+    k.add_argument("--logits", action="store_true", help="both CSVs hold logits (the output holds probabilities)")
     k.add_argument("--allow-test-fitting", action="store_true",
                    help="allow fitting on test predictions (biased; logged loudly)")
     k.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
@@ -106,7 +107,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     check_out_file(args.out, verb="calibrate", inputs=[args.val, args.test, args.labels], force=args.force)
     summary = calibrate_files(args.val, test=args.test, out=args.out, labels=args.labels, prefix=args.prefix,
-                              allow_test_fitting=args.allow_test_fitting)
+                              allow_test_fitting=args.allow_test_fitting, logits=args.logits)
     temps = ", ".join(f"{k} {v:.3f}" for k, v in summary["temperature"].items())
     print(f"temperature fitted on {summary['n_val']} validation images: {temps}", file=sys.stderr)
     print(f"wrote {summary['out']}")

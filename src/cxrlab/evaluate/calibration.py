@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cxrlab.errors import CxrlabError
 from cxrlab.tasks import probabilities
 
 EPS = 1e-7
@@ -102,8 +103,10 @@ def calibrate_files(
     labels: str | Path | None = None,
     prefix: str | None = None,
     allow_test_fitting: bool = False,
+    logits: bool = False,
 ) -> dict:
-    """Fit temperatures on ``val`` predictions (with ``labels``), apply them to ``test``, write ``out``.
+    """Fit temperatures on ``val`` predictions (with ``labels``), apply them to ``test``, write ``out``
+    (``logits``: both files hold logits; the output holds probabilities).
 
     Returns a summary: temperatures per class and validation log-loss-based ECE before and after.
     """
@@ -112,14 +115,20 @@ def calibrate_files(
     from cxrlab.predictions import Predictions, read_predictions, write_predictions
 
     index = load_labels(labels, task=sidecar_task(val) or sidecar_task(test))
-    scored, val_preds = load_scored(val, index, prefix)
+    scored, val_preds = load_scored(val, index, prefix, logits)
     record = check_fitting_allowed(val_preds, Path(test), allow_test_fitting, "temperatures",
                                    how="the first file given to calibrate, e.g. RUN/predictions/val.csv",
                                    labels=index)
     temps = fit_temperature(scored.y, scored.p, scored.task)
-    test_preds = read_predictions(test, classes=list(index.classes), prefix=prefix)
+    test_preds = read_predictions(test, classes=list(index.classes), prefix=prefix, logits=logits)
+    missing = [c for c in scored.classes if c not in test_preds.classes]
+    if missing:
+        raise CxrlabError(f"{test} has no column for class(es) {', '.join(missing)} that {val} predicts; calibrate "
+                          "predictions of the same model (same classes)")
     cols = [test_preds.classes.index(c) for c in scored.classes]
     probs = np.asarray(test_preds.probs, dtype=np.float64)[:, cols]
+    if logits:
+        probs = probabilities(probs, scored.task)
     calibrated = apply_temperature(probs, temps if scored.task == "multilabel" else temps[0], scored.task)
     by_class = dict(zip(scored.classes, temps.tolist())) if scored.task == "multilabel" else {"all": temps[0]}
     meta = {**test_preds.meta, "temperature": by_class, "calibrated_on": str(val), "task": scored.task,

@@ -218,7 +218,7 @@ def check_fitting_allowed(val: Predictions | Path, test_path: Path | None, allow
     same = test_path is not None and path is not None and path.resolve() == Path(test_path).resolve()
     tests = [test_set_of_run(preds.meta.get("run_dir"))]
     if test_path is not None and Path(test_path).is_file() and not same:
-        test = read_predictions(test_path, classes=list(preds.classes))
+        test = read_predictions(test_path, classes=list(preds.classes), logits=True)  # only its ids are used
         tests.insert(0, test_set_of_predictions(test, labels))
     return check_not_test(path, preds.image_ids, tests=tests, what=what, allow=allow,
                           hashes=hashes_of(preds.image_ids, labels), marked_split=preds.split, same_file=same, how=how)
