@@ -277,3 +277,14 @@ def test_heatmaps_and_predictions_in_parallel_threads_agree_with_sequential(serv
             assert r == want_map
         else:
             assert r[0]["findings"] == want_rows
+
+
+def test_serve_cli_refuses_open_host_without_token_and_pickles(tiny_run, tmp_path, monkeypatch, capsys):
+    from cxrlab.cli import main
+
+    monkeypatch.delenv("CXRLAB_SERVE_TOKEN", raising=False)
+    assert main(["serve", str(tiny_run[0]), "--host", "0.0.0.0"]) == 2
+    (tmp_path / "model.pth").write_bytes(b"x")
+    assert main(["serve", str(tmp_path / "model.pth")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--token" in err[0] and "never loaded" in err[1]
