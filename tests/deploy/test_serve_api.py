@@ -89,6 +89,8 @@ def test_extension_is_ignored_content_is_sniffed(client, png):
 def test_truncated_png_and_dicom_without_pixels(client, png):
     r = _post(client, ("cut.png", png[: len(png) // 2]))
     assert r.status_code == 422 and "truncated" in r.json()["detail"]
+    jpeg = jpeg_of(gray_of(png))
+    assert _post(client, ("cut.jpg", jpeg[: len(jpeg) // 2])).status_code == 422
     r = _post(client, ("report.dcm", dicom_of(None)))
     assert r.status_code == 422 and "no image" in r.json()["detail"]
     assert "/tmp" not in r.json()["detail"]  # server paths never leak into messages
