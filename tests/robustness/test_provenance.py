@@ -151,3 +151,11 @@ def test_cv_rerun_with_other_settings_end_to_end(world, tmp_path, capsys, all_in
     run(capsys, argv, inputs=all_inputs, expect=0)
     run(capsys, [*argv, "train.lr=0.1"], inputs=[*all_inputs, tmp_path / "cv"], says=("train.lr", "new --out"))
     run(capsys, [*argv[:6], "3", *argv[7:]], inputs=[*all_inputs, tmp_path / "cv"], says="folds")
+
+
+def test_resume_with_the_runs_own_config_works(world, tmp_path, capsys, all_inputs):
+    # the command the resume errors suggest: --config RUN/config.yaml --out RUN --resume
+    runc = world.copy_run(tmp_path / "run")
+    run(capsys, ["train", "--config", runc / "config.yaml", "--out", runc, "--resume", "--set", "train.epochs=2"],
+        inputs=all_inputs, expect=0)
+    assert (runc / "metrics.csv").read_text().count("\n") == 3  # header + epochs 1 and 2

@@ -29,7 +29,9 @@ def _train(args: argparse.Namespace) -> int:
     from cxrlab.outputs import output_folder
 
     data = cfg.data
-    with output_folder(args.out, verb="train", inputs=[args.config, data.index, data.split, data.cache],
+    # --resume continues the run in --out and writes no config there: its own config.yaml may be the recipe
+    config = None if args.resume else args.config
+    with output_folder(args.out, verb="train", inputs=[config, data.index, data.split, data.cache],
                        force=args.force):
         out = fit(cfg, args.out, resume=args.resume)
     print(f"run directory: {out}")
