@@ -33,14 +33,24 @@ from cxrlab.errors import CxrlabError
 
 MARKER = ".cxrlab-output.json"
 
-# Files that, inside an input folder, are that input's own artifacts (never an output target).
-PROTECTED = (
-    "index.csv", "index.json", "split.csv", "split.json", "config.yaml", "manifest.json", "metrics.csv",
-    "meta.json", "images.u8", "done.u8", "labels.csv", "phantom.json", "boxes.csv", "BBox_List_2017.csv",
-    "predictions/val.csv", "predictions/val.json", "predictions/test.csv", "predictions/test.json",
-    "checkpoints/best.safetensors", "checkpoints/best.json", "checkpoints/last.safetensors",
-    "checkpoints/last.json", "checkpoints/swa.safetensors", "checkpoints/swa.json", "checkpoints/last_state.pt",
-)
+# Files that, inside an input folder of a given kind, are that input's own artifacts (never an output target).
+PROTECTED: dict[str, tuple[str, ...]] = {
+    "run": ("config.yaml", "split.csv", "manifest.json", "metrics.csv", "inputs.json", "predictions/val.csv",
+            "predictions/val.json", "predictions/test.csv", "predictions/test.json", "checkpoints/best.safetensors",
+            "checkpoints/best.json", "checkpoints/last.safetensors", "checkpoints/last.json",
+            "checkpoints/swa.safetensors", "checkpoints/swa.json", "checkpoints/last_state.pt"),
+    "index": ("index.csv", "index.json", "boxes.csv", "validation.md", "validation.json"),
+    "cache": ("meta.json", "images.u8", "done.u8"),
+    "dataset": ("labels.csv", "phantom.json", "BBox_List_2017.csv"),
+}
+
+
+def _folder_kinds(folder: Path) -> list[str]:
+    """What an input folder is (a run, an index, a cache, a dataset), from the files that make it one."""
+    marks = {"run": ("checkpoints", "config.yaml"), "index": ("index.json",), "cache": ("meta.json",),
+             "dataset": ("labels.csv", "phantom.json")}
+    return [kind for kind, names in marks.items() if any((folder / n).exists() for n in names)]
+
 
 # Files only a given verb writes: recognise its folders made before the marker existed.
 SIGNATURES: dict[str, tuple[str, ...]] = {
@@ -75,7 +85,7 @@ def _inside(child: Path, parent: Path) -> bool:
 
 def expand_inputs(inputs: Iterable[str | Path | None]) -> list[Path]:
     """Every path an output must not overwrite: each input, its ``.json`` sidecar, and for a folder the
-    artifacts it holds (``PROTECTED``)."""
+    artifacts that make it what it is (``PROTECTED``: a run's checkpoints, an index's index.csv, ...)."""
     out: list[Path] = []
     for item in inputs:
         if item is None:
@@ -83,7 +93,7 @@ def expand_inputs(inputs: Iterable[str | Path | None]) -> list[Path]:
         p = Path(item)
         out.append(p)
         if p.is_dir():
-            out += [p / name for name in PROTECTED if (p / name).exists()]
+            out += [p / name for kind in _folder_kinds(p) for name in PROTECTED[kind] if (p / name).exists()]
         elif p.suffix.lower() != ".json":
             out.append(p.with_suffix(".json"))
     return out

@@ -156,3 +156,20 @@ def test_a_failed_verb_leaves_its_folder_rerunnable(world, tmp_path, capsys, all
     run(capsys, ["evaluate", bad, "--labels", world.index, "--out", out, "--bootstrap", "0"], inputs=all_inputs)
     run(capsys, ["evaluate", world.test, "--labels", world.index, "--out", out, "--bootstrap", "0", "--no-report"],
         inputs=all_inputs, expect=0)
+
+
+def test_documented_reruns_still_work(world, tmp_path, capsys, all_inputs):
+    # `data index` suggests `data split IDX/index.csv --out IDX/split.csv`: a second split there replaces the first
+    import shutil
+
+    idx = tmp_path / "idx"
+    shutil.copytree(world.index, idx)
+    for seed in ("0", "1"):
+        run(capsys, ["data", "split", idx, "--out", idx / "split.csv", "--seed", seed], inputs=all_inputs, expect=0)
+    run(capsys, ["data", "split", idx / "index.csv", "--out", idx / "split.csv"], inputs=all_inputs, expect=0)
+    # explain's default --out is RUN/explain; evaluate may write beside the run's files
+    runc = world.copy_run(tmp_path / "run")
+    run(capsys, ["evaluate", runc, "--out", runc / "evaluation", "--bootstrap", "0", "--no-report"],
+        inputs=all_inputs, expect=0)
+    run(capsys, ["evaluate", runc, "--out", runc / "evaluation", "--bootstrap", "0", "--no-report"],
+        inputs=all_inputs, expect=0)
