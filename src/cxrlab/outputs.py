@@ -107,13 +107,16 @@ def _clash(target: Path, inputs: list[Path]) -> Path | None:
 
 
 def artifact_kind(json_path: Path) -> str | None:
-    """What a ``.json`` sidecar describes: index, cache, checkpoint, split, predictions (None: unreadable)."""
+    """What a ``.json`` sidecar describes: index, cache, checkpoint, split, predictions, export contract (None:
+    unknown or unreadable)."""
     try:
         meta = json.loads(json_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(meta, dict):
         return None
+    if str(meta.get("schema", "")).startswith("cxrlab.deploy/"):
+        return "export contract"
     if "weights_sha256" in meta:
         return "checkpoint"
     if "image_ids" in meta and "size" in meta:
