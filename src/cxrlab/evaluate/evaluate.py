@@ -128,8 +128,13 @@ def uncertainty_block(scored: Scored, preds) -> dict:
 
 
 def _inputs(source: Source, index: Index, labels, used_val: bool) -> dict:
+    from cxrlab.utils import sha256_file
+
+    # the hashes say which files these metrics came from, whatever their paths become
     return {"predictions": str(source.test), "val_predictions": str(source.val) if used_val else None,
-            "labels": str(getattr(index, "path", None) or labels), "run_dir": _str(source.run_dir)}
+            "labels": str(getattr(index, "path", None) or labels), "run_dir": _str(source.run_dir),
+            "predictions_sha256": sha256_file(source.test),
+            "val_predictions_sha256": sha256_file(source.val) if used_val else None, "labels_sha256": index.sha256}
 
 
 def check_options(bootstrap: int, threshold_method: str, out: str | Path | None = None) -> None:
