@@ -66,6 +66,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "pseudo": ("pseudo.json",),
     "demo": ("runs", "comparison"),
     "study run": ("plan.json",),
+    "data report": ("data_report.json",),
 }
 
 
