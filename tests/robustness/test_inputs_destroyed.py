@@ -173,3 +173,8 @@ def test_documented_reruns_still_work(world, tmp_path, capsys, all_inputs):
         inputs=all_inputs, expect=0)
     run(capsys, ["evaluate", runc, "--out", runc / "evaluation", "--bootstrap", "0", "--no-report"],
         inputs=all_inputs, expect=0)
+
+
+def test_data_report_over_its_inputs(world, tmp_path, capsys, all_inputs):
+    run(capsys, ["data", "report", world.index, "--out", world.index], inputs=all_inputs, says="holds the input")
+    run(capsys, ["data", "report", world.index, "--out", world.run], inputs=all_inputs, says="made by `cxrlab train`")
