@@ -90,8 +90,13 @@ def test_allow_test_fitting_is_loud_and_recorded(world, tmp_path, capsys, all_in
 
 
 def test_validation_predictions_are_still_accepted(world, tmp_path, capsys, all_inputs):
+    import hashlib
+
     run(capsys, ["evaluate", world.run, "--out", tmp_path / "e", "--bootstrap", "0", "--no-report"],
         inputs=all_inputs, expect=0)
+    inputs = json.loads((tmp_path / "e" / "metrics.json").read_text())["inputs"]  # recorded by content too
+    assert inputs["predictions_sha256"] == hashlib.sha256(world.test.read_bytes()).hexdigest()
+    assert inputs["val_predictions_sha256"] == hashlib.sha256(world.val.read_bytes()).hexdigest()
     run(capsys, ["calibrate", world.val, world.test, "--labels", world.index, "--out", tmp_path / "c.csv"],
         inputs=all_inputs, expect=0)
 
