@@ -123,3 +123,16 @@ def test_calibrate_names_a_class_the_test_file_lacks_and_takes_logits(world, tmp
     run(capsys, argv, inputs=all_inputs, says="--logits")
     run(capsys, [*argv, "--logits"], inputs=all_inputs, expect=0)
     assert read_predictions(tmp_path / "c.csv").probs.max() <= 1
+
+
+def test_selective_refuses_a_threshold_on_another_score(world, tmp_path, capsys, all_inputs):
+    # val with MC-dropout std columns, test without: a std threshold applied to confidences abstained on everything
+    frame = pd.read_csv(world.val)
+    classes = [c for c in frame.columns if c not in ("image_id", "patient_id")]
+    for c in classes:
+        frame[f"std:{c}"] = 0.01
+    frame.to_csv(tmp_path / "val_unc.csv", index=False)
+    argv = ["selective", "--val", tmp_path / "val_unc.csv", "--test", world.test, "--labels", world.index, "--out",
+            tmp_path / "s"]
+    run(capsys, argv, inputs=all_inputs, says=("scored by std", "confidence"))
+    run(capsys, [*argv, "--score", "confidence"], inputs=all_inputs, expect=0)

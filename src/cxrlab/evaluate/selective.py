@@ -158,11 +158,17 @@ def selective_prediction(val: str | Path, *, test: str | Path, labels: str | Pat
         result["warning"] = f"val and test predictions differ in model/uncertainty method: {source[0]} vs {source[1]}"
         log.warning(result["warning"])
     sides: dict[str, SelectiveSet] = {}
+    scores: dict[str, str] = {}
     for name, p in (("val", vp), ("test", tp)):
         y = labels_for(labels, p.image_ids, p.classes)
         u, used = uncertainty_score(p.probs, p.extra, p.classes, task, score)
+        scores[name] = used
         err = image_errors(p.probs, y, task)
         sides[name] = SelectiveSet(p, y, u, err, risk_coverage(u, err), np.ones(len(u), dtype=bool))
+    if scores["val"] != scores["test"]:  # a threshold on one score means nothing on another: no silent abstention
+        raise CxrlabError(f"--val {val} is scored by {scores['val']} but --test {test} by {scores['test']} (the "
+                          "uncertainty columns differ); run `cxrlab uncertainty` on both splits, or pass --score "
+                          "confidence")
     threshold = float(np.quantile(sides["val"].uncertainty, coverage, method="higher"))
     result.update(score=used, threshold=threshold)
     for name, side in sides.items():
