@@ -103,7 +103,8 @@ def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, tiny_data, capsys)
     assert main(["study", "run", str(_study(tmp_path, tiny_data)), "--out", str(out), "--dry-run",
                  "--shard", "2/2"]) == 0
     printed = capsys.readouterr().out
-    assert "2 arms x 1 seeds = 2 runs; shard 2/2: 1 runs" in printed and "b-s0" in printed and "a-s0 " not in printed
+    assert "2 arms x 1 seeds = 2 runs; shard 2/2: 1 runs" in printed and "  b (seeds 0)" in printed
+    assert "  a (seeds" not in printed
     assert "train.lr: 0.003 -> 0.01" in printed and "estimated CPU time" in printed
     assert not (out / "runs").exists()
 

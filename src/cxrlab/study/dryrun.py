@@ -38,23 +38,26 @@ def print_dry_run(plan: Plan, mine: list[RunSpec], shard: tuple[int, int], paths
           f"{plan.base.data.image_size} px, {plan.base.train.epochs} epochs)")
     classes, counts = _classes(paths), _count(paths)
     n_train, n_eval = counts.get("train", 0), counts.get("val", 0) + counts.get("test", 0)
-    total, seen = 0.0, {}
-    for run in mine:
-        diff = plan.diff(run)
-        text = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items() if not k.startswith("data.index")
-                         and k not in ("data.split", "data.cache")) or "same as base"
-        line = f"  {run.name:<36} {text}"
+    total, timed = 0.0, 0
+    for arm in dict.fromkeys(r.arm for r in mine):  # one line per arm: its seeds share the config
+        runs = [r for r in mine if r.arm == arm]
+        diff = plan.diff(runs[0])
+        text = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items()
+                         if k not in ("data.index", "data.split", "data.cache")) or "same as base"
+        line = f"  {arm} (seeds {', '.join(str(r.seed) for r in runs)}): {text}"
         if classes and n_train:
-            if run.arm not in seen:
-                seen[run.arm] = time_training_step(run.config, classes)
-            per_image = seen[run.arm]
             # an evaluation pass costs about a third of a training step per image
-            est = run.config.train.epochs * per_image * (n_train + n_eval / 3)
-            total += est
-            line += f"  ~{est:.0f} s" if est < 120 else f"  ~{est / 60:.1f} min"
+            per_run = runs[0].config.train.epochs * time_training_step(runs[0].config, classes) * (n_train + n_eval / 3)
+            total += per_run * len(runs)
+            timed += 1
+            line += f"  ~{_duration(per_run)} per run"
         print(line)
     if total:
-        print(f"estimated CPU time for this shard: {total / 60:.1f} min ({len(seen)} arms timed for 2 steps each "
-              f"on {n_train} training images; a GPU is typically 10-50x faster)")
+        print(f"estimated CPU time for this shard: {_duration(total)} ({timed} arms timed for 2 steps each on "
+              f"{n_train} training images; a GPU is typically 10-50x faster)")
     else:
         print("no estimate: the data is not prepared yet (data.root is indexed on the first real run)")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

@@ -210,7 +210,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_diff(base: Config, other: Config) -> dict[str, tuple[Any, Any]]:
-    """Flattened keys whose values differ (``name`` and ``train.seed`` left out)."""
+    """Flattened keys whose values differ (``name``, ``source`` and ``train.seed`` left out)."""
     a, b = _flatten(config_to_dict(base)), _flatten(config_to_dict(other))
-    keys = [k for k in dict.fromkeys([*a, *b]) if k not in ("name", "train.seed")]
+    keys = [k for k in dict.fromkeys([*a, *b]) if k not in ("name", "source", "train.seed")]
     return {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
