@@ -29,6 +29,8 @@ CANDIDATES = {
     "gap_long": ("configs/smoke.yaml", ["train.epochs=20", "optim.weight_decay=0.05", "schedule.warmup_epochs=1"]),
     "resnet18_128": (None, ["model.name=timm:resnet18", "data.image_size=128", "train.epochs=12", "train.lr=0.001",
                             "optim.weight_decay=0.05", "schedule.warmup_epochs=1", "augment.policy=medical"]),
+    "resnet18_128_e20": (None, ["model.name=timm:resnet18", "data.image_size=128", "train.epochs=20", "train.lr=0.001",
+                                "optim.weight_decay=0.05", "schedule.warmup_epochs=1", "augment.policy=medical"]),
     "resnet18_128_asl": (None, ["model.name=timm:resnet18", "data.image_size=128", "train.epochs=12",
                                 "train.lr=0.001", "optim.weight_decay=0.05", "schedule.warmup_epochs=1",
                                 "augment.policy=medical", "loss.name=asl"]),
@@ -66,12 +68,13 @@ def run(out: Path, only: list[str] | None) -> dict:
                 continue
             cfg = load_config(recipe, [f"{k}={v}" for k, v in data.items()] + sets + COMMON + [f"data.fold={fold}"])
             run_dir = out / "runs" / name / f"fold{fold}"
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fit(cfg, run_dir, resume=(run_dir / "checkpoints" / "last_state.pt").exists())
             metrics = pd.read_csv(run_dir / "metrics.csv")
             results[key] = {"last_val_auroc": float(metrics["val_metric"].iloc[-1]),
                             "best_val_auroc": float(metrics["val_metric"].max()),
                             "train_seconds": float(metrics["seconds"].sum()), "wall_seconds": time.perf_counter() - t0,
+                            "cpu_seconds": time.process_time() - c0,
                             "train_images": int(metrics.shape[0] and round(metrics["images_per_s"].iloc[-1]
                                                                              * metrics["seconds"].iloc[-1])),
                             "epochs": int(metrics.shape[0])}
