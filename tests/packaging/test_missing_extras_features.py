@@ -47,7 +47,7 @@ def test_tracking_without_the_track_extra(monkeypatch, tmp_path, kind, module):
 
 
 def test_compressed_dicom_without_the_dicom_extra(tmp_path):
-    pydicom = pytest.importorskip("pydicom")
+    pytest.importorskip("pydicom")
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.encaps import encapsulate
     from pydicom.uid import JPEGBaseline8Bit, SecondaryCaptureImageStorage, generate_uid

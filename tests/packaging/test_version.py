@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 import cxrlab
 from cxrlab.cli import main
