@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import write_study
+from study_helpers import write_study
 
 from cxrlab.errors import CxrlabError
 from cxrlab.study.plan import make_plan, parse_shard, shard_runs

@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_study
+from study_helpers import write_study
 
 from cxrlab.evaluate.compare import compare_runs
 from cxrlab.study.report import build_report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import write_study
+from study_helpers import write_study
 
 from cxrlab.cli import main
 from cxrlab.errors import CxrlabError

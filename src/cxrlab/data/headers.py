@@ -14,20 +14,28 @@ JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0x
 JPEG_SCAN_BYTES = 1 << 20  # SOF sits after the EXIF block, which is well under 1 MB in practice
 
 
-def image_size(path: Path, head: bytes, data: bytes | None = None) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header; None for other kinds or when the header does not say.
-    ``data``: the file's bytes when already read (saves reading a JPEG's start again)."""
+def png_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk; None when the bytes are not a PNG start with one."""
     if head.startswith(PNG_MAGIC) and len(head) >= 24 and head[12:16] == b"IHDR":
         return struct.unpack(">II", head[16:24])
-    if head.startswith(b"\xff\xd8"):
-        if data is not None:
-            return _jpeg_size(data[:JPEG_SCAN_BYTES])
-        with open(path, "rb") as f:
-            return _jpeg_size(f.read(JPEG_SCAN_BYTES))
     return None
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+def image_size(path: Path, head: bytes, data: bytes | None = None) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header; None for other kinds or when the header does not say.
+    ``data``: the file's bytes when already read (saves reading a JPEG's start again)."""
+    if head.startswith(PNG_MAGIC):
+        return png_size(head)
+    if head.startswith(b"\xff\xd8"):
+        if data is not None:
+            return jpeg_size(data[:JPEG_SCAN_BYTES])
+        with open(path, "rb") as f:
+            return jpeg_size(f.read(JPEG_SCAN_BYTES))
+    return None
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header (SOF), skipping the segments before it; None when absent."""
     i = 2
     while i + 9 < len(data):
         if data[i] != 0xFF:

@@ -8,7 +8,6 @@ than imported so that the data layer imports nothing above it. Figures are PNG b
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +16,7 @@ import pandas as pd
 
 from cxrlab.data.audit import audit_index, index_split_column, read_split_table
 from cxrlab.data.index import Index
+from cxrlab.utils import figure_png, pyplot
 
 MAX_BARS = 40  # classes drawn in the prevalence chart (PadChest has ~190 terms: the most frequent are shown)
 MAX_HEATMAP = 25
@@ -28,22 +28,6 @@ class Doc(Protocol):
     def bullets(self, items: list[str]) -> None: ...
     def table(self, headers: list[str], rows: list[list]) -> None: ...
     def figure(self, name: str, png: bytes | None, caption: str) -> None: ...
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    _plt().close(fig)
-    return buf.getvalue()
 
 
 def class_stats(index: Index, frame: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -59,7 +43,7 @@ def class_stats(index: Index, frame: pd.DataFrame | None = None) -> pd.DataFrame
 
 def prevalence_figure(stats: pd.DataFrame, title: str) -> bytes:
     shown = stats.sort_values("positives", ascending=False).head(MAX_BARS)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.25 * len(shown) + 1.2))
     ax.barh(range(len(shown)), 100 * shown["prevalence"].fillna(0), color="tab:blue")
     known = shown["positives"] + shown["negatives"]
@@ -67,7 +51,7 @@ def prevalence_figure(stats: pd.DataFrame, title: str) -> bytes:
     ax.set_yticks(range(len(shown)), names)
     ax.invert_yaxis()
     ax.set(xlabel="prevalence among known labels (%)", title=title)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def cooccurrence(index: Index) -> pd.DataFrame:
@@ -84,7 +68,7 @@ def cooccurrence(index: Index) -> pd.DataFrame:
 
 
 def heatmap_figure(matrix: pd.DataFrame) -> bytes:
-    plt = _plt()
+    plt = pyplot()
     n = len(matrix)
     fig, ax = plt.subplots(figsize=(0.35 * n + 3, 0.35 * n + 2.5))
     im = ax.imshow(matrix.to_numpy(), cmap="viridis", vmin=0, vmax=1)
@@ -92,28 +76,28 @@ def heatmap_figure(matrix: pd.DataFrame) -> bytes:
     ax.set_yticks(range(n), matrix.index, fontsize=7)
     ax.set(xlabel="finding B", ylabel="finding A", title="P(B | A): share of images with A that also have B")
     fig.colorbar(im, ax=ax, fraction=0.04)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def bar_figure(counts: pd.Series, xlabel: str, title: str) -> bytes:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.bar([str(k) for k in counts.index], counts.to_numpy(), color="tab:gray")
     ax.set(xlabel=xlabel, ylabel="count", title=title)
     if len(counts) > 8:
         ax.tick_params(axis="x", labelrotation=90, labelsize=7)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def age_figure(ages: pd.Series) -> bytes | None:
     values = pd.to_numeric(ages, errors="coerce").dropna()
     if values.empty:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.hist(values, bins=np.arange(0, max(100, values.max()) + 5, 5), color="tab:gray")
     ax.set(xlabel="age (years)", ylabel="images", title=f"Age ({len(values)} images with an age)")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _capped(counts: pd.Series, cap: int = 10) -> pd.Series:

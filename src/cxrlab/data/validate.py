@@ -21,13 +21,12 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from cxrlab.data.headers import size_problem
+from cxrlab.data.headers import PNG_MAGIC, size_problem
 from cxrlab.data.images import looks_like_xray, read_image
 from cxrlab.data.sources import SourceTable
 from cxrlab.errors import CxrlabError
 from cxrlab.utils import atomic_write_text, write_json
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_SIDE = 16384  # pixels per side; chest X-rays are at most ~4,300 (a 40000x40000 file is a mistake or a bomb)
 PNG_END = b"IEND\xaeB`\x82"
 LIST_LIMIT = 100  # ids listed per problem in the report (counts are always complete)

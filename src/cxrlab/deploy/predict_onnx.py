@@ -34,7 +34,7 @@ def predict_onnx(source: str | Path, *, split: str | None = "test", index: str |
                  batch_size: int = 64, threads: int | None = None) -> Predictions:
     """Predictions of ``source`` (an .onnx file or a run directory) with ONNX Runtime; see ``predict_run``."""
     from cxrlab.deploy.onnx_engine import OnnxEngine
-    from cxrlab.predict import ImageSetDataset, choose_images, open_run_cache, predict_dataset
+    from cxrlab.predict import predict_images
 
     source = Path(source)
     with tempfile.TemporaryDirectory(prefix="cxrlab-onnx-") as tmp:
@@ -46,14 +46,7 @@ def predict_onnx(source: str | Path, *, split: str | None = "test", index: str |
             path = Path(tmp) / "model.onnx"
             export_run(source, path, which=which, max_val_images=0)
         info, engine = onnx_run_info(path), OnnxEngine(path, threads=threads)
-        chosen = choose_images(info, split=split, index=index, images=images, split_csv=split_csv)
-        dataset = ImageSetDataset(chosen, info, cache=open_run_cache(info, chosen))
-        preds = predict_dataset(engine, info, dataset, batch_size=batch_size)
-    preds.meta.update(split=chosen.name, checkpoint=info.which or which, engine="onnx",
-                      images_from_cache=dataset.n_from_cache)
-    if info.run_dir is not None:
-        preds.meta["run_dir"] = str(info.run_dir.resolve())
-    if chosen.index is not None and index is not None:
-        preds.meta["index"] = str(Path(chosen.index).resolve())
-    preds.patient_ids = chosen.patient_ids
+        preds = predict_images(engine, info, split=split, index=index, images=images, split_csv=split_csv,
+                               batch_size=batch_size)
+    preds.meta.update(checkpoint=info.which or which, engine="onnx")
     return preds

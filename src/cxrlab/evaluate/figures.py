@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
 from cxrlab.evaluate.calibration import reliability, top_label
 from cxrlab.evaluate.matching import Scored
+from cxrlab.utils import figure_png, pyplot
 
 MAX_CURVES = 15  # beyond this a legend is unreadable
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    _plt().close(fig)
-    return buf.getvalue()
 
 
 def _binary_columns(s: Scored) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -44,7 +28,7 @@ def roc_figure(s: Scored, macro_classes: list[str] | None = None) -> bytes:
     """ROC curve per class and the macro average (TPR averaged over a common FPR grid)."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     grid = np.linspace(0, 1, 201)
     mean_tpr = []
@@ -58,26 +42,26 @@ def roc_figure(s: Scored, macro_classes: list[str] | None = None) -> bytes:
     ax.plot([0, 1], [0, 1], ls=":", color="grey")
     ax.set(xlabel="1 - specificity (FPR)", ylabel="sensitivity (TPR)", title="ROC curves (AUROC)")
     ax.legend(fontsize=7, loc="lower right")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def pr_figure(s: Scored) -> bytes:
     """Precision-recall curve per class (dotted line at each class's prevalence is chance)."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     for c, y, p in _binary_columns(s):
         precision, recall, _ = precision_recall_curve(y, p)
         ax.step(recall, precision, where="post", lw=1, label=f"{c} ({average_precision_score(y, p):.3f})")
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall curves (AP)", ylim=(0, 1.02))
     ax.legend(fontsize=7, loc="upper right")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def reliability_figure(s: Scored) -> bytes:
     """Reliability diagram: observed frequency against mean predicted probability per bin."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
     if s.task == "multiclass":
         correct, conf = top_label(s.y, s.p)
@@ -92,12 +76,12 @@ def reliability_figure(s: Scored) -> bytes:
     ax.set(xlabel="mean predicted probability", ylabel="observed frequency", title="Reliability diagram",
            xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=7)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def confusion_figure(counts: list[list[int]], classes: list[str]) -> bytes:
     """Confusion matrix (rows true, columns predicted) with counts in the cells."""
-    plt = _plt()
+    plt = pyplot()
     cm = np.asarray(counts)
     fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2.5, 1.0 * len(classes) + 2))
     ax.imshow(cm, cmap="Blues")
@@ -106,7 +90,7 @@ def confusion_figure(counts: list[list[int]], classes: list[str]) -> bytes:
     ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
     ax.set_yticks(range(len(classes)), classes)
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def training_figure(metrics_csv: Path) -> bytes | None:
@@ -119,7 +103,7 @@ def training_figure(metrics_csv: Path) -> bytes | None:
         return None
     if "epoch" not in frame.columns or frame.empty:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     for col in ("train_loss", "val_loss"):
         if col in frame.columns:
@@ -129,12 +113,12 @@ def training_figure(metrics_csv: Path) -> bytes | None:
     if "val_metric" in frame.columns:
         b.plot(frame["epoch"], frame["val_metric"], marker="o", ms=3, color="tab:green")
     b.set(xlabel="epoch", ylabel="validation metric", title="Validation metric")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def comparison_figure(names: list[str], values: list[float | None], cis: list, metric: str) -> bytes:
     """Horizontal bars of the headline metric per model with 95% CI whiskers."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5))
     v = np.array([np.nan if x is None else x for x in values], dtype=float)
     lo = np.array([np.nan if not c or c[0] is None else c[0] for c in cis], dtype=float)
@@ -145,7 +129,7 @@ def comparison_figure(names: list[str], values: list[float | None], cis: list, m
     ax.invert_yaxis()
     finite = v[np.isfinite(v)]
     ax.set(xlabel=f"{metric} (95% CI)", xlim=(max(0.0, (finite.min() if len(finite) else 0.5) - 0.15), 1.0))
-    return _png(fig)
+    return figure_png(fig)
 
 
 def forest_figure(labels: list[str], values: list, cis: list, xlabel: str, ref: float | None = None) -> bytes | None:
@@ -153,7 +137,7 @@ def forest_figure(labels: list[str], values: list, cis: list, xlabel: str, ref: 
     rows = [(lab, v, c) for lab, v, c in zip(labels, values, cis) if v is not None]
     if not rows:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.4))
     for y, (_, v, c) in enumerate(rows):
         if c and c[0] is not None:
@@ -164,17 +148,17 @@ def forest_figure(labels: list[str], values: list, cis: list, xlabel: str, ref: 
     ax.set_yticks(range(len(rows)), [r[0] for r in rows])
     ax.invert_yaxis()
     ax.set(xlabel=xlabel)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def risk_coverage_figure(curves: dict[str, dict], title: str = "Risk-coverage") -> bytes:
     """Risk (error of the kept images) against coverage, most certain first; one line per named curve
     (each a dict with ``coverage``, ``risk`` and optionally ``aurc``)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     for name, rc in curves.items():
         label = f"{name} (AURC {rc['aurc']:.3f})" if rc.get("aurc") is not None else name
         ax.plot(rc["coverage"], rc["risk"], lw=1.5, label=label)
     ax.set(xlabel="coverage (most certain first)", ylabel="risk (error of kept images)", title=title, xlim=(0, 1))
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)

@@ -14,7 +14,7 @@ from cxrlab.predict.engine import Engine, Outputs, dataset_logits, predict_datas
 from cxrlab.predict.info import Preprocess, RunInfo
 from cxrlab.predict.load import build_model, load_run, read_run_info, resolve_checkpoint
 from cxrlab.predict.preprocess import Geometry, display_image, eval_transform, geometry, preprocess_image
-from cxrlab.predict.run import choose_images, predict_run
+from cxrlab.predict.run import choose_images, predict_images, predict_run
 from cxrlab.predict.sources import (
     IMAGE_SUFFIXES,
     Batch,
@@ -31,8 +31,8 @@ from cxrlab.tasks import probabilities
 
 __all__ = [
     "IMAGE_SUFFIXES", "Batch", "Engine", "Geometry", "ImageSet", "ImageSetDataset", "Outputs", "Preprocess",
-    "RunInfo", "build_model", "cached_rows", "choose_images", "dataset_logits", "display_image", "eval_transform",
-    "geometry", "images_from_files", "images_from_index", "images_from_run", "iter_batches", "load_run",
-    "open_run_cache", "predict_dataset", "predict_run", "preprocess_image", "probabilities", "read_run_info",
-    "resolve_checkpoint",
+    "RunInfo", "build_model", "cached_rows", "choose_images", "dataset_logits", "display_image",
+    "eval_transform", "geometry", "images_from_files", "images_from_index", "images_from_run", "iter_batches",
+    "load_run", "open_run_cache", "predict_dataset", "predict_images", "predict_run", "preprocess_image",
+    "probabilities", "read_run_info", "resolve_checkpoint",
 ]

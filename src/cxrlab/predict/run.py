@@ -56,10 +56,21 @@ def predict_run(run: str | Path, *, split: str | None = "test", index: str | Pat
     """Predict with a run's ``which`` checkpoint on ``images``, on ``index`` (another dataset: all of it, or its
     ``split``), or on ``split`` of the run's own data; see ``cxrlab.predict.sources`` for how images are read."""
     model, info = load_run(run, which=which, device=device)
+    preds = predict_images(model, info, split=split, index=index, images=images, split_csv=split_csv,
+                           batch_size=batch_size, device=device)
+    preds.meta["checkpoint"] = which
+    return preds
+
+
+def predict_images(engine, info: RunInfo, *, split: str | None = "test", index: str | Path | None = None,
+                   images: str | Path | None = None, split_csv: str | Path | None = None, batch_size: int = 64,
+                   device: str = "cpu") -> Predictions:
+    """``engine`` (a model, or any callable from a batch to logits, e.g. ONNX Runtime) on the images a verb
+    means (``choose_images``), read through the run's cache when it holds them; the sidecar says what was read."""
     chosen = choose_images(info, split=split, index=index, images=images, split_csv=split_csv)
     dataset = ImageSetDataset(chosen, info, cache=open_run_cache(info, chosen))
-    preds = predict_dataset(model, info, dataset, batch_size=batch_size, device=device)
-    preds.meta.update(split=chosen.name, checkpoint=which, images_from_cache=dataset.n_from_cache)
+    preds = predict_dataset(engine, info, dataset, batch_size=batch_size, device=device)
+    preds.meta.update(split=chosen.name, checkpoint=info.which, images_from_cache=dataset.n_from_cache)
     if info.run_dir is not None:
         preds.meta["run_dir"] = str(info.run_dir.resolve())
     if chosen.index is not None and index is not None:

@@ -8,18 +8,16 @@ removed before the function returns.
 
 from __future__ import annotations
 
-import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from cxrlab.data.headers import PNG_MAGIC, jpeg_size, png_size
 from cxrlab.errors import CxrlabError
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
-SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 class UploadError(CxrlabError):
@@ -51,27 +49,17 @@ def sniff(data: bytes) -> str:
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
-    if len(data) < 24 or data[12:16] != b"IHDR":
+    size = png_size(data)
+    if size is None:
         raise UploadError("truncated or corrupt PNG (no IHDR header)", 422)
-    w, h = struct.unpack(">II", data[16:24])
-    return h, w
+    return size[1], size[0]
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        if marker in SOF_MARKERS:
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return h, w
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
-    raise UploadError("truncated or corrupt JPEG (no frame header)", 422)
+    size = jpeg_size(data)
+    if size is None:
+        raise UploadError("truncated or corrupt JPEG (no frame header)", 422)
+    return size[1], size[0]
 
 
 def _dicom_size(data: bytes) -> tuple[int, int]:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxrlab.evaluate.figures import _plt, _png
+from cxrlab.utils import figure_png, pyplot
 
 
 def curves_figure(curves: dict[str, pd.DataFrame], metric: str) -> bytes | None:
@@ -15,7 +15,7 @@ def curves_figure(curves: dict[str, pd.DataFrame], metric: str) -> bytes | None:
     one colour per arm, seeds averaged."""
     if not curves:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(17, 4), sharex=True)
     loss_t, loss_v, met, lr = axes
     loss_v.sharey(loss_t)
@@ -38,7 +38,7 @@ def curves_figure(curves: dict[str, pd.DataFrame], metric: str) -> bytes | None:
 
     loss_t.xaxis.set_major_locator(MaxNLocator(integer=True))  # shared by every panel
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _numeric(values: list[Any]) -> bool:
@@ -52,7 +52,7 @@ def sweep_figure(key: str, points: list[dict[str, Any]], metric: str) -> bytes |
     """
     if not points:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     values = list(dict.fromkeys(p["value"] for p in points))
     numeric = _numeric(values)
@@ -68,4 +68,4 @@ def sweep_figure(key: str, points: list[dict[str, Any]], metric: str) -> bytes |
     ax.set(xlabel=key, ylabel=f"{metric} (mean ± sd over seeds)", title=f"{metric} against {key}")
     if any(p["series"] for p in points):
         ax.legend(fontsize=7)
-    return _png(fig)
+    return figure_png(fig)
