@@ -8,6 +8,7 @@ Every step is the same library function a CLI verb calls, so the demo is also th
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,11 @@ def _step(n: int, total: int, text: str) -> float:
 
 def _done(t0: float) -> None:
     print(f"      done in {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def _report(*lines: str) -> None:
+    """A step's results (evaluation and comparison summaries), on stderr as the verbs print them."""
+    print("\n".join(f"      {line}" for line in lines), file=sys.stderr, flush=True)
 
 
 def prepare_data(s: DemoSettings) -> tuple[Path, Path, Path]:
@@ -125,17 +131,19 @@ def train_models(s: DemoSettings, index_csv: Path, split_csv: Path, cache: Path)
 
 def evaluate_and_compare(s: DemoSettings, runs: list[Path], index_csv: Path) -> Path:
     """Evaluate each run's test predictions, compare them pairwise, write the report; returns report.html."""
-    from cxrlab.evaluate.compare import compare_runs
-    from cxrlab.evaluate.evaluate import evaluate_predictions
+    from cxrlab.evaluate import compare, evaluate
 
     t0 = _step(5, 6, "evaluate each model on the test split (patient bootstrap CIs)")
     for run in runs:
-        evaluate_predictions(run, labels=index_csv, out=run / "evaluation", bootstrap=s.bootstrap, seed=s.seed)
+        result = evaluate.evaluate_predictions(run, labels=index_csv, out=run / "evaluation", bootstrap=s.bootstrap,
+                                               seed=s.seed)
+        _report(f"{run.name}: " + "; ".join(evaluate.summary_lines(result)))
     _done(t0)
 
     t0 = _step(6, 6, "compare the models (paired DeLong tests, Holm-adjusted) and write the report")
     out = s.out / "comparison"
-    compare_runs(runs, labels=index_csv, out=out, bootstrap=s.bootstrap, seed=s.seed)
+    _report(*compare.summary_lines(compare.compare_runs(runs, labels=index_csv, out=out, bootstrap=s.bootstrap,
+                                                        seed=s.seed)))
     _done(t0)
     return out / "report.html"
 

@@ -36,7 +36,7 @@ def test_compare_runs_paired_tests_and_outputs(ml_data, tmp_path):
             make_run(tmp_path, ml_data, "cnn_s1", "cnn", 0.03, 1),
             make_run(tmp_path, ml_data, "vit_s0", "vit", 0.35, 2, params=5000)]
     out = tmp_path / "cmp"
-    r = compare_runs(runs, labels=ml_data["index"], out=out, bootstrap=200, quiet=True)
+    r = compare_runs(runs, labels=ml_data["index"], out=out, bootstrap=200)
     saved = json.loads((out / "comparison.json").read_text())
     assert saved["best"] in ("cnn_s0", "cnn_s1")
     pairs = {(t["a"], t["b"]) for t in saved["tests"]}
@@ -63,15 +63,15 @@ def test_compare_runs_paired_tests_and_outputs(ml_data, tmp_path):
 
 def test_macro_auroc_agrees_with_evaluate(ml_data, tmp_path):
     runs = [make_run(tmp_path, ml_data, "a", "a", 0.05, 0), make_run(tmp_path, ml_data, "b", "b", 0.1, 1)]
-    r = compare_runs(runs, labels=ml_data["index"], bootstrap=50, quiet=True)
-    single = evaluate_predictions(runs[0], ml_data["index"], bootstrap=50, quiet=True)
+    r = compare_runs(runs, labels=ml_data["index"], bootstrap=50)
+    single = evaluate_predictions(runs[0], ml_data["index"], bootstrap=50)
     assert r["models"][0]["headline"] == pytest.approx(single["macro"]["auroc"])
     assert r["models"][0]["headline_ci"] == pytest.approx(single["macro"]["auroc_ci"])
 
 
 def test_evaluate_run_directory_uses_val_and_writes_training_curves(ml_data, tmp_path):
     run = make_run(tmp_path, ml_data, "r", "cnn", 0.05, 0)
-    r = evaluate_predictions(run, ml_data["index"], out=tmp_path / "ev", bootstrap=20, quiet=True)
+    r = evaluate_predictions(run, ml_data["index"], out=tmp_path / "ev", bootstrap=20)
     assert r["thresholds"]["chosen_on"] == "validation" and r["calibration"]["temperature"] is not None
     assert (tmp_path / "ev" / "figures" / "training.png").exists()
     assert "Split audit" in (tmp_path / "ev" / "report.md").read_text()

@@ -32,7 +32,7 @@ def _nih_files(tmp_path, n=60):
 
 def test_other_tools_csv_with_prefix_and_nih_ids(tmp_path):
     preds, labels = _nih_files(tmp_path)
-    r = evaluate_predictions(preds, labels, out=tmp_path / "out", bootstrap=50, report=False, quiet=True)
+    r = evaluate_predictions(preds, labels, out=tmp_path / "out", bootstrap=50, report=False)
     assert r["classes"] == ["Atelectasis", "Effusion"]  # matched by name after the prob_ prefix
     assert r["counts"]["scored"] == 60 and r["counts"]["patients"] == 30
     assert any("not predicted" in n and "Cardiomegaly" in n for n in r["notes"])
@@ -49,8 +49,7 @@ def test_other_tools_csv_with_prefix_and_nih_ids(tmp_path):
 
 
 def test_multiclass_schema(mc_data, tmp_path):
-    r = evaluate_predictions(mc_data["test"], mc_data["index"], out=tmp_path / "o", bootstrap=20, report=False,
-                             quiet=True)
+    r = evaluate_predictions(mc_data["test"], mc_data["index"], out=tmp_path / "o", bootstrap=20, report=False)
     assert {"f1", "f1_ci"} <= set(r["per_class"]["virus"]) and {"f1", "f1_ci"} <= set(r["macro"])
 
 
@@ -97,9 +96,9 @@ def test_bad_predictions_give_one_line(ml_data, tmp_path, capsys, case, expected
 def test_logits_flag_applies_sigmoid(ml_data, tmp_path):
     p = ml_data["p"][:30]
     path = _write(tmp_path / "l.csv", ml_data["ids"][:30], np.log(p / (1 - p)), ml_data["classes"])
-    with_logits = evaluate_predictions(path, ml_data["index"], bootstrap=0, logits=True, quiet=True)
+    with_logits = evaluate_predictions(path, ml_data["index"], bootstrap=0, logits=True)
     plain = evaluate_predictions(_write(tmp_path / "q.csv", ml_data["ids"][:30], p, ml_data["classes"]),
-                                 ml_data["index"], bootstrap=0, quiet=True)
+                                 ml_data["index"], bootstrap=0)
     assert with_logits["macro"]["auroc"] == pytest.approx(plain["macro"]["auroc"])
     assert with_logits["calibration"]["brier_mean"] == pytest.approx(plain["calibration"]["brier_mean"], abs=1e-6)
 
@@ -169,7 +168,7 @@ def test_scores_against_nih_data_entry(shared_data, tmp_path):
         hit = frame["Finding Labels"].str.contains(c).to_numpy()
         out[f"prob_{c}"] = np.clip(0.3 + 0.4 * hit + 0.3 * rng.random(len(names)), 0, 1)
     out.to_csv(tmp_path / "theirs.csv", index=False)
-    r = evaluate_predictions(tmp_path / "theirs.csv", labels, bootstrap=50, quiet=True)
+    r = evaluate_predictions(tmp_path / "theirs.csv", labels, bootstrap=50)
     assert r["counts"]["scored"] == 120 and r["classes"] == ["Atelectasis", "Infiltration", "Pneumonia"]
     assert r["macro"]["auroc"] > 0.8 and r["counts"]["patients"] < 120
 
@@ -196,7 +195,7 @@ def test_scores_against_a_multiclass_labels_csv(shared_data, tmp_path):
     out = pd.DataFrame({"filename": lab["filename"]})
     out[[f"prob_{c}" for c in classes]] = p / p.sum(axis=1, keepdims=True)
     out.to_csv(tmp_path / "theirs.csv", index=False)
-    r = evaluate_predictions(tmp_path / "theirs.csv", labels, bootstrap=20, quiet=True)
+    r = evaluate_predictions(tmp_path / "theirs.csv", labels, bootstrap=20)
     assert r["task"] == "multiclass" and r["counts"]["scored"] == len(lab)
     assert r["counts"]["patients"] == lab["patient_id"].nunique() and 0.3 < r["macro"]["f1"] < 1
 
@@ -204,7 +203,7 @@ def test_scores_against_a_multiclass_labels_csv(shared_data, tmp_path):
 def test_ids_given_as_paths_match_by_file_name(ml_data, tmp_path):
     ids = [f"images/{i}" for i in ml_data["ids"][:30]]
     path = _write(tmp_path / "paths.csv", ids, ml_data["p"][:30], ml_data["classes"])
-    r = evaluate_predictions(path, ml_data["index"], bootstrap=0, quiet=True)
+    r = evaluate_predictions(path, ml_data["index"], bootstrap=0)
     assert r["counts"]["scored"] == 30 and any("file name" in n for n in r["notes"])
 
 

@@ -12,7 +12,7 @@ from cxrlab.evaluate.thresholds import choose_thresholds
 
 
 def test_multilabel_metrics_match_sklearn(ml_data):
-    r = evaluate_predictions(ml_data["test"], ml_data["index"], bootstrap=20, quiet=True)
+    r = evaluate_predictions(ml_data["test"], ml_data["index"], bootstrap=20)
     cut = ml_data["cut"]
     y, p = ml_data["y"][:cut], ml_data["p"][:cut]
     for i, c in enumerate(ml_data["classes"]):
@@ -30,7 +30,7 @@ def test_multilabel_metrics_match_sklearn(ml_data):
 
 
 def test_multiclass_metrics_match_sklearn(mc_data):
-    r = evaluate_predictions(mc_data["test"], mc_data["index"], bootstrap=20, quiet=True)
+    r = evaluate_predictions(mc_data["test"], mc_data["index"], bootstrap=20)
     cut = mc_data["cut"]
     true, p = mc_data["y"][:cut].argmax(1), mc_data["p"][:cut]
     pred = p.argmax(1)
@@ -49,7 +49,7 @@ def test_multiclass_metrics_match_sklearn(mc_data):
 
 def test_thresholds_are_chosen_on_validation_and_applied_to_test(ml_data):
     r = evaluate_predictions(ml_data["test"], ml_data["index"], val_predictions=ml_data["val"], bootstrap=0,
-                             threshold_method="max_f1", quiet=True)
+                             threshold_method="max_f1")
     cut = ml_data["cut"]
     vy, vp = ml_data["y"][cut:], ml_data["p"][cut:]
     thr = choose_thresholds(vy, vp, "max_f1")

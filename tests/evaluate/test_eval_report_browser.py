@@ -22,8 +22,8 @@ def _assert_self_contained(html: str) -> None:
 
 
 def test_reports_are_self_contained(ml_data, mc_data, tmp_path):
-    evaluate_predictions(ml_data["test"], ml_data["index"], out=tmp_path / "ml", bootstrap=20, quiet=True)
-    evaluate_predictions(mc_data["test"], mc_data["index"], out=tmp_path / "mc", bootstrap=20, quiet=True)
+    evaluate_predictions(ml_data["test"], ml_data["index"], out=tmp_path / "ml", bootstrap=20)
+    evaluate_predictions(mc_data["test"], mc_data["index"], out=tmp_path / "mc", bootstrap=20)
     for sub in ("ml", "mc"):
         html = (tmp_path / sub / "report.html").read_text()
         _assert_self_contained(html)
@@ -48,8 +48,8 @@ def test_reports_render_in_chromium(ml_data, tmp_path):
     other = tmp_path / "b" / "test.csv"
     noisy = np.clip(src.probs + np.random.default_rng(0).normal(0, 0.2, src.probs.shape), 0, 1)
     write_predictions(other, Predictions(src.image_ids, noisy, src.classes, {"split": "test"}))
-    evaluate_predictions(ml_data["test"], ml_data["index"], out=tmp_path / "ev", bootstrap=20, quiet=True)
-    compare_runs([ml_data["test"], other], labels=ml_data["index"], out=tmp_path / "cmp", bootstrap=20, quiet=True)
+    evaluate_predictions(ml_data["test"], ml_data["index"], out=tmp_path / "ev", bootstrap=20)
+    compare_runs([ml_data["test"], other], labels=ml_data["index"], out=tmp_path / "cmp", bootstrap=20)
     for name in ("ev", "cmp"):
         page = tmp_path / name / "report.html"
         png = tmp_path / f"{name}.png"

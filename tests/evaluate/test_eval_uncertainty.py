@@ -51,7 +51,7 @@ def test_evaluate_adds_uncertainty_block_and_report_section(ml_data, tmp_path):
 
 
 def test_evaluate_without_uncertainty_columns_has_no_block(ml_data, tmp_path):
-    result = evaluate_predictions(ml_data["test"], ml_data["index"], tmp_path / "ev", bootstrap=0, quiet=True)
+    result = evaluate_predictions(ml_data["test"], ml_data["index"], tmp_path / "ev", bootstrap=0)
     assert "uncertainty" not in result
     assert "Uncertainty" not in (tmp_path / "ev" / "report.html").read_text()
 
@@ -63,7 +63,7 @@ def test_uncertainty_block_uses_scored_rows_only(ml_data, tmp_path):
     extra = frame.iloc[:3].copy()
     extra["image_id"] = ["ghost1.png", "ghost2.png", "ghost3.png"]
     pd.concat([extra, frame.iloc[::-1]]).to_csv(path, index=False)  # unlabelled rows first, the rest reversed
-    result = evaluate_predictions(path, ml_data["index"], None, bootstrap=0, quiet=True)
+    result = evaluate_predictions(path, ml_data["index"], None, bootstrap=0)
     assert result["uncertainty"]["n_images"] == len(y)
     expected = risk_coverage(std.max(axis=1), image_errors(probs, y, "multilabel"))
     assert result["uncertainty"]["aurc"] == pytest.approx(expected["aurc"], abs=1e-9)

@@ -36,7 +36,7 @@ def grouped(tmp_path):
 
 def test_per_group_metrics_match_sklearn(grouped, tmp_path):
     r = evaluate_predictions(grouped["test"], labels=grouped["index"], out=tmp_path / "ev",
-                             val_predictions=grouped["val"], bootstrap=100, quiet=True, by="sex,age,view",
+                             val_predictions=grouped["val"], bootstrap=100, by="sex,age,view",
                              age_bands="40,60", min_group=10)
     index = load_index(grouped["index"]).frame.set_index("image_id")
     cut, ids, y, p, classes = grouped["cut"], grouped["ids"], grouped["y"], grouped["p"], grouped["classes"]
@@ -77,7 +77,7 @@ def test_per_group_metrics_match_sklearn(grouped, tmp_path):
 
 
 def test_small_groups_are_reported_not_scored(grouped):
-    r = evaluate_predictions(grouped["test"], labels=grouped["index"], bootstrap=20, quiet=True, by="age",
+    r = evaluate_predictions(grouped["test"], labels=grouped["index"], bootstrap=20, by="age",
                              age_bands="30,90", min_group=40)
     small = r["subgroups"]["age"]["<30"]
     assert small["too_small"] and "macro" not in small
@@ -86,7 +86,7 @@ def test_small_groups_are_reported_not_scored(grouped):
 
 def test_multiclass_groups_use_f1(tmp_path):
     data = _with_groups(make_dataset(tmp_path / "mc", "multiclass", n=480))
-    r = evaluate_predictions(data["test"], labels=data["index"], bootstrap=20, quiet=True, by="sex", min_group=10)
+    r = evaluate_predictions(data["test"], labels=data["index"], bootstrap=20, by="sex", min_group=10)
     index = load_index(data["index"]).frame.set_index("image_id")
     cut = data["cut"]
     sex = index.loc[data["ids"][:cut], "sex"].to_numpy()
@@ -100,14 +100,14 @@ def test_multiclass_groups_use_f1(tmp_path):
 
 def test_bad_by_columns_are_one_line_errors(grouped, tmp_path):
     with pytest.raises(CxrlabError, match="--by site: not a column of the labels index"):
-        evaluate_predictions(grouped["test"], labels=grouped["index"], bootstrap=0, quiet=True, by="site")
+        evaluate_predictions(grouped["test"], labels=grouped["index"], bootstrap=0, by="site")
     index = load_index(grouped["index"])
     index.frame["source"] = "hospital A"
     write_index(index, grouped["index"])
     with pytest.raises(CxrlabError, match="--by source: the scored images have a single group"):
-        evaluate_predictions(grouped["test"], labels=grouped["index"], bootstrap=0, quiet=True, by="source")
+        evaluate_predictions(grouped["test"], labels=grouped["index"], bootstrap=0, by="source")
     with pytest.raises(CxrlabError, match="--by patient_id: 107 groups"):
-        evaluate_predictions(grouped["test"], labels=grouped["index"], bootstrap=0, quiet=True, by="patient_id")
+        evaluate_predictions(grouped["test"], labels=grouped["index"], bootstrap=0, by="patient_id")
     with pytest.raises(CxrlabError, match="--age-bands"):
         parse_age_bands("60,40")
 
@@ -142,7 +142,7 @@ def test_compare_shows_one_subgroup_table_per_model(grouped, tmp_path):
     noisy = np.clip(src.probs + np.random.default_rng(0).normal(0, 0.2, src.probs.shape), 0, 1)
     write_predictions(other, Predictions(src.image_ids, noisy, src.classes, {"split": "test", "task": "multilabel"}))
     r = compare_runs([grouped["test"], other], labels=grouped["index"], out=tmp_path / "cmp", bootstrap=20,
-                     quiet=True, by="sex", min_group=10)
+                     by="sex", min_group=10)
     assert len(r["subgroups"]) == 2
     for block in r["subgroups"].values():
         assert set(block["sex"]) >= {"F", "M", "gaps", "worst_group"}

@@ -62,7 +62,7 @@ def test_nih_model_on_chexpert_index(tmp_path):
                       {"format": "nih"}), nih_index)
     index, ids, y = _chexpert_index(tmp_path / "chex")
     run, probs = _run(tmp_path, ids, y, nih_index)
-    r = evaluate_predictions(run, labels=index, out=tmp_path / "ev", bootstrap=50, quiet=True, by="sex")
+    r = evaluate_predictions(run, labels=index, out=tmp_path / "ev", bootstrap=50, by="sex")
     pairs = {p["model"]: (p["labels"], p["kind"]) for p in r["matching"]["pairs"]}
     assert pairs["Effusion"] == ("Pleural Effusion", "exact") and pairs["Atelectasis"] == ("Atelectasis", "same name")
     assert "Infiltration" not in pairs
@@ -76,7 +76,7 @@ def test_nih_model_on_chexpert_index(tmp_path):
     assert r["datasets"]["test"]["format"] == "chexpert"
     md = (tmp_path / "ev" / "report.md").read_text()
     assert "EXTERNAL evaluation" in md and "Effusion = Pleural Effusion" in md
-    loose = evaluate_predictions(run, labels=index, bootstrap=0, quiet=True, match="approximate")
+    loose = evaluate_predictions(run, labels=index, bootstrap=0, match="approximate")
     kinds = {p["model"]: p["kind"] for p in loose["matching"]["pairs"]}
     assert kinds["Infiltration"] == "approximate" and "Infiltration" in loose["per_class"]
 
@@ -85,9 +85,9 @@ def test_labels_sharing_no_finding_is_a_one_line_error(tmp_path):
     index, ids, _ = _chexpert_index(tmp_path / "chex", n=20)
     write_predictions(tmp_path / "p.csv", Predictions(ids, np.full((20, 2), 0.5), ["Cat", "Dog"], {"split": "test"}))
     with pytest.raises(CxrlabError, match="no class in common with the labels, not even a finding shared"):
-        evaluate_predictions(tmp_path / "p.csv", labels=index, bootstrap=0, quiet=True)
+        evaluate_predictions(tmp_path / "p.csv", labels=index, bootstrap=0)
     with pytest.raises(CxrlabError, match="--match 'loose' is not one of exact, approximate"):
-        evaluate_predictions(tmp_path / "p.csv", labels=index, bootstrap=0, quiet=True, match="loose")
+        evaluate_predictions(tmp_path / "p.csv", labels=index, bootstrap=0, match="loose")
 
 
 @pytest.mark.slow

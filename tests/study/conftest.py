@@ -11,7 +11,6 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
 from train_helpers import make_tiny  # noqa: E402
 
 
-
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> dict[str, str]:
     """96 multi-label phantom images: index, split, cache."""

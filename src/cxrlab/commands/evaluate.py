@@ -69,12 +69,12 @@ def _exclude(text: str) -> tuple[str, ...]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from cxrlab.evaluate.evaluate import evaluate_predictions
+    from cxrlab.evaluate.evaluate import evaluate_predictions, summary_lines
     from cxrlab.outputs import output_folder
 
     inputs = [args.predictions, args.labels, args.val_predictions, args.internal, args.internal_labels]
     with output_folder(args.out, verb="evaluate", inputs=inputs, force=args.force):
-        evaluate_predictions(
+        result = evaluate_predictions(
             args.predictions, labels=args.labels, out=args.out, val_predictions=args.val_predictions,
             bootstrap=args.bootstrap, seed=args.seed, prefix=args.prefix, logits=args.logits,
             exclude=_exclude(args.exclude), threshold_method=args.threshold_method,
@@ -82,21 +82,23 @@ def _evaluate(args: argparse.Namespace) -> int:
             age_bands=args.age_bands, min_group=args.min_group, match=args.match, internal=args.internal,
             internal_labels=args.internal_labels,
         )
+    print("\n".join(summary_lines(result)), file=sys.stderr)
     print(f"wrote {args.out}/metrics.json" + ("" if args.no_report else f" and {args.out}/report.html"))
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from cxrlab.evaluate.compare import compare_runs
+    from cxrlab.evaluate.compare import compare_runs, summary_lines
     from cxrlab.outputs import output_folder
 
     with output_folder(args.out, verb="compare", inputs=[*args.inputs, args.labels], force=args.force):
-        compare_runs(
+        result = compare_runs(
             args.inputs, labels=args.labels, out=args.out, bootstrap=args.bootstrap, seed=args.seed,
             prefix=args.prefix, logits=args.logits, exclude=_exclude(args.exclude),
             threshold_method=args.threshold_method, allow_test_fitting=args.allow_test_fitting,
             report=not args.no_report, by=args.by, age_bands=args.age_bands, min_group=args.min_group,
         )
+    print("\n".join(summary_lines(result)), file=sys.stderr)
     print(f"wrote {args.out}/comparison.json" + ("" if args.no_report else f" and {args.out}/report.html"))
     return 0
 

@@ -9,7 +9,6 @@ aggregated as mean and standard deviation.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -58,7 +57,6 @@ def compare_runs(
     threshold_method: str = "youden",
     allow_test_fitting: bool = False,
     report: bool = True,
-    quiet: bool = False,
     by: str | list[str] | None = None,
     age_bands: str | list[float] | None = None,
     min_group: int = 30,
@@ -89,8 +87,6 @@ def compare_runs(
         result["subgroups"] = model_subgroups(models, index, parse_by(by), weights, exclude=tuple(exclude),
                                               method=threshold_method, age_bands=parse_age_bands(age_bands),
                                               min_group=min_group)
-    if not quiet:
-        _print(result)
     if out is not None:
         write_comparison(result, models, Path(out), report)
     return result
@@ -312,12 +308,12 @@ def write_comparison(result: dict, models: list[Model], out: Path, report: bool 
         write_comparison_report(result, models, out)
 
 
-def _print(result: dict) -> None:
+def summary_lines(result: dict) -> list[str]:
+    """What ``cxrlab compare`` tells a user about ``result``: each model's headline with its CI, and the notes."""
     name = "macro AUROC" if result["headline"] == "macro_auroc" else "macro F1"
-    print(f"compared {len(result['models'])} models on {result['counts']['images']} images "
-          f"({result['counts']['patients']} patients)", file=sys.stderr)
+    lines = [f"compared {len(result['models'])} models on {result['counts']['images']} images "
+             f"({result['counts']['patients']} patients)"]
     for r in result["models"]:
         mark = "  <- best" if r["name"] == result["best"] else ""
-        print(f"  {r['name']}: {name} {fmt_ci(r['headline'], r['headline_ci'])}{mark}", file=sys.stderr)
-    for note in result["notes"]:
-        print(f"note: {note}", file=sys.stderr)
+        lines.append(f"  {r['name']}: {name} {fmt_ci(r['headline'], r['headline_ci'])}{mark}")
+    return lines + [f"note: {note}" for note in result["notes"]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -37,7 +36,6 @@ def evaluate_predictions(
     threshold_method: str = "youden",
     allow_test_fitting: bool = False,
     report: bool = True,
-    quiet: bool = False,
     by: str | list[str] | None = None,
     age_bands: str | list[float] | None = None,
     min_group: int = 30,
@@ -101,8 +99,6 @@ def evaluate_predictions(
         "references": {"note": REFERENCE_NOTE, "anchors": REFERENCES},
         "seconds": round(time.perf_counter() - start, 3),
     }
-    if not quiet:
-        _print_summary(result)
     if out is not None:
         write_outputs(result, scored, source, Path(out), report)
     return result
@@ -189,20 +185,21 @@ def _str(x: Path | None) -> str | None:
     return str(x) if x is not None else None
 
 
-def _print_summary(result: dict) -> None:
+def summary_lines(result: dict) -> list[str]:
+    """What ``cxrlab evaluate`` tells a user about ``result``: counts, notes, the headline with its CI."""
     counts = result["counts"]
     name, value, ci = headline(result)
-    print(f"scored {counts['scored']} of {counts['predicted']} predicted images ({counts['patients']} patients), "
-          f"{len(result['classes'])} classes", file=sys.stderr)
-    for note in result["notes"]:
-        print(f"note: {note}", file=sys.stderr)
-    print(f"{name}: {fmt_ci(value, ci)} (95% CI, {result['bootstrap']['replicates']} patient bootstrap replicates)",
-          file=sys.stderr)
+    lines = [f"scored {counts['scored']} of {counts['predicted']} predicted images ({counts['patients']} patients), "
+             f"{len(result['classes'])} classes"]
+    lines += [f"note: {note}" for note in result["notes"]]
+    lines.append(f"{name}: {fmt_ci(value, ci)} (95% CI, {result['bootstrap']['replicates']} patient bootstrap "
+                 "replicates)")
     unc = result.get("uncertainty")
     if unc:
         review = unc["review"]
-        print(f"uncertainty ({unc['score']}): AURC {unc['aurc']:.4f} (confidence: "
-              f"{unc['aurc_by_score']['confidence']:.4f})" + (f"; {review['n_flagged']} images flagged by "
-                                                              f"{review['rule']}" if review else ""), file=sys.stderr)
+        lines.append(f"uncertainty ({unc['score']}): AURC {unc['aurc']:.4f} (confidence: "
+                     f"{unc['aurc_by_score']['confidence']:.4f})"
+                     + (f"; {review['n_flagged']} images flagged by {review['rule']}" if review else ""))
     if result["task"] == "multilabel" and result["macro"]["undefined"]:
-        print(f"undefined (one label value, not averaged): {', '.join(result['macro']['undefined'])}", file=sys.stderr)
+        lines.append(f"undefined (one label value, not averaged): {', '.join(result['macro']['undefined'])}")
+    return lines
