@@ -30,8 +30,16 @@ wheel-check: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 
+# The OOD and serve-load benchmarks measure a trained run: `make bench RUN=runs/NAME` (skipped without one).
 bench: setup
-	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
+	for f in benchmarks/bench_*.py; do \
+	  case $$f in \
+	    *bench_ood.py|*bench_serve_load.py) \
+	      if [ -z "$(RUN)" ]; then echo "skip $$f: needs a trained run (make bench RUN=runs/NAME)"; continue; fi; \
+	      $(BIN)/python $$f $(RUN) || exit 1;; \
+	    *) $(BIN)/python $$f || exit 1;; \
+	  esac; \
+	done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info
