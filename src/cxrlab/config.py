@@ -302,39 +302,73 @@ class Config:
 # --------------------------------------------------------------------------- building from plain data
 
 
-def _valid_keys(cls: type, prefix: str = "") -> list[str]:
+@dataclass(frozen=True)
+class Schema:
+    """How plain data maps onto a tree of dataclasses: what it is called in errors, which list fields hold
+    dataclasses (``lists``), which fields are free mappings kept as given (``mappings``), and root fields that
+    are not read from data (``skip``). The training config and the study file share this builder."""
+
+    root: type
+    what: str = "config"
+    lists: dict[str, type] = field(default_factory=dict)
+    mappings: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+
+    def fields(self, cls: type) -> list[dataclasses.Field]:
+        return [f for f in dataclasses.fields(cls) if not (cls is self.root and f.name in self.skip)]
+
+
+def valid_keys(schema: Schema, cls: type | None = None, prefix: str = "") -> list[str]:
+    """Every dotted key the schema accepts (for "did you mean" hints)."""
+    cls = cls or schema.root
     keys = []
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
+    for f in schema.fields(cls):
         keys.append(prefix + f.name)
-        if dataclasses.is_dataclass(hints[f.name]):
-            keys += _valid_keys(hints[f.name], prefix + f.name + ".")
+        item = hints[f.name] if dataclasses.is_dataclass(hints[f.name]) else schema.lists.get(f.name)
+        if item is not None:
+            keys += valid_keys(schema, item, prefix + f.name + ".")
     return keys
 
 
-def _unknown_key(key: str) -> CxrlabError:
-    close = difflib.get_close_matches(key, _valid_keys(Config), n=1, cutoff=0.5)
+def unknown_key(schema: Schema, key: str) -> CxrlabError:
+    """The error for a key the schema does not have, naming the nearest valid one."""
+    close = difflib.get_close_matches(key, valid_keys(schema), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return CxrlabError(f"unknown config key {key!r}{hint}")
+    return CxrlabError(f"unknown {schema.what} key {key!r}{hint}")
 
 
-def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+def dataclass_from_dict(schema: Schema, data: Any, cls: type | None = None, prefix: str = "") -> Any:
+    """Build ``cls`` (default the schema's root) from plain data: unknown keys and wrong types are errors."""
+    cls = cls or schema.root
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise CxrlabError(f"config {prefix.rstrip('.') or 'root'}: expected a mapping, got {data!r}")
+        raise CxrlabError(f"{schema.what} {prefix.rstrip('.') or 'root'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in schema.fields(cls)}
     kwargs = {}
     for key, value in data.items():
+        key = str(key)
         if key not in names:
-            raise _unknown_key(prefix + str(key))
-        hint = hints[key]
+            raise unknown_key(schema, prefix + key)
+        hint, where = hints[key], prefix + key
         if dataclasses.is_dataclass(hint):
-            kwargs[key] = _from_dict(hint, value, prefix + key + ".")
+            kwargs[key] = dataclass_from_dict(schema, value, hint, where + ".")
+        elif key in schema.lists:
+            if not isinstance(value, list):
+                raise CxrlabError(f"{schema.what} {where}: expected a list of mappings, got {value!r}")
+            kwargs[key] = [dataclass_from_dict(schema, v, schema.lists[key], where + ".") for v in value]
+        elif key in schema.mappings:
+            if not isinstance(value, dict):
+                raise CxrlabError(f"{schema.what} {where}: expected a mapping of dotted config keys, got {value!r}")
+            kwargs[key] = {str(k): v for k, v in value.items()}
         else:
-            kwargs[key] = _coerce(value, hint, prefix + key)
+            kwargs[key] = _coerce(value, hint, where)
     return cls(**kwargs)
+
+
+CONFIG_SCHEMA = Schema(Config)
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -395,7 +429,7 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
 
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Build and validate a ``Config`` from nested dicts (unknown keys are errors)."""
-    return _from_dict(Config, data)
+    return dataclass_from_dict(CONFIG_SCHEMA, data)
 
 
 # --------------------------------------------------------------------------- overrides and files
@@ -403,7 +437,7 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b=value`` strings to nested dicts; values are parsed as YAML (``false``, ``[1, 2]``, ``2``)."""
-    valid = set(_valid_keys(Config))
+    valid = set(valid_keys(CONFIG_SCHEMA))
     for item in overrides:
         key, sep, text = item.partition("=")
         key = key.strip()
@@ -412,7 +446,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         parts = key.split(".")
         # free-form mappings (layer_lrs, params) accept any sub-key
         if key not in valid and ".".join(parts[:-1]) not in _FREE_MAPPINGS:
-            raise _unknown_key(key)
+            raise unknown_key(CONFIG_SCHEMA, key)
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:

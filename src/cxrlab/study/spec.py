@@ -22,17 +22,14 @@ evaluate: {bootstrap: 1000, threshold_method: youden, split: test}
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import re
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cxrlab.config import _coerce
+from cxrlab.config import Schema, dataclass_from_dict
 from cxrlab.errors import CxrlabError
 
 ENSEMBLE_METHODS = ("mean", "weighted", "class", "rank", "stack")
@@ -196,60 +193,14 @@ class Study:
         _check(not dup, "arms", f"duplicate arm names {', '.join(dup)}; give every arm its own name")
 
 
-LIST_ITEMS = {"arms": StudyArm, "ensembles": StudyEnsemble, "external": StudyExternal}
-
-
-def _valid_keys(cls: type, prefix: str = "") -> list[str]:
-    keys = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.name == "path" and cls is Study:
-            continue
-        keys.append(prefix + f.name)
-        if dataclasses.is_dataclass(hints[f.name]):
-            keys += _valid_keys(hints[f.name], prefix + f.name + ".")
-        elif f.name in LIST_ITEMS:
-            keys += _valid_keys(LIST_ITEMS[f.name], prefix + f.name + ".")
-    return keys
-
-
-def _unknown(key: str) -> CxrlabError:
-    close = difflib.get_close_matches(key, _valid_keys(Study), n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return CxrlabError(f"unknown study key {key!r}{hint}")
-
-
-def _build(cls: type, data: Any, prefix: str = "") -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise CxrlabError(f"study {prefix.rstrip('.') or 'file'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)} - ({"path"} if cls is Study else set())
-    kwargs = {}
-    for key, value in data.items():
-        key = str(key)
-        if key not in names:
-            raise _unknown(prefix + key)
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value, prefix + key + ".")
-        elif key in LIST_ITEMS:
-            if not isinstance(value, list):
-                raise CxrlabError(f"study {prefix}{key}: expected a list of mappings, got {value!r}")
-            kwargs[key] = [_build(LIST_ITEMS[key], v, prefix + key + ".") for v in value]
-        elif key in ("set", "sweep"):
-            if not isinstance(value, dict):
-                raise CxrlabError(f"study {prefix}{key}: expected a mapping of dotted config keys, got {value!r}")
-            kwargs[key] = {str(k): v for k, v in value.items()}
-        else:
-            kwargs[key] = _coerce(value, hint, prefix + key)
-    return cls(**kwargs)
+STUDY_SCHEMA = Schema(Study, what="study", lists={"arms": StudyArm, "ensembles": StudyEnsemble,
+                                                   "external": StudyExternal},
+                      mappings=("set", "sweep"), skip=("path",))
 
 
 def study_from_dict(data: dict[str, Any], path: str = "") -> Study:
     """Build and validate a ``Study`` from plain data (unknown keys are errors naming the nearest valid one)."""
-    study = _build(Study, data)
+    study = dataclass_from_dict(STUDY_SCHEMA, data)
     study.path = path
     return study
 
