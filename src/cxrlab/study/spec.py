@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from cxrlab.config import Schema, dataclass_from_dict
+from cxrlab.schema import Schema, dataclass_from_dict
 from cxrlab.errors import CxrlabError
 
 ENSEMBLE_METHODS = ("mean", "weighted", "class", "rank", "stack")
