@@ -12,7 +12,7 @@ def register(subparsers, data_subparsers) -> None:
     models.set_defaults(func=lambda args: _missing(models))
     p = verbs.add_parser("list", help="names, parameter counts (15 classes, 3 channels, 224), channels, weights")
     p.add_argument("--verbose", "-v", action="store_true", help="also the Grad-CAM layer, normalisation, dropout")
-    p.add_argument("--source", choices=["ours", "timm", "tv"], help="only models from this source")
+    p.add_argument("--source", choices=["ours", "timm", "tv", "xrv"], help="only models from this source")
     p.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     p.add_argument("names", nargs="*", metavar="NAME", help="only these models (any timm:/tv: name works)")
     p.set_defaults(func=_list)

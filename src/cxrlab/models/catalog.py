@@ -25,14 +25,19 @@ def _pretrained(name: str) -> tuple[str, int]:
 
         weights = torchvision.models.get_model_weights(name[3:]).DEFAULT
         return str(weights).split(".", 1)[0] + "." + weights.name, int(weights.transforms().crop_size[0])
+    if name.startswith("xrv:"):
+        from cxrlab.models.xrv import XRV_NATIVE_SIZE
+
+        return "torchxrayvision file (model.weights)", XRV_NATIVE_SIZE[name[4:]]
     return OUR_PRETRAINED.get(name, "-"), 224
 
 
 def model_row(name: str, verbose: bool = False) -> dict[str, Any]:
     """One row of the models table."""
-    model = meta_model(name, num_classes=15, in_chans=3, img_size=224)
+    gray_only = name.startswith("xrv:")  # torchxrayvision's networks take 1 channel, like its weights
+    model = meta_model(name, num_classes=15, in_chans=1 if gray_only else 3, img_size=224)
     pretrained, native = _pretrained(name)
-    row = {"name": name, "params": count_parameters(model), "in_chans": "1,3", "img_size": native,
+    row = {"name": name, "params": count_parameters(model), "in_chans": "1" if gray_only else "1,3", "img_size": native,
            "source": model.source, "pretrained": pretrained}
     if verbose:
         row.update({"cam_layer": model.cam_layer, "mean": model.data_config["mean"], "std": model.data_config["std"],

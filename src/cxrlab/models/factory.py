@@ -132,8 +132,12 @@ def _build(name: str, num_classes: int, in_chans: int, pretrained: bool, drop_ra
         return (*backbones.create_timm(name[5:], num_classes, in_chans, pretrained, drop_rate, img_size), "timm")
     if name.startswith("tv:"):
         return (*backbones.create_tv(name[3:], num_classes, in_chans, pretrained, drop_rate, img_size), "tv")
+    if name.startswith("xrv:"):
+        from cxrlab.models.xrv import create_xrv
+
+        return (*create_xrv(name[4:], num_classes, in_chans, pretrained, drop_rate, img_size), "xrv")
     if name not in MODELS:
-        raise CxrlabError(unknown_name_message("model", name, MODELS.names()) + ", or timm:NAME / tv:NAME")
+        raise CxrlabError(unknown_name_message("model", name, MODELS.names()) + ", or timm:NAME / tv:NAME / xrv:NAME")
     model, contract = MODELS.get(name)(num_classes, in_chans, pretrained, drop_rate, img_size)
     return model, contract, "ours"
 
@@ -146,7 +150,8 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, pretrained: boo
 
     Args:
         name: a paper model (``cnn_baseline``, ``cnn_gap``, ``resnet34_scratch``, ``vit_v1``, ``vit_v2``,
-            ``vit_multiscale``), ``timm:NAME`` or ``tv:NAME``.
+            ``vit_multiscale``), ``timm:NAME``, ``tv:NAME`` or ``xrv:densenet121`` / ``xrv:resnet50``
+            (torchxrayvision's architectures, for its weights files: ``cxrlab.models.xrv``).
         num_classes: number of logits.
         in_chans: 1 (grayscale) or 3.
         pretrained: load the hub's ImageNet weights (needs network or a warm cache).
@@ -174,9 +179,19 @@ def create_model(name: str, num_classes: int, in_chans: int = 1, pretrained: boo
     model.fresh_keys = []  # state-dict keys a weights file did not provide (a new head)
     if weights:
         model.fresh_keys = W.load_weights(model, weights, weights_sha256)
+        _use_folder_normalisation(model, weights, in_chans, img_size)
     elif weights_sha256:
         raise CxrlabError("model.weights_sha256 is set but model.weights is not; pin the sha256 of a local file")
     return model
+
+
+def _use_folder_normalisation(model: nn.Module, weights: str, in_chans: int, img_size: int) -> None:
+    """A Hugging Face model folder states the normalisation its encoder was trained with: use it."""
+    from cxrlab.models.key_maps import folder_normalisation
+
+    found = folder_normalisation(weights)
+    if found is not None:
+        model.data_config = data_config(found[0], found[1], in_chans, img_size)
 
 
 def rebuild_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -185,11 +200,13 @@ def rebuild_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_models(source: str | None = None) -> list[str]:
-    """Our model names followed by the curated ``timm:``/``tv:`` backbones (``source``: ours, timm or tv)."""
+    """Our model names, the curated ``timm:``/``tv:`` backbones and ``xrv:`` (``source``: ours, timm, tv or xrv)."""
+    from cxrlab.models.xrv import XRV_NATIVE_SIZE
+
     names = {"ours": MODELS.names(), "timm": [f"timm:{n}" for n in CURATED_TIMM],
-             "tv": [f"tv:{n}" for n in CURATED_TV]}
+             "tv": [f"tv:{n}" for n in CURATED_TV], "xrv": [f"xrv:{n}" for n in XRV_NATIVE_SIZE]}
     if source is not None and source not in names:
-        raise CxrlabError(f"unknown model source {source!r}; valid: ours, timm, tv")
+        raise CxrlabError(f"unknown model source {source!r}; valid: ours, timm, tv, xrv")
     return [n for key, group in names.items() if source in (None, key) for n in group]
 
 

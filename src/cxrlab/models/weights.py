@@ -1,10 +1,11 @@
 """Pretrained weights: safe local loading, checks against the architecture, and a fast offline check.
 
-A weights file is read with ``safetensors`` or ``torch.load(weights_only=True)`` (never an arbitrary
-pickle). Its keys are matched to the model (a ``module.`` prefix from DDP is dropped; a torchvision file is
-matched to our wrapped model); the first convolution is adapted to the input channels, ViT position
-embeddings are resampled to the model's grid, and the classifier is kept fresh when its shape differs.
-Anything else that does not fit is a one-line ``CxrlabError`` naming the first keys.
+A weights file is read with ``safetensors`` or ``torch.load(weights_only=True)`` (never an arbitrary pickle; a
+whole model saved with ``torch.save(model)`` is read by ``module_file`` without running its code). Its keys are
+matched to the model: a ``module.`` prefix from DDP is dropped, a Hugging Face DINOv2 file is renamed to timm's
+keys (``key_maps``), a torchvision file is matched to our wrapped model. The first convolution is adapted to the
+input channels, ViT position embeddings are resampled to the model's grid, and the classifier is kept fresh when
+its shape differs. Anything else that does not fit is a one-line ``CxrlabError`` naming the first keys.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, to
 
             state = load_file(str(file))
         else:
-            state = torch.load(file, map_location="cpu", weights_only=True)
+            state = _torch_load(file)
+    except CxrlabError:
+        raise
     except Exception as exc:  # corrupt or unsafe file: say which one, not a traceback
         raise CxrlabError(f"model.weights {file}: cannot read it safely ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:120]}); give a safetensors file or a plain state dict") from None
@@ -66,6 +69,18 @@ def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, to
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CxrlabError(f"model.weights {file}: not a state dict of tensors")
     return state
+
+
+def _torch_load(file: Path):
+    """A plain state dict (weights only), or the tensors of a whole pickled model read without running it."""
+    import pickle
+
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        from cxrlab.models.module_file import read_module_file
+
+        return read_module_file(file)  # e.g. torchxrayvision's DenseNet files: torch.save(model)
 
 
 def load_weights(model: nn.Module, path: str | Path, sha256: str | None = None) -> list[str]:
@@ -103,8 +118,13 @@ def _is_buffer_ok(key: str) -> bool:
 
 
 def _match_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Drop a DDP ``module.`` prefix; add ``model.`` when the file is a bare torchvision state dict."""
+    """Drop a DDP ``module.`` prefix; rename a Hugging Face DINOv2 file to timm's keys; add ``model.`` when the
+    file is a bare torchvision state dict."""
+    from cxrlab.models.key_maps import hf_dinov2_to_timm, is_hf_dinov2
+
     state = {k.removeprefix("module."): v for k, v in state.items()}
+    if is_hf_dinov2(state):
+        state = hf_dinov2_to_timm(state)
     target = model.state_dict().keys()
     for prefix in ("model.",):
         if sum(k in target for k in state) < sum(prefix + k in target for k in state):

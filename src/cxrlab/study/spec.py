@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from cxrlab.schema import Schema, dataclass_from_dict
 from cxrlab.errors import CxrlabError
+from cxrlab.schema import Schema, dataclass_from_dict
 
 ENSEMBLE_METHODS = ("mean", "weighted", "class", "rank", "stack")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]*$")  # run folder names: no slash, no space

@@ -87,6 +87,16 @@ def _hash(path: str | Path | None) -> str | None:
     return sha256_file(p) if p.is_file() else None
 
 
+def _start_weights(cfg: Config) -> dict[str, Any] | None:
+    """The local weights file the model started from (``model.weights``) and its sha256, or None."""
+    if not cfg.model.weights:
+        return None
+    from cxrlab.models.weights import find_weights_file
+
+    file = find_weights_file(cfg.model.weights)
+    return {"file": str(file.resolve()), "sha256": sha256_file(file), "model": cfg.model.name}
+
+
 def write_manifest(out: Path, cfg: Config, extra: dict[str, Any]) -> None:
     """``manifest.json``: code version, data hashes, environment, seed, timing, parameters."""
     import timm
@@ -114,6 +124,7 @@ def write_manifest(out: Path, cfg: Config, extra: dict[str, Any]) -> None:
             "cuda": torch.version.cuda,
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         },
+        "start_weights": _start_weights(cfg),
         "seed": cfg.train.seed,
         "deterministic": cfg.train.deterministic,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
