@@ -69,7 +69,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = "cnn_gap"
-    """Model name for ``cxrlab.models.create_model`` (``cxrlab models list``): bare, ``timm:NAME``, ``tv:NAME``."""
+    """Model name for ``create_model`` (``cxrlab models list``): bare, ``timm:NAME``, ``tv:NAME``, ``xrv:NAME``."""
     pretrained: bool = False
     """Start from pretrained weights (hub when online, or ``weights`` when offline)."""
     weights: str | None = None

@@ -131,7 +131,13 @@ def check_names(cfg: Config, where: str) -> None:
     from cxrlab.registry import unknown_name_message
 
     name = cfg.model.name
-    if not name.startswith(("timm:", "tv:")) and name not in MODELS:
+    if name.startswith("xrv:"):
+        from cxrlab.models.xrv import XRV_NATIVE_SIZE
+
+        if name[4:] not in XRV_NATIVE_SIZE:
+            raise CxrlabError(f"{where}: unknown torchxrayvision model {name!r}; valid: "
+                              + ", ".join(f"xrv:{n}" for n in XRV_NATIVE_SIZE))
+    elif not name.startswith(("timm:", "tv:")) and name not in MODELS:
         raise CxrlabError(f"{where}: {unknown_name_message('model', name, MODELS.names())}")
     if name.startswith("timm:"):
         import timm
