@@ -240,7 +240,8 @@ def study_status(out: str | Path) -> list[dict[str, Any]]:
     out = Path(out)
     if not (out / "plan.json").exists():
         raise CxrlabError(f"{out} holds no study (no plan.json); run `cxrlab study run STUDY.yaml --out {out}` first")
-    plan = read_json(out / "plan.json")
+    plan = read_json(out / "plan.json", kind=dict, required=("study", "runs"),
+                     fix=f"rerun `cxrlab study run STUDY.yaml --out {out}` to rewrite it")
     rows = []
     for r in plan["runs"]:
         state, s = st.run_state(out, r["name"])

@@ -27,10 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cxrlab.schema import Schema, dataclass_from_dict
 from cxrlab.errors import CxrlabError
+from cxrlab.schema import Schema, dataclass_from_dict, load_yaml
 
 ENSEMBLE_METHODS = ("mean", "weighted", "class", "rank", "stack")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]*$")  # run folder names: no slash, no space
@@ -218,10 +216,7 @@ def load_study(path: str | Path) -> Study:
             raise CxrlabError(f"study file {path} does not exist; give a YAML file or a shipped study "
                               f"(studies/{', studies/'.join(shipped_studies())})")
         path = packaged
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise CxrlabError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = load_yaml(path) or {}  # a key written twice is an error naming it and its lines
     if not isinstance(data, dict):
         raise CxrlabError(f"{path}: a study must be a YAML mapping (name, data, base, arms, seeds, ...)")
     try:

@@ -355,17 +355,13 @@ def fit(config: Config, out_dir: str | Path, resume: bool = False) -> Path:
     device = ddp.local_device(device, d)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        with _lock(out, d), terminate_as_interrupt():
+        # rank 0 holds the run directory's lock (every rank trains into the same folder)
+        with folder_lock(out, f"run directory {out}") if d.main else nullcontext(), terminate_as_interrupt():
             _fit_epochs(cfg, out, device, d, resume, started, t0)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
         ddp.shutdown(d)
     return out
-
-
-def _lock(out: Path, d: ddp.Dist):
-    """Rank 0 holds the run directory's lock (every rank trains into the same folder)."""
-    return folder_lock(out, f"run directory {out}") if d.main else nullcontext()
 
 
 def _fit_epochs(cfg: Config, out: Path, device: torch.device, d: ddp.Dist, resume: bool, started: str,
@@ -392,6 +388,7 @@ def _fit_epochs(cfg: Config, out: Path, device: torch.device, d: ddp.Dist, resum
             rundir.write_manifest(out, cfg, {
                 "started_at": started, "device": str(device), "world_size": d.world, "parameters": params,
                 "best_epoch": s.best_epoch, "wall_seconds": time.time() - t0, "schedule_rebuilt": s.schedule_rebuilt,
+                "excluded_images": s.data.excluded,
             })
         ddp.barrier(d)
     finally:
