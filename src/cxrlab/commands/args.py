@@ -56,7 +56,7 @@ def int_range(lo: int, hi: int, what: str):
     return check
 
 
-image_size = int_range(16, 4096, "image side in pixels")
+image_size = int_range(8, 4096, "image side in pixels")
 batch_size = int_range(1, 65536, "batch size")
 epochs = int_range(1, 100_000, "number of epochs")
 bootstrap = int_range(0, 100_000, "number of bootstrap replicates (0 = none)")
