@@ -114,4 +114,8 @@ def rebuild_schedule(scheduler: Any, planned: list[dict[str, Any]]) -> tuple[int
         return None
     for fn, fresh in zip(scheduler.lr_lambdas, planned):
         fn.__dict__.update(fresh)
+    # the optimiser holds the lr of the last step taken (0 at the old end): set it from the rebuilt schedule
+    for group, base, fn in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * fn(scheduler.last_epoch)
+    scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]
     return int(saved[0]["total"]), int(planned[0]["total"])
