@@ -122,9 +122,6 @@ def read_predictions(
     probs = _numbers(frame, class_cols, names, path)
     if not logits:
         probs = check_probabilities(probs, names, str(path))
-    elif probs.size and bool(np.all((probs >= 0) & (probs <= 1))):  # a second sigmoid would squash them to 0.5..0.73
-        raise CxrlabError(f"{path}: --logits, but every value lies in [0, 1]: these look like probabilities already "
-                          "(the sigmoid/softmax would be applied twice); drop --logits")
     used = {id_col, "patient_id", *class_cols}
     extra_cols = [c for c in frame.columns if c not in used]
     extra = frame[extra_cols].reset_index(drop=True) if extra_cols else None
