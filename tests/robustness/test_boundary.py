@@ -56,6 +56,17 @@ def test_duplicate_yaml_keys_name_the_key_and_lines(tmp_path):
         load_study(study)
 
 
+def test_huge_study_values_are_refused(tmp_path):
+    from cxrlab.study.spec import load_study
+
+    study = tmp_path / "s.yaml"
+    for text, says in (("evaluate: {bootstrap: 1000000000}", "evaluate.bootstrap: must be in 0..100000"),
+                       ("budget: {epochs: 10000000}", "budget.epochs: must be in 1..100000")):
+        study.write_text(f"name: a\narms: [{{name: x}}]\n{text}\n")
+        with pytest.raises(CxrlabError, match=says):
+            load_study(study)
+
+
 def test_implausible_ages_are_counted_as_missing_and_nan_band_edges_refused():
     from cxrlab.evaluate.subgroups import age_band_labels, parse_age_bands
 

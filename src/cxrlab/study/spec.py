@@ -86,8 +86,8 @@ class StudyBudget:
 
     def __post_init__(self) -> None:
         _check(self.epochs is None or self.images is None, "budget", "give epochs or images, not both")
-        _check(self.epochs is None or self.epochs >= 1, "budget.epochs", "must be >= 1")
-        _check(self.images is None or self.images >= 1, "budget.images", "must be >= 1")
+        _check(self.epochs is None or 1 <= self.epochs <= 100_000, "budget.epochs", "must be in 1..100000")
+        _check(self.images is None or 1 <= self.images <= 10**12, "budget.images", "must be in 1..1e12")
 
 
 @dataclass
@@ -146,7 +146,7 @@ class StudyEvaluate:
     """Seed of the bootstrap resamples."""
 
     def __post_init__(self) -> None:
-        _check(self.bootstrap >= 0, "evaluate.bootstrap", "must be >= 0")
+        _check(0 <= self.bootstrap <= 100_000, "evaluate.bootstrap", "must be in 0..100000")
         _check(self.split in ("test", "val"), "evaluate.split", f"{self.split!r} is not test or val")
 
 
