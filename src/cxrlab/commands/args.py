@@ -59,7 +59,7 @@ def int_range(lo: int, hi: int, what: str):
 image_size = int_range(8, 4096, "image side in pixels")
 batch_size = int_range(1, 65536, "batch size")
 epochs = int_range(1, 100_000, "number of epochs")
-bootstrap = int_range(0, 100_000, "number of bootstrap replicates (0 = none)")
+bootstrap = int_range(0, 100_000, "number of bootstrap replicates")  # 0: no intervals
 image_count = int_range(1, 10_000_000, "number of images")
 small_count = int_range(1, 100_000, "count")
 folds = int_range(2, 1000, "number of folds")
