@@ -79,7 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {os_error_message(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if exc.args == ("SIGTERM",):  # cxrlab.locks.terminate_as_interrupt: pre-emption, e.g. by Slurm
+            print("terminated (SIGTERM); rerun the same command to resume", file=sys.stderr)
+            return 143
         print("interrupted", file=sys.stderr)
         return 130
 

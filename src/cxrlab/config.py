@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from cxrlab.errors import CxrlabError
-from cxrlab.schema import Schema, dataclass_from_dict, unknown_key, valid_keys
+from cxrlab.schema import Schema, dataclass_from_dict, load_yaml, unknown_key, valid_keys
 
 POLICIES = ("none", "paper", "medical", "lab_a", "lab_b")
 SAMPLERS = ("none", "balanced", "rarity")
@@ -33,6 +33,10 @@ def _check(ok: bool, key: str, msg: str) -> None:
         raise CxrlabError(f"config {key}: {msg}")
 
 
+def _range(value: float | None, lo: float, hi: float, key: str) -> None:  # NaN, inf, absurd sizes: refused
+    _check(value is None or lo <= value <= hi, key, f"{value} is outside {lo:g}..{hi:g}")
+
+
 def _one_of(value: str, valid: tuple[str, ...], key: str) -> None:
     _check(value in valid, key, f"{value!r} is not one of {', '.join(valid)}")
 
@@ -47,8 +51,9 @@ class DataConfig:
     """Cache folder (``cxrlab data cache``); when null, images are decoded from disk every epoch (slow)."""
     image_size: int = 224
     """Side of the square image fed to the model."""
-    cache_size: int = 256
-    """Size images are resized to before augmentation when there is no cache (a cache keeps its own size)."""
+    cache_size: int | None = None
+    """Side images are resized to before augmentation: null = the cache's own size (256 without a cache); a
+    value that differs from ``data.cache``'s size is an error (rebuild the cache, or set the cache's size)."""
     fold: int | None = None
     """For a k-fold split: which fold is validation (the others train); null uses the ``split`` column."""
     num_workers: int = 0
@@ -57,12 +62,14 @@ class DataConfig:
     """Resize policy when reading from disk without a cache: letterbox or center_crop."""
     require_positives: bool = True
     """Stop when a class has no positive image in train (its AUROC and loss weight would be meaningless)."""
+    allow_patient_leak: bool = False
+    """Train on a split with a patient in two parts (train and test, ...) with a warning; false: an error."""
 
     def __post_init__(self) -> None:
-        _check(16 <= self.image_size <= 2048, "data.image_size", f"{self.image_size} is outside 16..2048")
-        _check(self.cache_size >= 16, "data.cache_size", "must be >= 16")
-        _check(self.num_workers >= 0, "data.num_workers", "must be >= 0")
-        _check(self.fold is None or self.fold >= 0, "data.fold", "must be >= 0 or null")
+        _range(self.image_size, 16, 2048, "data.image_size")
+        _range(self.cache_size, 16, 4096, "data.cache_size")
+        _range(self.num_workers, 0, 256, "data.num_workers")
+        _range(self.fold, 0, 1000, "data.fold")
         _one_of(self.policy, ("letterbox", "center_crop"), "data.policy")
 
 
@@ -141,7 +148,7 @@ class SamplerConfig:
 
     def __post_init__(self) -> None:
         _one_of(self.name, SAMPLERS, "sampler.name")
-        _check(self.num_samples is None or self.num_samples > 0, "sampler.num_samples", "must be > 0")
+        _range(self.num_samples, 1, 10**9, "sampler.num_samples")
 
 
 @dataclass
@@ -190,10 +197,10 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         _one_of(self.name, OPTIMIZERS, "optim.name")
-        _check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+        _range(self.weight_decay, 0, 10, "optim.weight_decay")
         _check(len(self.betas) == 2, "optim.betas", "needs two numbers")
         for k, v in self.layer_lrs.items():
-            _check(v > 0, f"optim.layer_lrs.{k}", "must be > 0")
+            _check(0 < v <= 10, f"optim.layer_lrs.{k}", "must be in (0, 10]")
 
 
 @dataclass
@@ -216,8 +223,8 @@ class ScheduleConfig:
     def __post_init__(self) -> None:
         _one_of(self.name, SCHEDULES, "schedule.name")
         _check(0 < self.factor < 1, "schedule.factor", "must be in (0, 1)")
-        _check(self.warmup_epochs >= 0 and self.min_lr >= 0, "schedule.warmup_epochs", "must be >= 0")
-        _check(self.step_size >= 1 and self.patience >= 0, "schedule.step_size", "must be >= 1")
+        _range(self.warmup_epochs, 0, 10**5, "schedule.warmup_epochs"), _range(self.min_lr, 0, 10, "schedule.min_lr")
+        _range(self.step_size, 1, 10**5, "schedule.step_size"), _range(self.patience, 0, 10**5, "schedule.patience")
 
 
 @dataclass
@@ -260,16 +267,20 @@ class TrainConfig:
     """Experiment tracking: none, tensorboard (RUN/tensorboard) or mlflow (``pip install 'cxrlab[track]'``)."""
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, "train.epochs", "must be >= 1")
-        _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
-        _check(self.lr > 0, "train.lr", "must be > 0")
-        _check(self.accumulate >= 1, "train.accumulate", "must be >= 1")
+        _range(self.epochs, 1, 10**5, "train.epochs")
+        _range(self.batch_size, 1, 65536, "train.batch_size")
+        _range(self.eval_batch_size, 1, 65536, "train.eval_batch_size")
+        _check(0 < self.lr <= 10, "train.lr", f"{self.lr} is outside (0, 10]")
+        _range(self.accumulate, 1, 4096, "train.accumulate")
+        _range(self.threads, 0, 1024, "train.threads")
+        _range(self.seed, 0, 2**63 - 1, "train.seed")
+        _check(self.clip_grad is None or 0 < self.clip_grad <= 1e6, "train.clip_grad", "must be in (0, 1e6] or null")
         _one_of(self.device, DEVICES, "train.device")
         _one_of(self.amp, AMP_MODES, "train.amp")
         _check(self.ema is None or 0 < self.ema < 1, "train.ema", "decay must be in (0, 1) or null")
-        _check(self.swa_start is None or self.swa_start >= 1, "train.swa_start", "must be >= 1 or null")
-        _check(self.early_stopping is None or self.early_stopping >= 1, "train.early_stopping", "must be >= 1")
-        _check(self.log_every >= 1, "train.log_every", "must be >= 1")
+        _range(self.swa_start, 1, 10**5, "train.swa_start")
+        _range(self.early_stopping, 1, 10**5, "train.early_stopping")
+        _range(self.log_every, 1, 10**9, "train.log_every")
         _one_of(self.log, TRACKERS, "train.log")
 
 
@@ -366,10 +377,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     data: dict[str, Any] = {}
     if path is not None:
         path = resolve_recipe(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise CxrlabError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        data = load_yaml(path) or {}  # a key written twice is an error naming it and its lines
         if not isinstance(data, dict):
             raise CxrlabError(f"{path}: a config must be a YAML mapping of sections (data, model, train, ...)")
     data = apply_overrides(data, list(overrides or []))

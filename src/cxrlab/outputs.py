@@ -13,8 +13,10 @@ Rules (each a one-line ``CxrlabError`` naming both paths and the fix):
 4. An ``--out`` folder must not hold an input (``--out .`` beside the data) and must be new, empty, or made
    by the same verb: a small marker file ``.cxrlab-output.json`` names the verb that made it. A non-empty
    folder made by anything else is refused unless ``--force`` (which writes into it, replacing files of the
-   same names; nothing else is deleted). Folders made before the marker existed are recognised by the files
-   their verb always writes (``metrics.json`` for ``evaluate``, ``index.json`` for ``data index``, ...).
+   same names; nothing else is deleted). The marker is written first (atomically, before the verb writes
+   anything), so a folder left by ``kill -9`` or a pre-empted job is still recognised as the verb's and a rerun
+   continues there. Folders made before the marker existed are recognised by the files their verb always
+   writes (``metrics.json`` for ``evaluate``, ``index.json`` for ``data index``, ...); the marker always wins.
 
 Writes themselves go through ``cxrlab.utils.atomic_write_*`` (temporary file + rename), so a kill or a full
 disk never leaves a half-written artifact.
@@ -30,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cxrlab.errors import CxrlabError
+from cxrlab.locks import LOCK_NAME
 
 MARKER = ".cxrlab-output.json"
 
@@ -52,7 +55,8 @@ def _folder_kinds(folder: Path) -> list[str]:
     return [kind for kind, names in marks.items() if any((folder / n).exists() for n in names)]
 
 
-# Files only a given verb writes: recognise its folders made before the marker existed.
+# Files only a given verb writes: recognise its folders made before the marker existed. Order matters: the
+# first match wins, so a verb whose folder holds another verb's files (the demo holds a study) comes first.
 SIGNATURES: dict[str, tuple[str, ...]] = {
     "data phantom": ("phantom.json",),
     "data index": ("index.json",),
@@ -64,8 +68,8 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "explain": ("localization.json", "gallery.html", "peaks.json"),
     "cv": ("cv.json", "fold0"),
     "pseudo": ("pseudo.json",),
-    "demo": ("runs", "comparison"),
-    "study run": ("plan.json",),
+    "demo": ("demo_study.yaml", "comparison"),  # before "study run": a demo folder also holds a study
+    "study run": ("plan.json", "study.json", "study.yaml"),
     "data report": ("data_report.json",),
 }
 
@@ -194,7 +198,7 @@ def check_out_folder(
         if _same(out, i) or (i.exists() and _inside(i, out)):
             raise CxrlabError(f"--out {out} holds the input {i} of this command; write the outputs to another "
                               "folder")
-    if out.is_dir() and any(p.name != MARKER for p in out.iterdir()) and not force:
+    if out.is_dir() and any(p.name not in (MARKER, LOCK_NAME) for p in out.iterdir()) and not force:
         maker = folder_maker(out)
         if maker != verb:
             by = f"made by `cxrlab {maker}`" if maker else "not made by cxrlab"
@@ -234,17 +238,28 @@ def check_same_settings(record: str | Path, settings: dict, *, verb: str, force:
 
 @contextmanager
 def output_folder(
-    out: str | Path, *, verb: str, inputs: Iterable[str | Path | None] = (), force: bool = False
+    out: str | Path, *, verb: str, inputs: Iterable[str | Path | None] = (), force: bool = False, create: bool = True
 ) -> Iterator[Path]:
-    """Check ``out`` before the verb runs, and mark it as the verb's afterwards (also after a failure that
-    left files in it, so a rerun of the same verb may continue there)::
+    """Check ``out`` before the verb runs and mark it as the verb's *first* (``create``: making the folder), so
+    a ``kill -9`` or a pre-empted job leaves a folder the same verb recognises and may continue; a folder
+    written into with ``--force`` is marked afterwards (also after a failure that left files in it)::
 
         with output_folder(args.out, verb="evaluate", inputs=[args.predictions, args.labels], force=args.force):
             evaluate_predictions(...)
     """
     path = check_out_folder(out, verb=verb, inputs=inputs, force=force)
+    if create and not _foreign(path, verb):
+        path.mkdir(parents=True, exist_ok=True)
+        mark_folder(path, verb)
     try:
         yield path
     finally:
         if path.is_dir() and any(path.iterdir()):
             mark_folder(path, verb)
+
+
+def _foreign(path: Path, verb: str) -> bool:
+    """A non-empty folder that is not the verb's (written into with --force): its marker is replaced only
+    once the verb has written there."""
+    return path.is_dir() and any(p.name not in (MARKER, LOCK_NAME) for p in path.iterdir()) \
+        and folder_maker(path) != verb

@@ -130,3 +130,45 @@ def _coerce_scalar(value: Any, hint: type, key: str) -> Any:
 
 def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+# --------------------------------------------------------------------------- strict YAML files
+
+
+def _strict_loader() -> type:
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        """SafeLoader that refuses a key written twice in one mapping (YAML would keep the last silently)."""
+
+        def construct_mapping(self, node, deep=False):  # type: ignore[override]
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, typing.Hashable) and key in seen:
+                    raise CxrlabError(f"{self.name}: line {line}: key {key!r} is given twice (first on line "
+                                      f"{seen[key]}); keep one")
+                seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
+def load_yaml(path: Any) -> Any:
+    """Parse a YAML file strictly: a duplicate key (naming it and its lines) or invalid YAML is a one-line
+    ``CxrlabError`` naming the file."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CxrlabError(f"{path} is not a UTF-8 text file; give a YAML file") from None
+    loader = _strict_loader()(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise CxrlabError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    finally:
+        loader.dispose()

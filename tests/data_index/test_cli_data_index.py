@@ -26,7 +26,7 @@ def test_phantom_then_index(tmp_path, capsys):
     (["data", "index", "{tmp}", "--format", "nih", "--out", "{tmp}/o"], "no Data_Entry_2017"),
     (["data", "index", "{tmp}", "--format", "csv", "--out", "{tmp}/o"], "pass --labels"),
     (["data", "index", "{tmp}", "--format", "folder", "--out", "{tmp}/o", "--keep-split"], "no split folders"),
-    (["data", "phantom", "--out", "{tmp}/p", "--n", "0"], "must be a positive integer"),
+    (["data", "phantom", "--out", "{tmp}/p", "--n", "0"], "not a valid number of images (1 to"),
     (["data", "index", "{tmp}/nih", "--format", "nih", "--out", "{tmp}/o"], "no images found"),
     (["data", "index", "{tmp}", "--format", "csv", "--labels", "{tmp}/nope.csv", "--out", "{tmp}/o"], "not found"),
 ])

@@ -75,7 +75,7 @@ def test_cli_cache(image_index, tmp_path, capsys):
     assert "24 images ok, 0 failed" in capsys.readouterr().out
     assert open_cache(out).size == 16
     assert main(["data", "cache", str(image_index.path), "--out", str(out), "--size", "3"]) == 2
-    assert "--size 3 is out of range" in capsys.readouterr().err
+    assert "--size: 3 is not a valid image side in pixels (8 to 4096)" in capsys.readouterr().err
     assert main(["data", "cache", str(image_index.path), "--out", str(out), "--size", "32"]) == 2
     assert "--force" in capsys.readouterr().err
 

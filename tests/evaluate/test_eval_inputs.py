@@ -212,7 +212,8 @@ def test_bad_options_fail_before_reading(ml_data, tmp_path, capsys):
     base = ["evaluate", str(ml_data["test"]), "--labels", str(ml_data["index"])]
     assert "is a file" in _cli_error(capsys, [*base, "--out", str(tmp_path / "file")])
     assert "threshold method" in _cli_error(capsys, [*base, "--out", str(tmp_path / "o"), "--threshold-method", "x"])
-    assert "must be an integer >= 0" in _cli_error(capsys, [*base, "--out", str(tmp_path / "o"), "--bootstrap", "-1"])
+    msg = _cli_error(capsys, [*base, "--out", str(tmp_path / "o"), "--bootstrap", "-1"])
+    assert "not a valid number of bootstrap replicates (0 to 100000)" in msg
 
 
 def test_exclude_of_an_unknown_class_is_a_one_line_error(ml_data, tmp_path, capsys):

@@ -38,4 +38,4 @@ def test_two_fold_cv_smoke_and_resume(tmp_path):
 def test_cv_cli_rejects_one_fold(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text("model:\n  name: cnn_gap\n")
     assert main(["cv", "--config", str(tmp_path / "c.yaml"), "--folds", "1", "--out", str(tmp_path / "o")]) == 2
-    assert "at least 2" in capsys.readouterr().err
+    assert "not a valid number of folds (2 to 1000)" in capsys.readouterr().err

@@ -58,7 +58,7 @@ def test_images_seen_budget_becomes_epochs(tmp_path):
     ({"arms": [{"name": "a"}, {"name": "a"}]}, "duplicate arm names a"),
     ({"arms": [{"name": "a", "set": {"train.epoch": 2}}]}, "did you mean 'train.epochs'"),
     ({"arms": [{"name": "a", "recipe": "configs/nope.yaml"}]}, "does not exist"),
-    ({"sweep": {"train.lr": [0.1, -1]}}, "train.lr: must be > 0"),
+    ({"sweep": {"train.lr": [0.1, -1]}}, "train.lr: -1.0 is outside (0, 10"),
     ({"sweep": {"model.name": ["resnet99"]}}, "unknown model 'resnet99'"),
     ({"sweep": {"loss.name": ["focl"]}}, "did you mean 'focal'"),
     ({"arms": [{"name": "a"}], "reference": "b"}, "reference 'b' is not an arm"),

@@ -148,3 +148,25 @@ def test_data_root_is_indexed_split_audited_and_cached_once(tmp_path):
     stamp = (out / "data" / "ready.json").stat().st_mtime_ns
     assert run_study(study, out, report=False) == {"a-s0": "skipped"}
     assert (out / "data" / "ready.json").stat().st_mtime_ns == stamp  # prepared once
+
+
+def test_a_run_locked_by_another_process_is_left_to_it(tmp_path, tiny_data):
+    """Two selections that share a run (e.g. --arms a next to the whole study): the second leaves it alone."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    study, out = _study(tmp_path, tiny_data, arms=[{"name": "a"}]), tmp_path / "out"
+    code = ("import sys, time; from cxrlab.locks import folder_lock\n"
+            "with folder_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)")
+    src = str(Path(__file__).parents[2] / "src")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(out / "runs" / "a-s0")], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": src})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert run_study(study, out, report=False) == {"a-s0": "busy"}
+        assert not (out / "runs" / "a-s0" / "checkpoints").exists() and not (out / "status" / "a-s0.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -46,8 +46,8 @@ def phantoms(tmp_path_factory) -> dict[str, dict[str, str]]:
 def _tiny_cfg(recipe: str, data: dict[str, str], extra: list[str] = ()):
     sets = [f"{k}={v}" for k, v in data.items() if k.startswith("data.")]
     size = SIZE.get(recipe, 32)
-    return load_config(CONFIGS / recipe, [*sets, *TINY, f"data.image_size={size}",
-                                          "data.require_positives=false", *extra])
+    return load_config(CONFIGS / recipe, [*sets, *TINY, f"data.image_size={size}", "data.require_positives=false",
+                                          "data.cache_size=null", *extra])  # the phantom cache's 64 px
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

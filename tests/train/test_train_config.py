@@ -57,7 +57,13 @@ def test_unknown_key_in_yaml(tmp_path: Path):
 
 @pytest.mark.parametrize(("override", "message"), [
     ("train.epochs=abc", "train.epochs: 'abc' is not a valid int"),
-    ("train.epochs=0", "train.epochs: must be >= 1"),
+    ("train.epochs=0", "train.epochs: 0 is outside 1..100000"),
+    ("train.epochs=1000000000", "train.epochs: 1000000000 is outside 1..100000"),
+    ("train.batch_size=10000000", "train.batch_size: 10000000 is outside 1..65536"),
+    ("train.lr=.nan", r"train.lr: nan is outside \(0, 10\]"),
+    ("data.image_size=100000", "data.image_size: 100000 is outside 16..2048"),
+    ("data.cache_size=100000", "data.cache_size"),
+    ("sampler.num_samples=10000000000", "sampler.num_samples"),
     ("augment.policy=flip", "augment.policy: 'flip' is not one of"),
     ("optim.name=lamb", "optim.name: 'lamb' is not one of sgd, adam, adamw"),
     ("train.amp=fp8", "train.amp"),

@@ -47,7 +47,7 @@ def test_layerwise_prefixes_match_vit_parameters():
 
 
 TINY = ["train.epochs=1", "train.batch_size=8", "data.image_size=64", "model.pretrained=false",
-        "train.device=cpu", "data.num_workers=0"]
+        "train.device=cpu", "data.num_workers=0", "data.cache_size=null"]  # the 64-px tiny cache, not the recipe's
 
 
 @pytest.mark.parametrize(("recipe", "task", "extra"), [

@@ -24,25 +24,60 @@ def _number(text: str, kind: type) -> float | int:
     return value
 
 
+MAX_COUNT = 10**9  # no count, size or limit of this toolkit is meaningful beyond this
+
+
 def positive_int(text: str) -> int:
-    """An integer >= 1 (sizes, counts, batch sizes, epochs, image limits)."""
+    """An integer in 1..1e9 (counts and limits; sizes and batch sizes have their own, tighter bounds below)."""
     value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive integer (1 or more)")
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive integer (1 to {MAX_COUNT:.0e})")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    """An integer >= 0 (seeds, bootstrap replicates where 0 means 'none')."""
+    """An integer in 0..1e9 (counts where 0 means 'none')."""
     value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be an integer >= 0")
+    if not 0 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{value} must be an integer from 0 to {MAX_COUNT:.0e}")
+    return value
+
+
+def int_range(lo: int, hi: int, what: str):
+    """A validator for an integer in ``lo..hi``; ``what`` names the quantity in the message (``image side``)."""
+
+    def check(text: str) -> int:
+        value = _number(text, int)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is not a valid {what} ({lo} to {hi})")
+        return value
+
+    check.__name__ = what.replace(" ", "_")
+    return check
+
+
+image_size = int_range(8, 4096, "image side in pixels")
+batch_size = int_range(1, 65536, "batch size")
+epochs = int_range(1, 100_000, "number of epochs")
+bootstrap = int_range(0, 100_000, "number of bootstrap replicates")  # 0: no intervals
+image_count = int_range(1, 10_000_000, "number of images")
+small_count = int_range(1, 100_000, "count")
+folds = int_range(2, 1000, "number of folds")
+
+
+def percentile(text: str) -> float:
+    """A percentile in (0, 100]."""
+    value = _number(text, float)
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"{value:g} is not a percentile (greater than 0, at most 100)")
     return value
 
 
 def seed(text: str) -> int:
     """A random seed: an integer in [0, 2**32 - 1] (NumPy's range)."""
-    value = non_negative_int(text)
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be an integer >= 0")
     if value >= 2**32:
         raise argparse.ArgumentTypeError(f"{value} is too large for a seed (at most {2**32 - 1})")
     return value
@@ -73,18 +108,18 @@ def unit_interval(text: str) -> float:
 
 
 def positive_float(text: str) -> float:
-    """A finite number > 0 (multipliers such as contrast or finding scale)."""
+    """A finite number in (0, 1e6] (multipliers such as contrast or finding scale, sizes in MB)."""
     value = _number(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value:g} must be greater than 0")
+    if not 0 < value <= 1e6:
+        raise argparse.ArgumentTypeError(f"{value:g} must be greater than 0 and at most 1e6")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    """A finite number >= 0."""
+    """A finite number in [0, 1e6]."""
     value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value:g} must be >= 0")
+    if not 0 <= value <= 1e6:
+        raise argparse.ArgumentTypeError(f"{value:g} must be from 0 to 1e6")
     return value
 
 
@@ -130,5 +165,8 @@ def port(text: str) -> int:
 
 
 def workers(text: str) -> int:
-    """A number of worker processes/threads: 1 or more."""
-    return positive_int(text)
+    """A number of worker processes/threads: 1..1024."""
+    value = _number(text, int)
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"{value} is not a valid number of workers (1 to 1024)")
+    return value

@@ -17,7 +17,7 @@ def _register_cv(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cv", help="k-fold patient-grouped cross-validation of a recipe")
     p.add_argument("--config", required=True)
     p.add_argument("--set", nargs="+", default=[], dest="overrides", metavar="KEY=VALUE")
-    p.add_argument("--folds", type=A.positive_int, default=5)
+    p.add_argument("--folds", type=A.folds, default=5)
     p.add_argument("--no-resume", action="store_true",
                    help="refuse to reuse an existing output folder (default: skip finished folds)")
     p.add_argument("--no-test-ensemble", action="store_true", help="skip the fold-model ensemble on test")

@@ -15,9 +15,9 @@ def register(subparsers, data_subparsers) -> None:
     """Add ``data phantom`` and ``data index`` to the ``cxrlab data`` group."""
     p = data_subparsers.add_parser("phantom", help="write a synthetic chest X-ray dataset with planted findings")
     p.add_argument("--out", required=True, help="output folder (images/, labels.csv, BBox_List_2017.csv)")
-    p.add_argument("--n", type=A.positive_int, default=200, help="number of images (default 200)")
+    p.add_argument("--n", type=A.image_count, default=200, help="number of images (default 200)")
     p.add_argument("--task", choices=["multilabel", "multiclass"], default="multilabel")
-    p.add_argument("--size", type=A.positive_int, default=256, help="image side in pixels (default 256)")
+    p.add_argument("--size", type=A.image_size, default=256, help="image side in pixels (default 256)")
     p.add_argument("--seed", type=A.seed, default=0)
     p.add_argument("--contrast", type=A.positive_float, default=1.0,
                    help="finding brightness multiplier (1 easy, 0.3 hard)")
@@ -25,7 +25,7 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--prevalence", type=A.probability, default=0.3, help="per-finding prevalence (multilabel)")
     p.add_argument("--zone", choices=["any", "upper", "lower", "left", "right"], default="any",
                    help="where focal findings are placed (image left/right lung, upper/lower lung half)")
-    p.add_argument("--workers", type=A.positive_int, default=None, help="processes (default: all cores)")
+    p.add_argument("--workers", type=A.workers, default=None, help="processes (default: all cores)")
     p.add_argument("--force", action="store_true", help="write into a non-empty folder not made by data phantom")
     p.set_defaults(func=_phantom)
 
@@ -49,7 +49,7 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--relabels", help="nih --labels-from google2019: the relabel CSV (default: found in ROOT)")
     p.add_argument("--check-decode", action="store_true", help="fully decode every image (slower)")
     p.add_argument("--no-hash", action="store_true", help="skip sha256 of every file (no duplicate-file check)")
-    p.add_argument("--workers", type=A.positive_int, default=None, help="threads for hashing/checking files")
+    p.add_argument("--workers", type=A.workers, default=None, help="threads for hashing/checking files")
     p.add_argument("--force", action="store_true", help="write into a non-empty folder not made by data index")
     p.set_defaults(func=_index)
 

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction, data_subparsers: argparse._
     p.add_argument("--out", required=True, help="split CSV to write (split.json is written beside it)")
     p.add_argument("--val", type=A.fraction, default=0.1, help="validation fraction (default 0.1)")
     p.add_argument("--test", type=A.fraction, default=0.2, help="test fraction (default 0.2)")
-    p.add_argument("--folds", type=A.positive_int, default=None,
+    p.add_argument("--folds", type=A.folds, default=None,
                    help="K patient-grouped folds after carving the test set")
     p.add_argument("--official", action="store_true", help="NIH official train_val/test lists; val carved by patient")
     p.add_argument("--keep-given", action="store_true", help="keep the dataset's own (folder) split, audited")
@@ -36,9 +36,9 @@ def register(subparsers: argparse._SubParsersAction, data_subparsers: argparse._
     p = data_subparsers.add_parser("cache", help="decode + resize every image once into a uint8 memmap")
     p.add_argument("index", help="DIR/index.csv (or its folder)")
     p.add_argument("--out", required=True, help="cache folder (images.u8 + meta.json)")
-    p.add_argument("--size", type=A.positive_int, default=256, help="side of the square cached images (default 256)")
+    p.add_argument("--size", type=A.image_size, default=256, help="side of the square cached images (default 256)")
     p.add_argument("--policy", default="letterbox", choices=["letterbox", "center_crop"])
-    p.add_argument("--workers", type=A.positive_int, default=None, help="processes (default: all cores)")
+    p.add_argument("--workers", type=A.workers, default=None, help="processes (default: all cores)")
     p.add_argument("--force", action="store_true", help="rebuild a cache made from another index/size/policy")
     p.set_defaults(func=_cache)
 

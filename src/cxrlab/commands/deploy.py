@@ -13,10 +13,10 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("run_dir", help="run directory from `cxrlab train` (or a checkpoint .safetensors)")
     p.add_argument("--out", required=True, help="ONNX file to write (model.json and model.ood.safetensors go beside)")
     p.add_argument("--which", choices=("best", "last", "swa"), default="best", help="checkpoint to export")
-    p.add_argument("--opset", type=A.positive_int, default=17, help="ONNX opset version (default 17)")
-    p.add_argument("--parity-images", type=A.positive_int, default=16,
+    p.add_argument("--opset", type=A.int_range(7, 30, "ONNX opset"), default=17, help="ONNX opset version (default 17)")
+    p.add_argument("--parity-images", type=A.small_count, default=16,
                    help="validation images for the ONNX Runtime vs PyTorch parity check")
-    p.add_argument("--ood-percentile", type=A.positive_float, default=99.0,
+    p.add_argument("--ood-percentile", type=A.percentile, default=99.0,
                    help="validation percentile of the OOD distance used as the gate's threshold")
     p.add_argument("--ood-method", choices=("mahalanobis", "knn"), default="mahalanobis",
                    help="OOD distance on penultimate features (default mahalanobis)")
@@ -32,7 +32,7 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every API call")
     p.add_argument("--max-upload-mb", type=A.positive_float, default=50.0, help="largest request body")
     p.add_argument("--max-pixels", type=A.positive_int, default=50_000_000, help="largest image (width x height)")
-    p.add_argument("--concurrency", type=A.positive_int, default=2, help="requests computing at once")
+    p.add_argument("--concurrency", type=A.workers, default=2, help="requests computing at once")
     p.add_argument("--cors", dest="cors_origin", help="allow this one origin to call the API from a browser")
     p.set_defaults(func=_serve)
 

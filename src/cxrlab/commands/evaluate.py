@@ -51,7 +51,7 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bootstrap", type=A.non_negative_int, default=1000,
+    p.add_argument("--bootstrap", type=A.bootstrap, default=1000,
                    help="patient-level bootstrap replicates (default 1000)")
     p.add_argument("--seed", type=A.seed, default=0, help="bootstrap seed (recorded in the output)")
     p.add_argument("--prefix", help="class column prefix such as prob_ (auto-detected by default)")

@@ -27,16 +27,16 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--boxes-size", type=A.positive_int, help="the image size the box coordinates refer to (NIH: 1024)")
     p.add_argument("--classes", nargs="+", help="classes to explain (default: top predicted / boxed finding)")
     p.add_argument("--layer", help="module to hook instead of the model's cam_layer (e.g. layer3)")
-    p.add_argument("--top-k", type=A.positive_int, default=1, help="explain the k most probable classes per image")
-    p.add_argument("--max-images", type=A.positive_int, default=64, help="at most this many images (boxed ones first)")
+    p.add_argument("--top-k", type=A.small_count, default=1, help="explain the k most probable classes per image")
+    p.add_argument("--max-images", type=A.image_count, default=64, help="at most this many images (boxed ones first)")
     p.add_argument("--threshold", type=A.unit_interval, default=0.5,
                    help="map threshold for IoU / intersection-over-box")
     p.add_argument("--no-sanity", action="store_true", help="skip the model-randomisation check")
     p.add_argument("--json", action="store_true",
                    help="write peaks.json (raw maps' peak locations), localization.json and records.csv; "
                    "no PNGs or gallery")
-    p.add_argument("--bootstrap", type=A.non_negative_int, default=1000, help="bootstrap resamples for the intervals")
-    p.add_argument("--batch-size", type=A.positive_int, default=8)
+    p.add_argument("--bootstrap", type=A.bootstrap, default=1000, help="bootstrap resamples for the intervals")
+    p.add_argument("--batch-size", type=A.batch_size, default=8)
     p.add_argument("--out", help="output folder (default: RUN_DIR/explain, beside the run's report)")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder not made by explain")
     p.set_defaults(func=_explain)

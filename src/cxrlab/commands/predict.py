@@ -22,7 +22,7 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
                    "index's own official_split/given_split column)")
     p.add_argument("--out", required=True, help="predictions CSV to write (a .json sidecar goes beside it)")
     p.add_argument("--which", choices=("best", "last", "swa"), default="best", help="checkpoint to use")
-    p.add_argument("--batch-size", type=A.positive_int, default=64)
+    p.add_argument("--batch-size", type=A.batch_size, default=64)
     p.add_argument("--device", type=A.device, default="cpu", help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--engine", choices=("torch", "onnx"),
                    help="PyTorch or ONNX Runtime (default: onnx for an .onnx file from `cxrlab export`, else torch)")
@@ -35,6 +35,11 @@ def _predict(args: argparse.Namespace) -> int:
     from cxrlab.predict import predict_run
     from cxrlab.predictions import write_predictions
 
+    if args.images and args.split:
+        from cxrlab.errors import CxrlabError
+
+        raise CxrlabError(f"--split {args.split} picks rows of the run's data or of --index; it does not apply to "
+                          f"--images {args.images}: drop --split (or use --index)")
     check_out_file(args.out, verb="predict", inputs=[args.run_dir, args.images, args.index, args.split_csv],
                    force=args.force)
     engine = args.engine or ("onnx" if str(args.run_dir).lower().endswith(".onnx") else "torch")

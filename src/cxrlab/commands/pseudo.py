@@ -22,7 +22,7 @@ def _register_pseudo(sub: argparse._SubParsersAction) -> None:
                    help="one confidence or one per class, comma-separated (e.g. 0.92,0.9,0.85,0.8)")
     g.add_argument("--quota", type=A.positive_int, help="at most N most confident pseudo-labels per class (balanced)")
     p.add_argument("--weight", type=A.probability, default=0.5, help="sample weight of pseudo-labelled rows")
-    p.add_argument("--batch-size", type=A.positive_int, default=16)
+    p.add_argument("--batch-size", type=A.batch_size, default=16)
     p.add_argument("--out", required=True, help="output folder (index/, split.csv, pseudo.csv, pseudo.json)")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder not made by pseudo")
     p.set_defaults(func=_pseudo)

@@ -35,7 +35,7 @@ def _run(args: argparse.Namespace) -> int:
     from cxrlab.outputs import output_folder
     from cxrlab.study.runner import run_study
 
-    with output_folder(args.out, verb="study run", inputs=[args.study], force=args.force):
+    with output_folder(args.out, verb="study run", inputs=[args.study], force=args.force, create=not args.dry_run):
         outcomes = run_study(args.study, args.out, args.overrides, args.shard, args.dry_run, args.smoke,
                              report=not args.no_report, arms=args.arms)
     return 1 if any(o == "failed" for o in outcomes.values()) else 0

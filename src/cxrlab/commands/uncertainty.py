@@ -20,10 +20,10 @@ def _register_uncertainty(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--method", default="mc_dropout", choices=["mc_dropout", "tta"])
-    p.add_argument("--samples", type=A.positive_int, default=30,
+    p.add_argument("--samples", type=A.small_count, default=30,
                    help="MC-dropout samples (TTA: at most this many views)")
     p.add_argument("--tta-flip", action="store_true", help="add horizontal flips to TTA (not medically safe)")
-    p.add_argument("--batch-size", type=A.positive_int, default=16)
+    p.add_argument("--batch-size", type=A.batch_size, default=16)
     p.add_argument("--out", required=True, help="output predictions CSV")
     p.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
     p.set_defaults(func=_uncertainty)

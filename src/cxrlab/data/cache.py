@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from cxrlab.data.images import RESIZE_POLICIES, read_image, resize_image
+from cxrlab.data.images import RESIZE_POLICIES, looks_like_xray, read_image, resize_image
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
+from cxrlab.locks import LOCK_NAME
+from cxrlab.outputs import MARKER
 from cxrlab.provenance import check_image_file, expected_hashes
 from cxrlab.utils import read_json, write_json
 
@@ -134,7 +136,7 @@ def _prepare(index: Index, cache_dir: Path, size: int, policy: str, force: bool)
             )
         for name in (IMAGES_FILE, META_FILE, DONE_FILE):
             (cache_dir / name).unlink(missing_ok=True)
-    elif cache_dir.exists() and any(cache_dir.iterdir()) and not force:
+    elif cache_dir.exists() and any(p.name not in (MARKER, LOCK_NAME) for p in cache_dir.iterdir()) and not force:
         raise CxrlabError(f"--out {cache_dir} exists and is not a cache; choose an empty or new folder")
     cache_dir.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(cache_dir).free
@@ -155,7 +157,11 @@ def _cache_chunk(task: tuple) -> list[tuple[int, str | None]]:
     for row, path, expected in zip(rows, paths, hashes):
         try:
             check_image_file(path, expected)
-            images[row] = resize_image(read_image(path), size, policy)
+            img = read_image(path)
+            ok, reason = looks_like_xray(img)  # constant or NaN: counted as failed, never trained on
+            if not ok:
+                raise CxrlabError(f"{path}: degenerate: {reason}")
+            images[row] = resize_image(img, size, policy)
             out.append((row, None))
         except CxrlabError as exc:
             images[row] = 0  # a failed row is zero, whatever a previous attempt left

@@ -73,9 +73,17 @@ def dicom_problem(path: Path, max_side: int) -> str | None:
     return _side_problem(cols, rows, max_side)
 
 
+MIN_SIDE = 16  # pixels: the smallest input any model takes (data.image_size >= 16); a 1x1 image is no X-ray
+MAX_ASPECT = 10.0  # chest films are about 1:1.3 at most; a 1x5000 strip is a mistake, not a radiograph
+
+
 def _side_problem(width: int, height: int, max_side: int) -> str | None:
     if width <= 0 or height <= 0:
         return f"unreadable: the header says the image is {width}x{height} pixels"
+    if min(width, height) < MIN_SIDE:
+        return f"degenerate: {width}x{height} pixels (under {MIN_SIDE} px a side)"
+    if max(width, height) / min(width, height) > MAX_ASPECT:
+        return f"degenerate: {width}x{height} pixels (aspect ratio over {MAX_ASPECT:g}:1, a strip)"
     if max(width, height) > max_side:
         return (f"too large: {width}x{height} pixels in the header (limit {max_side} per side); "
                 "downsample it before indexing")

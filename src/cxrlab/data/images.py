@@ -168,8 +168,10 @@ def looks_like_xray(img: np.ndarray) -> tuple[bool, str]:
     """Cheap check on a decoded image (gray or RGB): ``(ok, reason)``.
 
     A chest X-ray saved as RGB has equal channels (or, when tinted, colours along one line); a colour photo has
-    strong saturation in many hues. A constant image carries no picture at all.
+    strong saturation in many hues. A constant image carries no picture at all, nor does one with NaN pixels.
     """
+    if img.dtype.kind == "f" and not np.isfinite(img).all():
+        return False, "non-finite pixels (NaN or infinity)"
     if img.ndim == 3:
         sample = img[:: max(1, img.shape[0] // 128), :: max(1, img.shape[1] // 128)].astype(np.float32)
         if sample.max() > 255:

@@ -122,6 +122,11 @@ def validate_table(table: SourceTable, root: Path, check_decode: bool = False, h
             excluded.setdefault(reason, []).extend(frame["image_id"][mask].tolist())
             frame = frame[~mask].reset_index(drop=True)
 
+    conflicting = _conflicting_duplicates(frame, table.classes)
+    if conflicting:  # which labels are right is unknowable: every copy is left out, and said
+        warnings.append(f"{len(conflicting)} image(s) listed twice with different labels left out (e.g. "
+                        f"{conflicting[0]}); fix the label file to keep them")
+    exclude("duplicate rows with conflicting labels", frame["image_id"].isin(set(conflicting)))
     exclude("duplicate image id", frame["image_id"].duplicated(keep="first"))
     exclude("no label", frame["image_id"].isin(set(table.problems.get("no_label", []))))
     for reason, ids in (table.problems.get("exclude") or {}).items():
@@ -159,6 +164,17 @@ def validate_table(table: SourceTable, root: Path, check_decode: bool = False, h
         "warnings": warnings, "errors": errors,
     }
     return frame, report
+
+
+def _conflicting_duplicates(frame: pd.DataFrame, classes: list[str]) -> list[str]:
+    """Image ids whose rows disagree on some label (NaN equals NaN); identical repeats are not conflicts."""
+    dup = frame[frame["image_id"].duplicated(keep=False)]
+    cols = [c for c in classes if c in dup.columns]
+    if dup.empty or not cols:
+        return []
+    distinct = dup[["image_id", *cols]].astype("string").fillna("<unknown>").drop_duplicates()
+    counts = distinct["image_id"].value_counts()
+    return sorted(counts[counts > 1].index.astype(str))
 
 
 def _duplicate_groups(frame: pd.DataFrame) -> list[list[str]]:

@@ -139,6 +139,9 @@ def _check_probs(probs: np.ndarray, classes: list[str], where: str, task: str, l
         raise CxrlabError(f"{where} row {r + 2}, column {classes[c]!r}: value is missing or not a number; "
                           "every class needs a probability")
     if logits:
+        if probs.size and bool(np.all((probs >= 0) & (probs <= 1))):  # a second sigmoid: all in 0.5..0.73
+            raise CxrlabError(f"{where}: --logits, but every value lies in [0, 1]: these look like probabilities "
+                              "already (the sigmoid/softmax would be applied twice); drop --logits")
         return probabilities(probs, task)
     out = np.argwhere((probs < 0) | (probs > 1))
     if len(out):

@@ -169,6 +169,7 @@ def run_sections(doc: Document, source: Source) -> None:
             split = json.loads(split_json.read_text())
         except (OSError, ValueError):
             split = {}
+        split = split if isinstance(split, dict) else {"unreadable": f"{split_json} is not a JSON object"}
         doc.bullets([f"{k}: {_short(v)}" for k, v in split.items() if k != "audit"]
                     + [f"audit.{k}: {_short(v)}" for k, v in (split.get("audit") or {}).items()])
 

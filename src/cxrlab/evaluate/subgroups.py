@@ -13,6 +13,7 @@ of gaps and of the worst group. The ``missing`` group (no value in the column) i
 
 from __future__ import annotations
 
+import warnings
 from itertools import combinations
 
 import numpy as np
@@ -26,6 +27,7 @@ from cxrlab.evaluate.matching import Scored, subset_scored
 from cxrlab.evaluate.summary import est, multiclass_block, multilabel_block, threshold_block
 
 DEFAULT_AGE_BANDS = (40, 60, 80)
+MIN_AGE, MAX_AGE = 0.0, 120.0  # plausible ages in years; others are data errors
 DEFAULT_MIN_GROUP = 30
 MAX_GROUPS = 20  # gaps are pairwise: --by is for a few groups (sex, age bands, view, site), not for ids
 MISSING = "missing"
@@ -49,6 +51,9 @@ def parse_age_bands(text: str | list | tuple | None) -> list[float]:
         edges = [float(x) for x in items]
     except ValueError:
         raise CxrlabError(f"--age-bands {text!r}: give increasing ages separated by commas, e.g. 40,60,80") from None
+    if not all(MIN_AGE < e <= MAX_AGE for e in edges):  # NaN too
+        raise CxrlabError(f"--age-bands {text!r}: every edge must be an age in ({MIN_AGE:g}, {MAX_AGE:g}], "
+                          "e.g. 40,60,80")
     if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
         raise CxrlabError(f"--age-bands {text!r}: the edges must increase, e.g. 40,60,80")
     return edges
@@ -57,6 +62,12 @@ def parse_age_bands(text: str | list | tuple | None) -> list[float]:
 def age_band_labels(ages: pd.Series, edges: list[float]) -> pd.Series:
     """Ages -> ``<40``, ``40-59``, ``60-79``, ``>=80`` (integer edges shown as integers); NaN -> ``missing``."""
     values = pd.to_numeric(ages, errors="coerce")
+    implausible = values.notna() & ~values.between(MIN_AGE, MAX_AGE)
+    if implausible.any():  # -5 or 200 is a data error, not an age band: counted as missing, and said
+        first = implausible.idxmax()
+        warnings.warn(f"{int(implausible.sum())} ages outside {MIN_AGE:g}..{MAX_AGE:g} (e.g. {values[first]:g} for "
+                      f"{first}) are counted as {MISSING!r}", UserWarning, stacklevel=2)
+        values = values.where(~implausible)
     fmt = [f"{e:g}" for e in edges]
     names = [f"<{fmt[0]}"] + [f"{a}-{float(b) - 1:g}" if float(b).is_integer() else f"{a}-<{b}"
                               for a, b in zip(fmt, edges[1:])] + [f">={fmt[-1]}"]

@@ -70,7 +70,8 @@ class ImageSet:
 
 # ----------------------------------------------------------------------------- sources
 def images_from_files(path: str | Path, *, option: str = "--images") -> ImageSet:
-    """One image file, or every image file in a folder (sorted; sub-folders included); ids are file names."""
+    """One image file, or every image file in a folder (sorted; sub-folders included); ids are file names, or
+    paths relative to the folder when two files share a name (``a/x.png`` and ``b/x.png``)."""
     path = Path(path)
     if path.is_file():
         files = [path]
@@ -80,7 +81,10 @@ def images_from_files(path: str | Path, *, option: str = "--images") -> ImageSet
         raise CxrlabError(f"{option} {path} does not exist; pass an image file or a folder of images")
     if not files:
         raise CxrlabError(f"{option} {path}: no image files ({', '.join(IMAGE_SUFFIXES)}) found")
-    return ImageSet([p.name for p in files], files, name="images")
+    names = [p.name for p in files]
+    if len(set(names)) < len(names):  # one id per image: names collide across sub-folders
+        names = [p.relative_to(path).as_posix() for p in files]
+    return ImageSet(names, files, name="images")
 
 
 def images_from_index(index: Any, classes: list[str] | tuple[str, ...], *, split: str | None = None,

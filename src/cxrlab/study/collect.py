@@ -49,8 +49,8 @@ def build_ensembles(out: Path, plan: dict[str, Any], runs: list[dict[str, Any]],
 def run_cost(out: Path, run: dict[str, Any]) -> dict[str, Any]:
     """Measured cost of one run: cost.json, the manifest's parameters, wall time, and training images/s."""
     folder = Path(run["dir"])
-    cost = read_json(folder / "cost.json") if (folder / "cost.json").exists() else {}
-    manifest = read_json(folder / "manifest.json") if (folder / "manifest.json").exists() else {}
+    cost = read_json(folder / "cost.json", kind=dict) if (folder / "cost.json").exists() else {}
+    manifest = read_json(folder / "manifest.json", kind=dict) if (folder / "manifest.json").exists() else {}
     status = st.read_status(out, run["name"])
     metrics = curves(folder)
     ips = metrics["images_per_s"].mean() if metrics is not None and "images_per_s" in metrics else None

@@ -46,7 +46,8 @@ def study_results(out: str | Path) -> dict[str, Any]:
     out = Path(out)
     if not (out / "plan.json").exists():
         raise CxrlabError(f"{out} holds no study (no plan.json); run `cxrlab study run STUDY.yaml --out {out}` first")
-    plan = read_json(out / "plan.json")
+    plan = read_json(out / "plan.json", kind=dict, required=("study", "runs", "arms", "evaluate"),
+                     fix=f"rerun `cxrlab study run STUDY.yaml --out {out}` to rewrite it")
     runs = collect.finished_runs(out, plan)
     if not runs:
         raise CxrlabError(f"{out}: no run has finished yet; see `cxrlab study status {out}`")

@@ -17,6 +17,7 @@ from typing import Any
 
 from cxrlab.config import dump_config
 from cxrlab.errors import CxrlabError
+from cxrlab.locks import LOCK_NAME, Busy, folder_lock, terminate_as_interrupt
 from cxrlab.study import status as st
 from cxrlab.study.data import resolve_data
 from cxrlab.study.plan import Plan, RunSpec, make_plan, parse_shard, shard_runs
@@ -100,6 +101,20 @@ def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None
     """Run this shard's share of the study (only ``arms`` when given) into ``out``; returns {run name: outcome}."""
     cli_set, out = list(cli_set or []), Path(out)
     part = parse_shard(shard)
+    if dry_run or not st.is_main_process():
+        return _run_study(study_path, out, cli_set, part, dry_run, smoke, report, arms)
+    # one process per shard/arm selection; runs shared by two selections are guarded by their own locks
+    with terminate_as_interrupt(), folder_lock(out, f"study folder {out}", name=_lock_name(part, arms)):
+        return _run_study(study_path, out, cli_set, part, dry_run, smoke, report, arms)
+
+
+def _lock_name(part: tuple[int, int], arms: list[str] | None) -> str:
+    name = LOCK_NAME if part == (1, 1) else f"{LOCK_NAME}.shard{part[0]}of{part[1]}"
+    return name + (f".arms-{'+'.join(sorted(arms))}" if arms else "")
+
+
+def _run_study(study_path: str | Path, out: Path, cli_set: list[str], part: tuple[int, int], dry_run: bool,
+               smoke: bool, report: bool, arms: list[str] | None) -> dict[str, Any]:
     plan, paths = build_plan(study_path, out, cli_set, smoke, prepare=not dry_run)
     _check_finished_configs(plan, out)
     mine = shard_runs(_only_arms(plan, arms), part)
@@ -131,8 +146,19 @@ def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None
 
 
 def execute_run(out: Path, run: RunSpec, external: list | None = None) -> str:
-    """Train one run (or skip / resume it) and predict the external test sets; returns done, skipped or failed.
-    KeyboardInterrupt propagates."""
+    """Train one run (or skip / resume it) and predict the external test sets; returns done, skipped, failed or
+    busy (another process holds the run's lock: it is left to that process). KeyboardInterrupt propagates."""
+    if not st.is_main_process():  # torchrun: rank 0 holds the lock for every rank
+        return _execute_run(out, run, external)
+    try:
+        with folder_lock(out / "runs" / run.name, f"run {run.name}"):
+            return _execute_run(out, run, external)
+    except Busy as exc:
+        print(f"{run.name}: in progress in process {exc.pid}; left to it", file=sys.stderr)
+        return "busy"
+
+
+def _execute_run(out: Path, run: RunSpec, external: list | None) -> str:
     from cxrlab.train import fit
 
     run_dir = out / "runs" / run.name
@@ -214,7 +240,8 @@ def study_status(out: str | Path) -> list[dict[str, Any]]:
     out = Path(out)
     if not (out / "plan.json").exists():
         raise CxrlabError(f"{out} holds no study (no plan.json); run `cxrlab study run STUDY.yaml --out {out}` first")
-    plan = read_json(out / "plan.json")
+    plan = read_json(out / "plan.json", kind=dict, required=("study", "runs"),
+                     fix=f"rerun `cxrlab study run STUDY.yaml --out {out}` to rewrite it")
     rows = []
     for r in plan["runs"]:
         state, s = st.run_state(out, r["name"])

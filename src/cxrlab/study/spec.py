@@ -27,10 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cxrlab.errors import CxrlabError
-from cxrlab.schema import Schema, dataclass_from_dict
+from cxrlab.schema import Schema, dataclass_from_dict, load_yaml
 
 ENSEMBLE_METHODS = ("mean", "weighted", "class", "rank", "stack")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]*$")  # run folder names: no slash, no space
@@ -88,8 +86,8 @@ class StudyBudget:
 
     def __post_init__(self) -> None:
         _check(self.epochs is None or self.images is None, "budget", "give epochs or images, not both")
-        _check(self.epochs is None or self.epochs >= 1, "budget.epochs", "must be >= 1")
-        _check(self.images is None or self.images >= 1, "budget.images", "must be >= 1")
+        _check(self.epochs is None or 1 <= self.epochs <= 100_000, "budget.epochs", "must be in 1..100000")
+        _check(self.images is None or 1 <= self.images <= 10**12, "budget.images", "must be in 1..1e12")
 
 
 @dataclass
@@ -148,7 +146,7 @@ class StudyEvaluate:
     """Seed of the bootstrap resamples."""
 
     def __post_init__(self) -> None:
-        _check(self.bootstrap >= 0, "evaluate.bootstrap", "must be >= 0")
+        _check(0 <= self.bootstrap <= 100_000, "evaluate.bootstrap", "must be in 0..100000")
         _check(self.split in ("test", "val"), "evaluate.split", f"{self.split!r} is not test or val")
 
 
@@ -218,10 +216,7 @@ def load_study(path: str | Path) -> Study:
             raise CxrlabError(f"study file {path} does not exist; give a YAML file or a shipped study "
                               f"(studies/{', studies/'.join(shipped_studies())})")
         path = packaged
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise CxrlabError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = load_yaml(path) or {}  # a key written twice is an error naming it and its lines
     if not isinstance(data, dict):
         raise CxrlabError(f"{path}: a study must be a YAML mapping (name, data, base, arms, seeds, ...)")
     try:

@@ -26,9 +26,10 @@ def status_path(out: Path, name: str) -> Path:
 def read_status(out: Path, name: str) -> dict[str, Any]:
     path = status_path(out, name)
     try:
-        return read_json(path) if path.exists() else {}
+        status = read_json(path) if path.exists() else {}
     except (OSError, ValueError):
         return {}  # an unreadable status is as good as none: the run folder says what is finished
+    return status if isinstance(status, dict) else {}  # so is one of the wrong shape
 
 
 def is_main_process() -> bool:
@@ -86,7 +87,7 @@ def check_study_folder(out: Path, study_path: str | Path) -> str:
     digest = sha256_file(study_path)
     marker = out / "study.json"
     if marker.exists():
-        held = read_json(marker)
+        held = read_json(marker, kind=dict, fix=f"restore it, or delete {out} to start over")
         if held.get("study_sha256") != digest:
             raise CxrlabError(
                 f"{out} holds study {held.get('name')!r} from another study file (sha256 "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ class SplitData:
     ids: dict[str, list[str]]
     cache: Any | None  # cxrlab.data.cache.Cache
     cache_size: int
+    excluded: dict[str, int] = field(default_factory=dict)  # split part -> images dropped (failed to cache)
 
 
 def load_data(cfg: Config) -> SplitData:
@@ -54,15 +55,30 @@ def load_data(cfg: Config) -> SplitData:
                 f"{cfg.data.split} has no {name} images for index {cfg.data.index}; re-split with "
                 "`cxrlab data split INDEX --val 0.1` (or pick a fold with --set data.fold=K)"
             )
-    cache, cache_size = None, cfg.data.cache_size
+    cache, cache_size = None, cfg.data.cache_size or 256
     if cfg.data.cache:
         from cxrlab.data.cache import open_cache
 
         cache = open_cache(cfg.data.cache)
-        cache_size = int(cache.size)
+        cache_size = _cache_size(cfg, int(cache.size))
     if cfg.data.require_positives:
         check_positives(index.subset(ids["train"]), cfg.data.split)
+    check_patients(index, ids, cfg.data.split, cfg.data.allow_patient_leak)
     return SplitData(index, split, ids, cache, cache_size)
+
+
+def _cache_size(cfg: Config, size: int) -> int:
+    """The cache's side, which must be the configured ``data.cache_size`` when one is set (null: the cache's)."""
+    if cfg.data.cache_size is not None and cfg.data.cache_size != size:
+        raise CxrlabError(
+            f"data.cache {cfg.data.cache} holds {size}-px images but data.cache_size={cfg.data.cache_size}; rebuild "
+            f"the cache with `cxrlab data cache INDEX --size {cfg.data.cache_size} --out DIR`, or --set "
+            f"data.cache_size={size} (or null: use the cache's size)")
+    if size < cfg.data.image_size:
+        warnings.warn(f"data.cache {cfg.data.cache} holds {size}-px images, smaller than data.image_size="
+                      f"{cfg.data.image_size}: every image is upsampled (rebuild the cache at >= "
+                      f"{cfg.data.image_size} px to train on the detail)", UserWarning, stacklevel=3)
+    return size
 
 
 def class_counts(index: Index) -> np.ndarray:
@@ -86,12 +102,40 @@ def check_positives(train: Index, split_path: str) -> None:
         )
 
 
+def check_patients(index: Index, ids: dict[str, list[str]], split_path: str, allow: bool = False) -> None:
+    """A patient with images in two parts (train and test, ...) leaks: an error naming one, unless ``allow``
+    (``data.allow_patient_leak``, then a warning with the count)."""
+    from cxrlab.data.split_csv import patient_ids
+
+    pid = dict(zip(index.frame["image_id"].astype(str), patient_ids(index)))
+    parts = pd.DataFrame([(pid[i], part) for part, some in ids.items() for i in some], columns=["patient", "part"])
+    per = parts.groupby("patient")["part"].unique()
+    leaks = per[per.map(len) > 1]
+    if leaks.empty:
+        return
+    first, where = str(leaks.index[0]), " and ".join(sorted(leaks.iloc[0]))
+    what = f"{split_path}: {len(leaks)} patients have images in several parts (e.g. patient {first} in {where})"
+    if allow:
+        warnings.warn(f"{what}; trained anyway (data.allow_patient_leak=true): the scores are optimistic",
+                      UserWarning, stacklevel=3)
+        return
+    raise CxrlabError(f"{what}; re-split by patient with `cxrlab data split INDEX --out split.csv` (or --set "
+                      "data.allow_patient_leak=true to train on it anyway)")
+
+
 def make_dataset(cfg: Config, data: SplitData, ids: list[str], transform, return_weight: bool = False) -> Dataset:
     """A cached dataset when ``data.cache`` is set, else one that decodes the files every time."""
     from cxrlab.data.dataset import CachedImageDataset, FileImageDataset
 
     if data.cache is not None:
-        return CachedImageDataset(data.index, ids, data.cache, transform=transform, return_weight=return_weight)
+        dataset = CachedImageDataset(data.index, ids, data.cache, transform=transform, return_weight=return_weight)
+        part = next((k for k, v in data.ids.items() if v is ids), "images")
+        if dataset.n_excluded:  # counted, warned and recorded in manifest.json (excluded_images)
+            data.excluded[part] = dataset.n_excluded
+            warnings.warn(f"{dataset.n_excluded} of {len(ids)} {part} images failed to cache in {data.cache.dir} "
+                          "and are left out (recorded in manifest.json; see its meta.json status for why)",
+                          UserWarning, stacklevel=2)
+        return dataset
     return FileImageDataset(data.index, ids, size=data.cache_size, policy=cfg.data.policy, transform=transform,
                             return_weight=return_weight)
 

@@ -12,6 +12,8 @@ import math
 import os
 import random
 import time
+import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,11 @@ from cxrlab.config import Config, config_to_dict
 from cxrlab.data.sampling import build_sampler, warn_if_double_correction
 from cxrlab.data.transforms import build_transform
 from cxrlab.errors import CxrlabError
+from cxrlab.locks import folder_lock, terminate_as_interrupt
 from cxrlab.train import checkpoint as ckpt
 from cxrlab.train import data as tdata
 from cxrlab.train import distributed as ddp
+from cxrlab.train import optim
 from cxrlab.train import run as rundir
 from cxrlab.train.freeze import apply_freeze
 from cxrlab.train.loop import Engine, evaluate, metric_name, train_one_epoch
@@ -58,6 +62,7 @@ class Session:
     best: float | None = None
     best_epoch: int = 0
     bad_epochs: int = 0
+    schedule_rebuilt: dict[str, Any] | None = None  # --resume with more epochs: see _rebuild_schedule
 
 
 def resolve_device(name: str) -> torch.device:
@@ -238,13 +243,29 @@ def _resume(s: Session) -> int:
         raise CxrlabError(f"{path} does not fit {s.cfg.model.name} as configured; resume with the run's "
                           "config.yaml") from None
     s.eng.optimizer.load_state_dict(st["optimizer"])
+    planned = optim.schedule_state(s.scheduler)  # the schedule built for this config's train.epochs
     for obj, key in ((s.scheduler, "scheduler"), (s.eng.scaler, "scaler"), (s.eng.ema, "ema"), (s.swa, "swa")):
         if obj is not None and st.get(key) is not None:
             obj.load_state_dict(st[key])
+    s.schedule_rebuilt = _rebuild_schedule(s, planned, int(st["epoch"]))
     ckpt.set_rng_state(st["rng"])
     s.best, s.best_epoch, s.bad_epochs = st["best"], st["best_epoch"], st["bad_epochs"]
     s.rows = rundir.read_metrics(s.out, upto_epoch=st["epoch"])
     return int(st["epoch"]) + 1
+
+
+def _rebuild_schedule(s: Session, planned: list[dict[str, Any]], done: int) -> dict[str, Any] | None:
+    """``--resume`` with another ``train.epochs``: the cosine schedule is rebuilt for the new total (see
+    ``optim.rebuild_schedule``); warned and recorded in the manifest."""
+    totals = optim.rebuild_schedule(s.scheduler, planned)
+    if totals is None:
+        return None
+    note = {"after_epoch": done, "old_total": totals[0], "new_total": totals[1],
+            "unit": "step" if s.cfg.schedule.per_step else "epoch"}
+    warnings.warn(f"--resume with train.epochs={s.cfg.train.epochs}: the cosine schedule is rebuilt for the new "
+                  f"total ({totals[0]} -> {totals[1]} {note['unit']}s) from epoch {done + 1} on; recorded in "
+                  "manifest.json (schedule_rebuilt)", stacklevel=2)
+    return note
 
 
 def _save_epoch(s: Session, epoch: int, metric: float, improved: bool) -> None:
@@ -286,9 +307,9 @@ def _epoch(s: Session, epoch: int) -> bool:
     s.rows.append({"epoch": epoch, "train_loss": ddp.mean_over_ranks(tr["loss"], d), "val_loss": res["loss"],
                    "val_metric": res["metric"], "train_metric": tr["metric"], "lr": lr, "seconds": tr["seconds"],
                    "images_per_s": images / max(tr["seconds"], 1e-9)})
-    if d.main:
-        _save_epoch(s, epoch, res["metric"], improved)
+    if d.main:  # metrics first: a kill before the state is saved replays this epoch and drops its row on resume
         rundir.write_metrics(s.out, s.rows)
+        _save_epoch(s, epoch, res["metric"], improved)
         r = s.rows[-1]
         if s.tracker is not None:
             s.tracker.log(r)
@@ -333,16 +354,27 @@ def fit(config: Config, out_dir: str | Path, resume: bool = False) -> Path:
     d = ddp.init_distributed(device)
     device = ddp.local_device(device, d)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
-    s: Session | None = None
     try:
-        _setup_torch(cfg, device)
-        rundir.prepare_run_dir(out, resume)  # every rank checks, so a refusal stops all ranks, not only rank 0
-        s = _build(cfg, out, device, d)
-        start = _resume(s) if resume else 1
-        if d.main and not resume:
-            rundir.write_inputs(out, cfg, s.data.split)
-            provenance.record_run_inputs(out, cfg, s.data)  # what a later --resume must match
-        s.tracker = open_tracker(cfg, out, d.main)
+        # rank 0 holds the run directory's lock (every rank trains into the same folder)
+        with folder_lock(out, f"run directory {out}") if d.main else nullcontext(), terminate_as_interrupt():
+            _fit_epochs(cfg, out, device, d, resume, started, t0)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+        ddp.shutdown(d)
+    return out
+
+
+def _fit_epochs(cfg: Config, out: Path, device: torch.device, d: ddp.Dist, resume: bool, started: str,
+                t0: float) -> Session:
+    _setup_torch(cfg, device)
+    rundir.prepare_run_dir(out, resume)  # every rank checks, so a refusal stops all ranks, not only rank 0
+    s = _build(cfg, out, device, d)
+    start = _resume(s) if resume else 1
+    if d.main and not resume:
+        rundir.write_inputs(out, cfg, s.data.split)
+        provenance.record_run_inputs(out, cfg, s.data)  # what a later --resume must match
+    s.tracker = open_tracker(cfg, out, d.main)
+    try:
         for epoch in tqdm(range(start, cfg.train.epochs + 1), desc="epochs", disable=s.eng.quiet, initial=start - 1,
                           total=cfg.train.epochs):
             if _epoch(s, epoch):
@@ -355,12 +387,11 @@ def fit(config: Config, out_dir: str | Path, resume: bool = False) -> Path:
             params = sum(p.numel() for p in s.bare.parameters())
             rundir.write_manifest(out, cfg, {
                 "started_at": started, "device": str(device), "world_size": d.world, "parameters": params,
-                "best_epoch": s.best_epoch, "wall_seconds": time.time() - t0,
+                "best_epoch": s.best_epoch, "wall_seconds": time.time() - t0, "schedule_rebuilt": s.schedule_rebuilt,
+                "excluded_images": s.data.excluded,
             })
         ddp.barrier(d)
     finally:
-        if s is not None and s.tracker is not None:
+        if s.tracker is not None:
             s.tracker.close()
-        torch.use_deterministic_algorithms(was_deterministic)
-        ddp.shutdown(d)
-    return out
+    return s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -94,3 +95,27 @@ def steps_per_step(cfg: ScheduleConfig) -> bool:
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
     """The largest learning rate among the groups (the head's, with layer-wise lrs)."""
     return max(g["lr"] for g in optimizer.param_groups)
+
+
+def schedule_state(scheduler: Any) -> list[dict[str, Any]]:
+    """The settings of a ``LambdaLR``'s multipliers (``_WarmupCosine``: warmup, total, min_ratio); [] otherwise."""
+    return [dict(vars(f)) for f in getattr(scheduler, "lr_lambdas", [])]
+
+
+def rebuild_schedule(scheduler: Any, planned: list[dict[str, Any]]) -> tuple[int, int] | None:
+    """After loading a saved schedule, put back the ``planned`` totals when they differ; returns (old, new) total.
+
+    A ``LambdaLR`` saves its callable's settings, so a run resumed with more ``train.epochs`` would otherwise
+    keep the old total and sit at ``schedule.min_lr`` (often 0) for every extra epoch. Rebuilt, the cosine
+    follows the curve planned for the new total from the resumed epoch on (epochs already trained keep theirs).
+    """
+    saved = schedule_state(scheduler)
+    if saved == planned:
+        return None
+    for fn, fresh in zip(scheduler.lr_lambdas, planned):
+        fn.__dict__.update(fresh)
+    # the optimiser holds the lr of the last step taken (0 at the old end): set it from the rebuilt schedule
+    for group, base, fn in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * fn(scheduler.last_epoch)
+    scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]
+    return int(saved[0]["total"]), int(planned[0]["total"])

@@ -102,6 +102,10 @@ def filter_views(table_frame: pd.DataFrame, views: list[str] | None, default: tu
     view = table_frame["view"].fillna("").astype(str).str.strip().str.upper()
     keep = view.isin(wanted)
     left_out = view[~keep].replace("", "(blank)").value_counts().to_dict()
+    if len(view) and not keep.any():
+        present = ", ".join(f"{k} ({v})" for k, v in list(left_out.items())[:6])
+        raise CxrlabError(f"--views {','.join(wanted)} keeps none of the {len(view)} images; the views present are "
+                          f"{present}: pass some of them to --views")
     return table_frame[keep].reset_index(drop=True), {str(k): int(v) for k, v in left_out.items()}, wanted
 
 

@@ -242,7 +242,7 @@ def _attach_boxes(table: SourceTable, folder: Path) -> None:
     table.boxes = boxes
     info = folder / "phantom.json"
     if info.exists():
-        meta = read_json(info)
+        meta = read_json(info, kind=dict, fix="restore it, or make the phantom again with `cxrlab data phantom`")
         table.boxes_image_size = int(meta.get("boxes_image_size", meta.get("size", 0))) or None
         table.extra_meta["phantom"] = {k: meta[k] for k in ("seed", "contrast", "size", "n") if k in meta}
         table.inputs.append(info)

@@ -83,7 +83,14 @@ def scan_mimic(root: Path, *, labels: str | Path | None = None, views: list[str]
     if split_path is not None:
         split = read_table(split_path)
         require_columns(split_path, split, ("dicom_id", "split"), "MIMIC-CXR split")
-        official = split.set_index(split["dicom_id"].str.strip())["split"].str.strip().str.lower().map(OFFICIAL)
+        names = split["split"].fillna("").str.strip().str.lower()
+        unknown = ~names.isin(list(OFFICIAL))
+        if unknown.any():  # a typo would otherwise make an empty split, silently
+            row = int(unknown.to_numpy().argmax())
+            raise CxrlabError(f"{split_path} row {row + 2}: split {split['split'].iloc[row]!r} is not one of "
+                              f"{', '.join(OFFICIAL)} ({int(unknown.sum())} such rows); fix the file, or remove it "
+                              "and split with `cxrlab data split`")
+        official = names.set_axis(split["dicom_id"].str.strip()).map(OFFICIAL)
         frame["official_split"] = frame["image_id"].map(official)
         inputs.append(split_path)
     table = SourceTable(frame, "multilabel", classes, "mimic", inputs=inputs)

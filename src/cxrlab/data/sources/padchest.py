@@ -30,6 +30,14 @@ REQUIRED = ("ImageID", "ImageDir", "PatientID", "StudyID", "Projection", "Labels
 FRONTAL = ("PA", "AP", "AP_HORIZONTAL")
 TERMS = ("all", "findings")
 _TERM = re.compile(r"'([^']*)'")
+_TERM_LIST = re.compile(r"^\[\s*('[^']*'\s*(,\s*'[^']*'\s*)*,?\s*)?\]$")  # ['a', 'b']: PadChest's Python list
+
+
+def malformed_cells(labels: pd.Series) -> pd.Series:
+    """True where a ``Labels`` cell is neither blank/``nan`` nor a list of quoted terms (a truncated or edited
+    cell such as ``['pneumonia', 'infil`` would otherwise turn its debris into a class)."""
+    text = labels.fillna("").astype(str).str.strip()
+    return ~(text.isin(["", "nan"]) | text.str.match(_TERM_LIST))
 
 
 def find_padchest_file(root: Path, labels: str | Path | None) -> Path:
@@ -96,8 +104,11 @@ def scan_padchest(root: Path, *, labels: str | Path | None = None, views: list[s
     require_columns(path, raw, REQUIRED, "PadChest")
     raw["view"] = raw["Projection"].fillna("").str.strip().str.upper()
     n_rows = len(raw)
+    raw["_line"] = raw.index + 2  # the file's line, for messages (after the header)
     raw, left_out, kept_views = filter_views(raw, views, FRONTAL)
     term_lists, empty = parse_terms(raw["Labels"])
+    bad = malformed_cells(raw["Labels"]).to_numpy()  # left out and counted, never parsed into classes
+    term_lists = pd.Series([[] if b else t for t, b in zip(term_lists, bad)], index=term_lists.index, dtype=object)
     matrix, unknown = _term_matrix(term_lists, mode)
     classes = list(matrix.columns)
     image_id = raw["ImageID"].fillna("").str.strip()
@@ -106,7 +117,7 @@ def scan_padchest(root: Path, *, labels: str | Path | None = None, views: list[s
     age = (year - pd.to_numeric(raw.get("PatientBirth"), errors="coerce")).round().astype("Int64")
     method = raw.get("MethodLabel", pd.Series("", index=raw.index)).fillna("").str.strip()
     labels = matrix.reset_index(drop=True)
-    labels.loc[empty.to_numpy(), classes] = np.nan  # no list: nothing known, reported as "no label"
+    labels.loc[empty.to_numpy() | bad, classes] = np.nan  # no list: nothing known, reported as "no label"
     base = pd.DataFrame({"image_id": image_id, "path": _locate(root, raw["ImageDir"].fillna(""), image_id),
                          "patient_id": raw["PatientID"].fillna("").str.strip(),
                          "study_id": raw["StudyID"].fillna("").str.strip(), "view": raw["view"]})
@@ -117,8 +128,15 @@ def scan_padchest(root: Path, *, labels: str | Path | None = None, views: list[s
     missing_report(table, present, frame["image_id"], path, root)
     table.frame = frame[present.to_numpy()].reset_index(drop=True)
     no_label = table.frame[classes].isna().all(axis=1) if classes else pd.Series(True, index=table.frame.index)
+    bad_ids = set(image_id[bad])
+    no_label &= ~table.frame["image_id"].isin(bad_ids)
     rnn = int((table.frame["label_method"] == "RNN_model").sum())
     table.problems.update({"unknown_labels": unknown, "no_label": table.frame["image_id"][no_label].tolist()})
+    if bad.any():
+        row = int(bad.argmax())
+        table.problems.setdefault("exclude", {})["malformed Labels cell"] = sorted(bad_ids)
+        table.warnings.append(f"{int(bad.sum())} row(s) with a malformed Labels cell left out (e.g. {path.name} "
+                              f"row {raw['_line'].iloc[row]}, image {image_id.iloc[row]}: {raw['Labels'].iloc[row]!r})")
     table.counts.update({"rows": n_rows, "views_left_out": sum(left_out.values()), "images_found": int(present.sum()),
                          "rows_without_terms": int(empty.sum()), "labelled_by_rnn_model": rnn})
     table.details = {"views": kept_views, "views_left_out": left_out, "terms": mode, "n_terms": len(classes),
