@@ -132,3 +132,11 @@ def port(text: str) -> int:
 def workers(text: str) -> int:
     """A number of worker processes/threads: 1 or more."""
     return positive_int(text)
+
+
+def add_allow_unverified(p: argparse.ArgumentParser) -> None:
+    """``--allow-unverified``: fit even where the test-set guard cannot check everything (an index without file
+    hashes, a recorded index that cannot be read, images with no known hash); loud, recorded in the output."""
+    p.add_argument("--allow-unverified", action="store_true",
+                   help="fit even where the test-set check is incomplete (no hashes, unreadable recorded index); "
+                        "logged and recorded in the output")

@@ -56,6 +56,7 @@ def compare_runs(
     exclude: tuple[str, ...] | list[str] = m.DEFAULT_EXCLUDE,
     threshold_method: str = "youden",
     allow_test_fitting: bool = False,
+    allow_unverified: bool = False,
     report: bool = True,
     by: str | list[str] | None = None,
     age_bands: str | list[float] | None = None,
@@ -72,7 +73,7 @@ def compare_runs(
     check_options(bootstrap, threshold_method, out)
     sources = [resolve_source(x) for x in inputs]
     index = load_labels(labels, sources[0])
-    models = _load_models(sources, index, prefix, logits, allow_test_fitting)
+    models = _load_models(sources, index, prefix, logits, (allow_test_fitting, allow_unverified))
     models, notes = _align(models)
     for model in models:
         _uncertainty_info(model)
@@ -106,9 +107,10 @@ def _load_models(sources: list[Source], index, prefix, logits, allow) -> list[Mo
         model.arrays["predictions"] = preds  # uncertainty columns, read after alignment
         if src.val is not None:
             val, val_preds = load_scored(src.val, index, prefix, logits)
-            record = check_fitting_allowed(val_preds, src.test, allow, "thresholds", labels=index)
-            if record:  # --allow-test-fitting: recorded in the model's row of comparison.json
-                model.info["fitted_on_test"] = record["reason"]
+            record = check_fitting_allowed(val_preds, src.test, allow[0], "thresholds", labels=index,
+                                           allow_unverified=allow[1])
+            if record:  # --allow-test-fitting / --allow-unverified: recorded in the model's row of comparison.json
+                model.info["fitted_on_test" if record.get("fitted_on_test") else "unverified"] = record["reason"]
             model.arrays["val"] = val
         models.append(model)
     return models

@@ -35,6 +35,7 @@ def evaluate_predictions(
     exclude: tuple[str, ...] | list[str] = DEFAULT_EXCLUDE,
     threshold_method: str = "youden",
     allow_test_fitting: bool = False,
+    allow_unverified: bool = False,
     report: bool = True,
     by: str | list[str] | None = None,
     age_bands: str | list[float] | None = None,
@@ -54,6 +55,7 @@ def evaluate_predictions(
         exclude: classes left out of the macro average.
         threshold_method: youden | max_f1 | sens:X | spec:X | fixed:X, chosen on validation.
         allow_test_fitting: fit thresholds/temperatures even on test predictions (logged loudly).
+        allow_unverified: fit even where the test-set check is incomplete (``cxrlab.guards``; logged, noted).
         by, age_bands, min_group: subgroup analysis (``cxrlab.evaluate.subgroups``): index columns, age band
             edges, smallest group scored.
         match: ``exact`` (same finding, through the shared findings table) or ``approximate`` (also score
@@ -67,7 +69,7 @@ def evaluate_predictions(
     source = resolve_source(predictions, val_predictions)
     index = labels if isinstance(labels, Index) else load_labels(labels, source)
     scored, preds = load_scored(source.test, index, prefix, logits, match=match)
-    val = _load_val(source, index, prefix, logits, allow_test_fitting, scored.notes, match)
+    val = _load_val(source, index, prefix, logits, (allow_test_fitting, allow_unverified), scored.notes, match)
     weights = with_point(patient_weights(scored.n_patients, bootstrap, seed))
     if scored.task == "multilabel":
         body = multilabel_block(scored, weights, tuple(exclude), val, threshold_method)
@@ -152,14 +154,18 @@ def _internal_vs_external(external: Scored, internal, internal_labels, prefix, l
     return internal_vs_external(external, scored, replicates=bootstrap, seed=seed, exclude=tuple(exclude))
 
 
-def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, allow: bool,
+def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, allow: tuple[bool, bool],
               notes: list[str], match: str = "exact") -> Scored | None:
     if source.val is None:
         return None
     val, val_preds = load_scored(source.val, index, prefix, logits, match=match)
-    record = check_fitting_allowed(val_preds, source.test, allow, "thresholds and temperatures", labels=index)
-    if record:  # --allow-test-fitting: recorded in metrics.json and the report
+    record = check_fitting_allowed(val_preds, source.test, allow[0], "thresholds and temperatures", labels=index,
+                                   allow_unverified=allow[1])
+    if record and record.get("fitted_on_test"):  # --allow-test-fitting: recorded in metrics.json and the report
         notes.append(f"BIASED: thresholds and temperatures were fitted on test data ({record['reason']})")
+    elif record:  # --allow-unverified
+        notes.append(f"UNVERIFIED: the test-set check of the validation predictions was incomplete "
+                     f"({record['reason']})")
     return val
 
 
