@@ -108,7 +108,7 @@ def _load_models(sources: list[Source], index, prefix, logits, allow) -> list[Mo
         if src.val is not None:
             val, val_preds = load_scored(src.val, index, prefix, logits)
             record = check_fitting_allowed(val_preds, src.test, allow[0], "thresholds", labels=index,
-                                           allow_unverified=allow[1])
+                                           allow_unverified=allow[1], run_dir=src.run_dir)
             if record:  # --allow-test-fitting / --allow-unverified: recorded in the model's row of comparison.json
                 model.info["fitted_on_test" if record.get("fitted_on_test") else "unverified"] = record["reason"]
             model.arrays["val"] = val

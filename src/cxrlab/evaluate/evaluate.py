@@ -160,7 +160,7 @@ def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, al
         return None
     val, val_preds = load_scored(source.val, index, prefix, logits, match=match)
     record = check_fitting_allowed(val_preds, source.test, allow[0], "thresholds and temperatures", labels=index,
-                                   allow_unverified=allow[1])
+                                   allow_unverified=allow[1], run_dir=source.run_dir)
     if record and record.get("fitted_on_test"):  # --allow-test-fitting: recorded in metrics.json and the report
         notes.append(f"BIASED: thresholds and temperatures were fitted on test data ({record['reason']})")
     elif record:  # --allow-unverified

@@ -8,7 +8,7 @@ from pathlib import Path
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
 from cxrlab.predictions import run_predictions_path
-from cxrlab.utils import read_json
+from cxrlab.utils import read_json, recorded_path
 
 
 @dataclass
@@ -123,7 +123,7 @@ def _labels_from_run(source: Source | None) -> Path:
             raise CxrlabError(f"{config} is not valid YAML ({str(exc).splitlines()[0]}); {hint}") from None
         data = (loaded.get("data") if isinstance(loaded, dict) else None) or {}
         index = data.get("index") if isinstance(data, dict) else None
-        if index and Path(index).exists():
-            return Path(index)
+        if index and recorded_path(index, source.run_dir).exists():  # relative to the run, never the cwd
+            return recorded_path(index, source.run_dir)
     raise CxrlabError(f"run {source.run_dir} does not name an index that exists here ({config.name}: data.index "
                       f"{index!r}); {hint}")
