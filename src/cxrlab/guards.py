@@ -162,6 +162,8 @@ class Reach:
         if self._once(f"run:{run.resolve()}"):
             return
         split_csv = run / "split.csv"
+        if not split_csv.is_file() and not (run / "config.yaml").is_file():
+            return  # a folder of predictions (another tool's "run"), not a training run: no split to check
         if not split_csv.is_file():
             self.problems.append(f"the run {run} named by {named_by} has no split.csv here, so its test split "
                                  "cannot be checked")

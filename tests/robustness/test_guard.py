@@ -123,3 +123,20 @@ def test_ensemble_checks_the_runs_own_test_split(world, tmp_path, capsys, all_in
     run(capsys, ["ensemble", members, members, "--method", "weighted", "--val", val, val, "--labels", world.index,
                  "--out", tmp_path / "ens.csv"], inputs=[*all_inputs, members, val],
         says=("refusing to fit ensemble weights", "test split of run"))
+
+
+def test_internal_must_be_another_file_and_internal_labels_needs_internal(world, tmp_path, capsys, all_inputs):
+    copy = tmp_path / "copy.csv"
+    shutil.copyfile(world.test, copy)
+    base = ["evaluate", world.test, "--labels", world.index, "--out", tmp_path / "e", "--bootstrap", "0"]
+    run(capsys, [*base, "--internal", copy], inputs=[*all_inputs, copy], says=("--internal", "same content"))
+    run(capsys, [*base, "--internal", world.run], inputs=all_inputs, says=("--internal", "same content"))
+    run(capsys, [*base, "--internal-labels", world.index], inputs=all_inputs, says=("--internal-labels", "--internal"))
+
+
+def test_compare_refuses_one_file_twice_by_content(world, tmp_path, capsys, all_inputs):
+    copy = tmp_path / "copy.csv"
+    shutil.copyfile(world.test, copy)
+    run(capsys, ["compare", world.test, copy, "--labels", world.index, "--out", tmp_path / "c", "--bootstrap", "0"],
+        inputs=[*all_inputs, copy], says=("compare", "copy.csv", "same content"))
+    assert not (tmp_path / "c" / "comparison.json").exists()

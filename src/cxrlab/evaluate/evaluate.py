@@ -11,7 +11,7 @@ from cxrlab.evaluate.bootstrap import patient_weights, with_point
 from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
 from cxrlab.evaluate.external import internal_vs_external
 from cxrlab.evaluate.formatting import fmt_ci, headline
-from cxrlab.evaluate.inputs import Source, load_labels, resolve_source
+from cxrlab.evaluate.inputs import Source, load_labels, refuse_duplicates, resolve_source
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, datasets_block, load_scored
 from cxrlab.evaluate.metrics import DEFAULT_EXCLUDE
 from cxrlab.evaluate.report import write_evaluation_report
@@ -67,6 +67,7 @@ def evaluate_predictions(
     check_options(bootstrap, threshold_method, out)
     by, age_bands = parse_by(by), parse_age_bands(age_bands)
     source = resolve_source(predictions, val_predictions)
+    _check_internal(source, internal, internal_labels)
     index = labels if isinstance(labels, Index) else load_labels(labels, source)
     scored, preds = load_scored(source.test, index, prefix, logits, match=match)
     val = _load_val(source, index, prefix, logits, (allow_test_fitting, allow_unverified), scored.notes, match)
@@ -144,6 +145,16 @@ def check_options(bootstrap: int, threshold_method: str, out: str | Path | None 
     if bootstrap < 0:
         raise CxrlabError(f"--bootstrap {bootstrap}: the number of replicates must be >= 0 (0: no intervals)")
     parse_method(threshold_method)
+
+
+def _check_internal(source: Source, internal: str | Path | None, internal_labels: str | Path | None) -> None:
+    """``--internal-labels`` only with ``--internal``; ``--internal`` never the external predictions themselves."""
+    if internal is None:
+        if internal_labels is not None:
+            raise CxrlabError(f"--internal-labels {internal_labels} is only read with --internal (the model's "
+                              "predictions on its internal test set); pass both, or neither")
+        return
+    refuse_duplicates([Path(source.test), Path(resolve_source(internal).test)], "--internal")
 
 
 def _internal_vs_external(external: Scored, internal, internal_labels, prefix, logits, bootstrap, seed,

@@ -80,6 +80,20 @@ def load_labels(path: str | Path | None, source: Source | None = None, task: str
     return unique_labels(index, path)
 
 
+def refuse_duplicates(paths: list[Path], option: str) -> None:
+    """Refuse the same predictions given twice, found by content (sha256), not by name: a copy of one file
+    compared with itself would make a copy "best" or an "internal" test set equal the external one."""
+    from cxrlab.utils import sha256_file
+
+    seen: dict[str, Path] = {}
+    for path in paths:
+        digest = sha256_file(path)
+        if digest in seen:
+            raise CxrlabError(f"{option}: {path} has the same content as {seen[digest]} (sha256 {digest[:12]}...); "
+                              "give each predictions file once")
+        seen[digest] = path
+
+
 def sidecar_task(predictions: str | Path | None) -> str | None:
     """The ``task`` a predictions file's sidecar records (None without a sidecar or task)."""
     if predictions is None or not Path(predictions).is_file():
