@@ -6,8 +6,9 @@ Rules (each a one-line ``CxrlabError`` naming both paths and the fix):
    the predictions: refused, the verb writes ``.csv`` + ``.json``).
 2. An ``--out`` file, or the ``.json`` sidecar written beside it, must not be an input of the command, an
    input's sidecar, or one of the artifacts inside an input folder (a run's checkpoints, config, split and
-   predictions; an index's ``index.csv``/``index.json``; a cache's ``meta.json``/``images.u8``). Paths are
-   compared resolved, and with ``os.path.samefile`` so a link or a second name of the same file is caught.
+   predictions; an index's ``index.csv``/``index.json``; a cache's ``meta.json``/``images.u8``), nor a file an
+   input index was built from (its labels CSV and metadata, recorded in ``index.json``). Paths are compared
+   resolved, and with ``os.path.samefile`` so a link or a second name of the same file is caught.
 3. An ``--out`` file whose existing sidecar belongs to another kind of artifact (an index, split, cache or
    checkpoint sidecar) is refused unless ``--force``.
 4. An ``--out`` folder must not hold an input (``--out .`` beside the data) and must be new, empty, or made
@@ -95,9 +96,24 @@ def expand_inputs(inputs: Iterable[str | Path | None]) -> list[Path]:
         out.append(p)
         if p.is_dir():
             out += [p / name for kind in _folder_kinds(p) for name in PROTECTED[kind] if (p / name).exists()]
+            out += index_sources(p / "index.json")
         elif p.suffix.lower() != ".json":
             out.append(p.with_suffix(".json"))
+            out += index_sources(p.with_suffix(".json"))
     return out
+
+
+def index_sources(index_json: Path) -> list[Path]:
+    """The files an index was built from (its labels CSV, metadata, boxes; ``index.json`` ``source_files``), and
+    for an index from before that record, the dataset files under its ``root``: an output never replaces them."""
+    if not index_json.is_file() or artifact_kind(index_json) != "index":
+        return []
+    from cxrlab.utils import recorded_path
+
+    meta = json.loads(index_json.read_text(encoding="utf-8"))
+    files = [recorded_path(f, index_json.parent) for f in meta.get("source_files") or [] if isinstance(f, str)]
+    root = recorded_path(str(meta.get("root")), index_json.parent)
+    return files + [root / name for name in PROTECTED["dataset"] if (root / name).exists()]
 
 
 def _clash(target: Path, inputs: list[Path]) -> Path | None:

@@ -89,6 +89,7 @@ def build_index(root: str | Path, fmt: str, out_dir: str | Path, labels: str | P
     meta = {
         "format": table.fmt, "counts": report["counts"], "boxes": None, "boxes_image_size": None,
         "inputs_sha256": _inputs_sha256(table.inputs), "warnings": report["warnings"],
+        "source_files": [str(p.resolve()) for p in [*table.inputs, *([table.boxes] if table.boxes else [])]],
         "validation": "validation.json", **table.extra_meta,
     }
     if table.boxes is not None:

@@ -8,7 +8,8 @@ hold exactly one 1.
 ``index.json`` keys: ``task`` ("multilabel" | "multiclass"), ``classes`` (ordered), ``root`` (absolute
 dataset root), ``format`` (source format), ``counts`` (dict), ``boxes`` (file name of a boxes table beside
 the index, NIH ``BBox_List_2017.csv`` column layout, or null), ``index_sha256`` (hash of index.csv),
-``inputs_sha256`` (hash of the source inputs), ``warnings`` (list of strings).
+``inputs_sha256`` (hash of the source inputs), ``source_files`` (the label/metadata files it was built from,
+absolute: the output policy never writes over them), ``warnings`` (list of strings).
 """
 
 from __future__ import annotations
