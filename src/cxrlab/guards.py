@@ -179,6 +179,9 @@ class Reach:
         if "split" not in split.columns or "image_id" not in split.columns:
             raise CxrlabError(f"{split_csv} lacks the split/image_id columns; restore it from the split the run was "
                               "trained on")
+        from cxrlab.provenance import check_run_files
+
+        check_run_files(run)  # a changed byte in RUN/split.csv could move test images out of the test split
         index = self._run_index(run)
         self.tests.append(test_set_from_split(split, index, f"the test split of run {run}"))
 
