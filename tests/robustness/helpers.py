@@ -23,7 +23,8 @@ def run(capsys, argv: list[str], *, inputs: list[str | Path] = (), expect: int =
         says: tuple[str, ...] | str = (), missing: str | Path | None = None) -> str:
     """Run ``cxrlab argv`` in-process; assert the exit status, a one-line ``error: ...`` (when failing) that
     contains every string of ``says``, no traceback, that no file under ``inputs`` changed and that no new file
-    appeared under them. Returns stderr followed by stdout. ``missing``: the input that does not exist, which the error must name."""
+    appeared under them. ``missing``: the input that does not exist, which the error must name. Returns stderr
+    followed by stdout."""
     says = (says,) if isinstance(says, str) else tuple(says)
     if missing is not None:  # a missing input: the one error line must name it
         says = (*says, Path(missing).name)
