@@ -3,10 +3,13 @@
 Anything fitted from data (thresholds, temperatures, ensemble weights, stacking models, selective thresholds,
 pseudo-labels) must be fitted on data that is not the test set, or the reported test numbers are optimistic.
 Names and sidecars are not enough: a copy of ``test.csv`` without its sidecar, or a renamed copy of a test
-image, looks like anything else. So ``find_overlap`` compares image ids *and* file content hashes (the index
-records a sha256 per image; image files are hashed directly), and ``check_not_test`` is the one decision every
-fitting verb calls. ``allow=True`` (``--allow-test-fitting``) lets it through, loudly, and returns a record
-the verb writes into its output.
+image indexed as a new dataset, looks like anything else. So the guard compares image ids *and* file content
+hashes, read from every index it can reach (``Reach``: the ``--labels`` index, the index each predictions
+sidecar records, the index each run's config names) against every test set it can reach (the test predictions,
+the test split of every run named). ``check_fitting`` is the one decision every fitting verb calls: a match is
+refused (``allow``: ``--allow-test-fitting`` lets it through, loudly); a check that cannot be completed (an
+index without hashes, a recorded path that cannot be read, images with no known hash) is refused too, unless
+``allow_unverified`` (``--allow-unverified``). Either escape returns a record the verb writes into its output.
 """
 
 from __future__ import annotations
