@@ -37,6 +37,7 @@ from cxrlab.predict import (
     open_run_cache,
     probabilities,
 )
+from cxrlab.provenance import check_run_files
 from cxrlab.utils import atomic_write_text, write_json
 
 
@@ -138,6 +139,7 @@ def pseudo_label(run_dir: str | Path, *, pool: str | Path, out: str | Path, thre
     if info.index is None or info.split_csv is None or not info.split_csv.exists():
         raise CxrlabError(f"{run_dir}: pseudo-labelling needs a run directory from `cxrlab train` (its index and "
                           "split.csv)")
+    check_run_files(info.run_dir)  # a changed byte in RUN/split.csv could hide test images
     labelled, split = load_index(info.index), load_split(info.split_csv)
     images = _pool(pool, info.classes)
     keep, unverified = _refuse_test(images, images.patient_ids, labelled, split, allow_unverified)

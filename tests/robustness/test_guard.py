@@ -140,3 +140,25 @@ def test_compare_refuses_one_file_twice_by_content(world, tmp_path, capsys, all_
     run(capsys, ["compare", world.test, copy, "--labels", world.index, "--out", tmp_path / "c", "--bootstrap", "0"],
         inputs=[*all_inputs, copy], says=("compare", "copy.csv", "same content"))
     assert not (tmp_path / "c" / "comparison.json").exists()
+
+
+def test_pseudo_refuses_a_run_index_without_hashes_unless_allow_unverified(world, tmp_path, capsys):
+    import hashlib
+
+    from data_index.helpers import write_png
+
+    root = tmp_path / "w"
+    shutil.copytree(world.root, root)
+    for f in root.rglob("*"):  # the copy's recorded paths name the copy
+        if f.suffix in (".json", ".yaml") and f.parent.name != "cache" and str(world.root) in f.read_text():
+            f.write_text(f.read_text().replace(str(world.root), str(root)))
+    csv = root / "ph" / "index" / "index.csv"
+    pd.read_csv(csv, dtype=str).drop(columns="sha256").to_csv(csv, index=False, lineterminator="\n")
+    meta = json.loads(csv.with_suffix(".json").read_text())
+    meta["index_sha256"] = hashlib.sha256(csv.read_bytes()).hexdigest()  # as `data index --no-hash` writes it
+    csv.with_suffix(".json").write_text(json.dumps(meta))
+    write_png(tmp_path / "pool" / "new.png", seed=99, size=32)
+    argv = ["pseudo", root / "run", "--pool", tmp_path / "pool", "--out", tmp_path / "ps"]
+    run(capsys, argv, inputs=[root, tmp_path / "pool"], says=("cannot verify", "--no-hash", "--allow-unverified"))
+    run(capsys, [*argv, "--allow-unverified"], inputs=[root, tmp_path / "pool"], expect=0)
+    assert json.loads((tmp_path / "ps" / "pseudo.json").read_text())["unverified"]["unverified"] is True
