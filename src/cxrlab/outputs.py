@@ -116,6 +116,16 @@ def index_sources(index_json: Path) -> list[Path]:
     return files + [root / name for name in PROTECTED["dataset"] if (root / name).exists()]
 
 
+def _named(hit: Path, inputs: Iterable[str | Path | None]) -> str:
+    """How a clash names the input it hit: an index's source file says which index it built."""
+    for item in inputs:
+        if item is not None:
+            p = Path(item)
+            if any(_same(hit, f) for f in index_sources(p / "index.json" if p.is_dir() else p.with_suffix(".json"))):
+                return f"{hit}, a file the input index {item} was built from"
+    return f"the input {hit} of this command"
+
+
 def _clash(target: Path, inputs: list[Path]) -> Path | None:
     for i in inputs:
         if _same(target, i) or (target.exists() and target.is_dir() and i.exists() and _inside(i, target)):
@@ -163,13 +173,14 @@ def check_out_file(
                           f"give a path ending in {suffixes[0]}")
     if out.is_dir():
         raise CxrlabError(f"{option} {out} is a folder; `cxrlab {verb}` writes a {suffixes[0]} file: give a file path")
+    inputs = list(inputs)
     expanded = expand_inputs(inputs)
     targets = [out] + ([out.with_suffix(".json")] if sidecar else [])
     for t in targets:
         hit = _clash(t, expanded)
         if hit is not None:
             what = "is" if t == out else f"would write {t.name}, which is"
-            raise CxrlabError(f"{option} {out} {what} the input {hit} of this command; write the output elsewhere")
+            raise CxrlabError(f"{option} {out} {what} {_named(hit, inputs)}; write the output elsewhere")
     side = out.with_suffix(".json")
     if sidecar and side.is_file() and not force:
         kind = artifact_kind(side)
@@ -203,13 +214,12 @@ def check_out_folder(
     out: str | Path, *, verb: str, inputs: Iterable[str | Path | None] = (), force: bool = False
 ) -> Path:
     """Check a folder ``--out`` without creating it; see the module docstring for the rules."""
-    out = Path(out)
+    out, inputs = Path(out), list(inputs)
     if out.exists() and not out.is_dir():
         raise CxrlabError(f"--out {out} is a file; `cxrlab {verb}` writes a folder: give a new or empty folder")
     for i in expand_inputs(inputs):
         if _same(out, i) or (i.exists() and _inside(i, out)):
-            raise CxrlabError(f"--out {out} holds the input {i} of this command; write the outputs to another "
-                              "folder")
+            raise CxrlabError(f"--out {out} holds {_named(i, inputs)}; write the outputs to another folder")
     if out.is_dir() and any(p.name != MARKER for p in out.iterdir()) and not force:
         maker = folder_maker(out)
         if maker != verb:
