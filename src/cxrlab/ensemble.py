@@ -20,7 +20,7 @@ from scipy.stats import rankdata
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.labels import labels_for
 from cxrlab.evaluate.metrics import binary_auroc, macro_auroc
-from cxrlab.guards import check_not_test, hashes_of, labels_index, test_set_of_predictions
+from cxrlab.guards import Reach, check_fitting
 from cxrlab.predictions import Predictions, read_predictions, run_predictions_path, write_predictions
 from cxrlab.tasks import probabilities
 
@@ -164,15 +164,21 @@ def _apply_stacking(stack: np.ndarray, params: dict[str, Any], task: str) -> np.
 
 
 # ----------------------------------------------------------------------------- the whole job
-def _check_not_test(val: list[Predictions], test: list[Predictions], allow: bool, labels=None) -> bool:
-    """Refuse fitting on test predictions (by sidecar, image id and file hash: ``cxrlab.guards``); returns True
-    when test fitting was (loudly) allowed."""
-    index = labels_index(labels)
-    tests = [test_set_of_predictions(test[0], index, "the test members")]
-    records = [check_not_test(v.path, v.image_ids, tests=tests, what="ensemble weights", allow=allow,
-                              hashes=hashes_of(v.image_ids, index), marked_split=v.split,
-                              how="validation predictions (--val run/predictions/val.csv)") for v in val]
-    return any(records)
+def _check_not_test(val: list[Predictions], test: list[Predictions], allow: tuple[bool, bool],
+                    labels=None) -> tuple[bool, list[dict]]:
+    """Refuse fitting on test predictions (by sidecar, image id and file hash, against the test members and the
+    test split of every run the files name: ``cxrlab.guards``); returns whether test fitting was (loudly)
+    allowed, and the records of checks let through incomplete by ``--allow-unverified``."""
+    reach = Reach()
+    reach.add_labels(labels)
+    for p in [*val, *test[1:]]:
+        reach.add_predictions(p)
+    reach.add_predictions(test[0], "the test members")
+    records = [check_fitting(v.path, v.image_ids, reach, what="ensemble weights", allow=allow[0],
+                             allow_unverified=allow[1], marked_split=v.split,
+                             how="validation predictions (--val run/predictions/val.csv)") for v in val]
+    return (any(r and r.get("fitted_on_test") for r in records),
+            [r for r in records if r and r.get("unverified")])
 
 
 def ensemble_predictions(
@@ -183,6 +189,7 @@ def ensemble_predictions(
     val: list[str | Path] | None = None,
     labels: str | Path | None = None,
     allow_test_fitting: bool = False,
+    allow_unverified: bool = False,
 ) -> Path:
     """Combine ``members`` (predictions files or run dirs) into one predictions file at ``out``.
 
@@ -194,6 +201,7 @@ def ensemble_predictions(
             Required for the fitted methods; defaults to the members' val files when members are run dirs.
         labels: index or labels file holding the validation labels (only validation rows are read).
         allow_test_fitting: fit even when ``val`` is test data (logged and recorded).
+        allow_unverified: fit even when the test-set check is incomplete (logged and recorded as ``unverified``).
     """
     if method not in METHODS:
         raise CxrlabError(f"unknown ensemble method {method!r}; valid: {', '.join(METHODS)}")
@@ -202,11 +210,12 @@ def ensemble_predictions(
     test = align_members([read_predictions(resolve_member(p, "test")) for p in members], "members")
     task = test[0].task or _guess_task(test[0].probs)
     params: dict[str, Any] = {}
-    fitted_on_test = False
+    fitted_on_test, unverified = False, []
     if method in FITTED:
         if val is None and all(Path(p).is_dir() for p in members):
             val = list(members)
-        params, fitted_on_test = _fit_on_validation(method, members, test, val, labels, task, allow_test_fitting)
+        params, fitted_on_test, unverified = _fit_on_validation(method, members, test, val, labels, task,
+                                                                (allow_test_fitting, allow_unverified))
     stack = np.stack([m.probs for m in test])  # (M, N, C)
     probs = combine(stack, method, params, task)
     extra = pd.DataFrame(stack.std(axis=0), columns=[f"std:{c}" for c in test[0].classes])  # disagreement
@@ -220,6 +229,7 @@ def ensemble_predictions(
         "params": params,
         "fitted_on": [str(v) for v in (val or [])] if method in FITTED else None,
         "fitted_on_test": fitted_on_test,
+        "unverified": unverified or None,
         "std_columns": "standard deviation across members (disagreement)",
     }
     if method == "rank":
@@ -228,7 +238,7 @@ def ensemble_predictions(
     return write_predictions(out, preds)
 
 
-def _fit_on_validation(method, members, test, val, labels, task, allow_test_fitting) -> tuple[dict, bool]:
+def _fit_on_validation(method, members, test, val, labels, task, allow) -> tuple[dict, bool, list[dict]]:
     if not val or len(val) != len(members):
         raise CxrlabError(f"--method {method} needs --val with one validation file per member ({len(members)})")
     if labels is None:
@@ -236,8 +246,8 @@ def _fit_on_validation(method, members, test, val, labels, task, allow_test_fitt
     vals = align_members([read_predictions(resolve_member(p, "val")) for p in val], "--val")
     if vals[0].classes != test[0].classes:
         raise CxrlabError(f"--val classes {vals[0].classes} differ from the members' {test[0].classes}")
-    fitted_on_test = _check_not_test(vals, test, allow_test_fitting, labels)
-    return _fit(method, vals, labels, task), fitted_on_test
+    fitted_on_test, unverified = _check_not_test(vals, test, allow, labels)
+    return _fit(method, vals, labels, task), fitted_on_test, unverified
 
 
 def _fit(method: str, vals: list[Predictions], labels: str | Path, task: str) -> dict[str, Any]:

@@ -6,8 +6,9 @@ Rules (each a one-line ``CxrlabError`` naming both paths and the fix):
    the predictions: refused, the verb writes ``.csv`` + ``.json``).
 2. An ``--out`` file, or the ``.json`` sidecar written beside it, must not be an input of the command, an
    input's sidecar, or one of the artifacts inside an input folder (a run's checkpoints, config, split and
-   predictions; an index's ``index.csv``/``index.json``; a cache's ``meta.json``/``images.u8``). Paths are
-   compared resolved, and with ``os.path.samefile`` so a link or a second name of the same file is caught.
+   predictions; an index's ``index.csv``/``index.json``; a cache's ``meta.json``/``images.u8``), nor a file an
+   input index was built from (its labels CSV and metadata, recorded in ``index.json``). Paths are compared
+   resolved, and with ``os.path.samefile`` so a link or a second name of the same file is caught.
 3. An ``--out`` file whose existing sidecar belongs to another kind of artifact (an index, split, cache or
    checkpoint sidecar) is refused unless ``--force``.
 4. An ``--out`` folder must not hold an input (``--out .`` beside the data) and must be new, empty, or made
@@ -99,9 +100,34 @@ def expand_inputs(inputs: Iterable[str | Path | None]) -> list[Path]:
         out.append(p)
         if p.is_dir():
             out += [p / name for kind in _folder_kinds(p) for name in PROTECTED[kind] if (p / name).exists()]
+            out += index_sources(p / "index.json")
         elif p.suffix.lower() != ".json":
             out.append(p.with_suffix(".json"))
+            out += index_sources(p.with_suffix(".json"))
     return out
+
+
+def index_sources(index_json: Path) -> list[Path]:
+    """The files an index was built from (its labels CSV, metadata, boxes; ``index.json`` ``source_files``), and
+    for an index from before that record, the dataset files under its ``root``: an output never replaces them."""
+    if not index_json.is_file() or artifact_kind(index_json) != "index":
+        return []
+    from cxrlab.utils import recorded_path
+
+    meta = json.loads(index_json.read_text(encoding="utf-8"))
+    files = [recorded_path(f, index_json.parent) for f in meta.get("source_files") or [] if isinstance(f, str)]
+    root = recorded_path(str(meta.get("root")), index_json.parent)
+    return files + [root / name for name in PROTECTED["dataset"] if (root / name).exists()]
+
+
+def _named(hit: Path, inputs: Iterable[str | Path | None]) -> str:
+    """How a clash names the input it hit: an index's source file says which index it built."""
+    for item in inputs:
+        if item is not None:
+            p = Path(item)
+            if any(_same(hit, f) for f in index_sources(p / "index.json" if p.is_dir() else p.with_suffix(".json"))):
+                return f"{hit}, a file the input index {item} was built from"
+    return f"the input {hit} of this command"
 
 
 def _clash(target: Path, inputs: list[Path]) -> Path | None:
@@ -151,13 +177,14 @@ def check_out_file(
                           f"give a path ending in {suffixes[0]}")
     if out.is_dir():
         raise CxrlabError(f"{option} {out} is a folder; `cxrlab {verb}` writes a {suffixes[0]} file: give a file path")
+    inputs = list(inputs)
     expanded = expand_inputs(inputs)
     targets = [out] + ([out.with_suffix(".json")] if sidecar else [])
     for t in targets:
         hit = _clash(t, expanded)
         if hit is not None:
             what = "is" if t == out else f"would write {t.name}, which is"
-            raise CxrlabError(f"{option} {out} {what} the input {hit} of this command; write the output elsewhere")
+            raise CxrlabError(f"{option} {out} {what} {_named(hit, inputs)}; write the output elsewhere")
     side = out.with_suffix(".json")
     if sidecar and side.is_file() and not force:
         kind = artifact_kind(side)
@@ -191,13 +218,12 @@ def check_out_folder(
     out: str | Path, *, verb: str, inputs: Iterable[str | Path | None] = (), force: bool = False
 ) -> Path:
     """Check a folder ``--out`` without creating it; see the module docstring for the rules."""
-    out = Path(out)
+    out, inputs = Path(out), list(inputs)
     if out.exists() and not out.is_dir():
         raise CxrlabError(f"--out {out} is a file; `cxrlab {verb}` writes a folder: give a new or empty folder")
     for i in expand_inputs(inputs):
         if _same(out, i) or (i.exists() and _inside(i, out)):
-            raise CxrlabError(f"--out {out} holds the input {i} of this command; write the outputs to another "
-                              "folder")
+            raise CxrlabError(f"--out {out} holds {_named(i, inputs)}; write the outputs to another folder")
     if out.is_dir() and any(p.name not in (MARKER, LOCK_NAME) for p in out.iterdir()) and not force:
         maker = folder_maker(out)
         if maker != verb:

@@ -165,6 +165,26 @@ def record_run_inputs(out: str | Path, cfg: Any, data: Any) -> None:
     write_json(Path(out) / RUN_INPUTS, {"config": config_to_dict(cfg), **data_hashes(data)})
 
 
+def check_run_files(run: str | Path | None, index: str | Path | None = None) -> None:
+    """A run's own ``split.csv`` (and, given, the index its images come from) against the sha256 that
+    ``RUN/inputs.json`` recorded at training: a changed byte would silently move images between splits."""
+    from cxrlab.utils import sha256_file
+
+    if run is None or not (Path(run) / RUN_INPUTS).is_file():
+        return  # a loose checkpoint, or a run from before the record existed
+    run = Path(run)
+    old = read_json(run / RUN_INPUTS, kind=dict, fix="restore it from the run's backup, or retrain")
+    csv = Path(index) / "index.csv" if index is not None and Path(index).is_dir() else index
+    for path, key, what in ((run / "split.csv", "split_sha256", "the run's split"),
+                            (csv, "index_sha256", "the index the run was trained on")):
+        if path is None or not Path(path).is_file() or not old.get(key):
+            continue
+        actual = sha256_file(path)
+        if actual != old[key]:
+            raise CxrlabError(f"{path} ({what}) changed after training (sha256 {_short(actual)}..., "
+                              f"{run / RUN_INPUTS} records {_short(old[key])}...); restore it, or retrain on it")
+
+
 def check_resume(out: str | Path, cfg: Any, data: Any, config_path: str | None = None) -> None:
     """``train --resume`` must continue the same training: same data, same settings (epochs etc. may grow)."""
     from cxrlab.config import config_to_dict

@@ -25,7 +25,7 @@ import torch
 from cxrlab.data.index import Index, load_index, write_index
 from cxrlab.data.splits import load_split, write_split
 from cxrlab.errors import CxrlabError
-from cxrlab.guards import check_not_test, hash_files, test_set_from_split
+from cxrlab.guards import Reach, check_fitting, hash_files, test_set_from_split
 from cxrlab.predict import (
     ImageSet,
     ImageSetDataset,
@@ -37,6 +37,7 @@ from cxrlab.predict import (
     open_run_cache,
     probabilities,
 )
+from cxrlab.provenance import check_run_files
 from cxrlab.utils import atomic_write_text, write_json
 
 
@@ -48,7 +49,8 @@ def _pool(pool: str | Path, classes: tuple[str, ...]) -> ImageSet:
     return images_from_files(path, option="--pool")
 
 
-def _refuse_test(images: ImageSet, patients: list[str] | None, labelled, split: pd.DataFrame) -> list[int]:
+def _refuse_test(images: ImageSet, patients: list[str] | None, labelled, split: pd.DataFrame,
+                 allow_unverified: bool = False) -> tuple[list[int], dict | None]:
     """Refuse test images; return the pool rows to keep (not already labelled, not a val/test patient)."""
     test_ids = set(split.loc[split["split"] == "test", "image_id"].astype(str))
     paths = dict(zip(labelled.frame["image_id"].astype(str), labelled.absolute_paths()))
@@ -57,15 +59,18 @@ def _refuse_test(images: ImageSet, patients: list[str] | None, labelled, split: 
     if clash:
         raise CxrlabError(f"the pool holds {len(clash)} of the run's test images (e.g. {clash[:3]}); pseudo-labels "
                           "must never come from the test split: use unlabeled images or the train split only")
-    test = test_set_from_split(split, labelled, "the run's test split")  # renamed copies match by sha256
-    check_not_test("the pool", images.image_ids, tests=[test], hashes=hash_files(images.paths), allow=False,
-                   what="pseudo-labels", how="unlabeled images or the train split only", escape=False)
+    reach = Reach()
+    reach.add_index(labelled, "the run's index")
+    reach.tests.append(test_set_from_split(split, labelled, "the run's test split"))  # renamed copies: by sha256
+    record = check_fitting("the pool", images.image_ids, reach, hashes=hash_files(images.paths), allow=False,
+                           allow_unverified=allow_unverified, require_hashes=False, what="pseudo-labels",
+                           how="unlabeled images or the train split only", escape=False)
     known = set(labelled.frame["image_id"].astype(str))
     held = split[split["split"].isin(["val", "test"])]["image_id"].astype(str)
     by_id = dict(zip(labelled.frame["image_id"].astype(str), labelled.frame["patient_id"].astype(str)))
     held_patients = {by_id[i] for i in held if i in by_id}
     return [r for r, i in enumerate(images.image_ids) if i not in known
-            and (patients is None or patients[r] not in held_patients)]
+            and (patients is None or patients[r] not in held_patients)], record
 
 
 def select(probs: np.ndarray, task: str, thresholds: np.ndarray | None, quota: int | None) -> np.ndarray:
@@ -120,8 +125,10 @@ def _predict(model, images: ImageSet, info: RunInfo, batch_size: int) -> tuple[n
 
 
 def pseudo_label(run_dir: str | Path, *, pool: str | Path, out: str | Path, thresholds: list[float] | None = None,
-                 quota: int | None = None, weight: float = 0.5, batch_size: int = 16) -> dict[str, Any]:
-    """Pseudo-label ``pool`` with the run's model; write the merged index and split (see module docstring)."""
+                 quota: int | None = None, weight: float = 0.5, batch_size: int = 16,
+                 allow_unverified: bool = False) -> dict[str, Any]:
+    """Pseudo-label ``pool`` with the run's model; write the merged index and split (see module docstring).
+    ``allow_unverified``: go ahead when the run's index has no file hashes (recorded in ``pseudo.json``)."""
     if not 0 < weight <= 1:
         raise CxrlabError(f"--weight {weight} must be in (0, 1]")
     if quota is not None and quota < 1:
@@ -132,9 +139,10 @@ def pseudo_label(run_dir: str | Path, *, pool: str | Path, out: str | Path, thre
     if info.index is None or info.split_csv is None or not info.split_csv.exists():
         raise CxrlabError(f"{run_dir}: pseudo-labelling needs a run directory from `cxrlab train` (its index and "
                           "split.csv)")
+    check_run_files(info.run_dir)  # a changed byte in RUN/split.csv could hide test images
     labelled, split = load_index(info.index), load_split(info.split_csv)
     images = _pool(pool, info.classes)
-    keep = _refuse_test(images, images.patient_ids, labelled, split)
+    keep, unverified = _refuse_test(images, images.patient_ids, labelled, split, allow_unverified)
     dropped = len(images) - len(keep)
     images = images.subset(keep)  # patient ids and (secret) labels follow the rows
     probs, from_cache = _predict(model, images, info, batch_size)
@@ -146,6 +154,7 @@ def pseudo_label(run_dir: str | Path, *, pool: str | Path, out: str | Path, thre
                   selected=int(len(sel.chosen)), thresholds=None if quota else t.tolist(), quota=quota,
                   weight=weight)
     report["images_from_cache"] = from_cache
+    report["unverified"] = unverified
     _write(Path(out), run_dir=run_dir, labelled=labelled, split=split, sel=sel, weight=weight, report=report)
     return report
 

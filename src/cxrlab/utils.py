@@ -116,3 +116,10 @@ def figure_png(fig, dpi: int = 90) -> bytes:
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     pyplot().close(fig)
     return buf.getvalue()
+
+
+def recorded_path(value: str | Path, artifact_dir: str | Path) -> Path:
+    """A path recorded inside an artifact (a run's config, a sidecar, split.json): absolute as written, relative
+    to the folder of the artifact that recorded it, never to the current directory."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else Path(artifact_dir) / path

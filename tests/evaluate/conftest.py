@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ def make_dataset(out: Path, task: str = "multilabel", n: int = 240, seed: int = 
     else:
         y = np.eye(len(classes))[rng.integers(0, len(classes), n)]
     frame = pd.DataFrame({"image_id": ids, "path": ids, "patient_id": [f"p{i // 3}" for i in range(n)]})
+    frame["sha256"] = [hashlib.sha256(i.encode()).hexdigest() for i in ids]  # what `data index` records per file
     for i, c in enumerate(classes):
         frame[c] = y[:, i]
     write_index(Index(frame, task, classes, out), out / "index")

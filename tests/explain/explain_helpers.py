@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ def make_labels_index(out_dir: Path, ids: list[str], y: np.ndarray, classes: lis
                       task: str = "multilabel") -> Path:
     """An index with only labels (paths are dummies) for ensemble/selective tests."""
     frame = pd.DataFrame({"image_id": ids, "path": [f"{i}.png" for i in ids], "patient_id": ids})
+    frame["sha256"] = [hashlib.sha256(str(i).encode()).hexdigest() for i in ids]  # as `data index` records them
     for k, c in enumerate(classes):
         frame[c] = y[:, k]
     write_index(Index(frame, task, classes, out_dir), out_dir)

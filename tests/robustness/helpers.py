@@ -20,11 +20,14 @@ def snapshot(*roots: str | Path) -> dict[str, str]:
 
 
 def run(capsys, argv: list[str], *, inputs: list[str | Path] = (), expect: int = 2,
-        says: tuple[str, ...] | str = ()) -> str:
+        says: tuple[str, ...] | str = (), missing: str | Path | None = None) -> str:
     """Run ``cxrlab argv`` in-process; assert the exit status, a one-line ``error: ...`` (when failing) that
-    contains every string of ``says``, no traceback, and that no file under ``inputs`` changed. Returns stderr
+    contains every string of ``says``, no traceback, that no file under ``inputs`` changed and that no new file
+    appeared under them. ``missing``: the input that does not exist, which the error must name. Returns stderr
     followed by stdout."""
     says = (says,) if isinstance(says, str) else tuple(says)
+    if missing is not None:  # a missing input: the one error line must name it
+        says = (*says, Path(missing).name)
     before = snapshot(*inputs)
     code = main([str(a) for a in argv])
     captured = capsys.readouterr()
@@ -40,4 +43,6 @@ def run(capsys, argv: list[str], *, inputs: list[str | Path] = (), expect: int =
     after = snapshot(*inputs)
     changed = [p for p in before if before[p] != after.get(p)]
     assert not changed, f"inputs changed or removed: {changed[:5]}"
+    added = [p for p in after if p not in before]
+    assert not added, f"new files written into an input folder: {added[:5]}"
     return err + captured.out

@@ -105,6 +105,9 @@ def test_compare_guards_each_models_validation_file(world, tmp_path, capsys, all
     runc = world.copy_run(tmp_path / "run")
     (runc / "predictions" / "val.csv").write_bytes(world.test.read_bytes())  # "val" that is the test set
     (runc / "predictions" / "val.json").unlink()
+    test = pd.read_csv(runc / "predictions" / "test.csv")  # another model: not a copy of the same file
+    test.iloc[0, 2] = 0.5
+    test.to_csv(runc / "predictions" / "test.csv", index=False)
     argv = ["compare", world.run, runc, "--out", tmp_path / "c", "--bootstrap", "0", "--no-report"]
     run(capsys, argv, inputs=[*all_inputs, runc], says=("refusing to fit thresholds", "val.csv"))
     run(capsys, [*argv, "--allow-test-fitting"], inputs=[*all_inputs, runc], expect=0)

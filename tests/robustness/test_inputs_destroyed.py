@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 
 import pytest
 
@@ -178,3 +180,19 @@ def test_documented_reruns_still_work(world, tmp_path, capsys, all_inputs):
 def test_data_report_over_its_inputs(world, tmp_path, capsys, all_inputs):
     run(capsys, ["data", "report", world.index, "--out", world.index], inputs=all_inputs, says="holds the input")
     run(capsys, ["data", "report", world.index, "--out", world.run], inputs=all_inputs, says="made by `cxrlab train`")
+
+
+def test_split_over_the_labels_an_index_was_built_from(world, tmp_path, capsys, all_inputs):
+    # the world's index (built before index.json recorded source_files): the dataset files under its root
+    run(capsys, ["data", "split", world.index, "--out", world.data / "labels.csv"], inputs=all_inputs,
+        says=("--out", "labels.csv", "a file the input index", "was built from"))
+    # an index that records its sources: a labels file of any name, anywhere
+    ds = tmp_path / "ds"
+    shutil.copytree(world.data / "images", ds / "images")
+    shutil.copyfile(world.data / "labels.csv", tmp_path / "my_labels.csv")
+    run(capsys, ["data", "index", ds, "--format", "csv", "--labels", tmp_path / "my_labels.csv", "--out",
+                 tmp_path / "idx"], inputs=all_inputs, expect=0)
+    assert json.loads((tmp_path / "idx" / "index.json").read_text())["source_files"] == [
+        str((tmp_path / "my_labels.csv").resolve())]
+    run(capsys, ["data", "split", tmp_path / "idx", "--out", tmp_path / "my_labels.csv"],
+        inputs=[*all_inputs, tmp_path / "my_labels.csv"], says=("--out", "my_labels.csv", "was built from"))

@@ -118,7 +118,9 @@ MISSING = [
 
 @pytest.mark.parametrize("argv", MISSING, ids=[" ".join(a[:2]).replace("{tmp}/", "") for a in MISSING])
 def test_missing_inputs(world, tmp_path, capsys, all_inputs, argv):
-    run(capsys, _fill(world, tmp_path, argv), inputs=all_inputs)
+    filled = _fill(world, tmp_path, argv)
+    gone = next(a for k, a in enumerate(filled) if str(a).startswith(str(tmp_path)) and filled[k - 1] != "--out")
+    run(capsys, filled, inputs=all_inputs, missing=gone)
 
 
 def test_json_artifacts_of_the_wrong_shape(world, tmp_path, capsys, all_inputs):
@@ -151,12 +153,12 @@ def test_run_files_of_the_wrong_shape(world, tmp_path, capsys, all_inputs, name,
 
 def test_a_damaged_run_split_stops_the_guard(world, tmp_path):
     from cxrlab.errors import CxrlabError
-    from cxrlab.guards import test_set_of_run
+    from cxrlab.guards import Reach
 
     runc = world.copy_run(tmp_path / "run")
     (runc / "split.csv").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(CxrlabError, match="split.csv"):
-        test_set_of_run(runc)
+        Reach().add_run(runc)
 
 
 def test_a_damaged_localization_json_is_left_out_with_a_warning(world, tmp_path, capsys, all_inputs):

@@ -170,3 +170,11 @@ def workers(text: str) -> int:
     if not 1 <= value <= 1024:
         raise argparse.ArgumentTypeError(f"{value} is not a valid number of workers (1 to 1024)")
     return value
+
+
+def add_allow_unverified(p: argparse.ArgumentParser) -> None:
+    """``--allow-unverified``: fit even where the test-set guard cannot check everything (an index without file
+    hashes, a recorded index that cannot be read, images with no known hash); loud, recorded in the output."""
+    p.add_argument("--allow-unverified", action="store_true",
+                   help="fit even where the test-set check is incomplete (no hashes, unreadable recorded index); "
+                        "logged and recorded in the output")

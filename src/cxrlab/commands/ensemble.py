@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cxrlab.commands import args as A
+
 
 def register(sub: argparse._SubParsersAction, data_sub: argparse._SubParsersAction) -> None:  # noqa: ARG001
     """Add the verbs to the ``cxrlab`` group (no ``data`` verbs here)."""
@@ -18,6 +20,7 @@ def _register_ensemble(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="mean", choices=["mean", "weighted", "class", "rank", "stack"])
     p.add_argument("--allow-test-fitting", action="store_true",
                    help="fit on test predictions anyway (biased; logged and recorded in the sidecar)")
+    A.add_allow_unverified(p)
     p.add_argument("--out", required=True, help="output predictions CSV (+ .json sidecar)")
     p.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
     p.set_defaults(func=_ensemble)
@@ -30,6 +33,6 @@ def _ensemble(args: argparse.Namespace) -> int:
     check_out_file(args.out, verb="ensemble", inputs=[*args.members, *(args.val or []), args.labels],
                    force=args.force)
     out = ensemble_predictions(args.members, out=args.out, method=args.method, val=args.val, labels=args.labels,
-                               allow_test_fitting=args.allow_test_fitting)
+                               allow_test_fitting=args.allow_test_fitting, allow_unverified=args.allow_unverified)
     print(f"wrote {out}")
     return 0

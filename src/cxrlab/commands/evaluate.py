@@ -46,6 +46,7 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
     k.add_argument("--logits", action="store_true", help="both CSVs hold logits (the output holds probabilities)")
     k.add_argument("--allow-test-fitting", action="store_true",
                    help="allow fitting on test predictions (biased; logged loudly)")
+    A.add_allow_unverified(k)
     k.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
     k.set_defaults(func=_calibrate)
 
@@ -62,6 +63,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder made by another verb")
     p.add_argument("--allow-test-fitting", action="store_true",
                    help="allow fitting thresholds/temperature on test predictions (biased; logged loudly)")
+    A.add_allow_unverified(p)
 
 
 def _exclude(text: str) -> tuple[str, ...]:
@@ -78,8 +80,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             args.predictions, labels=args.labels, out=args.out, val_predictions=args.val_predictions,
             bootstrap=args.bootstrap, seed=args.seed, prefix=args.prefix, logits=args.logits,
             exclude=_exclude(args.exclude), threshold_method=args.threshold_method,
-            allow_test_fitting=args.allow_test_fitting, report=not args.no_report, by=args.by,
-            age_bands=args.age_bands, min_group=args.min_group, match=args.match, internal=args.internal,
+            allow_test_fitting=args.allow_test_fitting, allow_unverified=args.allow_unverified,
+            report=not args.no_report, by=args.by, age_bands=args.age_bands, min_group=args.min_group,
+            match=args.match, internal=args.internal,
             internal_labels=args.internal_labels,
         )
     print("\n".join(summary_lines(result)), file=sys.stderr)
@@ -96,7 +99,8 @@ def _compare(args: argparse.Namespace) -> int:
             args.inputs, labels=args.labels, out=args.out, bootstrap=args.bootstrap, seed=args.seed,
             prefix=args.prefix, logits=args.logits, exclude=_exclude(args.exclude),
             threshold_method=args.threshold_method, allow_test_fitting=args.allow_test_fitting,
-            report=not args.no_report, by=args.by, age_bands=args.age_bands, min_group=args.min_group,
+            allow_unverified=args.allow_unverified, report=not args.no_report, by=args.by, age_bands=args.age_bands,
+            min_group=args.min_group,
         )
     print("\n".join(summary_lines(result)), file=sys.stderr)
     print(f"wrote {args.out}/comparison.json" + ("" if args.no_report else f" and {args.out}/report.html"))
@@ -109,7 +113,8 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     check_out_file(args.out, verb="calibrate", inputs=[args.val, args.test, args.labels], force=args.force)
     summary = calibrate_files(args.val, test=args.test, out=args.out, labels=args.labels, prefix=args.prefix,
-                              allow_test_fitting=args.allow_test_fitting, logits=args.logits)
+                              allow_test_fitting=args.allow_test_fitting, logits=args.logits,
+                              allow_unverified=args.allow_unverified)
     temps = ", ".join(f"{k} {v:.3f}" for k, v in summary["temperature"].items())
     print(f"temperature fitted on {summary['n_val']} validation images: {temps}", file=sys.stderr)
     print(f"wrote {summary['out']}")

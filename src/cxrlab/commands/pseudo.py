@@ -25,6 +25,7 @@ def _register_pseudo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=A.batch_size, default=16)
     p.add_argument("--out", required=True, help="output folder (index/, split.csv, pseudo.csv, pseudo.json)")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder not made by pseudo")
+    A.add_allow_unverified(p)
     p.set_defaults(func=_pseudo)
 
 
@@ -34,6 +35,7 @@ def _pseudo(args: argparse.Namespace) -> int:
 
     with output_folder(args.out, verb="pseudo", inputs=[args.run_dir, args.pool], force=args.force):
         report = pseudo_label(args.run_dir, pool=args.pool, out=args.out, thresholds=args.thresholds,
-                              quota=args.quota, weight=args.weight, batch_size=args.batch_size)
+                              quota=args.quota, weight=args.weight, batch_size=args.batch_size,
+                              allow_unverified=args.allow_unverified)
     print(json.dumps(report, indent=2))
     return 0

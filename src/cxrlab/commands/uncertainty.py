@@ -52,6 +52,7 @@ def _register_selective(sub: argparse._SubParsersAction) -> None:
                    help="also flag any image whose std exceeds this (S2's rule: 0.15)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder not made by selective")
+    A.add_allow_unverified(p)
     p.set_defaults(func=_selective)
 
 
@@ -61,6 +62,7 @@ def _selective(args: argparse.Namespace) -> int:
 
     with output_folder(args.out, verb="selective", inputs=[args.val, args.test, args.labels], force=args.force):
         summary = selective_prediction(args.val, test=args.test, labels=args.labels, out=args.out,
-                                       coverage=args.coverage, score=args.score, std_threshold=args.std_threshold)
+                                       coverage=args.coverage, score=args.score, std_threshold=args.std_threshold,
+                                       allow_unverified=args.allow_unverified)
     print(json.dumps(summary["test"], indent=2))
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrlab.data.index import Index, load_index, write_index
-from cxrlab.data.sources import SourceTable
+from cxrlab.data.sources import SourceTable, keep_inside
 from cxrlab.errors import CxrlabError
 
 FORMATS = ("nih", "csv", "folder", "chexpert", "mimic", "padchest", "vindr", "rsna")
@@ -53,8 +53,11 @@ def scan_source(root: str | Path, fmt: str, labels: str | Path | None = None, **
     if fmt == "folder":
         if labels:
             raise CxrlabError("--labels does not apply to --format folder (classes are the folder names)")
-        return _adapter(fmt)(root, **given)
-    return _adapter(fmt)(root, labels=labels, **given)
+        table = _adapter(fmt)(root, **given)
+    else:
+        table = _adapter(fmt)(root, labels=labels, **given)
+    # every adapter's rows pass containment before anything opens or hashes a file
+    return keep_inside(table, table.inputs[0].parent if root.is_file() and table.inputs else root)
 
 
 def build_index(root: str | Path, fmt: str, out_dir: str | Path, labels: str | Path | None = None,
@@ -89,6 +92,7 @@ def build_index(root: str | Path, fmt: str, out_dir: str | Path, labels: str | P
     meta = {
         "format": table.fmt, "counts": report["counts"], "boxes": None, "boxes_image_size": None,
         "inputs_sha256": _inputs_sha256(table.inputs), "warnings": report["warnings"],
+        "source_files": [str(p.resolve()) for p in [*table.inputs, *([table.boxes] if table.boxes else [])]],
         "validation": "validation.json", **table.extra_meta,
     }
     if table.boxes is not None:

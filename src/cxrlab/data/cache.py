@@ -25,7 +25,7 @@ from cxrlab.errors import CxrlabError
 from cxrlab.locks import LOCK_NAME
 from cxrlab.outputs import MARKER
 from cxrlab.provenance import check_image_file, expected_hashes
-from cxrlab.utils import read_json, write_json
+from cxrlab.utils import read_json, sha256_bytes, write_json
 
 IMAGES_FILE, META_FILE, DONE_FILE = "images.u8", "meta.json", "done.u8"
 MAX_CHUNK = 32  # images per task: small enough for an even load and frequent resume points
@@ -99,10 +99,22 @@ def _read_meta(cache_dir: Path) -> dict[str, Any]:
     """``meta.json``, checked for the keys a cache needs (a damaged one names the rebuild)."""
     fix = f"rebuild the cache: cxrlab data cache INDEX --out {cache_dir} --force"
     meta = read_json(cache_dir / META_FILE, kind=dict, required=("size", "policy", "image_ids"), fix=fix)
+    if "meta_sha256" in meta and _sealed(dict(meta))["meta_sha256"] != meta["meta_sha256"]:
+        raise CxrlabError(f"{cache_dir / META_FILE} changed after `cxrlab data cache` wrote it (its meta_sha256 no "
+                          f"longer matches its content); {fix}")
     if not isinstance(meta["image_ids"], list) or not isinstance(meta["size"], int):
         raise CxrlabError(f"{cache_dir / META_FILE} has image_ids or size of the wrong type; {fix}")
     if meta.get("complete") and len(meta.get("status") or []) != len(meta["image_ids"]):
         raise CxrlabError(f"{cache_dir / META_FILE} lacks a status per image; {fix}")
+    return meta
+
+
+def _sealed(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with ``meta_sha256``: the sha256 of its other fields (canonical JSON), so a changed byte is found."""
+    import json
+
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    meta["meta_sha256"] = sha256_bytes(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
     return meta
 
 
@@ -144,7 +156,7 @@ def _prepare(index: Index, cache_dir: Path, size: int, policy: str, force: bool)
         raise CxrlabError(f"not enough disk space in {cache_dir}: need {len(image_ids) * size * size >> 20} MiB")
     with open(cache_dir / IMAGES_FILE, "wb") as f:  # sparse zero file of the final size
         f.truncate(len(image_ids) * size * size)
-    write_json(meta_path, meta)
+    write_json(meta_path, _sealed(meta))
     return meta
 
 
@@ -229,7 +241,7 @@ def build_cache(
     complete = len(todo) == len(pending)
     meta["status"] = ["ok" if d else errors.get(r, "pending") for r, d in enumerate(done)]
     meta["complete"] = complete
-    write_json(cache_dir / META_FILE, meta)
+    write_json(cache_dir / META_FILE, _sealed(meta))
     ok = int(done.astype(bool).sum())
     return {
         "n": n,

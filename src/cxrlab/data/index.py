@@ -8,7 +8,8 @@ hold exactly one 1.
 ``index.json`` keys: ``task`` ("multilabel" | "multiclass"), ``classes`` (ordered), ``root`` (absolute
 dataset root), ``format`` (source format), ``counts`` (dict), ``boxes`` (file name of a boxes table beside
 the index, NIH ``BBox_List_2017.csv`` column layout, or null), ``index_sha256`` (hash of index.csv),
-``inputs_sha256`` (hash of the source inputs), ``warnings`` (list of strings).
+``inputs_sha256`` (hash of the source inputs), ``source_files`` (the label/metadata files it was built from,
+absolute: the output policy never writes over them), ``warnings`` (list of strings).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.errors import CxrlabError
-from cxrlab.utils import atomic_write_text, read_json, sha256_bytes, write_json
+from cxrlab.utils import atomic_write_text, read_json, recorded_path, sha256_bytes, write_json
 
 TASKS = ("multilabel", "multiclass")
 REQUIRED_COLUMNS = ("image_id", "path", "patient_id")
@@ -140,7 +141,8 @@ def load_index(path: str | Path) -> Index:
         raise CxrlabError(not_index + f" ({json_path.name} has no task/classes/root)")
     frame = pd.read_csv(csv_path, dtype={"image_id": str, "path": str, "patient_id": str}, keep_default_na=True)
     _check_recorded_hash(csv_path, meta)
-    return Index(frame, meta["task"], list(meta["classes"]), Path(meta["root"]), meta, csv_path)
+    root = recorded_path(meta["root"], csv_path.parent)  # a relative root is relative to the index, not the cwd
+    return Index(frame, meta["task"], list(meta["classes"]), root, meta, csv_path)
 
 
 def _check_recorded_hash(csv_path: Path, meta: dict[str, Any]) -> None:

@@ -160,6 +160,7 @@ def validate_table(table: SourceTable, root: Path, check_decode: bool = False, h
         "duplicate_file_groups": dup_groups[:LIST_LIMIT], "unknown_labels": unknown,
         "missing_images": table.problems.get("missing_images", [])[:LIST_LIMIT],
         "files_not_in_csv": table.problems.get("files_not_in_csv", []),
+        "outside_root": table.problems.get("outside_root", [])[:LIST_LIMIT],
         "source": table.details,
         "warnings": warnings, "errors": errors,
     }
@@ -250,6 +251,10 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
     if unlisted:
         lines += ["", f"## Files not listed in the label file ({len(unlisted)}, not indexed)", ""]
         lines += [f"- {name}" for name in unlisted]
+    outside = report.get("outside_root") or []
+    if outside:
+        lines += ["", f"## Files outside the dataset folder ({c.get('outside_root', len(outside))}, not opened, "
+                  "not indexed)", ""] + [f"- {name}" for name in outside]
     lines += ["", "## Errors", ""] + [f"- {e}" for e in report["errors"] or ["none"]]
     lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"] or ["none"]]
     path = out_dir / "validation.md"

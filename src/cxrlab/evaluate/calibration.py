@@ -104,6 +104,7 @@ def calibrate_files(
     prefix: str | None = None,
     allow_test_fitting: bool = False,
     logits: bool = False,
+    allow_unverified: bool = False,
 ) -> dict:
     """Fit temperatures on ``val`` predictions (with ``labels``), apply them to ``test``, write ``out``
     (``logits``: both files hold logits; the output holds probabilities).
@@ -112,13 +113,14 @@ def calibrate_files(
     """
     from cxrlab.evaluate.inputs import load_labels, sidecar_task
     from cxrlab.evaluate.matching import check_fitting_allowed, load_scored
+    from cxrlab.guards import record_fields
     from cxrlab.predictions import Predictions, read_predictions, write_predictions
 
     index = load_labels(labels, task=sidecar_task(val) or sidecar_task(test))
     scored, val_preds = load_scored(val, index, prefix, logits)
     record = check_fitting_allowed(val_preds, Path(test), allow_test_fitting, "temperatures",
                                    how="the first file given to calibrate, e.g. RUN/predictions/val.csv",
-                                   labels=index)
+                                   labels=index, allow_unverified=allow_unverified)
     temps = fit_temperature(scored.y, scored.p, scored.task)
     test_preds = read_predictions(test, classes=list(index.classes), prefix=prefix, logits=logits)
     missing = [c for c in scored.classes if c not in test_preds.classes]
@@ -132,7 +134,7 @@ def calibrate_files(
     calibrated = apply_temperature(probs, temps if scored.task == "multilabel" else temps[0], scored.task)
     by_class = dict(zip(scored.classes, temps.tolist())) if scored.task == "multilabel" else {"all": temps[0]}
     meta = {**test_preds.meta, "temperature": by_class, "calibrated_on": str(val), "task": scored.task,
-            "fitted_on_test": record}
+            **record_fields(record)}
     write_predictions(out, Predictions(test_preds.image_ids, calibrated, scored.classes, meta,
                                        test_preds.patient_ids, test_preds.extra))
     return {"out": str(out), "temperature": by_class, "fitted_on": str(val), "n_val": len(scored.image_ids)}

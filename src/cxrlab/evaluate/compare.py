@@ -20,7 +20,7 @@ from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.bootstrap import bootstrap_p_value, patient_weights, with_point
 from cxrlab.evaluate.delong import delong_test, holm_adjust
 from cxrlab.evaluate.evaluate import check_options, fmt_ci, make_out_dir
-from cxrlab.evaluate.inputs import Source, load_labels, resolve_source
+from cxrlab.evaluate.inputs import Source, load_labels, refuse_duplicates, resolve_source
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, load_scored, subset_scored
 from cxrlab.evaluate.subgroups import model_subgroups, parse_age_bands, parse_by
 from cxrlab.evaluate.summary import est
@@ -56,6 +56,7 @@ def compare_runs(
     exclude: tuple[str, ...] | list[str] = m.DEFAULT_EXCLUDE,
     threshold_method: str = "youden",
     allow_test_fitting: bool = False,
+    allow_unverified: bool = False,
     report: bool = True,
     by: str | list[str] | None = None,
     age_bands: str | list[float] | None = None,
@@ -71,8 +72,9 @@ def compare_runs(
         raise CxrlabError("compare needs at least two run directories or predictions files")
     check_options(bootstrap, threshold_method, out)
     sources = [resolve_source(x) for x in inputs]
+    refuse_duplicates([Path(s.test) for s in sources], "compare")
     index = load_labels(labels, sources[0])
-    models = _load_models(sources, index, prefix, logits, allow_test_fitting)
+    models = _load_models(sources, index, prefix, logits, allow_test_fitting, allow_unverified)
     models, notes = _align(models)
     for model in models:
         _uncertainty_info(model)
@@ -92,7 +94,7 @@ def compare_runs(
     return result
 
 
-def _load_models(sources: list[Source], index, prefix, logits, allow) -> list[Model]:
+def _load_models(sources: list[Source], index, prefix, logits, allow, allow_unverified: bool = False) -> list[Model]:
     models, seen = [], {}
     for src in sources:
         scored, preds = load_scored(src.test, index, prefix, logits)
@@ -106,9 +108,10 @@ def _load_models(sources: list[Source], index, prefix, logits, allow) -> list[Mo
         model.arrays["predictions"] = preds  # uncertainty columns, read after alignment
         if src.val is not None:
             val, val_preds = load_scored(src.val, index, prefix, logits)
-            record = check_fitting_allowed(val_preds, src.test, allow, "thresholds", labels=index)
-            if record:  # --allow-test-fitting: recorded in the model's row of comparison.json
-                model.info["fitted_on_test"] = record["reason"]
+            record = check_fitting_allowed(val_preds, src.test, allow, "thresholds", labels=index,
+                                           allow_unverified=allow_unverified, run_dir=src.run_dir)
+            if record:  # --allow-test-fitting / --allow-unverified: recorded in the model's row of comparison.json
+                model.info["fitted_on_test" if record.get("fitted_on_test") else "unverified"] = record["reason"]
             model.arrays["val"] = val
         models.append(model)
     return models

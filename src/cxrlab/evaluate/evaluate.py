@@ -11,7 +11,7 @@ from cxrlab.evaluate.bootstrap import patient_weights, with_point
 from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
 from cxrlab.evaluate.external import internal_vs_external
 from cxrlab.evaluate.formatting import fmt_ci, headline
-from cxrlab.evaluate.inputs import Source, load_labels, resolve_source
+from cxrlab.evaluate.inputs import Source, load_labels, refuse_duplicates, resolve_source
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, datasets_block, load_scored
 from cxrlab.evaluate.metrics import DEFAULT_EXCLUDE
 from cxrlab.evaluate.report import write_evaluation_report
@@ -35,6 +35,7 @@ def evaluate_predictions(
     exclude: tuple[str, ...] | list[str] = DEFAULT_EXCLUDE,
     threshold_method: str = "youden",
     allow_test_fitting: bool = False,
+    allow_unverified: bool = False,
     report: bool = True,
     by: str | list[str] | None = None,
     age_bands: str | list[float] | None = None,
@@ -54,6 +55,7 @@ def evaluate_predictions(
         exclude: classes left out of the macro average.
         threshold_method: youden | max_f1 | sens:X | spec:X | fixed:X, chosen on validation.
         allow_test_fitting: fit thresholds/temperatures even on test predictions (logged loudly).
+        allow_unverified: fit even where the test-set check is incomplete (``cxrlab.guards``; logged, noted).
         by, age_bands, min_group: subgroup analysis (``cxrlab.evaluate.subgroups``): index columns, age band
             edges, smallest group scored.
         match: ``exact`` (same finding, through the shared findings table) or ``approximate`` (also score
@@ -65,9 +67,10 @@ def evaluate_predictions(
     check_options(bootstrap, threshold_method, out)
     by, age_bands = parse_by(by), parse_age_bands(age_bands)
     source = resolve_source(predictions, val_predictions)
+    _check_internal(source, internal, internal_labels)
     index = labels if isinstance(labels, Index) else load_labels(labels, source)
     scored, preds = load_scored(source.test, index, prefix, logits, match=match)
-    val = _load_val(source, index, prefix, logits, allow_test_fitting, scored.notes, match)
+    val = _load_val(source, index, prefix, logits, (allow_test_fitting, allow_unverified), scored.notes, match)
     weights = with_point(patient_weights(scored.n_patients, bootstrap, seed))
     if scored.task == "multilabel":
         body = multilabel_block(scored, weights, tuple(exclude), val, threshold_method)
@@ -144,6 +147,16 @@ def check_options(bootstrap: int, threshold_method: str, out: str | Path | None 
     parse_method(threshold_method)
 
 
+def _check_internal(source: Source, internal: str | Path | None, internal_labels: str | Path | None) -> None:
+    """``--internal-labels`` only with ``--internal``; ``--internal`` never the external predictions themselves."""
+    if internal is None:
+        if internal_labels is not None:
+            raise CxrlabError(f"--internal-labels {internal_labels} is only read with --internal (the model's "
+                              "predictions on its internal test set); pass both, or neither")
+        return
+    refuse_duplicates([Path(source.test), Path(resolve_source(internal).test)], "--internal")
+
+
 def _internal_vs_external(external: Scored, internal, internal_labels, prefix, logits, bootstrap, seed,
                           exclude) -> dict:
     """Score the model's internal predictions and compare them with the external ones (unpaired)."""
@@ -152,14 +165,18 @@ def _internal_vs_external(external: Scored, internal, internal_labels, prefix, l
     return internal_vs_external(external, scored, replicates=bootstrap, seed=seed, exclude=tuple(exclude))
 
 
-def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, allow: bool,
+def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, allow: tuple[bool, bool],
               notes: list[str], match: str = "exact") -> Scored | None:
     if source.val is None:
         return None
     val, val_preds = load_scored(source.val, index, prefix, logits, match=match)
-    record = check_fitting_allowed(val_preds, source.test, allow, "thresholds and temperatures", labels=index)
-    if record:  # --allow-test-fitting: recorded in metrics.json and the report
+    record = check_fitting_allowed(val_preds, source.test, allow[0], "thresholds and temperatures", labels=index,
+                                   allow_unverified=allow[1], run_dir=source.run_dir)
+    if record and record.get("fitted_on_test"):  # --allow-test-fitting: recorded in metrics.json and the report
         notes.append(f"BIASED: thresholds and temperatures were fitted on test data ({record['reason']})")
+    elif record:  # --allow-unverified
+        notes.append(f"UNVERIFIED: the test-set check of the validation predictions was incomplete "
+                     f"({record['reason']})")
     return val
 
 

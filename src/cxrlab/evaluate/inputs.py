@@ -8,7 +8,7 @@ from pathlib import Path
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
 from cxrlab.predictions import run_predictions_path
-from cxrlab.utils import read_json
+from cxrlab.utils import read_json, recorded_path
 
 
 @dataclass
@@ -80,6 +80,20 @@ def load_labels(path: str | Path | None, source: Source | None = None, task: str
     return unique_labels(index, path)
 
 
+def refuse_duplicates(paths: list[Path], option: str) -> None:
+    """Refuse the same predictions given twice, found by content (sha256), not by name: a copy of one file
+    compared with itself would make a copy "best" or an "internal" test set equal the external one."""
+    from cxrlab.utils import sha256_file
+
+    seen: dict[str, Path] = {}
+    for path in paths:
+        digest = sha256_file(path)
+        if digest in seen:
+            raise CxrlabError(f"{option}: {path} has the same content as {seen[digest]} (sha256 {digest[:12]}...); "
+                              "give each predictions file once")
+        seen[digest] = path
+
+
 def sidecar_task(predictions: str | Path | None) -> str | None:
     """The ``task`` a predictions file's sidecar records (None without a sidecar or task)."""
     if predictions is None or not Path(predictions).is_file():
@@ -123,7 +137,7 @@ def _labels_from_run(source: Source | None) -> Path:
             raise CxrlabError(f"{config} is not valid YAML ({str(exc).splitlines()[0]}); {hint}") from None
         data = (loaded.get("data") if isinstance(loaded, dict) else None) or {}
         index = data.get("index") if isinstance(data, dict) else None
-        if index and Path(index).exists():
-            return Path(index)
+        if index and recorded_path(index, source.run_dir).exists():  # relative to the run, never the cwd
+            return recorded_path(index, source.run_dir)
     raise CxrlabError(f"run {source.run_dir} does not name an index that exists here ({config.name}: data.index "
                       f"{index!r}); {hint}")

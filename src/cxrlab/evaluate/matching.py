@@ -208,23 +208,31 @@ def _match_classes(pred_classes: list[str], label_classes: list[str], where: str
 
 
 def check_fitting_allowed(val: Predictions | Path, test_path: Path | None, allow: bool, what: str,
-                          how: str = "--val-predictions VAL.csv", labels: Index | None = None) -> dict | None:
+                          how: str = "--val-predictions VAL.csv", labels: Index | None = None,
+                          allow_unverified: bool = False, run_dir: Path | None = None) -> dict | None:
     """Refuse to fit thresholds or temperatures on test data: by sidecar, by path, and by content (image ids and
-    file hashes shared with the test predictions or the run's test split; see ``cxrlab.guards``).
+    file hashes shared with the test predictions or the test split of any run they name, hashes read from the
+    labels index and from the indexes the sidecars record; see ``cxrlab.guards``).
 
-    ``allow`` (``--allow-test-fitting``) overrides it loudly and returns a record for the output.
+    ``allow`` (``--allow-test-fitting``) overrides a match loudly and ``allow_unverified``
+    (``--allow-unverified``) an incomplete check; each returns a record for the output. ``run_dir``: the run
+    being evaluated (its test split counts too).
     """
-    from cxrlab.guards import check_not_test, hashes_of, test_set_of_predictions, test_set_of_run
+    from cxrlab.guards import Reach, check_fitting
 
     preds = val if isinstance(val, Predictions) else read_predictions(val)
     path = Path(preds.path) if preds.path is not None else None
     same = test_path is not None and path is not None and path.resolve() == Path(test_path).resolve()
-    tests = [test_set_of_run(preds.meta.get("run_dir"))]
+    reach = Reach()
+    reach.add_labels(labels)
+    reach.add_predictions(preds)
+    if run_dir is not None:
+        reach.add_run(run_dir, named_by="the run being evaluated")
     if test_path is not None and Path(test_path).is_file() and not same:
         test = read_predictions(test_path, classes=list(preds.classes), logits=True)  # only its ids are used
-        tests.insert(0, test_set_of_predictions(test, labels))
-    return check_not_test(path, preds.image_ids, tests=tests, what=what, allow=allow,
-                          hashes=hashes_of(preds.image_ids, labels), marked_split=preds.split, same_file=same, how=how)
+        reach.add_predictions(test, f"the test predictions {test.path}")
+    return check_fitting(path, preds.image_ids, reach, what=what, allow=allow, allow_unverified=allow_unverified,
+                         marked_split=preds.split, same_file=same, how=how)
 
 
 def datasets_block(preds: Predictions, labels: Index, run_dir: Path | None) -> dict:
@@ -255,7 +263,11 @@ def _training_index(preds: Predictions, run_dir: Path | None) -> str | None:
         data = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("data") or {}
     except (OSError, yaml.YAMLError):
         return None
-    return str(data.get("index")) if isinstance(data, dict) and data.get("index") else None
+    if not isinstance(data, dict) or not data.get("index"):
+        return None
+    from cxrlab.utils import recorded_path
+
+    return str(recorded_path(data["index"], run))  # relative to the run, never the current directory
 
 
 def _same_index(a: str, b: str) -> bool:

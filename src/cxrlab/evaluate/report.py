@@ -179,7 +179,9 @@ def _split_json(run: Path, manifest: dict) -> Path | None:
     candidates = [run / "split.json"]
     split = (manifest.get("data") or {}).get("split") if isinstance(manifest.get("data"), dict) else None
     if split:
-        candidates.append(Path(split).with_suffix(".json"))
+        from cxrlab.utils import recorded_path
+
+        candidates.append(recorded_path(split, run).with_suffix(".json"))  # relative to the run, never the cwd
     return next((p for p in candidates if p.is_file()), None)
 
 

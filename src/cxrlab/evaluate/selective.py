@@ -22,7 +22,7 @@ from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.figures import risk_coverage_figure
 from cxrlab.evaluate.labels import labels_for
 from cxrlab.evaluate.metrics import macro_auroc
-from cxrlab.guards import check_not_test, hashes_of, labels_index, test_set_of_predictions, test_set_of_run
+from cxrlab.guards import Reach, check_fitting
 from cxrlab.predictions import Predictions, read_predictions
 from cxrlab.utils import atomic_write_bytes, atomic_write_text, write_json
 
@@ -136,7 +136,8 @@ class SelectiveSet:
 
 
 def selective_prediction(val: str | Path, *, test: str | Path, labels: str | Path, out: str | Path,
-                         coverage: float = 0.9, score: str = "auto", std_threshold: float | None = None) -> dict:
+                         coverage: float = 0.9, score: str = "auto", std_threshold: float | None = None,
+                         allow_unverified: bool = False) -> dict:
     """Choose an abstention threshold on validation for ``coverage``; apply it to test; write outputs.
 
     Writes ``risk_coverage.png``, ``selective.json`` (threshold, val/test coverage, risk and macro AUROC on
@@ -146,13 +147,15 @@ def selective_prediction(val: str | Path, *, test: str | Path, labels: str | Pat
     if not 0 < coverage <= 1:
         raise CxrlabError(f"--coverage {coverage} must be in (0, 1]")
     vp, tp = read_predictions(val), read_predictions(test)
-    same, index = Path(val).resolve() == Path(test).resolve(), labels_index(labels)
-    tests = [None if same else test_set_of_predictions(tp, index), test_set_of_run(vp.meta.get("run_dir"))]
-    check_not_test(val, vp.image_ids, what="the abstention threshold", allow=False, marked_split=vp.split, tests=tests,
-                   hashes=hashes_of(vp.image_ids, index), same_file=same, how="validation predictions (--val)",
-                   escape=False)
+    same, reach = Path(val).resolve() == Path(test).resolve(), Reach()
+    reach.add_labels(labels)
+    reach.add_predictions(vp)
+    reach.add_predictions(tp, None if same else f"the test predictions {test}")
+    record = check_fitting(val, vp.image_ids, reach, what="the abstention threshold", allow=False,
+                           allow_unverified=allow_unverified, marked_split=vp.split, same_file=same,
+                           how="validation predictions (--val)", escape=False)
     task = vp.task or tp.task or "multilabel"
-    result: dict[str, Any] = {"coverage_target": coverage}
+    result: dict[str, Any] = {"coverage_target": coverage, "unverified": record}
     source = [(p.meta.get("model"), p.meta.get("uncertainty"), p.meta.get("method")) for p in (vp, tp)]
     if source[0] != source[1]:  # a threshold only transfers between predictions of the same kind
         result["warning"] = f"val and test predictions differ in model/uncertainty method: {source[0]} vs {source[1]}"

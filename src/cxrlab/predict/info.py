@@ -92,12 +92,19 @@ class RunInfo:
     @property
     def index(self) -> str | None:
         """The index the run was trained on (the checkpoint's, else its config's ``data.index``)."""
-        return self.preprocess.index or _config_data(self.config).get("index")
+        return self._recorded(self.preprocess.index or _config_data(self.config).get("index"))
 
     @property
     def cache(self) -> str | None:
         """The run's preprocessing cache (the checkpoint's, else its config's ``data.cache``), or None."""
-        return self.preprocess.cache or _config_data(self.config).get("cache")
+        return self._recorded(self.preprocess.cache or _config_data(self.config).get("cache"))
+
+    def _recorded(self, value: str | None) -> str | None:
+        """A path the run recorded: relative ones are relative to the run (or the checkpoint's folder)."""
+        from cxrlab.utils import recorded_path
+
+        base = self.run_dir if self.run_dir is not None else self.checkpoint.parent if self.checkpoint else None
+        return str(recorded_path(value, base)) if value and base is not None else value
 
     @property
     def split_csv(self) -> Path | None:

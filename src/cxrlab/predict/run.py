@@ -17,6 +17,7 @@ from cxrlab.predict.sources import (
     open_run_cache,
 )
 from cxrlab.predictions import Predictions
+from cxrlab.provenance import check_run_files
 
 
 def choose_images(info: RunInfo, *, split: str | None = None, index: str | Path | None = None,
@@ -34,7 +35,9 @@ def choose_images(info: RunInfo, *, split: str | None = None, index: str | Path 
     if index is not None:
         if split is not None and split_csv is None and _same_index(index, info.index):
             split_csv = info.split_csv
+            check_run_files(info.run_dir, info.index)  # the run's split and index, as trained on
         return images_from_index(index, info.classes, split=split, split_csv=split_csv)
+    check_run_files(info.run_dir, info.index)
     return images_from_run(info, split or "test")
 
 

@@ -22,7 +22,6 @@ from cxrlab.deploy.operating import apply_operating_point
 from cxrlab.errors import CxrlabError
 from cxrlab.predict import RunInfo, eval_transform
 from cxrlab.predict.preprocess import resize_for_run
-from cxrlab.utils import read_json
 
 DISCLAIMER = "Research use only: not a medical device and not a diagnosis."
 
@@ -53,14 +52,10 @@ class ServedModel:
 
     def _init_onnx(self, path: Path) -> None:
         from cxrlab.deploy.export import sidecar_paths
-        from cxrlab.deploy.onnx_engine import OnnxEngine
+        from cxrlab.deploy.verify import open_verified
 
-        self.engine = OnnxEngine(path)
-        contract_path, ood_path = sidecar_paths(path)
-        contract = read_json(contract_path) if contract_path.exists() else self.engine.metadata
-        if not contract.get("run"):
-            raise CxrlabError(f"{path} has no cxrlab contract (no {contract_path.name}, no metadata); export it "
-                              "with `cxrlab export`")
+        self.engine, contract = open_verified(path)  # sha256, contract vs metadata vs graph, before any image
+        ood_path = sidecar_paths(path)[1]
         self.info = RunInfo.from_dict(contract["run"], where=f"{path.name} contract: field 'run'")
         self.operating = contract.get("operating")
         self.gate = OodGate.load(ood_path) if ood_path.exists() else None

@@ -37,8 +37,14 @@ def prepare_run_dir(out: Path, resume: bool) -> None:
 
 
 def write_inputs(out: Path, cfg: Config, split: pd.DataFrame) -> None:
-    """The resolved config and the split actually used (fold view applied)."""
-    save_config(cfg, out / "config.yaml")
+    """The resolved config (data paths made absolute: later verbs read paths recorded in a run relative to the
+    run, never to the current directory) and the split actually used (fold view applied)."""
+    from dataclasses import replace
+
+    data = cfg.data
+    absolute = {k: str(Path(v).resolve()) for k, v in (("index", data.index), ("split", data.split),
+                                                        ("cache", data.cache)) if v}
+    save_config(replace(cfg, data=replace(data, **absolute)), out / "config.yaml")
     atomic_write_text(out / "split.csv", split.to_csv(index=False, lineterminator="\n"))
 
 

@@ -109,6 +109,31 @@ def filter_views(table_frame: pd.DataFrame, views: list[str] | None, default: tu
     return table_frame[keep].reset_index(drop=True), {str(k): int(v) for k, v in left_out.items()}, wanted
 
 
+def keep_inside(table: SourceTable, root: Path) -> SourceTable:
+    """Containment, for every adapter: drop the rows whose file resolves outside the dataset folder ``root``
+    (``..``, an absolute path elsewhere, a symlink out), without opening them: counted (``outside_root``),
+    listed in the validation report and named in a warning. Resolving follows links but reads no file."""
+    base = root.resolve()
+
+    def outside(rel: Any) -> bool:
+        if not isinstance(rel, str) or not rel:
+            return False  # no file: the missing-image report covers it
+        try:
+            return not Path(os.path.join(str(root), rel)).resolve().is_relative_to(base)
+        except (OSError, RuntimeError):  # a link loop
+            return True
+
+    bad = table.frame["path"].map(outside).astype(bool).to_numpy()
+    names = table.frame.loc[bad, "path"].astype(str).tolist()
+    table.counts["outside_root"] = table.counts.get("outside_root", 0) + len(names)
+    if names:
+        table.problems["outside_root"] = [*table.problems.get("outside_root", []), *names]
+        table.warnings.append(f"{len(names)} listed file(s) resolve outside the dataset folder {root} (.., absolute "
+                              f"paths or symlinks; first: {names[0]}); they were not opened and are not indexed")
+        table.frame = table.frame[~bad].reset_index(drop=True)
+    return table
+
+
 def locate_existing(root: Path, rel_paths: pd.Series) -> pd.Series:
     """Boolean Series: which relative paths exist under ``root`` (one stat per row, no decoding)."""
     base = str(root)

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxrlab.data.sources import SourceTable, dicom_metadata, find_file, missing_report, read_table, require_columns
+from cxrlab.data.sources import (
+    SourceTable,
+    dicom_metadata,
+    find_file,
+    keep_inside,
+    missing_report,
+    read_table,
+    require_columns,
+)
 from cxrlab.data.sources.vindr import image_files
 from cxrlab.errors import CxrlabError
 
@@ -59,6 +67,7 @@ def scan_rsna(root: Path, *, labels: str | Path | None = None) -> SourceTable:
     present = frame["path"].notna()
     missing_report(table, present, frame["image_id"], path, root)
     table.frame = frame[present.to_numpy()].reset_index(drop=True)
+    keep_inside(table, root)  # never read a header outside the dataset folder
     meta = dicom_metadata(root, table.frame["path"])
     table.frame = pd.concat([table.frame, meta[["sex", "age", "view"]]], axis=1)
     found = set(table.frame["image_id"])

@@ -22,7 +22,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cxrlab.data.sources import SourceTable, dicom_metadata, find_file, missing_report, read_table, require_columns
+from cxrlab.data.sources import (
+    SourceTable,
+    dicom_metadata,
+    find_file,
+    keep_inside,
+    missing_report,
+    read_table,
+    require_columns,
+)
 from cxrlab.errors import CxrlabError
 
 REQUIRED = ("image_id", "class_name", "rad_id")
@@ -87,6 +95,7 @@ def scan_vindr(root: Path, *, labels: str | Path | None = None, readers: str | N
     present = frame["path"].notna()
     missing_report(table, present, frame["image_id"], path, root)
     table.frame = frame[present.to_numpy()].reset_index(drop=True)
+    keep_inside(table, root)  # never read a header outside the dataset folder
     meta = dicom_metadata(root, table.frame["path"])
     table.frame = pd.concat([table.frame, meta[["sex", "age", "view"]]], axis=1)
     sizes = meta[["width", "height"]].set_axis(table.frame["image_id"])
