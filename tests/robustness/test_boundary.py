@@ -118,12 +118,15 @@ def test_degenerate_images_are_excluded_and_counted_at_index_time(world, tmp_pat
 
 def test_constant_images_fail_to_cache_and_are_counted(world, tmp_path):
     from cxrlab.data.cache import build_cache
-    from cxrlab.data.index import load_index
+    from cxrlab.data.index import Index, load_index
 
     data = tmp_path / "ph"
     shutil.copytree(world.data, data)
-    index = load_index(data / "index")
+    copied = load_index(data / "index")
+    # point the copy at the copied images: the shared world's files must never change
+    index = Index(copied.frame, copied.task, copied.classes, data, copied.meta)
     path = index.absolute_paths()[0]
+    assert data in path.parents
     cv2.imwrite(str(path), np.full((32, 32), 90, np.uint8))
     index.frame["sha256"] = ""  # the file changed on purpose: no recorded hash to compare
     report = build_cache(index, tmp_path / "cache", size=32, workers=1, progress=False)
