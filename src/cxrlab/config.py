@@ -57,6 +57,9 @@ class DataConfig:
     """Resize policy when reading from disk without a cache: letterbox or center_crop."""
     require_positives: bool = True
     """Stop when a class has no positive image in train (its AUROC and loss weight would be meaningless)."""
+    source_weights: dict[str, float] | str | None = None
+    """Merged data (``cxrlab data merge``): each source's share of the training draws, ``balanced`` or a mapping
+    ``{source: weight}``; null draws images as they come. Validation also reports ``val_metric_<source>``."""
 
     def __post_init__(self) -> None:
         _check(16 <= self.image_size <= 2048, "data.image_size", f"{self.image_size} is outside 16..2048")
@@ -64,6 +67,11 @@ class DataConfig:
         _check(self.num_workers >= 0, "data.num_workers", "must be >= 0")
         _check(self.fold is None or self.fold >= 0, "data.fold", "must be >= 0 or null")
         _one_of(self.policy, ("letterbox", "center_crop"), "data.policy")
+        if isinstance(self.source_weights, str):
+            _one_of(self.source_weights, ("balanced",), "data.source_weights")
+        elif isinstance(self.source_weights, dict):
+            for k, v in self.source_weights.items():
+                _check(v > 0, f"data.source_weights.{k}", "must be > 0")
 
 
 @dataclass
@@ -341,7 +349,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-_FREE_MAPPINGS = ("optim.layer_lrs", "loss.params")
+_FREE_MAPPINGS = ("optim.layer_lrs", "loss.params", "data.source_weights")
 
 # Recipes ship inside the package, so `configs/nih/vit_v1.yaml` works from any folder, not only a clone.
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"
