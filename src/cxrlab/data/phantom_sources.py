@@ -122,7 +122,8 @@ def _write_padchest(root: Path, plan: list[dict], size: int, seed: int) -> None:
         _render(SOURCES[2], item, root / "0" / name, size, seed)
         terms = [PADCHEST_NAMES[f] for f in item["findings"]] or ["normal"]
         rows.append({"": k, "ImageID": name, "ImageDir": "0", "StudyDate_DICOM": f"{2014 + item['follow_up']}0101",
-                     "StudyID": f"s{item['patient']}_{item['follow_up']}", "PatientID": str(item["patient"]),
+                     "StudyID": f"s{item['patient']}_{item['follow_up']}",
+                     "PatientID": f"{item['patient']:08d}",  # NIH's ids too: the merge must tell them apart
                      "PatientBirth": "1950.0", "PatientSex_DICOM": "F", "Projection": "PA",
                      "MethodLabel": "Physician", "Labels": str(terms)})
     pd.DataFrame(rows).to_csv(root / PADCHEST_FILE, index=False)
