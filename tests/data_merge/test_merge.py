@@ -18,7 +18,7 @@ EXPECTED = {
     "nih": {"Effusion": "Pleural Effusion", "Nodule": "Nodule", "Mass": "Mass", "No Finding": "No Finding",
             "Pleural_Thickening": "Pleural Thickening", "Atelectasis": "Atelectasis"},
     "chexpert": {"Pleural Effusion": "Pleural Effusion", "Lung Opacity": "Lung Opacity", "No Finding": "No Finding"},
-    "padchest": {"nodule": "Nodule", "mass": "Mass", "No Finding": "No Finding"},
+    "padchest": {"nodule": "Nodule", "pleural effusion": "Pleural Effusion", "No Finding": "No Finding"},
 }
 
 
@@ -46,9 +46,10 @@ def test_unknown_cells_are_exactly_the_unlabelled_findings(merged):
     index, report = merged
     by_source = {s["name"]: s for s in report["sources"]}
     assert set(by_source["chexpert"]["labelled"]) == {"Pleural Effusion", "Lung Opacity", "No Finding"}
-    assert set(by_source["padchest"]["labelled"]) == {"Nodule", "Mass", "No Finding"}
+    assert set(by_source["padchest"]["labelled"]) == {"Nodule", "Pleural Effusion", "No Finding"}
     assert "Lung Opacity" in by_source["nih"]["unknown"] and "Nodule" not in by_source["nih"]["unknown"]
-    assert index.frame.loc[index.frame["source"] == "padchest", "Pleural Effusion"].isna().all()
+    assert index.frame.loc[index.frame["source"] == "padchest", "Mass"].isna().all()
+    assert index.frame.loc[index.frame["source"] == "chexpert", "Nodule"].isna().all()
 
 
 def test_patients_are_namespaced_by_source(sources, merged):

@@ -8,10 +8,11 @@
   only ``No Finding``, ``Lung Opacity`` and ``Pleural Effusion`` (drawn Opacity and Effusion). Style: a lifted,
   low-contrast exposure (gamma 0.6), a slight blur and JPEG compression.
 * ``padchest/``: PadChest layout (``PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv`` + ``0/*.png``, 16-bit
-  PNG), terms ``nodule``, ``mass`` and ``normal``. Style: a dark, hard exposure (gamma 1.6) with strong noise.
+  PNG), terms ``nodule``, ``pleural effusion`` and ``normal``. Style: a dark, hard exposure (gamma 1.6) with
+  strong noise.
 
-The three intensity styles make the domain shift real: a model trained on one source loses accuracy on the
-others. Every source has its own patients (ids restart at 1 in each: the merge must namespace them).
+Every pair of sources shares Effusion, so every cell of the generalisation matrix has a finding to score; the
+three intensity styles make the domain shift real: a model trained on one source loses accuracy on the others. Every source has its own patients (ids restart at 1 in each: the merge must namespace them).
 """
 
 from __future__ import annotations
@@ -41,11 +42,11 @@ class PhantomSource:
 SOURCES = (
     PhantomSource("nih", ("Nodule", "Mass", "Effusion"), 1.0, 0.0, False),
     PhantomSource("chexpert", ("Opacity", "Effusion"), 0.6, 0.01, True),
-    PhantomSource("padchest", ("Nodule", "Mass"), 1.6, 0.06, False),
+    PhantomSource("padchest", ("Nodule", "Effusion"), 1.6, 0.06, False),
 )
 NIH_NAMES = {"Nodule": "Nodule", "Mass": "Mass", "Effusion": "Effusion"}
 CHEXPERT_NAMES = {"Opacity": "Lung Opacity", "Effusion": "Pleural Effusion"}
-PADCHEST_NAMES = {"Nodule": "nodule", "Mass": "mass"}
+PADCHEST_NAMES = {"Nodule": "nodule", "Effusion": "pleural effusion"}
 PADCHEST_FILE = "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"
 
 
