@@ -12,7 +12,8 @@
   strong noise.
 
 Every pair of sources shares Effusion, so every cell of the generalisation matrix has a finding to score; the
-three intensity styles make the domain shift real: a model trained on one source loses accuracy on the others. Every source has its own patients (ids restart at 1 in each: the merge must namespace them).
+three intensity styles make the domain shift real: a model trained on one source loses accuracy on the others.
+Every source has its own patients (ids restart at 1 in each: the merge must namespace them).
 """
 
 from __future__ import annotations

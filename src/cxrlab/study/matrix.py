@@ -36,7 +36,7 @@ FINDINGS_RULE = ("a cell averages the findings labelled both by the training dat
 
 
 @dataclass(frozen=True)
-class TestSet:
+class SourceTestSet:
     """One test source: labels (N, C) NaN unknown, patient index (N,) 0..P-1, and its image ids."""
 
     name: str
@@ -100,7 +100,7 @@ def _scored(labels: np.ndarray, classes: list[str], trained: set[str]) -> list[i
     return out
 
 
-def _class_replicates(test: TestSet, probs: np.ndarray, cols: list[int], weights: np.ndarray) -> np.ndarray:
+def _class_replicates(test: SourceTestSet, probs: np.ndarray, cols: list[int], weights: np.ndarray) -> np.ndarray:
     """(R+1, len(cols)) AUROC of each scored finding under each patient-weight row."""
     out = np.full((len(weights), len(cols)), np.nan)
     for j, i in enumerate(cols):
@@ -118,7 +118,7 @@ def _macro(reps: np.ndarray) -> np.ndarray:
             return np.nanmean(reps, axis=1) if reps.shape[1] else np.full(len(reps), np.nan)
 
 
-def make_cell(train: str, test: TestSet, probs: np.ndarray, classes: list[str], trained: set[str],
+def make_cell(train: str, test: SourceTestSet, probs: np.ndarray, classes: list[str], trained: set[str],
               weights: np.ndarray) -> Cell:
     """Score one model's ``probs`` (aligned with ``test`` rows) on the findings the cell covers."""
     cols = _scored(test.labels, classes, trained)
@@ -133,7 +133,7 @@ def make_cell(train: str, test: TestSet, probs: np.ndarray, classes: list[str], 
                 len(test.image_ids), reps)
 
 
-def make_drop(internal: Cell, external: Cell, test: TestSet, probs_int: np.ndarray, probs_ext: np.ndarray,
+def make_drop(internal: Cell, external: Cell, test: SourceTestSet, probs_int: np.ndarray, probs_ext: np.ndarray,
               classes: list[str]) -> Drop:
     """Paired comparison on ``test``'s images over the findings both cells score."""
     common = [c for c in internal.findings if c in external.findings]
@@ -165,7 +165,7 @@ def row_gap(own: Cell, other: Cell) -> dict:
             "paired": False}
 
 
-def generalisation_matrix(tests: list[TestSet], predictions: dict[str, np.ndarray], classes: list[str],
+def generalisation_matrix(tests: list[SourceTestSet], predictions: dict[str, np.ndarray], classes: list[str],
                           trained: dict[str, set[str]], replicates: int = 1000, seed: int = 0) -> Matrix:
     """The matrix for models ``predictions`` (train name -> (N_all, C) probabilities, rows in the order of the
     concatenated ``tests``) with ``trained[train]`` the findings its training data labels."""

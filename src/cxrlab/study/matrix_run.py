@@ -23,7 +23,7 @@ from cxrlab.data.split_csv import patient_ids
 from cxrlab.data.splits import load_split, write_split
 from cxrlab.errors import CxrlabError
 from cxrlab.study.data import cli_data
-from cxrlab.study.matrix import POOLED, Matrix, TestSet, generalisation_matrix
+from cxrlab.study.matrix import POOLED, Matrix, SourceTestSet, generalisation_matrix
 from cxrlab.study.spec import Study, load_study
 from cxrlab.utils import read_json, write_json
 
@@ -84,14 +84,14 @@ def _train(run_dir: Path, cfg) -> str:
     return "trained"
 
 
-def _test_sets(index: Index, split: pd.DataFrame) -> list[TestSet]:
+def _test_sets(index: Index, split: pd.DataFrame) -> list[SourceTestSet]:
     test_ids = set(split.loc[split["split"] == "test", "image_id"].astype(str))
     frame = index.frame[index.frame["image_id"].astype(str).isin(test_ids)]
     sets = []
     for name in sorted(frame["source"].astype(str).unique()):
         sub = index.subset(frame.loc[frame["source"] == name, "image_id"].astype(str).tolist())
         _, codes = np.unique(patient_ids(sub).to_numpy(), return_inverse=True)
-        sets.append(TestSet(name, sub.image_ids, sub.labels(), codes, int(codes.max()) + 1))
+        sets.append(SourceTestSet(name, sub.image_ids, sub.labels(), codes, int(codes.max()) + 1))
     return sets
 
 
