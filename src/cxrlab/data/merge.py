@@ -22,6 +22,7 @@ The per-source report (images, patients, prevalence, views, which findings are u
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -154,8 +155,10 @@ def harmonise(members: list[Member], approximate: bool = False) -> tuple[list[Co
 def _member_frame(m: Member, columns: list[Column]) -> pd.DataFrame:
     """The member's rows in merged form: namespaced ids, absolute paths, merged class columns (NaN unknown)."""
     src = m.index.frame
+    paths = src["path"].astype(str)
+    root = str(Path(m.index.root).resolve())  # index.json records it absolute; string joins keep 500k rows fast
     out = pd.DataFrame({"image_id": m.name + "/" + src["image_id"].astype(str),
-                        "path": [str(p.resolve()) for p in m.index.absolute_paths()]})
+                        "path": paths.where(paths.map(os.path.isabs), root + os.sep + paths)})
     ids = src["image_id"].astype(str)
     out["patient_id"] = m.name + "/" + src["patient_id"].astype("string").fillna(ids).astype(str)
     labels = m.index.labels()  # (N, C_member) NaN unknown
