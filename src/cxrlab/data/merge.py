@@ -104,10 +104,8 @@ def load_members(items: list[tuple[str | None, Path]]) -> list[Member]:
         if index.task != "multilabel":
             raise CxrlabError(f"{path}: a {index.task} index; data merge combines multi-label indexes (findings)")
         name = name or default_name(index)
-        if not NAME_RE.match(name):
+        if not NAME_RE.match(name):  # no '/': ids are namespaced as SOURCE/ID
             raise CxrlabError(f"source name {name!r} for {path}: use letters, digits and _.- (NAME=IDX)")
-        if "/" in name:
-            raise CxrlabError(f"source name {name!r} must not contain '/': ids are namespaced as SOURCE/ID")
         members.append(Member(name, index))
     names = [m.name for m in members]
     dup = sorted({n for n in names if names.count(n) > 1})
