@@ -70,7 +70,10 @@ def read_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, to
 
 def load_weights(model: nn.Module, path: str | Path, sha256: str | None = None) -> list[str]:
     """Load a weights file into ``model`` (in place); return the keys left at their fresh init (the head)."""
-    state = _match_keys(read_state_dict(path, sha256), model)
+    from cxrlab.models.xrv import convert
+
+    body, head = convert(read_state_dict(path, sha256), model)  # torchxrayvision files: keys, classes, scale
+    state = {**_match_keys(body, model), **head}
     target = model.state_dict()
     heads = tuple(getattr(model, "head_prefixes", ()))
     is_head = lambda k: k.startswith(heads)  # noqa: E731
@@ -103,12 +106,15 @@ def _is_buffer_ok(key: str) -> bool:
 
 
 def _match_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Drop a DDP ``module.`` prefix; add ``model.`` when the file is a bare torchvision state dict."""
+    """Drop a DDP ``module.`` prefix; add ``model.`` when the file is a bare torchvision state dict, drop it when
+    the file wraps a bare model in ``model.`` (torchxrayvision's ResNet for ``timm:resnet50``)."""
     state = {k.removeprefix("module."): v for k, v in state.items()}
     target = model.state_dict().keys()
     for prefix in ("model.",):
         if sum(k in target for k in state) < sum(prefix + k in target for k in state):
             return {prefix + k: v for k, v in state.items()}
+        if sum(k in target for k in state) < sum(k.removeprefix(prefix) in target for k in state):
+            return {k.removeprefix(prefix): v for k, v in state.items()}
     return state
 
 
