@@ -65,8 +65,8 @@ def test_drops_are_paired_on_the_test_sources_images(setup):
     assert drop.drop == pytest.approx(internal - external) and drop.drop > 0.1  # signal 2.0 vs 1.0
     assert drop.ci[0] > 0 and drop.p_value < 0.05 and drop.delong["Effusion"]["p_value"] < 0.05
     assert {(d.test, d.external) for d in m.drops} == {("a", "b"), ("a", "pooled"), ("b", "a"), ("b", "pooled")}
-    gap = next(g for g in m.row_gaps if g["train"] == "a" and g["external_test"] == "b")
-    assert not gap["paired"] and gap["findings"] == ["Effusion"]
+    gap = next(g for g in m.row_gaps if g.train == "a" and g.external_test == "b")
+    assert not gap.paired and gap.findings == ["Effusion"]
 
 
 def test_simulation_interval_coverage_and_paired_test_size():

@@ -76,13 +76,28 @@ class Drop:
 
 
 @dataclass
+class RowGap:
+    """A model on its own source's test set minus on another source's (different images: unpaired)."""
+
+    train: str
+    internal_test: str
+    external_test: str
+    findings: list[str]
+    internal: float
+    external: float
+    gap: float
+    ci: tuple[float, float]
+    paired: bool = False
+
+
+@dataclass
 class Matrix:
     classes: list[str]
     trains: list[str]
     tests: list[str]
     cells: list[Cell]
     drops: list[Drop]
-    row_gaps: list[dict]
+    row_gaps: list[RowGap]
     replicates: int
     rule: str = FINDINGS_RULE
 
@@ -152,7 +167,7 @@ def make_drop(internal: Cell, external: Cell, test: SourceTestSet, probs_int: np
                 bootstrap_p_value(float(delta[0]), delta[1:]), tests)
 
 
-def row_gap(own: Cell, other: Cell) -> dict:
+def row_gap(own: Cell, other: Cell) -> RowGap:
     """Unpaired: the model of ``own.train`` on its own test set minus on another source's (independent draws)."""
     common = [c for c in own.findings if c in other.findings]
     a = _macro(own.replicates[:, [own.findings.index(c) for c in common]])
@@ -160,9 +175,8 @@ def row_gap(own: Cell, other: Cell) -> dict:
     n = min(len(a), len(b)) - 1
     diff = a[1:n + 1] - b[1:n + 1]  # independent replicates paired by position: the difference of two bootstraps
     lo, hi = percentile_ci(diff)
-    return {"train": own.train, "internal_test": own.test, "external_test": other.test, "findings": common,
-            "internal": float(a[0]), "external": float(b[0]), "gap": float(a[0] - b[0]), "ci": [float(lo), float(hi)],
-            "paired": False}
+    return RowGap(own.train, own.test, other.test, common, float(a[0]), float(b[0]), float(a[0] - b[0]),
+                  (float(lo), float(hi)))
 
 
 def generalisation_matrix(tests: list[SourceTestSet], predictions: dict[str, np.ndarray], classes: list[str],

@@ -22,7 +22,7 @@ def matrix_to_dict(m: Matrix) -> dict[str, Any]:
         d.pop("replicates")
         cells.append(d)
     return {"classes": m.classes, "trains": m.trains, "tests": m.tests, "rule": m.rule, "replicates": m.replicates,
-            "cells": cells, "drops": [asdict(d) for d in m.drops], "row_gaps": m.row_gaps}
+            "cells": cells, "drops": [asdict(d) for d in m.drops], "row_gaps": [asdict(g) for g in m.row_gaps]}
 
 
 def heatmap(m: Matrix) -> bytes:
@@ -66,8 +66,8 @@ def matrix_section(doc: Document, m: Matrix) -> None:
     if m.row_gaps:
         doc.heading("Row view: a model on its own test set vs another's (unpaired: different images)", 3)
         doc.table(["trained on", "own test", "other test", "own", "other", "gap [95% CI]"],
-                  [[g["train"], g["internal_test"], g["external_test"], f"{g['internal']:.3f}", f"{g['external']:.3f}",
-                    f"{g['gap']:+.3f} [{g['ci'][0]:+.3f}, {g['ci'][1]:+.3f}]"] for g in m.row_gaps])
+                  [[g.train, g.internal_test, g.external_test, f"{g.internal:.3f}", f"{g.external:.3f}",
+                    f"{g.gap:+.3f} [{g.ci[0]:+.3f}, {g.ci[1]:+.3f}]"] for g in m.row_gaps])
 
 
 def _fmt(c) -> str:
