@@ -5,8 +5,9 @@ Three member indexes in the shapes of NIH (15 classes), CheXpert (14) and PadChe
 (``merge_indexes``) and split (``make_split``: stratified per source and finding, audited). Images are absent:
 the figures are the cost of the tables. Each total size runs in a fresh process, so its peak RSS (minus the RSS
 after imports) is the memory of that size alone; sizes are interleaved across repeats because the machine is
-shared. Linear scaling: time per row and memory per row stay flat across sizes (the ``*_ratio`` figures: the
-largest size over the smallest, per row, about 1).
+shared; CPU seconds (``*_cpu``) are reported beside wall seconds, as they suffer less from other jobs. Linear
+scaling: time per row and memory per row stay flat across sizes (the ``*_per_row_ratio`` figures: the largest
+size over the smallest, per row, about 1).
 
 Run: ``python benchmarks/bench_merge.py [--repeats 2] [--quick]`` (quick: 3k-12k rows, seconds).
 """
@@ -63,20 +64,22 @@ def child(total: int, folder: str) -> dict:
 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out, t = Path(folder), {}
-    t0 = time.perf_counter()
-    members = {name: _member(name, total // 3, k) for k, name in enumerate(SHAPES)}
-    for name, index in members.items():
-        write_index(index, out / name)
-    for name in members:
-        load_index(out / name)
-    t["index_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    merged, _ = merge_indexes([(None, out / name) for name in members], out / "merged")
-    t["merge_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    make_split(merged, out / "split.csv", val=0.1, test=0.2)
-    t["split_s"] = time.perf_counter() - t0
-    t["rows"] = len(merged)
+
+    def index_stage():
+        members = {name: _member(name, total // 3, k) for k, name in enumerate(SHAPES)}
+        for name, index in members.items():
+            write_index(index, out / name)
+        for name in members:
+            load_index(out / name)
+
+    stages = (("index", index_stage),
+              ("merge", lambda: merge_indexes([(None, out / name) for name in SHAPES], out / "merged")),
+              ("split", lambda: make_split(load_index(out / "merged"), out / "split.csv", val=0.1, test=0.2)))
+    for name, stage in stages:
+        t0, c0 = time.perf_counter(), time.process_time()
+        stage()
+        t[f"{name}_s"], t[f"{name}_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
+    t["rows"] = len(load_index(out / "merged"))
     t["rss_mib"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024  # ru_maxrss: KiB on Linux
     return t
 
@@ -106,17 +109,20 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:  # interleaved: a load spike hits every size alike
             runs[size].append(_run_child(size))
             r = runs[size][-1]
-            print(f"{r['rows']:>8} rows: index {r['index_s']:.2f} s, merge {r['merge_s']:.2f} s, split "
-                  f"{r['split_s']:.2f} s, peak RSS +{r['rss_mib']:.0f} MiB", flush=True)
+            print(f"{r['rows']:>8} rows: index {r['index_s']:.2f} s (cpu {r['index_cpu_s']:.2f}), merge "
+                  f"{r['merge_s']:.2f} s (cpu {r['merge_cpu_s']:.2f}), split {r['split_s']:.2f} s (cpu "
+                  f"{r['split_cpu_s']:.2f}), peak RSS +{r['rss_mib']:.0f} MiB", flush=True)
+    keys = ("index_s", "merge_s", "split_s", "index_cpu_s", "merge_cpu_s", "split_cpu_s", "rss_mib")
     figures = {}
     for size in sizes:
-        for key in ("index_s", "merge_s", "split_s", "rss_mib"):
+        for key in keys:
             unit = "MiB" if key == "rss_mib" else "s"
-            figures[f"{key.rsplit('_', 1)[0]}_{size}"] = Figure.of([r[key] for r in runs[size]], unit=unit)
+            figures[f"{key.removesuffix('_s').removesuffix('_mib')}_{size}"] = Figure.of([r[key] for r in runs[size]],
+                                                                                        unit=unit)
     small, large = sizes[0], sizes[-1]
-    for key in ("index_s", "merge_s", "split_s", "rss_mib"):
+    for key in keys:
         per_row = [np.median([r[key] for r in runs[s]]) / s for s in (small, large)]
-        figures[f"{key.rsplit('_', 1)[0]}_per_row_ratio"] = Figure.of(
+        figures[f"{key.removesuffix('_s').removesuffix('_mib')}_per_row_ratio"] = Figure.of(
             [per_row[1] / per_row[0]], unit="x", note=f"per-row cost at {large} rows / at {small} rows (1 = linear)")
     write_results("merge", inputs={"sizes": list(sizes), "repeats": len(runs[small]), "sources": list(SHAPES),
                                    "images": "absent (label-only rows)"}, figures=figures, quick=args.quick)
