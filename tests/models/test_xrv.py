@@ -98,3 +98,12 @@ def test_a_pickled_module_is_refused(tmp_path):
     torch.save(_XrvResNet(), path)
     with pytest.raises(CxrlabError, match="cannot read it safely"):
         create_model("tv:resnet50", num_classes=18, in_chans=1, weights=str(path), img_size=64)
+
+
+def test_a_cxrlab_checkpoint_of_the_same_shape_is_not_taken_for_xrv(densenet_file, tmp_path):
+    ref, _ = densenet_file
+    path = tmp_path / "best.pt"
+    torch.save(ref.state_dict(), path)
+    (tmp_path / "best.json").write_text("{}")  # the JSON every cxrlab checkpoint has beside its weights
+    model = create_model("timm:densenet121", num_classes=18, in_chans=1, weights=str(path), img_size=64)
+    assert model.data_config["std"] != (0.5 / 1024,) and not hasattr(model, "xrv_classes")

@@ -72,8 +72,11 @@ def load_weights(model: nn.Module, path: str | Path, sha256: str | None = None) 
     """Load a weights file into ``model`` (in place); return the keys left at their fresh init (the head)."""
     from cxrlab.models.xrv import convert
 
-    body, head = convert(read_state_dict(path, sha256), model)  # torchxrayvision files: keys, classes, scale
-    state = {**_match_keys(body, model), **head}
+    state = read_state_dict(path, sha256)
+    head: dict[str, torch.Tensor] = {}
+    if not find_weights_file(path).with_suffix(".json").is_file():  # a cxrlab checkpoint is never xrv's
+        state, head = convert(state, model)  # torchxrayvision files: keys, classes, normalisation
+    state = {**_match_keys(state, model), **head}
     target = model.state_dict()
     heads = tuple(getattr(model, "head_prefixes", ()))
     is_head = lambda k: k.startswith(heads)  # noqa: E731

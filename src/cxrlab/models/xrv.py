@@ -1,7 +1,9 @@
 """torchxrayvision weights (DenseNet-121, ResNet-50) from a local file: key mapping, class mapping, normalisation.
 
 torchxrayvision's models (Cohen et al. 2022) take one channel at 224 px with pixels scaled to [-1024, 1024]
-and predict 18 findings in ``XRV_CLASSES`` order. Given such a state dict as ``model.weights`` (safetensors or
+and predict 18 findings in ``XRV_CLASSES`` order. A weights file is taken for theirs when its stem takes one
+channel and its classifier has 18 rows, unless a cxrlab checkpoint JSON sits beside it. Given such a state
+dict as ``model.weights`` (safetensors or
 a plain state dict: a file saved with ``torch.save(model.state_dict(), path)``; a pickled module is refused, as
 cxrlab never unpickles arbitrary objects), ``convert`` makes it fit a cxrlab model:
 
