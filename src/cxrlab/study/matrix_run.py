@@ -22,7 +22,7 @@ from cxrlab.data.index import Index, load_index
 from cxrlab.data.split_csv import patient_ids
 from cxrlab.data.splits import load_split, write_split
 from cxrlab.errors import CxrlabError
-from cxrlab.study.data import cli_data
+from cxrlab.study.data import check_audit, cli_data
 from cxrlab.study.matrix import POOLED, Matrix, SourceTestSet, generalisation_matrix
 from cxrlab.study.spec import Study, load_study
 from cxrlab.utils import read_json, write_json
@@ -121,7 +121,8 @@ def run_matrix(study_path: str | Path, out: str | Path, cli_set: list[str] | Non
 
     cli_set, out = list(cli_set or []), Path(out)
     study = load_study(study_path)
-    index, split, _, cache = _data(study, cli_set)
+    index, split, split_path, cache = _data(study, cli_set)
+    check_audit({"index": str(index.path), "split": split_path}, out)  # patients across splits stop the study
     splits = arm_splits(index, split, out / "splits")
     seed = study.seeds[0]
     runs = {}
