@@ -17,8 +17,8 @@ from cxrlab import __version__
 from cxrlab.errors import CxrlabError, os_error_message
 
 # Modules in cxrlab.commands, each exposing register(subparsers, data_subparsers).
-COMMAND_MODULES = ("data_index", "data_split", "data_preview", "models", "train", "predict", "evaluate", "explain",
-                   "ensemble", "uncertainty", "cv", "pseudo", "demo", "deploy", "study")
+COMMAND_MODULES = ("data_index", "data_merge", "data_split", "data_preview", "models", "train", "predict", "evaluate",
+                   "explain", "ensemble", "uncertainty", "cv", "pseudo", "demo", "deploy", "study")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -64,6 +64,9 @@ class DataConfig:
     """Stop when a class has no positive image in train (its AUROC and loss weight would be meaningless)."""
     allow_patient_leak: bool = False
     """Train on a split with a patient in two parts (train and test, ...) with a warning; false: an error."""
+    source_weights: dict[str, float] | str | None = None
+    """Merged data (``cxrlab data merge``): each source's share of the training draws, ``balanced`` or a mapping
+    ``{source: weight}``; null draws images as they come. Validation also reports ``val_metric_<source>``."""
 
     def __post_init__(self) -> None:
         _range(self.image_size, 16, 2048, "data.image_size")
@@ -71,6 +74,11 @@ class DataConfig:
         _range(self.num_workers, 0, 256, "data.num_workers")
         _range(self.fold, 0, 1000, "data.fold")
         _one_of(self.policy, ("letterbox", "center_crop"), "data.policy")
+        if isinstance(self.source_weights, str):
+            _one_of(self.source_weights, ("balanced",), "data.source_weights")
+        elif isinstance(self.source_weights, dict):
+            for k, v in self.source_weights.items():
+                _check(v > 0, f"data.source_weights.{k}", "must be > 0")
 
 
 @dataclass
@@ -352,7 +360,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-_FREE_MAPPINGS = ("optim.layer_lrs", "loss.params")
+_FREE_MAPPINGS = ("optim.layer_lrs", "loss.params", "data.source_weights")
 
 # Recipes ship inside the package, so `configs/nih/vit_v1.yaml` works from any folder, not only a clone.
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"

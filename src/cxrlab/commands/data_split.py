@@ -19,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction, data_subparsers: argparse._
                    help="K patient-grouped folds after carving the test set")
     p.add_argument("--official", action="store_true", help="NIH official train_val/test lists; val carved by patient")
     p.add_argument("--keep-given", action="store_true", help="keep the dataset's own (folder) split, audited")
+    p.add_argument("--hold-out-source", metavar="NAME", default=None,
+                   help="merged index: every image of source NAME in test (the other sources split by --val/--test)")
     p.add_argument("--seed", type=A.seed, default=0)
     p.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
     p.set_defaults(func=_split)
@@ -51,7 +53,8 @@ def _split(args: argparse.Namespace) -> int:
 
     check_out_file(args.out, verb="data split", inputs=[args.index], sidecar="split", force=args.force)
     index = load_index(args.index)
-    _, result = make_split(index, args.out, args.val, args.test, args.folds, args.official, args.keep_given, args.seed)
+    _, result = make_split(index, args.out, args.val, args.test, args.folds, args.official, args.keep_given, args.seed,
+                              args.hold_out_source)
     result["source"] = args.out
     print(format_audit(result), end="")
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")

@@ -29,6 +29,15 @@ def register(sub: argparse._SubParsersAction, data_sub: argparse._SubParsersActi
     rep = verbs.add_parser("report", help="rebuild DIR/report/ (HTML, Markdown, JSON) from the finished runs")
     rep.add_argument("dir", type=Path)
     rep.set_defaults(func=_report)
+    m = verbs.add_parser("matrix", help="cross-dataset matrix: train the recipe on each source of a merged index and "
+                         "on the merge, test every model on every source (studies/cross_dataset.yaml)")
+    m.add_argument("study", type=Path, help="study file whose data is a merged index and its split")
+    m.add_argument("--out", type=Path, required=True, help="study folder (rerun to resume)")
+    m.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="config overrides for every run; data.index/data.split/data.cache set the study's data")
+    m.add_argument("--smoke", action="store_true", help="one epoch per run (tests, CI)")
+    m.add_argument("--force", action="store_true", help="write into a non-empty --out folder not made by a study")
+    m.set_defaults(func=_matrix)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -39,6 +48,18 @@ def _run(args: argparse.Namespace) -> int:
         outcomes = run_study(args.study, args.out, args.overrides, args.shard, args.dry_run, args.smoke,
                              report=not args.no_report, arms=args.arms)
     return 1 if any(o == "failed" for o in outcomes.values()) else 0
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    from cxrlab.outputs import output_folder
+    from cxrlab.study.matrix_run import run_matrix
+
+    with output_folder(args.out, verb="study matrix", inputs=[args.study], force=args.force):
+        m = run_matrix(args.study, args.out, args.overrides, smoke=args.smoke)
+    for r in m.trains:
+        print(f"trained on {r:>10}: " + "  ".join(f"{t} {m.cell(r, t).macro:.3f}" for t in m.tests))
+    print(f"wrote {args.out / 'matrix.json'} and {args.out / 'report' / 'report.html'}")
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:

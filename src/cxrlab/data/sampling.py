@@ -3,6 +3,10 @@
 - ``balanced`` (multi-class): each class is drawn equally often (weight 1 / class count).
 - ``rarity`` (multi-label): a row's weight is that of its rarest positive class (1 / positives of that
   class); rows with no positive label count as one more class ("no finding").
+- ``source_weights`` (merged data, ``data.source_weights``): each source's share of the draws, ``balanced``
+  (equal shares) or a mapping ``{source: relative weight}``; combined with a class sampler, the class weights
+  are normalised within each source so the source shares hold. A source drawn far above its natural share
+  repeats its images many times per epoch: that over-correction is warned about.
 """
 
 from __future__ import annotations
@@ -36,6 +40,51 @@ def rarity_weights(labels: np.ndarray) -> np.ndarray:
     return weights
 
 
+def source_shares(sources: np.ndarray, spec: str | dict[str, float]) -> dict[str, float]:
+    """{source: share of the draws} from ``balanced`` or a {source: relative weight} mapping (sums to 1)."""
+    present = sorted(set(map(str, sources)))
+    if spec == "balanced":
+        return {s: 1.0 / len(present) for s in present}
+    if not isinstance(spec, dict):
+        raise CxrlabError(f"data.source_weights {spec!r}: use balanced or a mapping {{source: weight}}")
+    missing, extra = [s for s in present if s not in spec], [s for s in spec if s not in present]
+    if missing or extra:
+        raise CxrlabError(f"data.source_weights names {sorted(spec)} but the training sources are {present}; "
+                          "give a weight for each training source (or use balanced)")
+    if any(float(spec[s]) <= 0 for s in present):
+        raise CxrlabError(f"data.source_weights {spec}: every weight must be > 0")
+    total = sum(float(spec[s]) for s in present)
+    return {s: float(spec[s]) / total for s in present}
+
+
+def source_row_weights(sources: np.ndarray, spec: str | dict[str, float], base: np.ndarray | None = None
+                       ) -> np.ndarray:
+    """(N,) weights giving each source its share; ``base`` (class-sampler weights) is normalised within each source."""
+    sources = np.asarray(sources).astype(str)
+    shares = source_shares(sources, spec)
+    base = np.ones(len(sources)) if base is None else np.asarray(base, dtype=np.float64)
+    out = np.zeros(len(sources))
+    for name, share in shares.items():
+        rows = sources == name
+        out[rows] = share * base[rows] / base[rows].sum()
+    warn_source_oversampling(sources, shares)
+    return out
+
+
+def warn_source_oversampling(sources: np.ndarray, shares: dict[str, float], limit: float = 5.0) -> str | None:
+    """Warn when a source is drawn more than ``limit`` times its natural share (its images repeat that often)."""
+    natural = {s: float(np.mean(sources == s)) for s in shares}
+    over = {s: shares[s] / natural[s] for s in shares if natural[s] > 0 and shares[s] / natural[s] > limit}
+    if not over:
+        return None
+    worst = max(over, key=over.get)
+    msg = (f"data.source_weights draws source {worst!r} {over[worst]:.1f}x more often than its share of the training "
+           f"images ({natural[worst]:.1%} of images, {shares[worst]:.1%} of draws): its images repeat that often and "
+           "the model may overfit them; lower its weight or add images")
+    warnings.warn(msg, UserWarning, stacklevel=3)
+    return msg
+
+
 def build_sampler(
     name: str,
     task: str,
@@ -43,6 +92,8 @@ def build_sampler(
     num_samples: int | None = None,
     replacement: bool = True,
     generator: torch.Generator | None = None,
+    sources: np.ndarray | None = None,
+    source_weights: str | dict[str, float] | None = None,
 ) -> WeightedRandomSampler | None:
     """A ``WeightedRandomSampler`` for ``name`` (None for ``none``: the loader shuffles).
 
@@ -53,9 +104,20 @@ def build_sampler(
         num_samples: draws per epoch (default N).
         replacement: draw with replacement.
         generator: the seeded generator that orders draws.
+        sources: (N,) source of each training row (merged data), with ``source_weights`` (balanced or a mapping).
     """
-    if name == "none":
+    if name == "none" and source_weights is None:
         return None
+    weights = None if name == "none" else _class_weights(name, task, labels)
+    if source_weights is not None:
+        if sources is None:
+            raise CxrlabError("data.source_weights needs a merged index with a source column (`cxrlab data merge`)")
+        weights = source_row_weights(sources, source_weights, weights)
+    n = num_samples or len(weights)
+    return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), n, replacement, generator=generator)
+
+
+def _class_weights(name: str, task: str, labels: np.ndarray) -> np.ndarray:
     if name == "balanced" and task == "multiclass":
         weights = balanced_weights(np.nanargmax(labels, axis=1), labels.shape[1])
     elif name in ("rarity", "balanced") and task == "multilabel":
@@ -64,8 +126,7 @@ def build_sampler(
         raise CxrlabError("sampler.name=rarity is for multi-label data; use sampler.name=balanced for multi-class")
     else:
         raise CxrlabError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
-    n = num_samples or len(weights)
-    return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), n, replacement, generator=generator)
+    return weights
 
 
 def uses_inverse_frequency(loss_name: str, loss_kwargs: dict) -> bool:

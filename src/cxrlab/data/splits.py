@@ -18,6 +18,7 @@ import pandas as pd
 
 from cxrlab.data.audit import audit, audit_summary
 from cxrlab.data.index import Index
+from cxrlab.data.merge_splits import hold_out_source_split, official_by_source, source_strata, sources_of
 from cxrlab.data.split_csv import SPLIT_ALIASES, SPLITS, patient_ids, read_split_csv
 from cxrlab.errors import CxrlabError
 from cxrlab.utils import atomic_write_text, write_json
@@ -31,6 +32,8 @@ def _patient_table(index: Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     labels = np.nan_to_num(index.labels(), nan=0.0)  # unknown counts as not positive
     if index.task == "multiclass":  # one class per image: one-hot of the class index
         labels = np.eye(len(index.classes), dtype=np.float32)[index.class_indices()]
+    else:  # a merged index: balance each source and each source's findings too
+        labels = source_strata(index, labels)
     patients = patient_ids(index).to_numpy()
     ids, inverse = np.unique(patients, return_inverse=True)
     counts = np.bincount(inverse, minlength=len(ids)).astype(np.float64)
@@ -324,11 +327,22 @@ def make_split(
     official: bool = False,
     keep_given: bool = False,
     seed: int = 0,
+    hold_out_source: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Make the requested split, audit it and write ``out`` (+ ``.json``); returns (split, audit result)."""
-    if sum([bool(folds), official, keep_given]) > 1:
-        raise CxrlabError("choose one of --folds, --official and --keep-given")
-    if keep_given:
+    """Make the requested split, audit it and write ``out`` (+ ``.json``); returns (split, audit result).
+
+    For a merged index, ``official`` honours the official test lists of the members that have one (the others
+    are stratified) and ``hold_out_source`` puts that whole source in test."""
+    if sum([bool(folds), official, keep_given, bool(hold_out_source)]) > 1:
+        raise CxrlabError("choose one of --folds, --official, --keep-given and --hold-out-source")
+    stratified = lambda sub: patient_level_split(sub, val, test, seed)  # noqa: E731
+    if hold_out_source:
+        frame, method = hold_out_source_split(index, hold_out_source, stratified), f"hold_out:{hold_out_source}"
+        fractions = {"val": val, "test": test}
+    elif official and sources_of(index):
+        frame, how = official_by_source(index, lambda sub: official_split(sub, val, seed), stratified)
+        method, fractions = "official_by_source:" + ",".join(f"{k}={v}" for k, v in how.items()), {"val": val}
+    elif keep_given:
         frame, method, fractions = given_split(index), "given", None
     elif official:
         frame, method, fractions = official_split(index, val, seed), "official", {"val": val}

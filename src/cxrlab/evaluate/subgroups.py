@@ -180,6 +180,7 @@ def _one_column(s, index, column, weights, exclude, val, method, edges, min_grou
         if g != MISSING:
             reps[g] = {"macro": macro, "per_class": per_class, "underdiagnosis": under}
     result["gaps"] = _gaps(reps, s.classes, metric)
+    unlabelled = _unlabelled(s, groups, names) if s.task == "multilabel" else {}
     result["worst_group"] = _worst(reps, metric)
     result["settings"] = {"metric": metric, "min_group": min_group, "groups": names,
                           "age_bands": edges if column == "age" else None,
@@ -187,8 +188,24 @@ def _one_column(s, index, column, weights, exclude, val, method, edges, min_grou
                                              f"threshold {nf:.4g} ({(thresholds or {}).get('chosen_on')})")
                           if nf is not None and s.task == "multilabel" else
                           f"undefined: no '{NO_FINDING}' class scored" if s.task == "multilabel" else
-                          "undefined for multi-class tasks"}
+                          "undefined for multi-class tasks",
+                          "not_labelled": unlabelled, "not_labelled_rule": UNLABELLED_RULE if unlabelled else None}
     return result
+
+
+UNLABELLED_RULE = ("a finding with no known label in a group (a source of merged data that does not label it) is "
+                   "left out of that group's macro average and of its per-class gaps; it is not scored as negative")
+
+
+def _unlabelled(s: Scored, groups: pd.Series, names: list[str]) -> dict[str, list[str]]:
+    """{group: classes whose labels are all unknown in that group} (only groups that have some)."""
+    out = {}
+    for g in names:
+        rows = (groups == g).to_numpy()
+        missing = [c for i, c in enumerate(s.classes) if np.isnan(s.y[rows, i]).all()]
+        if missing:
+            out[g] = missing
+    return out
 
 
 def model_subgroups(models: list, index: Index, by: list[str], weights: np.ndarray, **kwargs) -> dict:

@@ -85,7 +85,7 @@ def _torch_load(file: Path):
 
 def load_weights(model: nn.Module, path: str | Path, sha256: str | None = None) -> list[str]:
     """Load a weights file into ``model`` (in place); return the keys left at their fresh init (the head)."""
-    state = _match_keys(read_state_dict(path, sha256), model)
+    state, mapped = _from_xrv(_match_keys(read_state_dict(path, sha256), model), model)
     target = model.state_dict()
     heads = tuple(getattr(model, "head_prefixes", ()))
     is_head = lambda k: k.startswith(heads)  # noqa: E731
@@ -108,8 +108,20 @@ def load_weights(model: nn.Module, path: str | Path, sha256: str | None = None) 
             name = getattr(model, "model_name", type(model).__name__)
             raise CxrlabError(f"model.weights {Path(path).name} does not fit {name}: {len(keys)} {label} keys "
                               f"({', '.join(keys[:3])}); use weights saved from this architecture")
-    model.load_state_dict(usable, strict=False)
-    return fresh + [k for k in target if k not in state and is_head(k)]
+    model.load_state_dict({**usable, **mapped}, strict=False)
+    return [k for k in fresh + [k for k in target if k not in state and is_head(k)] if k not in mapped]
+
+
+def _from_xrv(state: dict[str, torch.Tensor], model: nn.Module
+              ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """For an ``xrv:`` model: the file without torchxrayvision's ``op_threshs`` (calibration thresholds, not
+    weights), and its 18-output classifier mapped row by finding name onto the model's classes."""
+    if getattr(model, "source", None) != "xrv":
+        return state, {}
+    from cxrlab.models.xrv import head_rows
+
+    state = {k: v for k, v in state.items() if k != "op_threshs"}
+    return state, head_rows(state, model)
 
 
 def _is_buffer_ok(key: str) -> bool:

@@ -16,12 +16,14 @@ the package's own state-dict keys, so one of its weights files loads without a k
 The package's normalisation, ``(2 * x / 255 - 1) * 1024``, is our preprocessing's ``(x / 255 - mean) / std``
 with ``mean = 0.5`` and ``std = 1 / 2048``; it goes into the model's ``data_config`` and from there into every
 checkpoint, so prediction, export and serving scale images as the weights expect. Our head replaces the 18
-outputs when the run has other classes (a fresh ``classifier`` / ``model.fc``); with the 18 classes in the
-package's order it keeps the trained one.
+outputs when the run has other classes: each of the run's classes that names one of the package's findings (in any
+dataset's spelling, ``XRV_SPELLINGS``: CheXpert's ``Pleural Effusion`` is its ``Effusion``) starts from that row of
+its classifier (``head_rows``; the pairs are kept in ``model.xrv_classes``), the others from a fresh one.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
@@ -37,6 +39,11 @@ XRV_PATHOLOGIES = (
     "Pneumonia", "Pleural_Thickening", "Cardiomegaly", "Nodule", "Mass", "Hernia", "Lung Lesion", "Fracture",
     "Lung Opacity", "Enlarged Cardiomediastinum",
 )
+# Other datasets' spellings of the package's findings (compared lower-case, with _ - / read as spaces); the same
+# pairs as the shared findings table (cxrlab.data.findings, which models may not import: a test checks they agree).
+XRV_SPELLINGS = {"Effusion": ("Pleural Effusion",), "Pleural_Thickening": ("Pleural Thickening",),
+                 "Infiltration": ("infiltrates",), "Edema": ("pulmonary edema",), "Fibrosis": ("pulmonary fibrosis",),
+                 "Hernia": ("hiatal hernia",), "Mass": ("pulmonary mass",)}
 XRV_MEAN = (0.5,)
 XRV_STD = (1.0 / 2048.0,)  # (x/255 - 0.5) * 2048 = (2 x/255 - 1) * 1024: the package's [-1024, 1024] scaling
 XRV_NATIVE_SIZE = {"densenet121": 224, "resnet50": 512}
@@ -110,3 +117,36 @@ def create_xrv(name: str, num_classes: int, in_chans: int, pretrained: bool, dro
         cam_layer, heads = "model.layer4", ("model.fc.",)
     return model, {"cam_layer": cam_layer, "cam_reshape": None,
                    "config": data_config(XRV_MEAN, XRV_STD, in_chans, img_size), "head_prefixes": heads}
+
+
+def _spelling(name: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[_\-/]", " ", str(name))).strip().lower()
+
+
+def class_rows(classes: list[str]) -> dict[int, int]:
+    """{position of a model class: row of the package's classifier} for the classes that name one of its findings."""
+    rows = {}
+    for i, finding in enumerate(XRV_PATHOLOGIES):
+        for name in (finding, *XRV_SPELLINGS.get(finding, ())):
+            rows[_spelling(name)] = i
+    return {j: rows[_spelling(c)] for j, c in enumerate(classes) if _spelling(c) in rows}
+
+
+def head_rows(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """An ``xrv:`` model's head built from a weights file's 18-output classifier, row by finding name.
+
+    Returns the head tensors to load (``{}`` when the file's head already fits the model, or is not the package's
+    18 outputs); the model's classes without a matching finding keep their fresh initialisation.
+    """
+    prefix = model.head_prefixes[0]
+    weight, bias = state.get(prefix + "weight"), state.get(prefix + "bias")
+    target = model.state_dict()
+    if weight is None or bias is None or weight.shape[0] != len(XRV_PATHOLOGIES) \
+            or weight.shape == target[prefix + "weight"].shape:
+        return {}
+    rows = class_rows(list(model.class_names))
+    new_w, new_b = target[prefix + "weight"].clone(), target[prefix + "bias"].clone()
+    for j, i in rows.items():
+        new_w[j], new_b[j] = weight[i], bias[i]
+    model.xrv_classes = {model.class_names[j]: XRV_PATHOLOGIES[i] for j, i in rows.items()}
+    return {prefix + "weight": new_w, prefix + "bias": new_b} if rows else {}

@@ -37,6 +37,10 @@ def load_data(cfg: Config) -> SplitData:
     from cxrlab.data.splits import fold_view, load_split, split_ids
 
     index = load_index(cfg.data.index)
+    from cxrlab.data.merge import check_members
+
+    for note in check_members(index):  # a merged index: its members must be what was merged
+        warnings.warn(note, UserWarning, stacklevel=2)
     split = load_split(cfg.data.split)
     from cxrlab.provenance import check_split_index
 

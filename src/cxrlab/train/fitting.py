@@ -38,6 +38,7 @@ from cxrlab.train import run as rundir
 from cxrlab.train.freeze import apply_freeze
 from cxrlab.train.loop import Engine, evaluate, metric_name, train_one_epoch
 from cxrlab.train.optim import build_optimizer, build_scheduler, current_lr, steps_per_step
+from cxrlab.train.sources import per_source_metrics, row_sources
 from cxrlab.train.tracking import open_tracker
 from cxrlab.utils import read_json
 
@@ -167,8 +168,10 @@ def _loaders(cfg: Config, data: tdata.SplitData, model: nn.Module, d: ddp.Dist) 
     for name in ("val", "test"):
         sets[name] = tdata.make_dataset(cfg, data, data.ids[name], eval_tf) if data.ids[name] else None
     generator = torch.Generator()
+    sources = row_sources(data.index, sets["train"].image_ids) if cfg.data.source_weights is not None else None
     sampler = build_sampler(cfg.sampler.name, data.index.task, tdata.dataset_labels(sets["train"]),
-                            cfg.sampler.num_samples, cfg.sampler.replacement, generator)
+                            cfg.sampler.num_samples, cfg.sampler.replacement, generator, sources,
+                            cfg.data.source_weights)
     loaders = {"train": tdata.train_loader(cfg, sets["train"], sampler, generator, d.rank, d.world)}
     loaders.update({k: tdata.eval_loader(cfg, v, d.rank, d.world) for k, v in sets.items() if k != "train" and v})
     return loaders, generator, use_weight
@@ -306,7 +309,8 @@ def _epoch(s: Session, epoch: int) -> bool:
     images = tr["images"] * d.world
     s.rows.append({"epoch": epoch, "train_loss": ddp.mean_over_ranks(tr["loss"], d), "val_loss": res["loss"],
                    "val_metric": res["metric"], "train_metric": tr["metric"], "lr": lr, "seconds": tr["seconds"],
-                   "images_per_s": images / max(tr["seconds"], 1e-9)})
+                   "images_per_s": images / max(tr["seconds"], 1e-9),
+                   **per_source_metrics(s.data.index, res, s.eng.task, s.eng.num_classes)})
     if d.main:  # metrics first: a kill before the state is saved replays this epoch and drops its row on resume
         rundir.write_metrics(s.out, s.rows)
         _save_epoch(s, epoch, res["metric"], improved)

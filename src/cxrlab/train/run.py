@@ -58,7 +58,8 @@ def read_metrics(out: Path, upto_epoch: int | None = None) -> list[dict[str, Any
 
 
 def write_metrics(out: Path, rows: list[dict[str, Any]]) -> None:
-    frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    extra = sorted({k for r in rows for k in r} - set(METRIC_COLUMNS))  # e.g. val_metric_<source> (merged data)
+    frame = pd.DataFrame(rows, columns=[*METRIC_COLUMNS, *extra])
     atomic_write_text(out / "metrics.csv", frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
 
 

@@ -1,0 +1,207 @@
+"""The cross-dataset generalisation matrix (Cohen et al., MIDL 2020): train on each source, test on every source.
+
+Rows are training sources (plus ``pooled``: the model trained on the merge), columns are test sources; a cell
+is the AUROC of the row's model on the column's test images, per finding and as a macro average.
+
+**Which findings a cell scores.** A cell averages the findings labelled by the training data of its row and by
+the test rows of its column (both label values present there). A finding a source does not label is unknown
+in the merged index: it is neither trained on nor scored for that source. The pooled row's training data
+labels every finding any source labels.
+
+**Intervals.** Patient bootstrap of each test source (``replicates`` draws of its patients, all images of a
+drawn patient): the same draws serve every model in a column, so differences within a column are paired.
+
+**Internal to external.** For each test source T and each other training source S, the *drop* compares T's
+own (internal) model with S's (external) model on the same test images of T, over the findings both label:
+a paired difference of macro AUROC with a paired-bootstrap interval and p-value, and per finding DeLong's
+paired test (patient-clustered, Obuchowski). The row view (S on S's test set vs S on T's test set) uses
+different images, so its difference is unpaired: independent bootstraps, reported as ``row_gap``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cxrlab.evaluate.bootstrap import bootstrap_p_value, patient_weights, percentile_ci, with_point
+from cxrlab.evaluate.delong import delong_test
+from cxrlab.evaluate.ranking import auc_ap
+
+POOLED = "pooled"
+EXCLUDE = ("No Finding",)  # as evaluate's default: not a finding, and each dataset defines it differently
+FINDINGS_RULE = ("a cell averages the findings labelled both by the training data of its row and by the test "
+                 "images of its column (both label values present); unlabelled findings are unknown, not negative; "
+                 "'No Finding' is left out")
+
+
+@dataclass(frozen=True)
+class SourceTestSet:
+    """One test source: labels (N, C) NaN unknown, patient index (N,) 0..P-1, and its image ids."""
+
+    name: str
+    image_ids: list[str]
+    labels: np.ndarray
+    patients: np.ndarray
+    n_patients: int
+
+
+@dataclass
+class Cell:
+    """One model (row) on one test source (column)."""
+
+    train: str
+    test: str
+    findings: list[str]
+    macro: float
+    macro_ci: tuple[float, float]
+    per_finding: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # auroc, lo, hi
+    n_images: int = 0
+    replicates: np.ndarray | None = field(default=None, repr=False)  # (R+1, F) AUROC per draw (row 0 observed)
+
+
+@dataclass
+class Drop:
+    """Internal (test source's own model) minus external (another source's model), same test images."""
+
+    test: str
+    external: str
+    findings: list[str]
+    internal_auroc: float
+    external_auroc: float
+    drop: float
+    ci: tuple[float, float]
+    p_value: float
+    delong: dict[str, dict[str, float]] = field(default_factory=dict)  # finding -> delong_test result
+
+
+@dataclass
+class RowGap:
+    """A model on its own source's test set minus on another source's (different images: unpaired)."""
+
+    train: str
+    internal_test: str
+    external_test: str
+    findings: list[str]
+    internal: float
+    external: float
+    gap: float
+    ci: tuple[float, float]
+    paired: bool = False
+
+
+@dataclass
+class Matrix:
+    classes: list[str]
+    trains: list[str]
+    tests: list[str]
+    cells: list[Cell]
+    drops: list[Drop]
+    row_gaps: list[RowGap]
+    replicates: int
+    rule: str = FINDINGS_RULE
+
+    def cell(self, train: str, test: str) -> Cell:
+        return next(c for c in self.cells if c.train == train and c.test == test)
+
+
+def _scored(labels: np.ndarray, classes: list[str], trained: set[str]) -> list[int]:
+    """Columns a cell scores: labelled in training and two-valued in the test rows."""
+    out = []
+    for i, c in enumerate(classes):
+        known = labels[:, i][~np.isnan(labels[:, i])]
+        if c in trained and c not in EXCLUDE and len(np.unique(known)) == 2:
+            out.append(i)
+    return out
+
+
+def _class_replicates(test: SourceTestSet, probs: np.ndarray, cols: list[int], weights: np.ndarray) -> np.ndarray:
+    """(R+1, len(cols)) AUROC of each scored finding under each patient-weight row."""
+    out = np.full((len(weights), len(cols)), np.nan)
+    for j, i in enumerate(cols):
+        known = ~np.isnan(test.labels[:, i])
+        out[:, j] = auc_ap(probs[known, i], test.labels[known, i], test.patients[known], weights)[0]
+    return out
+
+
+def _macro(reps: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(reps, axis=1) if reps.shape[1] else np.full(len(reps), np.nan)
+
+
+def make_cell(train: str, test: SourceTestSet, probs: np.ndarray, classes: list[str], trained: set[str],
+              weights: np.ndarray) -> Cell:
+    """Score one model's ``probs`` (aligned with ``test`` rows) on the findings the cell covers."""
+    cols = _scored(test.labels, classes, trained)
+    reps = _class_replicates(test, probs, cols, weights)
+    macro = _macro(reps)
+    lo, hi = percentile_ci(macro[1:])
+    per = {}
+    for j, i in enumerate(cols):
+        flo, fhi = percentile_ci(reps[1:, j])
+        per[classes[i]] = (float(reps[0, j]), float(flo), float(fhi))
+    return Cell(train, test.name, [classes[i] for i in cols], float(macro[0]), (float(lo), float(hi)), per,
+                len(test.image_ids), reps)
+
+
+def make_drop(internal: Cell, external: Cell, test: SourceTestSet, probs_int: np.ndarray, probs_ext: np.ndarray,
+              classes: list[str]) -> Drop:
+    """Paired comparison on ``test``'s images over the findings both cells score."""
+    common = [c for c in internal.findings if c in external.findings]
+    ji = [internal.findings.index(c) for c in common]
+    je = [external.findings.index(c) for c in common]
+    a, b = _macro(internal.replicates[:, ji]), _macro(external.replicates[:, je])
+    delta = a - b  # (R+1,) paired: the same patient draws
+    lo, hi = percentile_ci(delta[1:])
+    tests = {}
+    for c in common:
+        i = classes.index(c)
+        known = ~np.isnan(test.labels[:, i])
+        tests[c] = delong_test(probs_int[known, i], probs_ext[known, i], test.labels[known, i],
+                               clusters=test.patients[known])
+    return Drop(test.name, external.train, common, float(a[0]), float(b[0]), float(delta[0]), (float(lo), float(hi)),
+                bootstrap_p_value(float(delta[0]), delta[1:]), tests)
+
+
+def row_gap(own: Cell, other: Cell) -> RowGap:
+    """Unpaired: the model of ``own.train`` on its own test set minus on another source's (independent draws)."""
+    common = [c for c in own.findings if c in other.findings]
+    a = _macro(own.replicates[:, [own.findings.index(c) for c in common]])
+    b = _macro(other.replicates[:, [other.findings.index(c) for c in common]])
+    n = min(len(a), len(b)) - 1
+    diff = a[1:n + 1] - b[1:n + 1]  # independent replicates paired by position: the difference of two bootstraps
+    lo, hi = percentile_ci(diff)
+    return RowGap(own.train, own.test, other.test, common, float(a[0]), float(b[0]), float(a[0] - b[0]),
+                  (float(lo), float(hi)))
+
+
+def generalisation_matrix(tests: list[SourceTestSet], predictions: dict[str, np.ndarray], classes: list[str],
+                          trained: dict[str, set[str]], replicates: int = 1000, seed: int = 0) -> Matrix:
+    """The matrix for models ``predictions`` (train name -> (N_all, C) probabilities, rows in the order of the
+    concatenated ``tests``) with ``trained[train]`` the findings its training data labels."""
+    cells, offsets, start = [], {}, 0
+    weights = {}
+    for k, t in enumerate(tests):
+        offsets[t.name] = slice(start, start + len(t.image_ids))
+        start += len(t.image_ids)
+        weights[t.name] = with_point(patient_weights(t.n_patients, replicates, seed + k))
+    for train, probs in predictions.items():
+        for t in tests:
+            cells.append(make_cell(train, t, probs[offsets[t.name]], classes, trained[train], weights[t.name]))
+    m = Matrix(classes, list(predictions), [t.name for t in tests], cells, [], [], replicates)
+    for t in tests:
+        if t.name not in predictions:
+            continue
+        for train in predictions:
+            if train == t.name:
+                continue
+            m.drops.append(make_drop(m.cell(t.name, t.name), m.cell(train, t.name), t,
+                                     predictions[t.name][offsets[t.name]], predictions[train][offsets[t.name]],
+                                     classes))
+            if train in m.tests and train != POOLED:
+                m.row_gaps.append(row_gap(m.cell(train, train), m.cell(train, t.name)))
+    return m

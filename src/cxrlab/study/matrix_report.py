@@ -1,0 +1,86 @@
+"""The generalisation matrix as files: ``matrix.json`` (typed results as plain data), a heat map with CIs and a
+report section (HTML + Markdown) in ``DIR/report/``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cxrlab.evaluate.document import Document
+from cxrlab.study.matrix import Matrix
+from cxrlab.utils import figure_png, pyplot, write_json
+
+
+def matrix_to_dict(m: Matrix) -> dict[str, Any]:
+    """Plain data for ``matrix.json`` (bootstrap replicates left out)."""
+    cells = []
+    for c in m.cells:
+        d = asdict(c)
+        d.pop("replicates")
+        cells.append(d)
+    return {"classes": m.classes, "trains": m.trains, "tests": m.tests, "rule": m.rule, "replicates": m.replicates,
+            "cells": cells, "drops": [asdict(d) for d in m.drops], "row_gaps": [asdict(g) for g in m.row_gaps]}
+
+
+def heatmap(m: Matrix) -> bytes:
+    """Macro AUROC, train source (rows) x test source (columns), each cell annotated with its 95% CI."""
+    plt = pyplot()
+    values = np.array([[m.cell(r, t).macro for t in m.tests] for r in m.trains])
+    fig, ax = plt.subplots(figsize=(1.8 * len(m.tests) + 2, 0.9 * len(m.trains) + 1.5))
+    im = ax.imshow(values, cmap="viridis", vmin=0.5, vmax=1.0)
+    for i, r in enumerate(m.trains):
+        for j, t in enumerate(m.tests):
+            c = m.cell(r, t)
+            text = f"{c.macro:.3f}\n[{c.macro_ci[0]:.2f}, {c.macro_ci[1]:.2f}]" if np.isfinite(c.macro) else "n/a"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if not np.isfinite(c.macro) or c.macro < 0.8 else "black")
+    ax.set_xticks(range(len(m.tests)), m.tests)
+    ax.set_yticks(range(len(m.trains)), m.trains)
+    ax.set(xlabel="test source", ylabel="trained on", title="macro AUROC (95% patient-bootstrap CI)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def matrix_section(doc: Document, m: Matrix) -> None:
+    """The report section: heat map, macro and per-finding tables, internal-to-external drops."""
+    doc.heading("Cross-dataset generalisation matrix")
+    doc.text(f"Rule: {m.rule}. Intervals: 95% patient bootstrap ({m.replicates} draws per test source; the same "
+             "draws for every model of a column).")
+    doc.figure("matrix", heatmap(m), "train source x test source, macro AUROC with 95% CI")
+    doc.table(["trained on", *m.tests], [[r, *(_fmt(m.cell(r, t)) for t in m.tests)] for r in m.trains])
+    rows = [[c.train, c.test, f, f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"] for c in m.cells
+            for f, v in c.per_finding.items()]
+    doc.heading("AUROC per finding", 3)
+    doc.table(["trained on", "test source", "finding", "AUROC [95% CI]"], rows)
+    doc.heading("Internal to external (paired: same test images)", 3)
+    doc.text("drop = AUROC of the test source's own model minus that of the other model, macro over the findings "
+             "both score; CI and p from the paired patient bootstrap; DeLong p per finding (patient-clustered).")
+    doc.table(["test source", "other model", "internal", "external", "drop [95% CI]", "p", "DeLong p per finding"],
+              [[d.test, d.external, f"{d.internal_auroc:.3f}", f"{d.external_auroc:.3f}",
+                f"{d.drop:+.3f} [{d.ci[0]:+.3f}, {d.ci[1]:+.3f}]", f"{d.p_value:.3g}",
+                ", ".join(f"{k} {v['p_value']:.3g}" for k, v in d.delong.items())] for d in m.drops])
+    if m.row_gaps:
+        doc.heading("Row view: a model on its own test set vs another's (unpaired: different images)", 3)
+        doc.table(["trained on", "own test", "other test", "own", "other", "gap [95% CI]"],
+                  [[g.train, g.internal_test, g.external_test, f"{g.internal:.3f}", f"{g.external:.3f}",
+                    f"{g.gap:+.3f} [{g.ci[0]:+.3f}, {g.ci[1]:+.3f}]"] for g in m.row_gaps])
+
+
+def _fmt(c) -> str:
+    if not np.isfinite(c.macro):
+        return "n/a (no shared finding)"
+    return f"{c.macro:.3f} [{c.macro_ci[0]:.3f}, {c.macro_ci[1]:.3f}] ({len(c.findings)} findings)"
+
+
+def write_matrix_report(m: Matrix, out: Path, provenance: dict[str, Any]) -> Path:
+    """``out/matrix.json`` and ``out/report/report.{html,md}``; returns the JSON path."""
+    write_json(out / "matrix.json", {**matrix_to_dict(m), "provenance": provenance})
+    doc = Document("cxrlab cross-dataset study")
+    matrix_section(doc, m)
+    doc.text("Provenance: " + ", ".join(f"{k}: {v}" for k, v in provenance.items()))
+    doc.write(out / "report")
+    return out / "matrix.json"
