@@ -10,9 +10,14 @@ same distance among the run's validation images. Two methods:
 - ``knn`` (Sun et al., ICML 2022): cosine distance of L2-normalised features to the k-th nearest validation
   image; threshold from leave-one-out distances.
 
-The gate (mean and precision, or the reference features) is stored in a safetensors file (no pickle) beside the
-exported model. A second, model-free check flags colour photographs and blank images before any distance
-(``cxrlab.data.images.looks_like_xray`` on the decoded pixels).
+A feature distance alone misses what matters most on a reading-room upload: a chest film turned 90 degrees,
+upside down or as a negative is still "a chest X-ray" to penultimate features. So the gate also carries an
+orientation check (``cxrlab.deploy.orientation``: rotation/flip/negative prediction on thumbnails, fitted and
+thresholded on the same validation images) when it is fitted with the validation thumbnails.
+
+The gate (mean and precision, or the reference features, and the orientation classifier) is stored in a
+safetensors file (no pickle) beside the exported model. A model-free check flags colour photographs and blank
+images before any distance (``cxrlab.data.images.looks_like_xray`` on the decoded pixels).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from cxrlab.deploy.orientation import OrientationCheck
 from cxrlab.errors import CxrlabError
 
 METHODS = ("mahalanobis", "knn")
@@ -80,11 +86,16 @@ class OodGate:
     k: int | None = None
     weights_sha256: str | None = None
     n_reference: int = field(default=0)
+    orientation: OrientationCheck | None = None
 
     @classmethod
     def fit(cls, features: np.ndarray, percentile: float = 99.0, method: str = "mahalanobis", k: int | None = None,
-            weights_sha256: str | None = None) -> OodGate:
-        """Calibrate on validation features: threshold = ``percentile`` of their held-out distances."""
+            weights_sha256: str | None = None, thumbnails: np.ndarray | None = None,
+            orientation_alpha: float = 0.02) -> OodGate:
+        """Calibrate on validation features: threshold = ``percentile`` of their held-out distances.
+
+        With ``thumbnails`` (``cxrlab.deploy.orientation.thumbnails`` of the same validation inputs), also fit the
+        orientation check, flagging about ``orientation_alpha`` of in-distribution images by design."""
         if method not in METHODS:
             raise CxrlabError(f"OOD method {method!r} is not one of {', '.join(METHODS)}")
         features = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
@@ -97,8 +108,9 @@ class OodGate:
             tensors = {"reference": ref}
         else:
             held_out, tensors, k = _out_of_fold(features), _gaussian(features), None
+        orientation = None if thumbnails is None else OrientationCheck.fit(thumbnails, orientation_alpha)
         return cls(method, tensors, float(np.percentile(held_out, percentile)), float(percentile), k,
-                   weights_sha256, len(features))
+                   weights_sha256, len(features), orientation)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """(B,) distances; larger means less like the validation images."""
@@ -108,15 +120,19 @@ class OodGate:
 
     def summary(self) -> dict[str, Any]:
         feature_dim = next(iter(self.tensors.values())).shape[-1]
+        o = self.orientation
         return {"method": self.method, "k": self.k, "threshold": self.threshold, "percentile": self.percentile,
-                "n_reference": int(self.n_reference), "feature_dim": int(feature_dim)}
+                "n_reference": int(self.n_reference), "feature_dim": int(feature_dim),
+                "orientation_threshold": None if o is None else o.threshold,
+                "orientation_alpha": None if o is None else o.alpha}
 
     def save(self, path: str | Path) -> Path:
         from safetensors.numpy import save_file
 
         path = Path(path)
         meta = {"cxrlab": json.dumps({**self.summary(), "weights_sha256": self.weights_sha256})}
-        save_file({k: np.ascontiguousarray(v) for k, v in self.tensors.items()}, str(path), metadata=meta)
+        tensors = {**self.tensors, **(self.orientation.tensors() if self.orientation else {})}
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=meta)
         return path
 
     @classmethod
@@ -131,22 +147,28 @@ class OodGate:
                 raise ValueError(meta["method"])
         except Exception as exc:  # a truncated or foreign file
             raise CxrlabError(f"{path}: not an OOD gate file ({type(exc).__name__}); re-run `cxrlab export`") from None
+        orientation = OrientationCheck.from_tensors(tensors, meta)
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("orientation.")}
         return cls(meta["method"], tensors, float(meta["threshold"]), float(meta["percentile"]), meta.get("k"),
-                   meta.get("weights_sha256"), int(meta.get("n_reference", 0)))
+                   meta.get("weights_sha256"), int(meta.get("n_reference", 0)), orientation)
 
 
-def assess(gate: OodGate | None, features: np.ndarray, raw_images: list[np.ndarray] | None = None
-           ) -> list[dict[str, Any]]:
-    """Per image: ``score``, ``threshold``, ``flagged`` and the ``reasons`` (distance, not an X-ray)."""
+def assess(gate: OodGate | None, features: np.ndarray, raw_images: list[np.ndarray] | None = None,
+           thumbnails: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Per image: ``score``, ``threshold``, ``flagged`` and the ``reasons`` (distance, orientation, not an X-ray)."""
     from cxrlab.data.images import looks_like_xray
 
     scores = gate.score(features) if gate is not None else np.full(len(features), np.nan)
+    check = gate.orientation if gate is not None and thumbnails is not None else None
+    turned = check.reasons(thumbnails) if check is not None else [None] * len(scores)
     out = []
     for i, s in enumerate(scores):
         reasons = []
         if gate is not None and s > gate.threshold:
             reasons.append(f"unlike the validation images ({gate.method} distance {s:.3g} > {gate.threshold:.3g}, "
                            f"their {gate.percentile:g}th percentile)")
+        if turned[i]:
+            reasons.append(turned[i])
         if raw_images is not None:
             ok, why = looks_like_xray(raw_images[i])
             if not ok:
