@@ -9,7 +9,7 @@ learning can improve model robustness and uncertainty"), with the transforms a c
 
 An image is flagged when its probability of being "upright" falls below a threshold set on the validation
 images themselves, scored out of fold (5 folds grouped by image, so no image is scored by a fit that saw any of
-its variants): the ``alpha`` quantile, so about ``alpha`` of in-distribution images are flagged by design.
+its variants); the gate (``cxrlab.deploy.ood``) chooses that threshold together with its other checks.
 Validation images only: nothing here sees the test split.
 """
 
@@ -24,6 +24,7 @@ from cxrlab.errors import CxrlabError
 TRANSFORMS = ("upright", "rotated 90 degrees", "rotated 180 degrees", "rotated 270 degrees", "flipped left-right",
               "flipped upside down", "transposed", "anti-transposed", "inverted (a negative)")
 SIDE = 16
+THUMB = 64
 
 
 def variant(img: np.ndarray, k: int) -> np.ndarray:
@@ -42,20 +43,28 @@ def variant(img: np.ndarray, k: int) -> np.ndarray:
 
 
 def thumbnails(images) -> np.ndarray:
-    """(N, SIDE*SIDE) float32: each image (H, W) or (C, H, W) averaged over channels, area-resized, z-scored."""
+    """(N, 64*64) float32: each model input (H, W) or (C, H, W) averaged over channels and area-resized.
+
+    What the gate's image checks (orientation, layout) read, in the service and at calibration alike."""
     import cv2
 
-    out = np.empty((len(images), SIDE * SIDE), np.float32)
+    out = np.empty((len(images), THUMB * THUMB), np.float32)
     for i, img in enumerate(images):
         a = np.asarray(img, dtype=np.float32)
         a = a.mean(axis=0) if a.ndim == 3 else a
-        t = cv2.resize(np.ascontiguousarray(a), (SIDE, SIDE), interpolation=cv2.INTER_AREA).ravel()
-        out[i] = (t - t.mean()) / max(float(t.std()), 1e-6)
+        out[i] = cv2.resize(np.ascontiguousarray(a), (THUMB, THUMB), interpolation=cv2.INTER_AREA).ravel()
     return out
 
 
+def _small(thumbs: np.ndarray) -> np.ndarray:
+    """(N, SIDE*SIDE) z-scored SIDE x SIDE versions of 64x64 thumbnails."""
+    t = np.asarray(thumbs, np.float32).reshape(len(thumbs), SIDE, THUMB // SIDE, SIDE, THUMB // SIDE)
+    t = t.mean(axis=(2, 4)).reshape(len(thumbs), -1)  # block means: 64x64 -> 16x16
+    return (t - t.mean(axis=1, keepdims=True)) / np.maximum(t.std(axis=1, keepdims=True), 1e-6)
+
+
 def _all_variants(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N * 9, D) thumbnails of every variant (thumbnails commute with these transforms) and their labels."""
+    """(N * 9, D) small thumbnails of every variant (they commute with these transforms) and their labels."""
     squares = thumbs.reshape(-1, SIDE, SIDE)
     # the negative of a z-scored thumbnail is its sign flip (z-scoring undoes max + min - x)
     x = np.stack([np.stack([variant(s, k) for k in range(8)] + [-s]) for s in squares])  # (N, 9, S, S)
@@ -70,17 +79,16 @@ def _model(seed: int):
 
 @dataclass
 class OrientationCheck:
-    """A fitted check: ``coef`` (9, D), ``intercept`` (9,), ``threshold`` on p(upright), ``alpha``."""
+    """A fitted check: ``coef`` (9, D), ``intercept`` (9,), ``threshold`` on p(upright) (set by the gate)."""
 
     coef: np.ndarray
     intercept: np.ndarray
-    threshold: float
-    alpha: float
+    threshold: float = 0.0
 
     @classmethod
-    def fit(cls, thumbs: np.ndarray, alpha: float = 0.02, folds: int = 5, seed: int = 0) -> OrientationCheck:
-        """Fit on validation thumbnails (``thumbnails`` of the model inputs); threshold = out-of-fold quantile."""
-        thumbs = np.asarray(thumbs, dtype=np.float32)
+    def fit(cls, thumbs: np.ndarray, folds: int = 5, seed: int = 0) -> tuple[OrientationCheck, np.ndarray]:
+        """(the check, each validation image's out-of-fold p(upright)) from validation ``thumbnails``."""
+        thumbs = _small(thumbs)
         if len(thumbs) < 2 * folds:
             raise CxrlabError(f"the orientation check needs at least {2 * folds} validation images, got {len(thumbs)}")
         order = np.random.default_rng(seed).permutation(len(thumbs))
@@ -90,15 +98,11 @@ class OrientationCheck:
             clf = _model(seed).fit(*_all_variants(thumbs[rest]))
             held_out[held] = clf.predict_proba(thumbs[held])[:, 0]
         clf = _model(seed).fit(*_all_variants(thumbs))
-        # the k-th smallest of n held-out scores with k = floor(alpha (n + 1)): a new in-distribution image falls
-        # below it with probability at most alpha (split-conformal bound); below k = 1, nothing can be promised
-        k = int(np.floor(alpha * (len(held_out) + 1)))
-        threshold = float(np.sort(held_out)[k - 1]) if k >= 1 else 0.0
-        return cls(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32), threshold, float(alpha))
+        return cls(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)), held_out
 
     def probabilities(self, thumbs: np.ndarray) -> np.ndarray:
-        """(B, 9) probabilities of each transform in ``TRANSFORMS``."""
-        z = np.asarray(thumbs, np.float32) @ self.coef.T + self.intercept
+        """(B, 9) probabilities of each transform in ``TRANSFORMS`` for (B, 64*64) ``thumbnails``."""
+        z = _small(thumbs) @ self.coef.T + self.intercept
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
 
@@ -121,5 +125,4 @@ class OrientationCheck:
     def from_tensors(cls, tensors: dict[str, np.ndarray], meta: dict) -> OrientationCheck | None:
         if "orientation.coef" not in tensors:
             return None
-        return cls(tensors["orientation.coef"], tensors["orientation.intercept"], float(meta["orientation_threshold"]),
-                   float(meta["orientation_alpha"]))
+        return cls(tensors["orientation.coef"], tensors["orientation.intercept"], float(meta["orientation_threshold"]))

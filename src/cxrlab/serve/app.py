@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cxrlab.extras import require_extra
 from cxrlab.errors import CxrlabError
+from cxrlab.extras import require_extra
 from cxrlab.serve.limits import BodyLimit, Busy, ByteBudget, Slots, token_matches
 
 require_extra("serve", "fastapi")

@@ -2,10 +2,11 @@
 
 Both paths preprocess with the run's own evaluation transform (resize like the cache, then the transform a
 checkpoint was validated with), apply the validation-chosen operating point and temperature, and score the OOD
-gate on the penultimate features (and its orientation check on thumbnails of the model input). When the gate
-flags an image, its calls are withheld: probabilities are still returned, but no finding is "above" threshold
-(``above`` is None, ``withheld`` True, and the result says why). For a run, the operating point and gate are computed once from its validation
-images when the service starts (in memory: the service writes nothing outside its temporary folders).
+gate on the penultimate features (and its orientation and layout checks on thumbnails of the model input).
+When the gate flags an image, its calls are withheld: probabilities are still returned, but no finding is
+"above" threshold (``above`` is None, ``withheld`` True, and the result says why). For a run, the operating
+point and gate are computed once from its validation images when the service starts (in memory: the service
+writes nothing outside its temporary folders).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import torch
 
 from cxrlab.deploy import runs
 from cxrlab.deploy.ood import OodGate, assess
-from cxrlab.deploy.orientation import thumbnails
 from cxrlab.deploy.operating import apply_operating_point
+from cxrlab.deploy.orientation import thumbnails
 from cxrlab.errors import CxrlabError
 from cxrlab.predict import RunInfo, eval_transform
 from cxrlab.predict.preprocess import resize_for_run
