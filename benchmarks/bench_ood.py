@@ -1,9 +1,10 @@
 """Measure the OOD gate of ``cxrlab serve``: flag rates on a run's own test images vs images it should refuse.
 
 Every image goes through the service's own path (bytes -> content sniffing and decoding -> preprocessing ->
-features -> gate), with the gate calibrated on the run's validation images only (Mahalanobis distance at the
-99th percentile of held-out validation distances, ``--method knn`` for the k-NN cosine distance, plus the
-orientation/negative check of ``cxrlab.deploy.orientation`` at alpha 0.02). Kinds (``--n`` images each):
+features -> gate), with the gate calibrated on the run's validation images only: the Mahalanobis feature distance
+(``--method knn`` for the k-NN cosine distance), the orientation/negative check of ``cxrlab.deploy.orientation``
+and the tone check of ``cxrlab.deploy.tones``, their thresholds chosen jointly so that at most 3% of the
+validation images (scored out of fold) are flagged. Kinds (``--n`` images each):
 
 - ``test``: the run's own test split (in distribution: target <= 5% flagged).
 - ``other_cxr``: frontal chest X-rays from another collection (../shared/data/pneumonia4; in ``--quick``, phantom
@@ -16,7 +17,7 @@ orientation/negative check of ``cxrlab.deploy.orientation`` at alpha 0.02). Kind
   Target for every kind but ``test`` and ``other_cxr``: >= 95% flagged.
 
 Writes ``benchmarks/results/ood.json`` (``results/quick/`` with ``--quick``): per kind the share flagged by the
-whole gate, by the feature distance alone and by the orientation check alone. Run:
+whole gate and by each check alone. Run:
 ``python benchmarks/bench_ood.py RUN_DIR`` (a run trained on ../shared/data, e.g. the NIH sample), or
 ``python benchmarks/bench_ood.py --quick`` (trains a tiny phantom run in a temporary folder; seconds).
 """
@@ -126,14 +127,15 @@ def transformed(pngs: list[bytes], kind: str) -> list[bytes]:
 
 
 def flag_rates(served: ServedModel, pngs: list[bytes]) -> dict[str, float]:
-    """Shares flagged by the whole gate, by the feature distance alone and by the orientation check alone."""
-    counts = {"gate": 0, "distance": 0, "orientation": 0}
+    """Shares flagged by the whole gate and by each of its checks (feature distance, orientation, tones)."""
+    counts = {"gate": 0, "distance": 0, "orientation": 0, "tones": 0}
     for data in pngs:
         d = decode_upload(data, 100_000_000)
         ood = served.predict([d.gray], [d.raw])[0]["ood"]
         counts["gate"] += int(ood["flagged"])
         counts["distance"] += int(ood["score"] is not None and ood["score"] > ood["threshold"])
         counts["orientation"] += int(any(r.startswith("looks ") for r in ood["reasons"]))
+        counts["tones"] += int(any(r.startswith("tones ") for r in ood["reasons"]))
     return {k: v / len(pngs) for k, v in counts.items()}
 
 
@@ -188,13 +190,13 @@ def main(argv: list[str] | None = None) -> None:
         g = served.gate.summary()
         print(f"run {run}: {served.info.model_name}, gate {g['method']} threshold {g['threshold']:.4g} "
               f"({g['percentile']:g}th percentile of {g['n_reference']} validation images), orientation threshold "
-              f"{g['orientation_threshold']}; load average {os.getloadavg()[0]:.2f}")
-        print(f"{'kind':16s} {'n':>5s} {'gate':>7s} {'distance':>9s} {'orientation':>12s}")
+              f"{g['orientation_threshold']}, tones threshold {g['tones_threshold']}; load average {os.getloadavg()[0]:.2f}")
+        print(f"{'kind':16s} {'n':>5s} {'gate':>7s} {'distance':>9s} {'orientation':>12s} {'tones':>7s}")
         figures = {}
         for name, pngs in sets.items():
             rates = flag_rates(served, pngs)
             print(f"{name:16s} {len(pngs):5d} {100 * rates['gate']:6.1f}% {100 * rates['distance']:8.1f}% "
-                  f"{100 * rates['orientation']:11.1f}%", flush=True)
+                  f"{100 * rates['orientation']:11.1f}% {100 * rates['tones']:6.1f}%", flush=True)
             for part, rate in rates.items():
                 figures[f"{name}_{part}"] = Figure.of([100 * rate], unit="% flagged", note=f"n={len(pngs)}")
     inputs = {"run": "tiny phantom run (quick)" if args.quick else str(args.run), "n": args.n,

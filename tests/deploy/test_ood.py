@@ -106,7 +106,7 @@ def test_image_checks_flag_turned_inverted_and_other_views_not_upright_films(tmp
     val, test = _films(60, seed=1), _films(40, seed=2)
     feats = _features(100, seed=5)  # one feature distribution: the image checks are what is tested here
     gate = OodGate.fit(feats[:60], thumbnails=thumbnails(val), alpha=0.03)
-    assert gate.orientation is not None and gate.layout is not None and gate.summary()["alpha"] == 0.03
+    assert gate.orientation is not None and gate.tones is not None and gate.summary()["alpha"] == 0.03
 
     def flagged(images):
         out = assess(gate, feats[60 : 60 + len(images)], None, thumbnails(images))
@@ -118,6 +118,6 @@ def test_image_checks_flag_turned_inverted_and_other_views_not_upright_films(tmp
     assert flagged([render_view("lateral", 64, s) / 255.0 for s in range(20)]) >= 0.9
     loaded = OodGate.load(gate.save(tmp_path / "g.safetensors"))
     assert loaded.summary() == gate.summary()
-    np.testing.assert_allclose(loaded.layout.score(thumbnails(test)), gate.layout.score(thumbnails(test)), rtol=1e-5)
+    np.testing.assert_allclose(loaded.tones.score(thumbnails(test)), gate.tones.score(thumbnails(test)), rtol=1e-5)
     turned = assess(gate, feats[60:61], None, thumbnails([np.rot90(test[0])]))[0]
     assert any("rotated" in r for r in turned["reasons"])

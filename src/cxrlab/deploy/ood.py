@@ -9,8 +9,8 @@ Up to three checks, each scored against the run's validation images:
 - **orientation** (``cxrlab.deploy.orientation``): rotation/flip/negative prediction on thumbnails. Penultimate
   features miss what matters most on a reading-room upload: a film turned 90 degrees, upside down or as a
   negative is still "a chest X-ray" to them.
-- **layout** (``cxrlab.deploy.layout``): model-free image statistics (thumbnail, tones, edges) against the
-  validation images', for other views, body parts, documents.
+- **tones** (``cxrlab.deploy.tones``): model-free intensity and edge histograms against the validation images',
+  for other views, body parts, documents.
 
 Without validation thumbnails (``thumbnails=None``) only the distance runs, thresholded at ``percentile`` of its
 held-out validation scores. With them, the three thresholds are chosen together: each check's threshold is its
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from cxrlab.deploy.gaussian import gaussian, kth_distance, mahalanobis, normalise, out_of_fold
-from cxrlab.deploy.layout import LayoutCheck
 from cxrlab.deploy.orientation import OrientationCheck
+from cxrlab.deploy.tones import ToneCheck
 from cxrlab.errors import CxrlabError
 
 METHODS = ("mahalanobis", "knn")
@@ -73,7 +73,7 @@ class OodGate:
     weights_sha256: str | None = None
     n_reference: int = field(default=0)
     orientation: OrientationCheck | None = None
-    layout: LayoutCheck | None = None
+    tones: ToneCheck | None = None
     alpha: float | None = None
 
     @classmethod
@@ -103,11 +103,11 @@ class OodGate:
 
     def _fit_image_checks(self, held_out: np.ndarray, thumbnails: np.ndarray, alpha: float) -> None:
         self.orientation, upright = OrientationCheck.fit(thumbnails)
-        self.layout, layout = LayoutCheck.fit(thumbnails)
-        m = joint_rank([held_out, -upright, layout], alpha)
+        self.tones, tones = ToneCheck.fit(thumbnails)
+        m = joint_rank([held_out, -upright, tones], alpha)
         self.threshold = _mth_largest(held_out, m)
         self.orientation.threshold = -_mth_largest(-upright, m)
-        self.layout.threshold = _mth_largest(layout, m)
+        self.tones.threshold = _mth_largest(tones, m)
         self.percentile, self.alpha = 100.0 * (1 - (m - 1) / len(held_out)), float(alpha)
 
     def score(self, features: np.ndarray) -> np.ndarray:
@@ -118,11 +118,11 @@ class OodGate:
 
     def summary(self) -> dict[str, Any]:
         feature_dim = next(iter(self.tensors.values())).shape[-1]
-        o, lay = self.orientation, self.layout
+        o, t = self.orientation, self.tones
         return {"method": self.method, "k": self.k, "threshold": self.threshold, "percentile": self.percentile,
                 "n_reference": int(self.n_reference), "feature_dim": int(feature_dim), "alpha": self.alpha,
                 "orientation_threshold": None if o is None else o.threshold,
-                "layout_threshold": None if lay is None else lay.threshold}
+                "tones_threshold": None if t is None else t.threshold}
 
     def save(self, path: str | Path) -> Path:
         from safetensors.numpy import save_file
@@ -130,7 +130,7 @@ class OodGate:
         path = Path(path)
         meta = {"cxrlab": json.dumps({**self.summary(), "weights_sha256": self.weights_sha256})}
         tensors = dict(self.tensors)
-        for check in (self.orientation, self.layout):
+        for check in (self.orientation, self.tones):
             tensors.update(check.tensors() if check is not None else {})
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=meta)
         return path
@@ -145,7 +145,7 @@ class OodGate:
                 tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
             if meta["method"] not in METHODS:
                 raise ValueError(meta["method"])
-            checks = OrientationCheck.from_tensors(tensors, meta), LayoutCheck.from_tensors(tensors, meta)
+            checks = OrientationCheck.from_tensors(tensors, meta), ToneCheck.from_tensors(tensors, meta)
         except Exception as exc:  # a truncated or foreign file
             raise CxrlabError(f"{path}: not an OOD gate file ({type(exc).__name__}); re-run `cxrlab export`") from None
         tensors = {k: v for k, v in tensors.items() if "." not in k}
@@ -161,7 +161,7 @@ def assess(gate: OodGate | None, features: np.ndarray, raw_images: list[np.ndarr
     scores = gate.score(features) if gate is not None else np.full(len(features), np.nan)
     image_checks = gate is not None and thumbnails is not None
     turned = gate.orientation.reasons(thumbnails) if image_checks and gate.orientation else [None] * len(scores)
-    layout = gate.layout.score(thumbnails) if image_checks and gate.layout else np.full(len(scores), np.nan)
+    tones = gate.tones.score(thumbnails) if image_checks and gate.tones else np.full(len(scores), np.nan)
     out = []
     for i, s in enumerate(scores):
         reasons = []
@@ -170,9 +170,9 @@ def assess(gate: OodGate | None, features: np.ndarray, raw_images: list[np.ndarr
                            f"their {gate.percentile:.3g}th percentile)")
         if turned[i]:
             reasons.append(turned[i])
-        if layout[i] > (gate.layout.threshold if gate is not None and gate.layout else np.inf):
-            reasons.append(f"not laid out like the validation chest films (layout distance {layout[i]:.3g} > "
-                           f"{gate.layout.threshold:.3g}): another view, body part or kind of picture?")
+        if tones[i] > (gate.tones.threshold if gate is not None and gate.tones else np.inf):
+            reasons.append(f"tones and edges unlike the validation chest films (distance {tones[i]:.3g} > "
+                           f"{gate.tones.threshold:.3g}): another view, body part or kind of picture?")
         if raw_images is not None:
             ok, why = looks_like_xray(raw_images[i])
             if not ok:

@@ -45,7 +45,7 @@ def variant(img: np.ndarray, k: int) -> np.ndarray:
 def thumbnails(images) -> np.ndarray:
     """(N, 64*64) float32: each model input (H, W) or (C, H, W) averaged over channels and area-resized.
 
-    What the gate's image checks (orientation, layout) read, in the service and at calibration alike."""
+    What the gate's image checks (orientation, tones) read, in the service and at calibration alike."""
     import cv2
 
     out = np.empty((len(images), THUMB * THUMB), np.float32)

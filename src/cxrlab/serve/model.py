@@ -2,7 +2,7 @@
 
 Both paths preprocess with the run's own evaluation transform (resize like the cache, then the transform a
 checkpoint was validated with), apply the validation-chosen operating point and temperature, and score the OOD
-gate on the penultimate features (and its orientation and layout checks on thumbnails of the model input).
+gate on the penultimate features (and its orientation and tone checks on thumbnails of the model input).
 When the gate flags an image, its calls are withheld: probabilities are still returned, but no finding is
 "above" threshold (``above`` is None, ``withheld`` True, and the result says why). For a run, the operating
 point and gate are computed once from its validation images when the service starts (in memory: the service
