@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
         g = served.gate.summary()
         print(f"run {run}: {served.info.model_name}, gate {g['method']} threshold {g['threshold']:.4g} "
               f"({g['percentile']:g}th percentile of {g['n_reference']} validation images), orientation threshold "
-              f"{g['orientation_threshold']}, tones threshold {g['tones_threshold']}; load average {os.getloadavg()[0]:.2f}")
+              f"{g['orientation_threshold']}, tones threshold {g['tones_threshold']}; "
+              f"load average {os.getloadavg()[0]:.2f}")
         print(f"{'kind':16s} {'n':>5s} {'gate':>7s} {'distance':>9s} {'orientation':>12s} {'tones':>7s}")
         figures = {}
         for name, pngs in sets.items():
