@@ -151,3 +151,15 @@ def test_cap_still_answers_413_and_budget_is_returned():
     budget, sent = ByteBudget(10_000), []
     asyncio.run(_asgi_post(BodyLimit(app, max_bytes=1000, budget=budget), [b"x" * 600] * 3, False, sent))
     assert sent[0]["status"] == 413 and budget.used == 0
+
+
+def test_cli_passes_api_docs_and_budget(monkeypatch, tiny_run):
+    import cxrlab.serve.run as run_module
+    from cxrlab.cli import main
+
+    seen = {}
+    monkeypatch.setattr(run_module, "serve", lambda source, **kw: seen.update(kw))
+    assert main(["serve", str(tiny_run[0]), "--api-docs", "--max-inflight-mb", "64", "--max-upload-mb", "8"]) == 0
+    assert seen["api_docs"] is True and seen["max_inflight_mb"] == 64 and seen["max_upload_mb"] == 8
+    app = run_module.build(tiny_run[0], api_docs=True, max_inflight_mb=64)
+    assert TestClient(app).get("/openapi.json").status_code == 200
