@@ -50,14 +50,14 @@ def test_gate_errors_are_one_line(tmp_path):
 
 
 def _brute_joint_rank(held_out, alpha):
-    """Independent: try every rank, flag by comparing each score with the m-th largest value directly."""
+    """Independent: try every rank; an image counts when it is at or above a check's m-th largest value."""
     n, best = len(held_out[0]), 1
     for m in range(1, n + 1):
         flagged = set()
         for h in held_out:
             cut = sorted(h, reverse=True)[m - 1]
-            flagged |= {i for i, v in enumerate(h) if v > cut}
-        if len(flagged) / n <= alpha:
+            flagged |= {i for i, v in enumerate(h) if v >= cut}
+        if len(flagged) / (n + 1) <= alpha:
             best = m
         else:
             break
@@ -75,7 +75,7 @@ def test_joint_rank_matches_brute_force(seed):
 
 
 def test_joint_thresholds_keep_the_union_false_flag_rate_by_simulation():
-    """Three independent checks calibrated jointly on 200 draws flag about alpha of 20,000 fresh draws."""
+    """Three independent checks calibrated jointly on 200 draws flag at most about alpha of 20,000 fresh draws."""
     from cxrlab.deploy.ood import _mth_largest, joint_rank
 
     rng = np.random.default_rng(0)
@@ -85,7 +85,7 @@ def test_joint_thresholds_keep_the_union_false_flag_rate_by_simulation():
         m = joint_rank(list(val), 0.05)
         cuts = [_mth_largest(v, m) for v in val]
         rates.append(np.any(fresh > np.array(cuts)[:, None], axis=0).mean())
-    assert 0.03 < np.mean(rates) < 0.07
+    assert 0.025 < np.mean(rates) <= 0.05 + 0.005  # the bound holds, without wasting the budget
 
 
 def _films(n: int, seed: int) -> list[np.ndarray]:

@@ -14,9 +14,11 @@ Up to three checks, each scored against the run's validation images:
 
 Without validation thumbnails (``thumbnails=None``) only the distance runs, thresholded at ``percentile`` of its
 held-out validation scores. With them, the three thresholds are chosen together: each check's threshold is its
-m-th largest held-out validation score (the same rank m for all, so no check is favoured), with m the largest
-rank at which at most ``alpha`` of the validation images are flagged by any check. The false-flag budget is
-spent on the union, which is what a user sees. Validation images only: nothing here reads the test split.
+m-th largest held-out validation score (the same rank m for all, so no check is favoured). A new image from the
+validation distribution exceeds one check's m-th largest of n scores with probability m / (n + 1)
+(exchangeability, as in split-conformal prediction), so m is the largest rank at which the images in the union
+of the checks' top m, counted over n + 1, are at most ``alpha``. The false-flag budget is spent on the union,
+which is what a user sees. Validation images only: nothing here reads the test split.
 
 The gate is stored in a safetensors file (no pickle) beside the exported model. A model-free check flags colour
 photographs and blank images on the decoded pixels (``cxrlab.data.images.looks_like_xray``).
@@ -40,18 +42,18 @@ METHODS = ("mahalanobis", "knn")
 
 
 def joint_rank(held_out: list[np.ndarray], alpha: float) -> int:
-    """The largest m such that flagging each check's scores above its m-th largest flags <= alpha of the images.
+    """The largest m such that the union of the checks' top m images, over n + 1, is at most ``alpha``.
 
-    ``held_out``: one (N,) array per check, larger = less typical. m = 1 (flag only beyond the maximum) when
-    even that flags more."""
+    ``held_out``: one (n,) array per check, larger = less typical. m = 1 (flag only beyond each maximum) when
+    even that is more."""
     n = len(held_out[0])
     ranks = [np.argsort(np.argsort(-h, kind="stable"), kind="stable") for h in held_out]  # 0 = largest
     best = 1
     for m in range(1, n + 1):
         flagged = np.zeros(n, bool)
         for r in ranks:
-            flagged |= r < m - 1  # strictly above the m-th largest: the top m - 1
-        if flagged.mean() > alpha:
+            flagged |= r < m
+        if flagged.sum() / (n + 1) > alpha:
             break
         best = m
     return best
