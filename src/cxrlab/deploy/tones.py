@@ -1,10 +1,12 @@
 """Tone check: "are this picture's tones and edges like this run's validation chest films?" (model-free).
 
-Per image, from a 64x64 thumbnail of the model input after min-max scaling: the histogram of intensities (16
-bins: a film's broad tonal spread, unlike a text page's two spikes, a knee's mostly black field or a negative)
-and the histogram of gradient magnitudes (8 bins: how much edge and texture there is). The score is the
-Mahalanobis distance (Ledoit-Wolf shrinkage) of these 24 numbers to the validation images', scored out of fold
-for calibration, as for the feature distance. It catches what the classifier's own features can miss (other
+Per image, from a 64x64 thumbnail of the model input after min-max scaling: the cumulative histogram of
+intensities (8 bins: a film's broad tonal spread, unlike a text page's two spikes, a knee's mostly black field
+or a negative) and of gradient magnitudes (4 bins: how much edge and texture there is). Cumulative and coarse,
+so the 11 numbers are stable enough for a covariance from about a hundred validation images (finer, plain
+histograms put more in-distribution test images beyond the validation maximum when tried). The score is the
+Mahalanobis distance (Ledoit-Wolf shrinkage) to the validation images', scored out of fold for calibration, as
+for the feature distance. It catches what the classifier's own features can miss (other
 views and body parts, documents, synthetic slices) without any model. (The thumbnail itself, where the lungs
 and mediastinum lie, is the orientation check's input: ``cxrlab.deploy.orientation``.)
 """
@@ -19,13 +21,13 @@ from cxrlab.deploy.gaussian import gaussian, mahalanobis, out_of_fold
 
 
 def tone_statistics(thumbs: np.ndarray) -> np.ndarray:
-    """(N, 24) intensity and edge histograms of (N, 64*64) thumbnails (``cxrlab.deploy.orientation.thumbnails``)."""
+    """(N, 11) cumulative intensity and edge histograms of (N, 64*64) ``cxrlab.deploy.orientation.thumbnails``."""
     out = []
     for t in np.asarray(thumbs, np.float32).reshape(len(thumbs), 64, 64):
         n = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-        tones = np.histogram(n, bins=16, range=(0, 1))[0] / n.size
+        tones = np.cumsum(np.histogram(n, bins=8, range=(0, 1))[0])[:-1] / n.size  # the last is always 1
         gy, gx = np.gradient(n)
-        edges = np.histogram(np.hypot(gx, gy), bins=8, range=(0, 0.2))[0] / n.size
+        edges = np.cumsum(np.histogram(np.hypot(gx, gy), bins=4, range=(0, 0.2))[0]) / n.size
         out.append(np.concatenate([tones, edges]))
     return np.stack(out).astype(np.float32)
 
