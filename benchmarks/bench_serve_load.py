@@ -173,15 +173,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=2, help="the server's --concurrency")
     parser.add_argument("--burst", type=int, default=64, help="simultaneous maximum-size uploads")
-    parser.add_argument("--upload-mb", type=float, default=16.0, help="the server's --max-upload-mb")
-    parser.add_argument("--max-inflight-mb", type=float, default=64.0, help="the server's --max-inflight-mb")
+    parser.add_argument("--upload-mb", type=float, default=8.0, help="the server's --max-upload-mb")
+    parser.add_argument("--max-inflight-mb", type=float, default=32.0, help="the server's --max-inflight-mb")
     parser.add_argument("--quick", action="store_true", help="tiny phantom run, 1 MB uploads, 3 s sustained")
     args = parser.parse_args(argv)
     load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         if args.quick:
             args.seconds, args.upload_mb, args.clients = 3.0, 1.0, 2
-            args.max_inflight_mb = 4.0 if args.max_inflight_mb == 64.0 else args.max_inflight_mb
+            args.max_inflight_mb = 4.0 if args.max_inflight_mb == 32.0 else args.max_inflight_mb
             source = args.source or str(_tiny_run(Path(tmp)))
         elif args.source is None:
             raise SystemExit("give a SOURCE (run directory or .onnx), or --quick")

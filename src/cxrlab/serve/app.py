@@ -70,42 +70,50 @@ class Settings:
                               f"{self.max_upload_mb:g}: one largest upload could never be accepted; raise it")
 
 
-def create_app(served: ServedModel, settings: Settings | None = None) -> FastAPI:
-    """The app serving ``served`` under ``settings``."""
-    s = settings or Settings()
-    app = FastAPI(title="cxrlab serve", version="1", description=DISCLAIMER, docs_url=None, redoc_url=None,
-                  openapi_url=None)
-    app.state.slots = slots = Slots(s.concurrency)
-    app.state.budget = budget = ByteBudget(int(s.max_inflight_mb * 2**20))
+class _Guard:
+    """The per-app request guards: the token, the compute slots and bounded decoding."""
 
-    def auth(authorization: str | None = Header(None), x_cxrlab_token: str | None = Header(None)) -> None:
-        if not token_matches(s.token, authorization, x_cxrlab_token):
+    def __init__(self, s: Settings) -> None:
+        self.s, self.slots = s, Slots(s.concurrency)
+
+    def auth(self, authorization: str | None = Header(None), x_cxrlab_token: str | None = Header(None)) -> None:
+        if not token_matches(self.s.token, authorization, x_cxrlab_token):
             raise HTTPException(401, "missing or wrong token (Authorization: Bearer TOKEN)",
                                 headers={"WWW-Authenticate": "Bearer"})
 
     @contextlib.asynccontextmanager
-    async def slot():
+    async def slot(self):
         """Decoding and inference happen inside one slot, so their memory is bounded by ``concurrency`` too."""
         try:
-            async with slots.hold(s.queue_timeout_s):
+            async with self.slots.hold(self.s.queue_timeout_s):
                 yield
         except Busy:
             raise HTTPException(503, "busy: too many requests at once; retry shortly",
                                 headers={"Retry-After": "1"}) from None
 
-    async def decode_all(files: list[UploadFile]) -> list[Any]:
+    async def decode_all(self, files: list[UploadFile]) -> list[Any]:
         if not files:
             raise HTTPException(422, "no image in the request (multipart field 'files')")
-        if len(files) > s.max_files:
-            raise HTTPException(413, f"{len(files)} images in one request; the limit is {s.max_files}")
+        if len(files) > self.s.max_files:
+            raise HTTPException(413, f"{len(files)} images in one request; the limit is {self.s.max_files}")
         decoded = []
         for i, f in enumerate(files):
             data = await f.read()
             try:
-                decoded.append(await run_in_threadpool(decode_upload, data, s.max_pixels))
+                decoded.append(await run_in_threadpool(decode_upload, data, self.s.max_pixels))
             except UploadError as exc:
                 raise HTTPException(exc.status, f"image {i + 1} ({_label(f.filename)}): {exc}") from None
         return decoded
+
+
+def create_app(served: ServedModel, settings: Settings | None = None) -> FastAPI:
+    """The app serving ``served`` under ``settings``."""
+    s = settings or Settings()
+    app = FastAPI(title="cxrlab serve", version="1", description=DISCLAIMER, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    guard = _Guard(s)
+    auth, slot, decode_all = guard.auth, guard.slot, guard.decode_all
+    app.state.slots, app.state.budget = guard.slots, ByteBudget(int(s.max_inflight_mb * 2**20))
 
     @app.middleware("http")
     async def headers(request, call_next):
@@ -162,7 +170,7 @@ def create_app(served: ServedModel, settings: Settings | None = None) -> FastAPI
 
         app.add_middleware(CORSMiddleware, allow_origins=[s.cors_origin], allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-Cxrlab-Token"])
-    app.add_middleware(BodyLimit, max_bytes=int(s.max_upload_mb * 2**20), budget=budget)
+    app.add_middleware(BodyLimit, max_bytes=int(s.max_upload_mb * 2**20), budget=app.state.budget)
     return app
 
 
