@@ -1,32 +1,39 @@
 """Measure the OOD gate of ``cxrlab serve``: flag rates on a run's own test images vs images it should refuse.
 
 Every image goes through the service's own path (bytes -> content sniffing and decoding -> preprocessing ->
-features -> gate), with the gate calibrated on the run's validation images (99th percentile of the held-out
-Mahalanobis distance, or of the k-NN cosine distance with ``--method knn``). Sets:
+features -> gate), with the gate calibrated on the run's validation images only: the Mahalanobis feature distance
+(``--method knn`` for the k-NN cosine distance), the orientation/negative check of ``cxrlab.deploy.orientation``
+and the tone check of ``cxrlab.deploy.tones``, their thresholds chosen jointly so that at most 3% of the
+validation images (scored out of fold) are flagged. Kinds (``--n`` images each):
 
-- ``test``: the run's own test split (in distribution: the flag rate should be near 1%).
-- ``pneumonia4``, ``nih-64px``: other chest X-ray collections from ../shared/data (a dataset shift, not a
-  different kind of image: reported, no target).
-- ``photos``: crops of scikit-learn's two sample colour photographs, sent in colour and in gray.
-- ``noise``: uniform and smoothed Gaussian noise.
-- ``ct-like``: synthetic axial slices (an elliptical body, bright rim and spine, dark lungs, black outside).
-- ``rotated``/``inverted``: the test images turned 90 degrees or flipped upside down (a stand-in for wrong
-  orientations and lateral views, which the shared data does not hold), and photographic negatives.
+- ``test``: the run's own test split (in distribution: target <= 5% flagged).
+- ``other_cxr``: frontal chest X-rays from another collection (../shared/data/pneumonia4; in ``--quick``, phantom
+  films of other patients): a dataset shift, reported, no target.
+- ``rotated_90``, ``rotated_180``, ``rotated_270``, ``flipped_lr``, ``flipped_ud``, ``inverted``: the test images
+  turned, mirrored or as negatives.
+- ``lateral``, ``hand``, ``knee``: phantom radiographs of other views and body parts (``cxrlab.data.phantom_views``).
+- ``ct_like``: synthetic axial slices; ``photos_colour``/``photos_gray``: crops of scikit-learn's two sample
+  photographs; ``documents``: text pages; ``noise``: uniform and smoothed Gaussian noise.
+  Target for every kind but ``test`` and ``other_cxr``: >= 95% flagged.
 
-Prints, per set, the share flagged by the feature distance alone and by the whole gate (distance, or the
-model-free "not an X-ray" check on colour and blank images). Run:
-``python benchmarks/bench_ood.py RUN_DIR [--method knn]`` (a run trained on ../shared/data, e.g. the NIH sample).
+Writes ``benchmarks/results/ood.json`` (``results/quick/`` with ``--quick``): per kind the share flagged by the
+whole gate and by each check alone. Run:
+``python benchmarks/bench_ood.py RUN_DIR`` (a run trained on ../shared/data, e.g. the NIH sample), or
+``python benchmarks/bench_ood.py --quick`` (trains a tiny phantom run in a temporary folder; seconds).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+from results_io import Figure, write_results
 
+from cxrlab.data.phantom_views import render_view
 from cxrlab.predict import images_from_run
 from cxrlab.serve.decode import decode_upload
 from cxrlab.serve.model import ServedModel
@@ -91,63 +98,127 @@ def ct_like(n: int, size: int = 512, seed: int = 0) -> list[bytes]:
     return out
 
 
-def transformed(pngs: list[bytes], kind: str) -> list[bytes]:
+def documents(n: int, seed: int = 0) -> list[bytes]:
+    """Gray pages of black text lines (a scanned report or letter)."""
+    rng = np.random.default_rng(seed)
     out = []
-    for k, data in enumerate(pngs):
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-        if kind == "rotated":
-            img = np.ascontiguousarray(np.rot90(img, 1 + 2 * (k % 2)) if k % 3 else img[::-1])
-        else:
-            img = 255 - img
+    for _ in range(n):
+        h, w = int(rng.integers(500, 800)), int(rng.integers(380, 600))
+        img = np.full((h, w), int(rng.integers(225, 256)), np.uint8)
+        for y in range(40, h - 30, int(rng.integers(22, 34))):
+            words = " ".join("".join(chr(97 + int(c)) for c in rng.integers(0, 26, rng.integers(2, 9)))
+                             for _ in range(int(rng.integers(4, 10))))
+            cv2.putText(img, words, (30, y), cv2.FONT_HERSHEY_SIMPLEX, float(rng.uniform(0.45, 0.7)), 20, 1)
         out.append(_png(img))
     return out
 
 
-def flag_rates(served: ServedModel, pngs: list[bytes]) -> tuple[float, float, int]:
-    """(share flagged by distance, share flagged by the whole gate, n)."""
-    by_distance = by_gate = 0
+TRANSFORMS = {"rotated_90": lambda a: np.rot90(a, 1), "rotated_180": lambda a: np.rot90(a, 2),
+              "rotated_270": lambda a: np.rot90(a, 3), "flipped_lr": lambda a: a[:, ::-1],
+              "flipped_ud": lambda a: a[::-1], "inverted": lambda a: 255 - a}
+
+
+def transformed(pngs: list[bytes], kind: str) -> list[bytes]:
+    out = []
+    for data in pngs:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        out.append(_png(np.ascontiguousarray(TRANSFORMS[kind](img))))
+    return out
+
+
+def flag_rates(served: ServedModel, pngs: list[bytes]) -> dict[str, float]:
+    """Shares flagged by the whole gate and by each of its checks (feature distance, orientation, tones)."""
+    counts = {"gate": 0, "distance": 0, "orientation": 0, "tones": 0}
     for data in pngs:
         d = decode_upload(data, 100_000_000)
         ood = served.predict([d.gray], [d.raw])[0]["ood"]
-        by_distance += int(ood["score"] > ood["threshold"])
-        by_gate += int(ood["flagged"])
-    return by_distance / len(pngs), by_gate / len(pngs), len(pngs)
+        counts["gate"] += int(ood["flagged"])
+        counts["distance"] += int(ood["score"] is not None and ood["score"] > ood["threshold"])
+        counts["orientation"] += int(any(r.startswith("looks ") for r in ood["reasons"]))
+        counts["tones"] += int(any(r.startswith("tones ") for r in ood["reasons"]))
+    return {k: v / len(pngs) for k, v in counts.items()}
+
+
+def tiny_run(root: Path) -> tuple[Path, list[bytes]]:
+    """(a 2-epoch cnn_gap run on 240 phantom films at 64 px, 40 phantom films of other patients as PNG)."""
+    from cxrlab.config import load_config
+    from cxrlab.data.phantom import make_phantom, make_phantom_index
+    from cxrlab.data.splits import patient_level_split, write_split
+    from cxrlab.train import fit
+
+    index = make_phantom_index(root / "ph", n=240, size=64, seed=0)
+    write_split(patient_level_split(index, 0.3, 0.2, seed=0), root / "split.csv", "patient", 0, index)
+    cfg = load_config(None, [f"data.index={root / 'ph' / 'index'}", f"data.split={root / 'split.csv'}",
+                             "data.image_size=64", "data.cache_size=64", "model.name=cnn_gap", "train.epochs=2",
+                             "train.batch_size=32", "augment.policy=none", "train.device=cpu", "train.threads=1"])
+    run = fit(cfg, root / "run")
+    other = make_phantom(root / "other", n=40, size=64, seed=7)
+    return run, _files(sorted((other / "images").glob("*.png")), 40)
+
+
+def kinds(served: ServedModel, n: int, other_cxr: list[bytes]) -> dict[str, list[bytes]]:
+    test = _files(images_from_run(served.info, "test").paths, 10_000)
+    colour, gray = photos(n)
+    sets = {"test": test, "other_cxr": other_cxr}
+    sets.update({kind: transformed(test[:n], kind) for kind in TRANSFORMS})
+    for view in ("lateral", "hand", "knee"):
+        sets[view] = [_png(render_view(view, 256, seed)) for seed in range(n)]
+    sets.update({"ct_like": ct_like(n), "photos_colour": colour, "photos_gray": gray, "documents": documents(n),
+                 "noise": noise(n)})
+    return sets
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="run directory (trained on real chest X-rays)")
-    parser.add_argument("--n", type=int, default=60, help="images per synthetic or external set")
+    parser.add_argument("run", nargs="?", help="run directory (trained on real chest X-rays); none with --quick")
+    parser.add_argument("--n", type=int, default=60, help="images per synthetic, transformed or external kind")
     parser.add_argument("--method", choices=("mahalanobis", "knn"), default="mahalanobis")
+    parser.add_argument("--quick", action="store_true", help="a tiny phantom run trained here, 12 images a kind")
     args = parser.parse_args(argv)
-    served = ServedModel(args.run)
+    load_before = list(os.getloadavg())
+    with tempfile.TemporaryDirectory(prefix="bench-ood-") as tmp:
+        if args.quick:
+            run, other = tiny_run(Path(tmp))
+            args.n = min(args.n, 12)
+        elif args.run is None:
+            raise SystemExit("give a RUN directory, or --quick")
+        else:
+            run, folder = args.run, SHARED / "pneumonia4" / "images"
+            other = _files(sorted(folder.iterdir()), args.n) if folder.is_dir() else []
+        served = _served(run, args.method)
+        sets = {k: v for k, v in kinds(served, args.n, other).items() if v}
+        g = served.gate.summary()
+        print(f"run {run}: {served.info.model_name}, gate {g['method']} threshold {g['threshold']:.4g} "
+              f"({g['percentile']:g}th percentile of {g['n_reference']} validation images), orientation threshold "
+              f"{g['orientation_threshold']}, tones threshold {g['tones_threshold']}; "
+              f"load average {os.getloadavg()[0]:.2f}")
+        print(f"{'kind':16s} {'n':>5s} {'gate':>7s} {'distance':>9s} {'orientation':>12s} {'tones':>7s}")
+        figures = {}
+        for name, pngs in sets.items():
+            rates = flag_rates(served, pngs)
+            print(f"{name:16s} {len(pngs):5d} {100 * rates['gate']:6.1f}% {100 * rates['distance']:8.1f}% "
+                  f"{100 * rates['orientation']:11.1f}% {100 * rates['tones']:6.1f}%", flush=True)
+            for part, rate in rates.items():
+                figures[f"{name}_{part}"] = Figure.of([100 * rate], unit="% flagged", note=f"n={len(pngs)}")
+    inputs = {"run": "tiny phantom run (quick)" if args.quick else str(args.run), "n": args.n,
+              "model": served.info.model_name, "gate": g, "kinds": {k: len(v) for k, v in sets.items()}}
+    write_results("ood", inputs=inputs, figures=figures, quick=args.quick, load_before=load_before,
+                  notes="gate = distance OR orientation OR not-an-X-ray (colour/blank); targets: test <= 5%, "
+                        "every kind but test and other_cxr >= 95%")
+
+
+def _served(run, method: str) -> ServedModel:
+    served = ServedModel(run)
     if served.gate is None:
         raise SystemExit("the run's validation images are not available: no gate to measure")
-    if args.method != served.gate.method:  # the service's default is refitted with the other method
+    if method != served.gate.method:  # the service's default is refitted with the other method
         from cxrlab.deploy import runs
         from cxrlab.deploy.features import collect
         from cxrlab.deploy.ood import OodGate
 
         val = collect(served.model, runs.split_dataset(served.info, "val"))
-        served.gate = OodGate.fit(val["features"], method=args.method)
-    test = _files(images_from_run(served.info, "test").paths, 10_000)
-    sets = {"test (in distribution)": test}
-    if (SHARED / "pneumonia4" / "images").is_dir():
-        sets["pneumonia4 (other CXR source)"] = _files(sorted((SHARED / "pneumonia4" / "images").iterdir()), args.n)
-    if (SHARED / "nih-64px" / "test").is_dir():
-        sets["nih-64px thumbnails"] = _files(sorted((SHARED / "nih-64px" / "test").rglob("*.png")), args.n)
-    colour, gray = photos(args.n)
-    sets.update({"photos, colour": colour, "photos, gray": gray, "noise": noise(args.n), "ct-like": ct_like(args.n),
-                 "rotated/flipped test": transformed(test, "rotated"),
-                 "inverted test": transformed(test, "inverted")})
-    g = served.gate.summary()
-    print(f"run {args.run}: {served.info.model_name}, gate {g['method']} (k={g['k']}), threshold {g['threshold']:.4g} "
-          f"({g['percentile']:g}th percentile of {g['n_reference']} validation images); load average "
-          f"{os.getloadavg()[0]:.2f}")
-    print(f"{'set':32s} {'n':>5s} {'flagged (distance)':>19s} {'flagged (gate)':>15s}")
-    for name, pngs in sets.items():
-        dist, gate, n = flag_rates(served, pngs)
-        print(f"{name:32s} {n:5d} {100 * dist:18.1f}% {100 * gate:14.1f}%", flush=True)
+        served.gate = OodGate.fit(val["features"], method=method, thumbnails=val["thumbnails"])
+    return served
 
 
 if __name__ == "__main__":

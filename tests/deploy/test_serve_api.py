@@ -45,7 +45,7 @@ def test_health_model_and_page(client, served):
     page = client.get("/")
     assert page.status_code == 200 and "Research use only" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
-    assert "/api/predict" in client.get("/openapi.json").text
+    assert client.get("/openapi.json").status_code == 404  # off unless --api-docs
     assert "access-control-allow-origin" not in client.get("/api/model", headers={"Origin": "http://x"}).headers
 
 
@@ -290,3 +290,13 @@ def test_serve_cli_refuses_open_host_without_token_and_pickles(tiny_run, tmp_pat
     assert main(["serve", str(tmp_path / "model.pth")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "--token" in err[0] and "never loaded" in err[1]
+
+
+def test_flagged_image_gets_its_calls_withheld(client, png):
+    r = _post(client, ("noise.png", noise_png()), ("cxr.png", png)).json()["results"]
+    out, ok = r
+    assert out["ood"]["flagged"] and out["calls"] == "withheld" and "out of distribution" in out["withheld_reason"]
+    assert all(f["above"] is None and f["withheld"] for f in out["findings"])
+    assert all(0 <= f["probability"] <= 1 for f in out["findings"])  # still shown, for reference
+    assert ok["calls"] == "made" and ok["withheld_reason"] is None
+    assert all(isinstance(f["above"], bool) and not f["withheld"] for f in ok["findings"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .images import phantom_png
+from .images import noise_png, phantom_png
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -68,6 +68,12 @@ def test_page_upload_table_heatmap_in_chromium(server, tiny_run, tmp_path):
             assert "distribution" in page.inner_text("#ood")
             shot = tmp_path / "page.png"
             page.screenshot(path=str(shot), full_page=True)
+            noise = tmp_path / "noise.png"  # out of distribution: the calls are withheld on the page
+            noise.write_bytes(noise_png())
+            page.set_input_files("#file", str(noise))
+            page.wait_for_selector("#table.withheld", timeout=15000)
+            assert page.locator("#table .call-above").count() == 0
+            assert "withheld" in page.inner_text("#table") and "No calls" in page.inner_text("#table-note")
         finally:
             browser.close()
     assert not console, console

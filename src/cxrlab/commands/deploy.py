@@ -34,6 +34,11 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--max-pixels", type=A.positive_int, default=50_000_000, help="largest image (width x height)")
     p.add_argument("--concurrency", type=A.workers, default=2, help="requests computing at once")
     p.add_argument("--cors", dest="cors_origin", help="allow this one origin to call the API from a browser")
+    p.add_argument("--max-inflight-mb", type=A.positive_float,
+                   help="request bodies held at once over all connections; more gets 503 (default: 256, or "
+                        "--max-upload-mb when larger)")
+    p.add_argument("--api-docs", action="store_true",
+                   help="serve the OpenAPI schema at /openapi.json (behind the token; no docs page, no CDN)")
     p.set_defaults(func=_serve)
 
 
@@ -58,5 +63,6 @@ def _serve(args: argparse.Namespace) -> int:
 
     serve(args.source, host=args.host, port=args.port, which=args.which, token=args.token,
           max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, concurrency=args.concurrency,
-          cors_origin=args.cors_origin)
+          cors_origin=args.cors_origin, api_docs=args.api_docs,
+          max_inflight_mb=args.max_inflight_mb or max(256.0, args.max_upload_mb))
     return 0

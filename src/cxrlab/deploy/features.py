@@ -48,20 +48,23 @@ class WithFeatures(nn.Module):
 @torch.no_grad()
 def collect(model: nn.Module, dataset: Dataset, max_images: int = 2000, batch_size: int = 32
             ) -> dict[str, np.ndarray | list[str]]:
-    """Logits, features, targets and ids of the first ``max_images`` items of ``dataset`` (in order)."""
+    """Logits, features, targets, ids and orientation ``thumbnails`` of the first ``max_images`` items of
+    ``dataset`` (in order)."""
+    from cxrlab.deploy.orientation import thumbnails
     net = model if isinstance(model, WithFeatures) else WithFeatures(model)
     net.eval()
     n = min(len(dataset), max_images)
     subset = torch.utils.data.Subset(dataset, range(n))
-    logits, feats, targets, ids = [], [], [], []
+    logits, feats, targets, ids, thumbs = [], [], [], [], []
     for images, target, batch_ids in DataLoader(subset, batch_size=batch_size, shuffle=False):
         z, f = net(images)
         logits.append(z.float().numpy())
         feats.append(f.float().numpy())
         targets.append(target.numpy())
+        thumbs.append(thumbnails(images.float().numpy()))
         ids += [str(i) for i in batch_ids]
     return {"logits": np.concatenate(logits), "features": np.concatenate(feats),
-            "targets": np.concatenate(targets), "ids": ids}
+            "targets": np.concatenate(targets), "ids": ids, "thumbnails": np.concatenate(thumbs)}
 
 
 def first_batch(dataset: Dataset, n: int = 8) -> torch.Tensor:

@@ -2,8 +2,11 @@
 
 Both paths preprocess with the run's own evaluation transform (resize like the cache, then the transform a
 checkpoint was validated with), apply the validation-chosen operating point and temperature, and score the OOD
-gate on the penultimate features. For a run, the operating point and gate are computed once from its validation
-images when the service starts (in memory: the service writes nothing outside its temporary folders).
+gate on the penultimate features (and its orientation and tone checks on thumbnails of the model input).
+When the gate flags an image, its calls are withheld: probabilities are still returned, but no finding is
+"above" threshold (``above`` is None, ``withheld`` True, and the result says why). For a run, the operating
+point and gate are computed once from its validation images when the service starts (in memory: the service
+writes nothing outside its temporary folders).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from cxrlab.deploy import runs
 from cxrlab.deploy.ood import OodGate, assess
 from cxrlab.deploy.operating import apply_operating_point
+from cxrlab.deploy.orientation import thumbnails
 from cxrlab.errors import CxrlabError
 from cxrlab.predict import RunInfo, eval_transform
 from cxrlab.predict.preprocess import resize_for_run
@@ -100,19 +104,24 @@ class ServedModel:
             logits, feats = self._forward(torch.stack([x for x, _ in pre]))
             scored = apply_operating_point(logits, self.task, self.classes, self.operating)
             ood = assess(self.gate if feats is not None else None,
-                         feats if feats is not None else np.zeros((len(pre), 1)), raws[start : start + batch_size])
+                         feats if feats is not None else np.zeros((len(pre), 1)), raws[start : start + batch_size],
+                         thumbnails([x.numpy() for x, _ in pre]))
             for i, (_, small) in enumerate(pre):
-                results.append({"findings": self._rows(scored, i), "ood": ood[i], "preview_png": _png_base64(small)})
+                withheld = ood[i]["flagged"]
+                results.append({"findings": self._rows(scored, i, withheld), "ood": ood[i],
+                                "calls": "withheld" if withheld else "made",
+                                "withheld_reason": _withheld_reason(ood[i]) if withheld else None,
+                                "preview_png": _png_base64(small)})
         return results
 
-    def _rows(self, scored: dict[str, np.ndarray], i: int) -> list[dict]:
+    def _rows(self, scored: dict[str, np.ndarray], i: int, withheld: bool = False) -> list[dict]:
         rows = []
         for k, c in enumerate(self.classes):
             thr = scored["threshold"][k]
             prob = float(scored["calibrated"][i, k])
+            call = None if np.isnan(thr) or withheld else bool(prob >= thr)
             rows.append({"class": c, "probability": prob, "uncalibrated": float(scored["probability"][i, k]),
-                         "threshold": None if np.isnan(thr) else float(thr),
-                         "above": None if np.isnan(thr) else bool(prob >= thr)})
+                         "threshold": None if np.isnan(thr) else float(thr), "above": call, "withheld": withheld})
         return sorted(rows, key=lambda r: -r["probability"])
 
     def heatmap(self, gray: np.ndarray, class_name: str, method: str = "gradcam") -> str:
@@ -134,6 +143,11 @@ class ServedModel:
         return _png_base64(rgba)
 
 
+def _withheld_reason(ood: dict) -> str:
+    return ("calls withheld: the image is out of distribution for this model (" + "; ".join(ood["reasons"]) +
+            "); the probabilities are shown for reference only")
+
+
 def _run_calibration(model: torch.nn.Module, info: RunInfo) -> tuple[dict | None, OodGate | None]:
     """Operating point and OOD gate of a run, computed in memory on its validation images at start-up.
 
@@ -148,4 +162,5 @@ def _run_calibration(model: torch.nn.Module, info: RunInfo) -> tuple[dict | None
     except (CxrlabError, FileNotFoundError, KeyError):
         return recorded, None  # no validation images here: probabilities only, said on the page
     operating = recorded or choose_operating_point(val["logits"], val["targets"], info.task, list(info.classes))
-    return operating, OodGate.fit(val["features"], weights_sha256=info.weights_sha256)
+    return operating, OodGate.fit(val["features"], weights_sha256=info.weights_sha256,
+                                  thumbnails=val["thumbnails"] if len(val["thumbnails"]) >= 10 else None)

@@ -45,5 +45,5 @@ def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, which: 
     uvicorn = require_extra("serve", "uvicorn")
     app = build(source, which, host, token, **limits)
     shown = f"[{host}]" if ":" in host else host
-    print(f"cxrlab serve: http://{shown}:{port}/  (API docs /docs; Ctrl-C to stop)", file=sys.stderr)
+    print(f"cxrlab serve: http://{shown}:{port}/  (Ctrl-C to stop)", file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=64, server_header=False)

@@ -63,6 +63,8 @@ function renderTable(result) {
   const body = $("table").querySelector("tbody");
   body.replaceChildren();
   const multiclass = model && model.task === "multiclass";
+  const withheld = result.calls === "withheld";
+  $("table").className = withheld ? "withheld" : "";
   for (const f of result.findings) {
     const tr = document.createElement("tr");
     if (f.above) tr.className = "above";
@@ -74,13 +76,15 @@ function renderTable(result) {
     bar.style.width = Math.round(f.probability * 120) + "px";
     barCell.appendChild(bar);
     cell(tr, f.threshold === null ? "\u2014" : f.threshold.toFixed(3), "num");
-    const call = f.above === null ? (multiclass ? "" : "no threshold") : (f.above ? "above" : "below");
+    const call = f.withheld ? "withheld" : f.above === null ? (multiclass ? "" : "no threshold") : (f.above ? "above" : "below");
     cell(tr, call, f.above ? "call-above" : "call-below");
     body.appendChild(tr);
   }
-  $("table-note").textContent = multiclass
-    ? "Multi-class: the probabilities are a distribution over the classes (they sum to 1)."
-    : "Each finding is compared with its operating threshold chosen on the run's validation images.";
+  $("table-note").textContent = withheld
+    ? "No calls: " + result.withheld_reason + "."
+    : multiclass
+      ? "Multi-class: the probabilities are a distribution over the classes (they sum to 1)."
+      : "Each finding is compared with its operating threshold chosen on the run's validation images.";
 }
 
 function renderOod(ood) {

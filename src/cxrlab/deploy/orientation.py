@@ -1,0 +1,128 @@
+"""Orientation and negative check: "is this image the right way up, unflipped and not inverted?"
+
+A small multinomial logistic regression (scikit-learn) on 16x16 thumbnails of the model's input, fitted on the
+run's validation images shown in all 8 orientations of the square (the dihedral group: identity, rotations by
+90/180/270 degrees, flips left-right and upside down, the two transposes) and as photographic negatives: 9
+classes. This is rotation prediction used as an out-of-distribution score (Gidaris et al., ICLR 2018, "Unsupervised
+representation learning by predicting image rotations"; Hendrycks et al., NeurIPS 2019, "Using self-supervised
+learning can improve model robustness and uncertainty"), with the transforms a chest film is really mishandled by.
+
+An image is flagged when its probability of being "upright" falls below a threshold set on the validation
+images themselves, scored out of fold (5 folds grouped by image, so no image is scored by a fit that saw any of
+its variants); the gate (``cxrlab.deploy.ood``) chooses that threshold together with its other checks.
+Validation images only: nothing here sees the test split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cxrlab.errors import CxrlabError
+
+TRANSFORMS = ("upright", "rotated 90 degrees", "rotated 180 degrees", "rotated 270 degrees", "flipped left-right",
+              "flipped upside down", "transposed", "anti-transposed", "inverted (a negative)")
+SIDE = 16
+THUMB = 64
+
+
+def variant(img: np.ndarray, k: int) -> np.ndarray:
+    """``img`` (H, W) under ``TRANSFORMS[k]``."""
+    if k < 4:
+        return np.rot90(img, k)
+    if k == 4:
+        return img[:, ::-1]
+    if k == 5:
+        return img[::-1]
+    if k == 6:
+        return img.T
+    if k == 7:
+        return np.rot90(img, 2).T
+    return img.max() + img.min() - img  # negative, whatever the value range
+
+
+def thumbnails(images) -> np.ndarray:
+    """(N, 64*64) float32: each model input (H, W) or (C, H, W) averaged over channels and area-resized.
+
+    What the gate's image checks (orientation, tones) read, in the service and at calibration alike."""
+    import cv2
+
+    out = np.empty((len(images), THUMB * THUMB), np.float32)
+    for i, img in enumerate(images):
+        a = np.asarray(img, dtype=np.float32)
+        a = a.mean(axis=0) if a.ndim == 3 else a
+        out[i] = cv2.resize(np.ascontiguousarray(a), (THUMB, THUMB), interpolation=cv2.INTER_AREA).ravel()
+    return out
+
+
+def _small(thumbs: np.ndarray) -> np.ndarray:
+    """(N, SIDE*SIDE) z-scored SIDE x SIDE versions of 64x64 thumbnails."""
+    t = np.asarray(thumbs, np.float32).reshape(len(thumbs), SIDE, THUMB // SIDE, SIDE, THUMB // SIDE)
+    t = t.mean(axis=(2, 4)).reshape(len(thumbs), -1)  # block means: 64x64 -> 16x16
+    return (t - t.mean(axis=1, keepdims=True)) / np.maximum(t.std(axis=1, keepdims=True), 1e-6)
+
+
+def _all_variants(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N * 9, D) small thumbnails of every variant (they commute with these transforms) and their labels."""
+    squares = thumbs.reshape(-1, SIDE, SIDE)
+    # the negative of a z-scored thumbnail is its sign flip (z-scoring undoes max + min - x)
+    x = np.stack([np.stack([variant(s, k) for k in range(8)] + [-s]) for s in squares])  # (N, 9, S, S)
+    return x.reshape(len(squares) * len(TRANSFORMS), -1), np.tile(np.arange(len(TRANSFORMS)), len(squares))
+
+
+def _model(seed: int):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=0.1, max_iter=3000, random_state=seed)
+
+
+@dataclass
+class OrientationCheck:
+    """A fitted check: ``coef`` (9, D), ``intercept`` (9,), ``threshold`` on p(upright) (set by the gate)."""
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    threshold: float = 0.0
+
+    @classmethod
+    def fit(cls, thumbs: np.ndarray, folds: int = 5, seed: int = 0) -> tuple[OrientationCheck, np.ndarray]:
+        """(the check, each validation image's out-of-fold p(upright)) from validation ``thumbnails``."""
+        thumbs = _small(thumbs)
+        if len(thumbs) < 2 * folds:
+            raise CxrlabError(f"the orientation check needs at least {2 * folds} validation images, got {len(thumbs)}")
+        order = np.random.default_rng(seed).permutation(len(thumbs))
+        held_out = np.empty(len(thumbs), np.float32)
+        for held in np.array_split(order, folds):
+            rest = np.setdiff1d(order, held)
+            clf = _model(seed).fit(*_all_variants(thumbs[rest]))
+            held_out[held] = clf.predict_proba(thumbs[held])[:, 0]
+        clf = _model(seed).fit(*_all_variants(thumbs))
+        return cls(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)), held_out
+
+    def probabilities(self, thumbs: np.ndarray) -> np.ndarray:
+        """(B, 9) probabilities of each transform in ``TRANSFORMS`` for (B, 64*64) ``thumbnails``."""
+        z = _small(thumbs) @ self.coef.T + self.intercept
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    def reasons(self, thumbs: np.ndarray) -> list[str | None]:
+        """Per image: why it looks mis-oriented or inverted, or None."""
+        out: list[str | None] = []
+        for p in self.probabilities(thumbs):
+            if p[0] >= self.threshold:
+                out.append(None)
+                continue
+            k = int(np.argmax(p[1:])) + 1
+            out.append(f"looks {TRANSFORMS[k]} (orientation check: p(upright) {p[0]:.2g} < {self.threshold:.2g}; "
+                       f"p({TRANSFORMS[k].split(' (')[0]}) {p[k]:.2f})")
+        return out
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        return {"orientation.coef": self.coef, "orientation.intercept": self.intercept}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, np.ndarray], meta: dict) -> OrientationCheck | None:
+        if "orientation.coef" not in tensors:
+            return None
+        return cls(tensors["orientation.coef"], tensors["orientation.intercept"], float(meta["orientation_threshold"]))
