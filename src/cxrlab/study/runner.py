@@ -21,7 +21,7 @@ from cxrlab.study import status as st
 from cxrlab.study.data import resolve_data
 from cxrlab.study.plan import Plan, RunSpec, make_plan, parse_shard, shard_runs
 from cxrlab.study.spec import load_study
-from cxrlab.utils import read_json, write_json
+from cxrlab.utils import load_average, read_json, write_json
 
 
 def config_sha256(run: RunSpec) -> str:
@@ -95,9 +95,10 @@ def _freeze_strategy(run: RunSpec) -> str:
 
 
 def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None = None, shard: str | None = None,
-              dry_run: bool = False, smoke: bool = False, report: bool = True, arms: list[str] | None = None
-              ) -> dict[str, Any]:
-    """Run this shard's share of the study (only ``arms`` when given) into ``out``; returns {run name: outcome}."""
+              dry_run: bool = False, smoke: bool = False, report: bool = True, arms: list[str] | None = None,
+              cost: bool | None = None) -> dict[str, Any]:
+    """Run this shard's share of the study (only ``arms`` when given) into ``out``; returns {run name: outcome}.
+    ``cost`` (default: the study file's ``cost``) measures each arm's speed after it trains."""
     cli_set, out = list(cli_set or []), Path(out)
     part = parse_shard(shard)
     plan, paths = build_plan(study_path, out, cli_set, smoke, prepare=not dry_run)
@@ -118,7 +119,8 @@ def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None
     outcomes = {}
     for k, run in enumerate(mine, 1):
         print(f"\n=== [{k}/{len(mine)}] {run.name} ===", flush=True)
-        outcomes[run.name] = execute_run(out, run, plan.study.evaluate.external)
+        outcomes[run.name] = execute_run(out, run, plan.study.evaluate.external,
+                                         cost=plan.study.cost if cost is None else cost)
         print(f"=== {run.name}: {outcomes[run.name]} ===", flush=True)
     failed = [n for n, o in outcomes.items() if o == "failed"]
     if failed:
@@ -130,7 +132,7 @@ def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None
     return outcomes
 
 
-def execute_run(out: Path, run: RunSpec, external: list | None = None) -> str:
+def execute_run(out: Path, run: RunSpec, external: list | None = None, cost: bool = True) -> str:
     """Train one run (or skip / resume it) and predict the external test sets; returns done, skipped or failed.
     KeyboardInterrupt propagates."""
     from cxrlab.train import fit
@@ -144,7 +146,8 @@ def execute_run(out: Path, run: RunSpec, external: list | None = None) -> str:
     resume = (run_dir / "checkpoints" / "last_state.pt").exists()
     prev = st.read_status(out, run.name)
     st.write_status(out, run.name, **st.running_fields(), config_sha256=cfg_hash, arm=run.arm, seed=run.seed,
-                    attempts=int(prev.get("attempts", 0)) + 1, resumed=resume, error=None)
+                    attempts=int(prev.get("attempts", 0)) + 1, resumed=resume, error=None,
+                    load_average_start=(load_average() or [None])[0])
     t0 = time.perf_counter()
     wall = lambda: float(prev.get("wall_seconds", 0.0)) + time.perf_counter() - t0  # noqa: E731
     try:
@@ -160,16 +163,16 @@ def execute_run(out: Path, run: RunSpec, external: list | None = None) -> str:
                         traceback=str(trace), wall_seconds=wall())
         print(f"error: {run.name} failed: {message} (the study goes on)", file=sys.stderr)
         return "failed"
-    seconds = wall()
+    seconds, load_end = wall(), (load_average() or [None])[0]
     if not st.is_main_process():
         return "done"
     try:
         _predict_external(run_dir, run, external or [])
     except Exception as exc:  # noqa: BLE001 - the run itself is fine; the external set is reported missing
         print(f"error: {run.name}: external test set not predicted: {str(exc).splitlines()[0]}", file=sys.stderr)
-    if not _arm_has_cost(out, run):  # speed does not depend on the seed: measure each arm once
+    if cost and not _arm_has_cost(out, run):  # speed does not depend on the seed: measure each arm once
         _write_cost(run_dir, run)
-    st.write_status(out, run.name, state="done", wall_seconds=seconds)
+    st.write_status(out, run.name, state="done", wall_seconds=seconds, load_average_end=load_end)
     return "done"
 
 
