@@ -14,6 +14,7 @@ idle cores).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -83,12 +84,21 @@ def main() -> None:
         s.n_images, s.epochs = args.n or s.n_images, args.epochs or s.epochs
         spent: dict[str, float] = {}
         run(s, spent)
+        auroc = {}
+        for model in s.models:  # the demo's test macro AUROC [95% CI] per model, from its metrics.json
+            macro = json.loads((s.out / "runs" / model / "evaluation" / "metrics.json").read_text())["macro"]
+            auroc[model] = [macro["auroc"], *macro["auroc_ci"]]
     spent["plan_checks_predict"] = spent["train_step"] - spent["fit"] - spent.get("cost", 0.0)
     figures = {"total_min": Figure.of([spent["total"] / 60], unit="min", note="the demo's steps, one run")}
     for phase in ("data", "fit", "cost", "plan_checks_predict", "evaluate", "compare", "study_report"):
         figures[f"{phase}_s"] = Figure.of([spent.get(phase, 0.0)], unit="s")
         figures[f"{phase}_pct"] = Figure.of([100 * spent.get(phase, 0.0) / spent["total"]], unit="%")
         print(f"{phase:>20}: {spent.get(phase, 0.0):7.1f} s ({100 * spent.get(phase, 0.0) / spent['total']:4.1f}%)")
+    for model, (point, low, high) in auroc.items():
+        figures[f"{model}_test_macro_auroc"] = Figure.of([point], note="the demo's test split")
+        figures[f"{model}_test_macro_auroc_ci_low"] = Figure.of([low], note="95% patient-bootstrap CI")
+        figures[f"{model}_test_macro_auroc_ci_high"] = Figure.of([high], note="95% patient-bootstrap CI")
+        print(f"{model:>20}: test macro AUROC {point:.3f} [{low:.3f}, {high:.3f}]")
     print(f"{'total':>20}: {spent['total']:7.1f} s ({spent['total'] / 60:.1f} min); load before {load}, "
           f"after {[round(x, 2) for x in os.getloadavg()]}")
     write_results("demo", inputs={"images": s.n_images, "epochs": s.epochs, "image_size": s.image_size,

@@ -120,7 +120,7 @@ def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None
     for k, run in enumerate(mine, 1):
         print(f"\n=== [{k}/{len(mine)}] {run.name} ===", flush=True)
         outcomes[run.name] = execute_run(out, run, plan.study.evaluate.external,
-                                         cost=plan.study.cost if cost is None else cost)
+                                         plan.study.cost if cost is None else cost)
         print(f"=== {run.name}: {outcomes[run.name]} ===", flush=True)
     failed = [n for n, o in outcomes.items() if o == "failed"]
     if failed:
