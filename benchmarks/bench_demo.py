@@ -2,7 +2,8 @@
 
 Runs the demo's own steps (``cxrlab.demo``: data, train as a study, evaluate, compare, study report) with its
 default settings (800 phantom images, 3 models, 6 epochs at 112 px) and times each phase; inside the training
-phase the runs' ``fit`` and the cost measurement are timed apart. The load average is recorded before and after:
+phase the runs' ``fit`` and the cost measurement are timed apart; the demo folder's size on disk and the
+process's peak memory are recorded too. The load average is recorded before and after:
 on a shared machine the wall time is longer than on an idle one (target: ``make demo`` within 3 minutes on 2
 idle cores).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -84,12 +86,16 @@ def main() -> None:
         s.n_images, s.epochs = args.n or s.n_images, args.epochs or s.epochs
         spent: dict[str, float] = {}
         run(s, spent)
+        disk_mb = sum(f.stat().st_size for f in s.out.rglob("*") if f.is_file()) / 2**20
         auroc = {}
         for model in s.models:  # the demo's test macro AUROC [95% CI] per model, from its metrics.json
             macro = json.loads((s.out / "runs" / model / "evaluation" / "metrics.json").read_text())["macro"]
             auroc[model] = [macro["auroc"], *macro["auroc_ci"]]
     spent["plan_checks_predict"] = spent["train_step"] - spent["fit"] - spent.get("cost", 0.0)
-    figures = {"total_min": Figure.of([spent["total"] / 60], unit="min", note="the demo's steps, one run")}
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    figures = {"total_min": Figure.of([spent["total"] / 60], unit="min", note="the demo's steps, one run"),
+               "disk_MB": Figure.of([disk_mb], unit="MB", note="the demo folder at the end (checkpoints, cache)"),
+               "peak_memory_MB": Figure.of([peak_mb], unit="MB", note="peak resident memory of the process")}
     for phase in ("data", "fit", "cost", "plan_checks_predict", "evaluate", "compare", "study_report"):
         figures[f"{phase}_s"] = Figure.of([spent.get(phase, 0.0)], unit="s")
         figures[f"{phase}_pct"] = Figure.of([100 * spent.get(phase, 0.0) / spent["total"]], unit="%")
