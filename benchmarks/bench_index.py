@@ -142,7 +142,7 @@ def main() -> None:
         key = f"{r['adapter'].split()[0]}_{100 * r['share']:.0f}pct"
         figures[f"{key}_s"] = Figure.of([r["seconds"]], unit="s", note=f"{r['rows']} rows, best of {args.repeats}")
         figures[f"{key}_rows_per_s"] = Figure.of([r["rows_per_s"]], unit="rows/s", note=f"{r['rows']} rows")
-    write_results("index", inputs={"repeats": args.repeats, "mimic_rows": args.mimic_rows,
+    write_results("index", inputs={"repeats": args.repeats, "mimic_rows": args.mimic_rows, "share_pct": [25, 100],
                                    "rows": {f"{r['adapter'].split()[0]}_{100 * r['share']:.0f}pct": r["rows"]
                                             for r in rows}},
                   figures=figures, quick=args.quick, load_before=load)

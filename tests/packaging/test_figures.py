@@ -40,6 +40,8 @@ ALLOWED = [
     r"\b(?:at most|limit(?:ed)?|caps?|capped|timeouts?|budget(?:s)?|every|each)\s*(?:of\s*)?~?$",
     r"\bwithin\s*$",                      # "within 3 minutes" (an aim, stated as such)
     r"\bstop(?:s|ping)?\b[^.;]{0,20}$",
+    r"\b(?:shift|scale|crop|zoom|rotate|translate)\w*\s*$",  # augmentation parameters ("shift 5%")
+    r"\bet al\S*\s+\d{4}\b[^.;]{0,30}$",  # a published figure, cited to its paper ("Wang et al. 2017 ...")
 ]
 ALLOWED_AFTER = [r"^\s*(?:CI|confidence|interval)",  # "95% CI" is a level, not a measurement
                  r"^\s*of (?:its |the |each )?(?:rows|images|patients|data|file)",  # an input share
@@ -49,7 +51,7 @@ ABBREVIATIONS = ("e.g.", "i.e.", "vs.", "et al.", "approx.", "cf.", "Fig.", "No.
 
 def _strip_code(text: str) -> str:
     text = re.sub(r"```.*?```", "\n\n", text, flags=re.S)
-    text = re.sub(r"`[^`\n]*`", "CODE", text)
+    text = re.sub(r"`[^`]{0,400}`", "CODE", text)  # inline code, also when it wraps a line
     return re.sub(r"\]\([^)]*\)", "]", text)  # link targets
 
 
@@ -72,14 +74,6 @@ def units(text: str) -> list[str]:
         else:
             out += sentences
     return out
-
-
-def _numbers(text: str) -> list[str]:
-    found = []
-    for m in MEASURED.finditer(text):
-        found += [g for g in m.groups() if g]
-    found += [m.group(1) for m in METRIC.finditer(text)]
-    return found
 
 
 def _leaves(obj) -> list[float]:
@@ -124,6 +118,19 @@ def uncited_figures(text: str) -> list[str]:
     return bad
 
 
+def numeric_cells(text: str) -> list[str]:
+    """The leading number of every table cell that starts with one (below the header row): a table's figures
+    often carry their unit in the header only."""
+    rows = [ln for ln in text.splitlines() if ln.lstrip().startswith("|")]
+    found = []
+    for row in rows[2:]:
+        for cell in row.strip().strip("|").split("|"):
+            m = re.match(r"^[*~\s]*" + NUMBER, cell)
+            if m:
+                found.append(m.group(1))
+    return found
+
+
 def unfound_figures(text: str, results: Path) -> list[str]:
     """Figures quoted in citing sentences that none of the cited files holds."""
     bad = []
@@ -136,9 +143,12 @@ def unfound_figures(text: str, results: Path) -> list[str]:
             path = results / f"{name}.json"
             if path.exists():
                 values += _leaves(json.loads(path.read_text()))
-        for quoted in _numbers(CITE.sub("", sentence)):
-            if not found_in(quoted, values):
-                bad.append(f"{quoted} not in {', '.join(names)}: {sentence.strip()[:200]}")
+        text = CITE.sub("", sentence)
+        quoted = [g for m in [*MEASURED.finditer(text), *METRIC.finditer(text)] if not _allowed(text, m)
+                  for g in m.groups() if g]
+        for number in quoted + numeric_cells(text):
+            if not found_in(number, values):
+                bad.append(f"{number} not in {', '.join(names)}: {sentence.strip()[:200]}")
     return bad
 
 
@@ -175,4 +185,5 @@ def test_the_checks_catch_what_they_should(tmp_path: Path):
     table = "Measured on 2 cores (benchmarks/results/x.json):\n\n| a | b |\n|---|---|\n| x | 3.1 s |\n"
     assert uncited_figures(table) == [] and unfound_figures(table, tmp_path) == []
     assert unfound_figures(table.replace("3.1 s", "9.9 s"), tmp_path)
+    assert unfound_figures(table.replace("3.1 s", "**9.9**"), tmp_path)  # a bare number in a cell too
     assert uncited_figures("The target is <= 10 s; the 95% CI; `--timeout 30 s` in code.") == []
