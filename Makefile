@@ -30,14 +30,17 @@ wheel-check: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 
-# The OOD and serve-load benchmarks measure a trained run: `make bench RUN=runs/NAME` (skipped without one).
+# Every benchmark in full, each writing benchmarks/results/<name>.json (the files the docs' figures cite);
+# bench_gpu says it was skipped on a machine without CUDA. The OOD and serve-load benchmarks measure a trained
+# run: `make bench RUN=runs/NAME` (skipped without one). `make bench QUICK=1`: every --quick mode (seconds each,
+# results/quick/, what tests/packaging/test_benchmarks.py runs).
 bench: setup
 	for f in benchmarks/bench_*.py; do \
 	  case $$f in \
 	    *bench_ood.py|*bench_serve_load.py) \
 	      if [ -z "$(RUN)" ]; then echo "skip $$f: needs a trained run (make bench RUN=runs/NAME)"; continue; fi; \
-	      $(BIN)/python $$f $(RUN) || exit 1;; \
-	    *) $(BIN)/python $$f || exit 1;; \
+	      $(BIN)/python $$f $(RUN) $(if $(QUICK),--quick) || exit 1;; \
+	    *) $(BIN)/python $$f $(if $(QUICK),--quick) || exit 1;; \
 	  esac; \
 	done
 

@@ -8,13 +8,16 @@ In one run on the same images (default: the first 100 PNGs of ../shared/data/nih
     224 crops of the 256 cache converted to float (augmentation-ready);
 
 and prints (b)/(a) (target >= 50x), then builds the cache with 1 and 2 worker processes and prints the
-parallel efficiency rate(2) / (2 * rate(1)) (target >= 80%). Run: ``python benchmarks/bench_cache.py``.
+parallel efficiency rate(2) / (2 * rate(1)) (target >= 80%). Run: ``python benchmarks/bench_cache.py``
+(``--quick``: 8 generated images, one repeat); writes ``benchmarks/results/cache.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +32,9 @@ from cxrlab.data.cache import build_cache, open_cache
 from cxrlab.data.dataset import CachedImageDataset
 from cxrlab.data.images import read_image, resize_image
 from cxrlab.data.index import Index, load_index, write_index
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_io import Figure, write_results  # noqa: E402
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nih-sample" / "images"
 
@@ -106,7 +112,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100, help="number of images")
     parser.add_argument("--repeat", type=int, default=3, help="cache builds per worker count (best kept)")
     parser.add_argument("--loader-images", type=int, default=5000, help="images to draw through the DataLoader")
+    parser.add_argument("--quick", action="store_true", help="8 generated images, 1 repeat, 200 loader images")
     args = parser.parse_args()
+    if args.quick:
+        args.images, args.n, args.repeat, args.loader_images = Path("/nonexistent"), 8, 1, 200
+    load = list(os.getloadavg())
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="cxrlab-bench-") as tmp:
         work = Path(tmp)
@@ -122,6 +132,15 @@ def main() -> None:
     print(f"ratio (b)/(a) per core: {loader / decode:.0f}x (target >= 50x)")
     print(f"cache build 256: 1 worker {build1:.1f} images/s, 2 workers {build2:.1f} images/s")
     print(f"parallel efficiency on 2 workers: {100 * build2 / (2 * build1):.0f}% of 2x (target >= 80%)")
+    figures = {"png_decode_resize_img_s": Figure.of([decode], unit="images/s", note="1 core, best of repeats"),
+               "cached_loader_img_s": Figure.of([loader], unit="images/s", note="1 core, 224 crops as float"),
+               "cache_vs_decode_ratio": Figure.of([loader / decode], unit="x", note="per core"),
+               "cache_build_1_worker_img_s": Figure.of([build1], unit="images/s", note="best of repeats"),
+               "cache_build_2_workers_img_s": Figure.of([build2], unit="images/s", note="best of repeats"),
+               "parallel_efficiency_2_workers_pct": Figure.of([100 * build2 / (2 * build1)], unit="%")}
+    write_results("cache", inputs={"images": len(paths), "source": str(paths[0].parent) if not args.quick else
+                                   "generated", "repeat": args.repeat, "loader_images": args.loader_images},
+                  figures=figures, quick=args.quick, load_before=load)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,17 @@ is visible (linear: the two rates are close). Images are absent, as in a partial
 the cost of the labels alone. Files: ``../shared/data/label-files`` (CheXpert 150,000 rows, PadChest
 30,000, VinBigData 67,914, RSNA 30,227), NIH's ``Data_Entry_2017_v2020.csv`` (112,120 rows, with the 400
 images of ``nih-sample``) and a synthetic MIMIC-CXR-JPG layout (PhysioNet's columns, ``--mimic-rows``
-images). Run: ``python benchmarks/bench_index.py [--repeats 3]``.
+images). Run: ``python benchmarks/bench_index.py [--repeats 3]`` (``--quick``: the synthetic MIMIC layout
+alone, 2,000 rows, once); writes ``benchmarks/results/index.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +27,9 @@ import pandas as pd
 from cxrlab.data.build_index import scan_source
 from cxrlab.data.sources.chexpert import CHEXPERT_CLASSES
 from cxrlab.data.validate import validate_table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_io import Figure, write_results  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LABELS = SHARED / "label-files"
@@ -85,9 +91,9 @@ def _time(root: Path, fmt: str, repeats: int) -> tuple[float, int]:
     return best, indexed
 
 
-def run(repeats: int, mimic_rows: int, work: Path) -> list[dict]:
+def run(repeats: int, mimic_rows: int, work: Path, real_files: bool = True) -> list[dict]:
     rows = []
-    for fmt, (rel, name) in FILES.items():
+    for fmt, (rel, name) in FILES.items() if real_files else ():
         src = LABELS / rel
         if not src.exists():
             print(f"{src} absent: {fmt} skipped")
@@ -104,7 +110,7 @@ def run(repeats: int, mimic_rows: int, work: Path) -> list[dict]:
         rows.append({"adapter": "mimic (synthetic)", "share": share, "rows": n, "seconds": seconds,
                      "rows_per_s": n / seconds})
     nih = SHARED / "nih-sample"
-    if (nih / "Data_Entry_2017_v2020.csv").exists():
+    if real_files and (nih / "Data_Entry_2017_v2020.csv").exists():
         seconds, indexed = _time(nih, "nih", repeats)
         n = sum(1 for _ in open(nih / "Data_Entry_2017_v2020.csv")) - 1
         rows.append({"adapter": f"nih ({indexed} images present, header-checked)", "share": 1.0, "rows": n,
@@ -116,10 +122,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="best of N timings (default 3)")
     parser.add_argument("--mimic-rows", type=int, default=200_000, help="images in the synthetic MIMIC layout")
+    parser.add_argument("--quick", action="store_true", help="synthetic MIMIC only, 2,000 rows, 1 repeat")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.mimic_rows = 1, 2000
+    load = list(os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="bench_index_"))
     try:
-        rows = run(args.repeats, args.mimic_rows, work)
+        rows = run(args.repeats, args.mimic_rows, work, real_files=not args.quick)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("| adapter | share of rows | rows | seconds | rows/s |")
@@ -127,6 +137,15 @@ def main() -> None:
     for r in rows:
         print(f"| {r['adapter']} | {100 * r['share']:.0f}% | {r['rows']:,} | {r['seconds']:.2f} | "
               f"{r['rows_per_s']:,.0f} |")
+    figures = {}
+    for r in rows:
+        key = f"{r['adapter'].split()[0]}_{100 * r['share']:.0f}pct"
+        figures[f"{key}_s"] = Figure.of([r["seconds"]], unit="s", note=f"{r['rows']} rows, best of {args.repeats}")
+        figures[f"{key}_rows_per_s"] = Figure.of([r["rows_per_s"]], unit="rows/s", note=f"{r['rows']} rows")
+    write_results("index", inputs={"repeats": args.repeats, "mimic_rows": args.mimic_rows, "share_pct": [25, 100],
+                                   "rows": {f"{r['adapter'].split()[0]}_{100 * r['share']:.0f}pct": r["rows"]
+                                            for r in rows}},
+                  figures=figures, quick=args.quick, load_before=load)
 
 
 if __name__ == "__main__":

@@ -3,19 +3,26 @@
 iterations after warm-up.
 
 Run: ``python benchmarks/bench_models.py`` (CPU, all threads) or
-``python benchmarks/bench_models.py --device cuda --models timm:resnet50 --batch 64 --amp``.
+``python benchmarks/bench_models.py --device cuda --models timm:resnet50 --batch 64 --amp``. ``--quick``:
+cnn_gap at 64 px, batch 2, one iteration. Writes ``benchmarks/results/models.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from cxrlab.losses import build_loss
 from cxrlab.models import count_parameters, create_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_io import Figure, write_results  # noqa: E402
 
 PAPER = ["cnn_baseline", "cnn_gap", "resnet34_scratch", "vit_v1", "vit_v2", "vit_multiscale"]
 
@@ -83,7 +90,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="cnn_gap at 64 px, batch 2, 1 iteration")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.models, args.img_size, args.batch, args.iters, args.threads = ["cnn_gap"], 64, 2, 1, 1
+    load, figures = list(os.getloadavg()), {}
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"device={args.device} threads={torch.get_num_threads()} batch={args.batch} img={args.img_size} "
@@ -93,6 +104,13 @@ def main(argv: list[str] | None = None) -> None:
         r = bench_model(name, args)
         print(f"{r['model']:<24}{r['params_M']:>9.2f}M{r['forward_img_s']:>16.1f}{r['train_img_s']:>14.1f}",
               flush=True)
+        figures[f"{name}_params_M"] = Figure.of([r["params_M"]], unit="M", note="15 classes")
+        figures[f"{name}_forward_img_s"] = Figure.of([r["forward_img_s"]], unit="images/s", note="median of iters")
+        figures[f"{name}_train_img_s"] = Figure.of([r["train_img_s"]], unit="images/s", note="median of iters")
+    write_results("models", inputs={"models": args.models, "batch": args.batch, "img_size": args.img_size,
+                                    "in_chans": args.in_chans, "iters": args.iters, "device": args.device,
+                                    "threads": torch.get_num_threads(), "amp": args.amp},
+                  figures=figures, quick=args.quick, load_before=load, notes="models one after another")
 
 
 if __name__ == "__main__":

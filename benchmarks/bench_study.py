@@ -1,17 +1,23 @@
 """Benchmark the study machinery: (1) its overhead on a 4-run smoke study, (2) the report at NIH test size.
 
-(1) A study of 2 arms x 2 seeds on a phantom dataset; the time of ``run_study`` (without the report) is split
-    into the runs' own ``fit`` time and everything else (plan, config checks, status files, cost measurement).
-    Target: the machinery adds under 2% to the sum of the runs' times.
+(1) A study of 2 arms x 2 seeds that indexes, splits, audits and caches a phantom dataset itself (``data.root``),
+    trains, measures each arm's cost, and writes its report. The total is split into the runs' own ``fit`` (the
+    training, with each run's predictions) and everything else, the overhead: planning and checks, the data
+    steps (index, split, audit, cache), the cost measurement (once per arm) and the report. Each share is a
+    percentage of the total. The same study is also run with ``cost: false`` (``study run --no-cost``),
+    interleaved with the first over ``--repeats`` rounds. Target: planning and checks under 2% of the total.
 (2) ``study report`` over 20 finished runs (5 arms x 4 seeds) holding synthetic predictions for 22,433 test
     images (NIH's official test size) x 14 classes, 1000 patient-bootstrap replicates. Target: under 60 s.
 
-    .venv/bin/python benchmarks/bench_study.py [--skip-overhead] [--skip-report] [--replicates 1000]
+    .venv/bin/python benchmarks/bench_study.py [--skip-overhead] [--skip-report] [--replicates 1000] [--quick]
+
+Writes ``benchmarks/results/study.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -27,66 +33,84 @@ from cxrlab.utils import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_evaluate import IMAGES_PER_PATIENT, PREVALENCE  # noqa: E402
+from results_io import Figure, write_results  # noqa: E402
+
+PHASES = ("fit", "data", "cost", "report")
 
 
-def overhead(root: Path, n_images: int, epochs: int) -> None:
-    import cxrlab.train
-    from cxrlab.data.cache import build_cache
-    from cxrlab.data.phantom import make_phantom_index
-    from cxrlab.data.splits import make_split
-    from cxrlab.study.runner import run_study
-
-    index = make_phantom_index(root / "data", n=n_images, size=64, seed=0, workers=1)
-    make_split(index, root / "split.csv", val=0.2, test=0.2, seed=0)
-    build_cache(index, root / "cache", size=64, workers=1, progress=False)
-    study = {"name": "bench", "data": {"index": str(root / "data" / "index"), "split": str(root / "split.csv"),
-                                       "cache": str(root / "cache")},
-             "base": {"recipe": "configs/smoke.yaml", "set": {"data.image_size": 64, "train.device": "cpu",
+def _study_file(root: Path, data_root: Path, size: int, epochs: int, cost: bool, bootstrap: int) -> Path:
+    study = {"name": "bench", "data": {"root": str(data_root), "format": "csv", "val": 0.2, "test": 0.2,
+                                       "cache_size": size},
+             "base": {"recipe": "configs/smoke.yaml", "set": {"data.image_size": size, "train.device": "cpu",
                                                                "train.batch_size": 32}},
              "budget": {"epochs": epochs}, "arms": [{"name": "a"}, {"name": "b", "set": {"train.lr": 0.01}}],
-             "seeds": [0, 1], "evaluate": {"bootstrap": 200}}
-    path = root / "study.yaml"
+             "seeds": [0, 1], "evaluate": {"bootstrap": bootstrap}, "cost": cost}
+    path = root / f"study_cost_{cost}.yaml"
     path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def one_study(study: Path, out: Path) -> dict[str, float]:
+    """Seconds of the whole study (report included) and of each timed phase; the rest is planning and checks."""
     import cxrlab.study.cost
+    import cxrlab.study.data
+    import cxrlab.study.report
+    import cxrlab.train
+    from cxrlab.study.runner import run_study
 
-    real_fit, fit_seconds = cxrlab.train.fit, []
-    real_cost, cost_seconds = cxrlab.study.cost.measure_cost, []
+    spent = dict.fromkeys(PHASES, 0.0)
+    patched = {"fit": (cxrlab.train, "fit"), "cost": (cxrlab.study.cost, "measure_cost"),
+               "data": (cxrlab.study.data, "prepare_root"), "report": (cxrlab.study.report, "build_report")}
+    originals = {k: getattr(mod, name) for k, (mod, name) in patched.items()}
 
-    def timed_cost(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return real_cost(*args, **kwargs)
-        finally:
-            cost_seconds.append(time.perf_counter() - t0)
+    def timer(phase, real):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spent[phase] += time.perf_counter() - t0
+        return timed
 
-    def timed_fit(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return real_fit(*args, **kwargs)
-        finally:
-            fit_seconds.append(time.perf_counter() - t0)
-
-    cxrlab.train.fit = timed_fit
-    cxrlab.study.cost.measure_cost = timed_cost
+    for phase, (mod, name) in patched.items():
+        setattr(mod, name, timer(phase, originals[phase]))
     try:
         t0 = time.perf_counter()
-        run_study(path, root / "out", report=False)
+        run_study(study, out, report=True)
         total = time.perf_counter() - t0
     finally:
-        cxrlab.train.fit = real_fit
-        cxrlab.study.cost.measure_cost = real_cost
-    from cxrlab.study.report import build_report
+        for phase, (mod, name) in patched.items():
+            setattr(mod, name, originals[phase])
+    return {"total": total, **spent, "plan_and_checks": total - sum(spent.values())}
 
-    t0 = time.perf_counter()
-    build_report(root / "out")
-    report = time.perf_counter() - t0
-    runs, cost = sum(fit_seconds), sum(cost_seconds)
-    machinery = total - runs - cost
-    share = machinery / runs
-    print(f"(1) 4-run smoke study ({n_images} phantom images at 64 px, {epochs} epochs per run): study {total:.2f} s; "
-          f"sum of the runs' fit {runs:.2f} s; cost measurement (once per arm: FLOPs, CPU latency) {cost:.2f} s = "
-          f"{100 * cost / runs:.1f}%; machinery (plan, checks, audit, status files) {machinery:.2f} s = "
-          f"{100 * share:.1f}% [target < 2%] {'OK' if share < 0.02 else 'OVER'}; report afterwards {report:.1f} s")
+
+def overhead(root: Path, n_images: int, size: int, epochs: int, repeats: int, bootstrap: int) -> dict[str, Figure]:
+    from cxrlab.data.phantom import make_phantom
+
+    data_root = make_phantom(root / "phantom", n=n_images, size=size, seed=0, workers=1)
+    rounds: dict[bool, list[dict[str, float]]] = {True: [], False: []}
+    for r in range(repeats):
+        for cost in (True, False):  # interleaved: the machine's load hits both alike
+            study = _study_file(root, data_root, size, epochs, cost, bootstrap)
+            rounds[cost].append(one_study(study, root / f"out_{r}_cost_{cost}"))
+    figures = {}
+    for cost, label in ((True, "with_cost"), (False, "no_cost")):
+        runs = rounds[cost]
+        figures[f"{label}_total_s"] = Figure.of([x["total"] for x in runs], unit="s")
+        figures[f"{label}_overhead_pct"] = Figure.of([100 * (x["total"] - x["fit"]) / x["total"] for x in runs],
+                                                     unit="%", note="everything but the runs' fit, of the total")
+        for phase in ("plan_and_checks", "data", "cost", "report"):
+            if phase == "cost" and not cost:
+                continue
+            figures[f"{label}_{phase}_pct"] = Figure.of([100 * x[phase] / x["total"] for x in runs], unit="%")
+            figures[f"{label}_{phase}_s"] = Figure.of([x[phase] for x in runs], unit="s")
+        figures[f"{label}_fit_s"] = Figure.of([x["fit"] for x in runs], unit="s", note="4 runs")
+    figures["cost_s_per_arm"] = Figure.of([x["cost"] / 2 for x in rounds[True]], unit="s",
+                                          note="measure_cost, once per arm (2 arms)")
+    for key in ("with_cost_overhead_pct", "no_cost_overhead_pct", "with_cost_cost_pct", "with_cost_report_pct",
+                "with_cost_data_pct", "with_cost_plan_and_checks_pct"):
+        print(f"(1) {key}: {figures[key].median:.1f}%")
+    return figures
 
 
 def synthetic_study(root: Path, n: int, arms: int, seeds: int, val_n: int) -> None:
@@ -130,7 +154,7 @@ def synthetic_study(root: Path, n: int, arms: int, seeds: int, val_n: int) -> No
         "runs": runs})
 
 
-def report_time(root: Path, n: int, replicates: int) -> None:
+def report_time(root: Path, n: int, replicates: int) -> Figure:
     from cxrlab.study.report import build_report
     from cxrlab.utils import read_json
 
@@ -143,6 +167,7 @@ def report_time(root: Path, n: int, replicates: int) -> None:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"(2) report for 20 runs (5 arms x 4 seeds) x {n} test images x 14 classes, {replicates} replicates: "
           f"{wall:.1f} s wall, {cpu:.1f} s CPU [target < 60 s] {'OK' if wall < 60 else 'SLOW'}")
+    return Figure.of([wall], unit="s", note=f"{cpu:.1f} s CPU")
 
 
 def main() -> None:
@@ -150,15 +175,28 @@ def main() -> None:
     p.add_argument("--images", type=int, default=22433)
     p.add_argument("--replicates", type=int, default=1000)
     p.add_argument("--phantom", type=int, default=300, help="phantom images of the overhead study")
+    p.add_argument("--size", type=int, default=64, help="image size of the overhead study")
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=2, help="rounds of the overhead study (with and without cost)")
     p.add_argument("--skip-overhead", action="store_true")
     p.add_argument("--skip-report", action="store_true")
+    p.add_argument("--quick", action="store_true", help="24 phantom images at 32 px, 1 epoch; report on 400 images")
     a = p.parse_args()
+    if a.quick:
+        a.phantom, a.size, a.epochs, a.repeats, a.images, a.replicates = 24, 32, 1, 1, 400, 20
+    load, figures = list(os.getloadavg()), {}
     with tempfile.TemporaryDirectory() as tmp:
         if not a.skip_overhead:
-            overhead(Path(tmp) / "overhead", a.phantom, a.epochs)
+            figures.update(overhead(Path(tmp) / "overhead", a.phantom, a.size, a.epochs, a.repeats,
+                                    bootstrap=20 if a.quick else 200))
         if not a.skip_report:
-            report_time(Path(tmp) / "report", a.images, a.replicates)
+            figures["report_20_runs_s"] = report_time(Path(tmp) / "report", a.images, a.replicates)
+    write_results("study", inputs={"phantom_images": a.phantom, "size": a.size, "epochs": a.epochs,
+                                   "arms": 2, "seeds": 2, "repeats": a.repeats, "model": "cnn_gap (smoke recipe)",
+                                   "report_images": a.images, "report_replicates": a.replicates,
+                                   "report_runs": 20, "classes": 14},
+                  figures=figures, quick=a.quick, load_before=load,
+                  notes="with-cost and no-cost studies interleaved; shared 2-core machine (load recorded)")
 
 
 if __name__ == "__main__":

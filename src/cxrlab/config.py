@@ -270,7 +270,7 @@ class TrainConfig:
     eval_batch_size: int | None = None
     """Batch size for validation and prediction (null = 2 x batch_size)."""
     threads: int | None = None
-    """torch intra-op threads on CPU (null = torch's default)."""
+    """torch intra-op threads on CPU (null = the available cores minus data.num_workers, at least 1)."""
     log: str = "none"
     """Experiment tracking: none, tensorboard (RUN/tensorboard) or mlflow (``pip install 'cxrlab[track]'``)."""
 
@@ -376,8 +376,9 @@ def resolve_recipe(path: str | Path) -> Path:
         if candidate.is_file():
             return candidate
     packaged = sorted(p.relative_to(PACKAGED_CONFIGS).as_posix() for p in PACKAGED_CONFIGS.rglob("*.yaml"))
-    raise CxrlabError(f"config file {path} does not exist; give a YAML file or a packaged recipe "
-                      f"(configs/{', configs/'.join(packaged[:4])}, ...: see the README's recipe table)")
+    raise CxrlabError(f"config file {path} does not exist; give a YAML file or one of the {len(packaged)} packaged "
+                      f"recipes (configs/{', configs/'.join(packaged[:4])}, ...: every one is listed in "
+                      "docs/training.md, section 'Recipes')")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:

@@ -27,7 +27,7 @@ DEMO_MODELS = {
 
 @dataclass
 class DemoSettings:
-    """What the demo runs; the defaults take about 4-5 minutes on 2 CPU cores (the budget is 10)."""
+    """What the demo runs (aim: 3 minutes on 2 idle CPU cores; measured by ``benchmarks/bench_demo.py``)."""
 
     out: Path = Path("runs/demo")
     data: Path | None = None  # an NIH ChestX-ray14 download folder; None makes a phantom dataset

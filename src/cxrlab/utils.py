@@ -123,3 +123,29 @@ def recorded_path(value: str | Path, artifact_dir: str | Path) -> Path:
     to the folder of the artifact that recorded it, never to the current directory."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else Path(artifact_dir) / path
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask on Linux, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def load_average() -> list[float] | None:
+    """The 1-, 5- and 15-minute load averages (None where the OS has none): recorded beside timings so a loaded
+    machine can be told from a slow tool."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def cpu_threads(workers: int = 0, processes: int = 1) -> int:
+    """Torch intra-op threads per process such that threads and DataLoader ``workers`` of ``processes``
+    processes together fit the available cores (at least 1): more threads than free cores spin-wait for each
+    other and run many times slower on a shared machine. ``OMP_NUM_THREADS``, when set, is an upper bound."""
+    free = max(1, available_cores() // max(processes, 1) - workers)
+    limit = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(free, int(limit)) if limit.isdigit() and int(limit) > 0 else free

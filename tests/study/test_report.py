@@ -35,13 +35,14 @@ def _report(out):
 def test_report_files_and_contents(finished):
     html = (finished / "report" / "report.html").read_text()
     for text in ("Leaderboard", "Paired tests", "Cost (measured)", "Training curves", "Provenance", "GFLOPs/image",
-                 "weighted ensemble of a, b"):
+                 "weighted ensemble of a, b", "load (train)", "load (timings)", "one torch thread"):
         assert text in html
     assert (finished / "report" / "report.md").exists() and (finished / "report" / "leaderboard.csv").exists()
     rep = _report(finished)
     assert {a["arm"] for a in rep["arms"]} == {"a", "b", "ab"}
     a = next(x for x in rep["arms"] if x["arm"] == "a")
     assert a["cost"]["parameters"] > 0 and a["cost"]["gflops_per_image"] > 0 and a["cost"]["cpu_latency_ms_b1"] > 0
+    assert a["cost"]["train_load"] >= 0 and a["cost"]["cost_load"] >= 0  # the load beside the timings
     assert all(t["b"] == "a" for t in rep["tests"])  # against the reference
     assert "train_metric" in pd.read_csv(finished / "runs" / "a-s0" / "metrics.csv").columns
 

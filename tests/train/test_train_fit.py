@@ -137,13 +137,15 @@ def test_same_seed_same_metrics_other_seed_differs(tiny_ml, tmp_path: Path):
     assert a["train_loss"].iloc[0] != c["train_loss"].iloc[0]
 
 
-def test_per_row_weights_reach_the_loss(tiny_ml, tmp_path: Path, monkeypatch):
+def test_per_row_weights_reach_the_loss(tiny_ml, tmp_path: Path, monkeypatch, recwarn):
     import cxrlab.losses
     from cxrlab.data.index import load_index, write_index
+    from cxrlab.data.splits import make_split
 
     index = load_index(tiny_ml["data.index"])
     index.frame["weight"] = 0.5  # e.g. pseudo-labelled rows
     write_index(index, tmp_path / "idx")
+    make_split(load_index(tmp_path / "idx"), tmp_path / "split.csv", val=0.2, test=0.2, seed=0)  # the new index's own
     seen = []
     real = cxrlab.losses.build_loss
 
@@ -159,9 +161,10 @@ def test_per_row_weights_reach_the_loss(tiny_ml, tmp_path: Path, monkeypatch):
         return loss
 
     monkeypatch.setattr(cxrlab.losses, "build_loss", spy)
-    _fit(tiny_ml, tmp_path / "r", train__epochs=1, data__index=tmp_path / "idx")
+    _fit(tiny_ml, tmp_path / "r", train__epochs=1, data__index=tmp_path / "idx", data__split=tmp_path / "split.csv")
     train_weights = [w for w in seen if w is not None]
     assert train_weights and all(float(w.min()) == 0.5 for w in train_weights)
+    assert not [w for w in recwarn if "made from another index" in str(w.message)]
 
 
 def test_kfold_split_trains_the_chosen_fold(tiny_ml, tmp_path: Path):

@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction, data_sub: argparse._SubParsersActi
     r.add_argument("--dry-run", action="store_true", help="print the plan and an estimated cost; train nothing")
     r.add_argument("--smoke", action="store_true", help="one epoch per arm, first seed only (tests, CI)")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    r.add_argument("--no-cost", action="store_true",
+                   help="skip measuring each arm's speed after training (the study file's `cost: false`)")
     r.add_argument("--force", action="store_true", help="write into a non-empty --out folder not made by a study")
     r.set_defaults(func=_run)
     s = verbs.add_parser("status", help="arms x seeds: done / running / failed (with the error) / to do")
@@ -46,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
 
     with output_folder(args.out, verb="study run", inputs=[args.study], force=args.force, create=not args.dry_run):
         outcomes = run_study(args.study, args.out, args.overrides, args.shard, args.dry_run, args.smoke,
-                             report=not args.no_report, arms=args.arms)
+                             report=not args.no_report, arms=args.arms, cost=False if args.no_cost else None)
     return 1 if any(o == "failed" for o in outcomes.values()) else 0
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from cxrlab.errors import CxrlabError
+from cxrlab.utils import cpu_threads
 
 
 def _require_onnxruntime():
@@ -35,7 +36,7 @@ class OnnxEngine:
     Args:
         path: an ``.onnx`` file written by ``cxrlab export``.
         providers: ONNX Runtime execution providers (default: CUDA when available, then CPU).
-        threads: intra-op threads (default: ONNX Runtime's own choice, the physical cores).
+        threads: intra-op threads (default: ``CXRLAB_ORT_THREADS``, else the free cores: ``cxrlab.utils.cpu_threads``).
     """
 
     def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int | None = None) -> None:
@@ -45,9 +46,9 @@ class OnnxEngine:
             raise CxrlabError(f"{self.path} is not an .onnx file; give a model written by `cxrlab export`")
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        threads = threads or int(os.environ.get("CXRLAB_ORT_THREADS", "0") or 0)
-        if threads:
-            options.intra_op_num_threads = threads
+        # ORT's own default counts the machine's physical cores, more than a container or taskset may allow
+        options.intra_op_num_threads = threads or int(os.environ.get("CXRLAB_ORT_THREADS", "0") or 0) \
+            or cpu_threads()
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers or default_providers())
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types

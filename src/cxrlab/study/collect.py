@@ -63,6 +63,8 @@ def run_cost(out: Path, run: dict[str, Any]) -> dict[str, Any]:
         "cpu_images_per_s_b32": cost.get("cpu_images_per_s_b32"),
         "gpu_latency_ms_b1": cost.get("gpu_latency_ms_b1"),
         "gpu_images_per_s_b32": cost.get("gpu_images_per_s_b32"),
+        "train_load": status.get("load_average_end"),
+        "cost_load": (cost.get("load_average_after") or [None])[0],
         "device": manifest.get("device"),
         "git_commit": manifest.get("git_commit"),
         "cxrlab_version": manifest.get("cxrlab_version"),

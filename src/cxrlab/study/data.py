@@ -41,6 +41,7 @@ def resolve_data(study: Study, out: Path, cli_set: list[str], prepare: bool = Tr
 
     Raises a one-line error when the split's audit finds leakage.
     """
+    check_data_present(study, out, cli_set)
     given = cli_data(cli_set)
     d = study.data
     if "index" in given or d.root is None:
@@ -57,6 +58,23 @@ def resolve_data(study: Study, out: Path, cli_set: list[str], prepare: bool = Tr
     if prepare:
         check_audit(paths, out)
     return paths
+
+
+def check_data_present(study: Study, out: Path, cli_set: list[str]) -> None:
+    """Every data path the study reads exists: checked for ``--dry-run`` and before a real run writes anything
+    (a missing dataset must not leave an empty study folder behind)."""
+    given = cli_data(cli_set)
+    d = study.data
+    where = f"relative paths are read from {Path.cwd()}"
+    if "index" in given or d.root is None:
+        for key in DATA_KEYS:
+            value = given.get(key, getattr(d, key))
+            if value is not None and not Path(value).expanduser().exists():
+                raise CxrlabError(f"study data.{key} {value} does not exist ({where}); make it with `cxrlab data "
+                                  f"{key}` or give --set data.{key}=PATH")
+    elif not (out / "data" / "ready.json").exists() and not Path(d.root).expanduser().exists():
+        raise CxrlabError(f"study data.root {d.root} does not exist ({where}); give a dataset folder, or "
+                          "--set data.index=... data.split=... data.cache=... for prepared data")
 
 
 def prepare_root(study: Study, folder: Path) -> dict[str, str | None]:

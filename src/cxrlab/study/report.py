@@ -18,7 +18,7 @@ from cxrlab.evaluate.evaluate import fmt_ci
 from cxrlab.study import collect
 from cxrlab.study import figures as sfig
 from cxrlab.study.scores import arm_rows, arm_tests, public, score_runs
-from cxrlab.utils import atomic_write_text, read_json, write_json
+from cxrlab.utils import atomic_write_text, available_cores, read_json, write_json
 
 HEADLINE_NAMES = {"macro_auroc": "macro AUROC", "macro_f1": "macro F1"}
 
@@ -74,7 +74,7 @@ def study_results(out: str | Path) -> dict[str, Any]:
             "description": plan.get("description", ""),
             "budget": plan["budget"], "reference": reference, "smoke": plan.get("smoke", False),
             "planned_runs": len(plan["runs"]), "finished_runs": sum(r["kind"] == "arm" for r in runs),
-            **public(scores), "arms": arms, "tests": tests, "adjustment": "holm",
+            **public(scores), "arms": arms, "tests": tests, "adjustment": "holm", "cores": available_cores(),
             "_curves": collect.arm_curves(runs), "_plan": plan, "_runs": runs}
 
 
@@ -218,8 +218,10 @@ def _costs(doc: Document, res: dict[str, Any]) -> None:
     doc.heading("Cost (measured)")
     doc.text("Parameters and GFLOPs per image at the arm's input size (torch.utils.flop_counter: multiply-adds "
              "count 2); training wall time and images/s from the runs (mean over seeds); inference latency at "
-             "batch 1 and throughput at batch 32 measured on this machine's CPU after training (and on the GPU "
-             "when the run trained on one).")
+             "batch 1 and throughput at batch 32 measured on this machine's CPU after training, forward pass only, "
+             "one torch thread (and on the GPU when the run trained on one). The load columns are the machine's "
+             "1-minute load average at the end of training and after the CPU timings: a load near or above the "
+             "core count means other work shared the machine and the timings are slower than an idle machine's.")
     rows = []
     for a in res["arms"]:
         c = a["cost"]
@@ -227,9 +229,11 @@ def _costs(doc: Document, res: dict[str, Any]) -> None:
                      _num(c.get("gflops_per_image"), "{:.3g}"), _num(c.get("train_seconds"), "{:.0f}"),
                      _num(c.get("train_images_per_s"), "{:.3g}"), _num(c.get("cpu_latency_ms_b1"), "{:.1f}"),
                      _num(c.get("cpu_images_per_s_b32"), "{:.3g}"), _num(c.get("gpu_latency_ms_b1"), "{:.2f}"),
-                     _num(c.get("gpu_images_per_s_b32"), "{:.3g}"), c.get("device") or "n/a"])
+                     _num(c.get("gpu_images_per_s_b32"), "{:.3g}"), c.get("device") or "n/a",
+                     _num(c.get("train_load"), "{:.2f}"), _num(c.get("cost_load"), "{:.2f}")])
     doc.table(["arm", "params", "GFLOPs/image", "train s", "train img/s", "CPU ms (b1)", "CPU img/s (b32)",
-               "GPU ms (b1)", "GPU img/s (b32)", "trained on"], rows)
+               "GPU ms (b1)", "GPU img/s (b32)", "trained on", "load (train)", "load (timings)"], rows)
+    doc.text(f"Machine: {res.get('cores', '?')} CPU cores.")
 
 
 def _curves(doc: Document, res: dict[str, Any]) -> None:

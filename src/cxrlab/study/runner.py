@@ -22,7 +22,7 @@ from cxrlab.study import status as st
 from cxrlab.study.data import resolve_data
 from cxrlab.study.plan import Plan, RunSpec, make_plan, parse_shard, shard_runs
 from cxrlab.study.spec import load_study
-from cxrlab.utils import read_json, write_json
+from cxrlab.utils import load_average, read_json, write_json
 
 
 def config_sha256(run: RunSpec) -> str:
@@ -96,16 +96,17 @@ def _freeze_strategy(run: RunSpec) -> str:
 
 
 def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None = None, shard: str | None = None,
-              dry_run: bool = False, smoke: bool = False, report: bool = True, arms: list[str] | None = None
-              ) -> dict[str, Any]:
-    """Run this shard's share of the study (only ``arms`` when given) into ``out``; returns {run name: outcome}."""
+              dry_run: bool = False, smoke: bool = False, report: bool = True, arms: list[str] | None = None,
+              cost: bool | None = None) -> dict[str, Any]:
+    """Run this shard's share of the study (only ``arms`` when given) into ``out``; returns {run name: outcome}.
+    ``cost`` (default: the study file's ``cost``) measures each arm's speed after it trains."""
     cli_set, out = list(cli_set or []), Path(out)
     part = parse_shard(shard)
     if dry_run or not st.is_main_process():
-        return _run_study(study_path, out, cli_set, part, dry_run, smoke, report, arms)
+        return _run_study(study_path, out, cli_set, part, dry_run, smoke, report, arms, cost)
     # one process per shard/arm selection; runs shared by two selections are guarded by their own locks
     with terminate_as_interrupt(), folder_lock(out, f"study folder {out}", name=_lock_name(part, arms)):
-        return _run_study(study_path, out, cli_set, part, dry_run, smoke, report, arms)
+        return _run_study(study_path, out, cli_set, part, dry_run, smoke, report, arms, cost)
 
 
 def _lock_name(part: tuple[int, int], arms: list[str] | None) -> str:
@@ -114,7 +115,7 @@ def _lock_name(part: tuple[int, int], arms: list[str] | None) -> str:
 
 
 def _run_study(study_path: str | Path, out: Path, cli_set: list[str], part: tuple[int, int], dry_run: bool,
-               smoke: bool, report: bool, arms: list[str] | None) -> dict[str, Any]:
+               smoke: bool, report: bool, arms: list[str] | None, cost: bool | None) -> dict[str, Any]:
     plan, paths = build_plan(study_path, out, cli_set, smoke, prepare=not dry_run)
     _check_finished_configs(plan, out)
     mine = shard_runs(_only_arms(plan, arms), part)
@@ -133,7 +134,8 @@ def _run_study(study_path: str | Path, out: Path, cli_set: list[str], part: tupl
     outcomes = {}
     for k, run in enumerate(mine, 1):
         print(f"\n=== [{k}/{len(mine)}] {run.name} ===", flush=True)
-        outcomes[run.name] = execute_run(out, run, plan.study.evaluate.external)
+        outcomes[run.name] = execute_run(out, run, plan.study.evaluate.external,
+                                         plan.study.cost if cost is None else cost)
         print(f"=== {run.name}: {outcomes[run.name]} ===", flush=True)
     failed = [n for n, o in outcomes.items() if o == "failed"]
     if failed:
@@ -145,20 +147,21 @@ def _run_study(study_path: str | Path, out: Path, cli_set: list[str], part: tupl
     return outcomes
 
 
-def execute_run(out: Path, run: RunSpec, external: list | None = None) -> str:
+def execute_run(out: Path, run: RunSpec, external: list | None = None, cost: bool = True) -> str:
     """Train one run (or skip / resume it) and predict the external test sets; returns done, skipped, failed or
-    busy (another process holds the run's lock: it is left to that process). KeyboardInterrupt propagates."""
+    busy (another process holds the run's lock: it is left to that process). ``cost`` measures the arm's speed
+    after it trains. KeyboardInterrupt propagates."""
     if not st.is_main_process():  # torchrun: rank 0 holds the lock for every rank
-        return _execute_run(out, run, external)
+        return _execute_run(out, run, external, cost)
     try:
         with folder_lock(out / "runs" / run.name, f"run {run.name}"):
-            return _execute_run(out, run, external)
+            return _execute_run(out, run, external, cost)
     except Busy as exc:
         print(f"{run.name}: in progress in process {exc.pid}; left to it", file=sys.stderr)
         return "busy"
 
 
-def _execute_run(out: Path, run: RunSpec, external: list | None) -> str:
+def _execute_run(out: Path, run: RunSpec, external: list | None, cost: bool) -> str:
     from cxrlab.train import fit
 
     run_dir = out / "runs" / run.name
@@ -170,7 +173,8 @@ def _execute_run(out: Path, run: RunSpec, external: list | None) -> str:
     resume = (run_dir / "checkpoints" / "last_state.pt").exists()
     prev = st.read_status(out, run.name)
     st.write_status(out, run.name, **st.running_fields(), config_sha256=cfg_hash, arm=run.arm, seed=run.seed,
-                    attempts=int(prev.get("attempts", 0)) + 1, resumed=resume, error=None)
+                    attempts=int(prev.get("attempts", 0)) + 1, resumed=resume, error=None,
+                    load_average_start=(load_average() or [None])[0])
     t0 = time.perf_counter()
     wall = lambda: float(prev.get("wall_seconds", 0.0)) + time.perf_counter() - t0  # noqa: E731
     try:
@@ -186,16 +190,16 @@ def _execute_run(out: Path, run: RunSpec, external: list | None) -> str:
                         traceback=str(trace), wall_seconds=wall())
         print(f"error: {run.name} failed: {message} (the study goes on)", file=sys.stderr)
         return "failed"
-    seconds = wall()
+    seconds, load_end = wall(), (load_average() or [None])[0]
     if not st.is_main_process():
         return "done"
     try:
         _predict_external(run_dir, run, external or [])
     except Exception as exc:  # noqa: BLE001 - the run itself is fine; the external set is reported missing
         print(f"error: {run.name}: external test set not predicted: {str(exc).splitlines()[0]}", file=sys.stderr)
-    if not _arm_has_cost(out, run):  # speed does not depend on the seed: measure each arm once
+    if cost and not _arm_has_cost(out, run):  # speed does not depend on the seed: measure each arm once
         _write_cost(run_dir, run)
-    st.write_status(out, run.name, state="done", wall_seconds=seconds)
+    st.write_status(out, run.name, state="done", wall_seconds=seconds, load_average_end=load_end)
     return "done"
 
 

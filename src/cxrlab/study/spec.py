@@ -174,6 +174,9 @@ class Study:
     """Val-fitted ensembles of named arms, scored like arms."""
     evaluate: StudyEvaluate = field(default_factory=StudyEvaluate)
     """How the report scores the runs."""
+    cost: bool = True
+    """Measure each arm's speed after it trains (GFLOPs, CPU latency and throughput: a few seconds per arm, see
+    ``benchmarks/bench_study.py``); false skips it (``study run --no-cost`` too)."""
     seed_in_run_names: bool = True
     """Run folders ``runs/<arm>-s<seed>``; false names them ``runs/<arm>`` (one seed only, as ``cxrlab demo``)."""
     path: str = ""

@@ -40,7 +40,7 @@ from cxrlab.train.loop import Engine, evaluate, metric_name, train_one_epoch
 from cxrlab.train.optim import build_optimizer, build_scheduler, current_lr, steps_per_step
 from cxrlab.train.sources import per_source_metrics, row_sources
 from cxrlab.train.tracking import open_tracker
-from cxrlab.utils import read_json
+from cxrlab.utils import cpu_threads, read_json
 
 
 @dataclass
@@ -82,7 +82,10 @@ def seed_all(seed: int) -> None:
 
 
 def _setup_torch(cfg: Config, device: torch.device) -> None:
-    if cfg.train.threads:
+    if device.type == "cpu":  # intra-op threads + DataLoader workers never exceed the cores (no spin-waiting)
+        procs = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)  # torchrun ranks share the cores
+        torch.set_num_threads(cfg.train.threads or cpu_threads(cfg.data.num_workers, procs))
+    elif cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     if cfg.train.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
