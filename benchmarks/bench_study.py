@@ -17,6 +17,7 @@ Writes ``benchmarks/results/study.json``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import tempfile
@@ -124,7 +125,9 @@ def synthetic_study(root: Path, n: int, arms: int, seeds: int, val_n: int) -> No
     ids = [f"{i:08d}_000.png" for i in range(total)]
     pids = [f"p{p}" for p in patients]
     labels = {c: y[:, i] for i, c in enumerate(classes)}
-    frame = pd.DataFrame({"image_id": ids, "path": ids, "patient_id": pids, **labels})
+    # stand-in file hashes (one per image), so the test-set guard can tell val from test images by content
+    hashes = [hashlib.sha256(i.encode()).hexdigest() for i in ids]
+    frame = pd.DataFrame({"image_id": ids, "path": ids, "patient_id": pids, "sha256": hashes, **labels})
     write_index(Index(frame, "multilabel", classes, root), root / "index")
     runs = []
     for a in range(arms):

@@ -44,8 +44,9 @@ def register(sub: argparse._SubParsersAction, data_sub: argparse._SubParsersActi
 
 def _run(args: argparse.Namespace) -> int:
     from cxrlab.outputs import output_folder
-    from cxrlab.study.runner import run_study
+    from cxrlab.study.runner import check_study_inputs, run_study
 
+    check_study_inputs(args.study, args.out, args.overrides)
     with output_folder(args.out, verb="study run", inputs=[args.study], force=args.force, create=not args.dry_run):
         outcomes = run_study(args.study, args.out, args.overrides, args.shard, args.dry_run, args.smoke,
                              report=not args.no_report, arms=args.arms, cost=False if args.no_cost else None)

@@ -19,7 +19,7 @@ from cxrlab.config import dump_config
 from cxrlab.errors import CxrlabError
 from cxrlab.locks import LOCK_NAME, Busy, folder_lock, terminate_as_interrupt
 from cxrlab.study import status as st
-from cxrlab.study.data import resolve_data
+from cxrlab.study.data import check_data_present, resolve_data
 from cxrlab.study.plan import Plan, RunSpec, make_plan, parse_shard, shard_runs
 from cxrlab.study.spec import load_study
 from cxrlab.utils import load_average, read_json, write_json
@@ -104,9 +104,18 @@ def run_study(study_path: str | Path, out: str | Path, cli_set: list[str] | None
     part = parse_shard(shard)
     if dry_run or not st.is_main_process():
         return _run_study(study_path, out, cli_set, part, dry_run, smoke, report, arms, cost)
+    check_study_inputs(study_path, out, cli_set)  # nothing, not even the lock, is written before this passes
     # one process per shard/arm selection; runs shared by two selections are guarded by their own locks
     with terminate_as_interrupt(), folder_lock(out, f"study folder {out}", name=_lock_name(part, arms)):
         return _run_study(study_path, out, cli_set, part, dry_run, smoke, report, arms, cost)
+
+
+def check_study_inputs(study_path: str | Path, out: str | Path, cli_set: list[str] | None = None) -> None:
+    """The study file loads, ``out`` may hold it, and every data path it reads exists: checked before anything
+    is written, so a typo leaves no empty study folder behind."""
+    study = load_study(study_path)
+    st.check_study_folder(Path(out), study.path)
+    check_data_present(study, Path(out), list(cli_set or []))
 
 
 def _lock_name(part: tuple[int, int], arms: list[str] | None) -> str:
