@@ -34,6 +34,7 @@ from cxrlab.train import run as rundir
 from cxrlab.train.freeze import apply_freeze
 from cxrlab.train.loop import Engine, evaluate, metric_name, train_one_epoch
 from cxrlab.train.optim import build_optimizer, build_scheduler, current_lr, steps_per_step
+from cxrlab.train.precision import resolve_precision
 from cxrlab.train.tracking import open_tracker
 from cxrlab.utils import read_json
 
@@ -90,15 +91,8 @@ def _setup_torch(cfg: Config, device: torch.device) -> None:
 
 
 def _amp(mode: str, device: torch.device) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
-    if mode == "auto":
-        mode = "bf16" if device.type == "cuda" else "off"
-    if mode == "off":
-        return None, None
-    if mode == "fp16":
-        if device.type != "cuda":
-            raise CxrlabError("train.amp=fp16 needs a GPU; use --set train.amp=bf16 (or off) on CPU")
-        return torch.float16, torch.amp.GradScaler("cuda")
-    return torch.bfloat16, None
+    dtype = resolve_precision(mode, device).dtype  # refuses fp16 without a GPU, bf16 without native CPU support
+    return dtype, torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
 
 
 def build_model(cfg: Config, classes: list[str]) -> nn.Module:
@@ -335,6 +329,7 @@ def fit(config: Config, out_dir: str | Path, resume: bool = False) -> Path:
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     s: Session | None = None
     try:
+        precision = resolve_precision(cfg.train.amp, device)  # an unsupported precision stops before any file
         _setup_torch(cfg, device)
         rundir.prepare_run_dir(out, resume)  # every rank checks, so a refusal stops all ranks, not only rank 0
         s = _build(cfg, out, device, d)
@@ -356,6 +351,7 @@ def fit(config: Config, out_dir: str | Path, resume: bool = False) -> Path:
             rundir.write_manifest(out, cfg, {
                 "started_at": started, "device": str(device), "world_size": d.world, "parameters": params,
                 "best_epoch": s.best_epoch, "wall_seconds": time.time() - t0,
+                "precision": precision.record(),
             })
         ddp.barrier(d)
     finally:
