@@ -57,6 +57,17 @@ def test_int8_graph_is_quantized_with_the_fp32_interface(int8_model, exported):
     assert shapes(q.graph) == shapes(f.graph)  # same names and shapes: engines and contract checks read both alike
 
 
+def test_qdq_form(tiny_run, tmp_path):
+    import onnx
+
+    from cxrlab.deploy.export import export_run
+
+    c = export_run(tiny_run[0], tmp_path / "qdq.onnx", int8=Int8Options(quant_format="qdq"))
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "qdq.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops and "QLinearConv" not in ops
+    assert c["calibration"]["format"] == "qdq" and c["accuracy"]["passed"]
+
+
 def test_predict_and_serve_use_the_int8_model(tiny_run, int8_model, tmp_path):
     run, (model, c) = str(tiny_run[0]), int8_model
     assert main(["predict", run, "--split", "val", "--out", str(tmp_path / "t.csv")]) == 0
