@@ -95,7 +95,8 @@ def accuracy(data: list[str], seeds: list[int], epochs: int, threads: int, work:
             sets = data + [f"train.epochs={epochs}", f"train.seed={seed}", f"train.amp={amp}",
                            f"train.threads={threads}", "train.device=cpu", "data.num_workers=0"]
             run = work / "runs" / f"{amp}-seed{seed}"
-            fit(load_config(RECIPE, sets), run)
+            if not (run / "manifest.json").exists():  # a finished run in --work is reused; a broken-off one resumed
+                fit(load_config(RECIPE, sets), run, resume=(run / "checkpoints" / "last_state.pt").exists())
             m = pd.read_csv(run / "metrics.csv")
             results[f"{amp}/seed{seed}"] = {"last_val_auroc": float(m["val_metric"].iloc[-1]),
                                             "best_val_auroc": float(m["val_metric"].max()),
