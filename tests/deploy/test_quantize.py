@@ -114,6 +114,19 @@ def test_accuracy_check_against_hand_counts():
     assert not AccuracyCheck(**{**fields, "drop": 0.0101, "agreement": 1.0}).passed
 
 
+def test_multiclass_check_uses_macro_f1_and_argmax_agreement():
+    class Info:
+        num_classes, task, classes = 3, "multiclass", ("x", "y", "z")
+
+    targets = np.array([0, 1, 2, 0, -1])  # -1: unknown class, out of the metric, in the agreement
+    fp32 = np.eye(3)[[0, 1, 2, 0, 1]] * 4.0
+    int8 = np.eye(3)[[0, 1, 2, 2, 1]] * 4.0  # image 3 moves from class x to z
+    check = accuracy_check(fp32, int8, targets, Info(), {"temperature": 1.0}, Int8Options())
+    # by hand: F1 x = 2/3 (1 of 2 found), y = 1, z = 2/3 (1 of 2 predicted right) -> 7/9
+    assert check.metric == "macro_f1" and check.fp32 == 1.0 and check.int8 == pytest.approx(7 / 9)
+    assert check.agreement == pytest.approx(4 / 5) and check.thresholds == "arg-max" and not check.passed
+
+
 def test_failed_check_is_one_line_and_leaves_no_model(tiny_run, tmp_path, monkeypatch, capsys):
     import cxrlab.deploy.quantize as quantize
 
