@@ -109,6 +109,8 @@ def speed_figures(name: str, threads: int, batch: int, t: dict[str, list[float]]
             continue
         figs[f"{key}_{label}"] = Figure.of([a / b for a, b in zip(t[slow], t[fast])], unit="x",
                                            note=f"speed-up: {slow} time / {fast} time, per round")
+        figs[f"{key}_{label}_cpu"] = Figure.of([a / b for a, b in zip(cpu[slow], cpu[fast])], unit="x",
+                                               note=f"speed-up in process CPU time: {slow} / {fast}, per round")
     return figs
 
 
