@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     p.add_argument("--repeats", type=int, default=20, help="interleaved rounds per (model, threads, batch)")
     p.add_argument("--run", type=Path, help="trained run for the INT8 accuracy check (default: a phantom run)")
+    p.add_argument("--no-accuracy", action="store_true", help="speed only (e.g. one model in a parallel process)")
+    p.add_argument("--name", default="onnx", help="results file name (default onnx: results/onnx.json)")
     args = p.parse_args(argv)
     if args.quick:
         args.models, args.size, args.threads, args.batches, args.repeats = ["timm:resnet18"], 32, [1], [1, 4], 3
@@ -173,9 +175,10 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"{name:18s} threads {threads} batch {batch:2d}: " + ", ".join(
                         f"{n} {1000 * statistics.median(v):.1f} ms ({1000 * statistics.median(cpu[n]):.1f} CPU)"
                         for n, v in t.items()), flush=True)
-        run = args.run or _phantom_run(work / "phantom")
-        figures.update(accuracy_figures(run, work))
+        if not args.no_accuracy:
+            figures.update(accuracy_figures(args.run or _phantom_run(work / "phantom"), work))
     what = (f"run {args.run}" if args.run else "a 2-epoch cnn_gap run on 60 phantom images at 32 px (toy accuracy)")
+    what = "none (--no-accuracy)" if args.no_accuracy else what
     inputs = {"models": args.models, "size": args.size, "threads": args.threads, "batches": args.batches,
               "repeats": args.repeats, "engines": list(ENGINES), "accuracy_model": what,
               "int8": "U8S8 per-channel static, MinMax; speed models calibrated on 8 synthetic images",
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
               "qdq_timed": "batch 1 only"}
     notes = ("Engines interleaved one call each per round (rotating order) on a shared machine; ratios are per round. "
              "Random weights for speed; the accuracy rows come from the INT8 export's own validation check.")
-    write_results("onnx", inputs=inputs, figures=figures, quick=args.quick, notes=notes, load_before=load_before)
+    write_results(args.name, inputs=inputs, figures=figures, quick=args.quick, notes=notes, load_before=load_before)
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
 
 
