@@ -143,8 +143,10 @@ def test_limits_are_validated(tiny_run, tmp_path, capsys):
     for flag, value in (("--min-agreement", "1.5"), ("--max-auroc-drop", "-0.1")):
         assert main(["export", str(tiny_run[0]), "--out", str(tmp_path / "m.onnx"), "--quantize", "int8",
                      flag, value]) == 2
+    assert main(["export", str(tiny_run[0]), "--out", str(tmp_path / "m.onnx"), "--min-agreement", "0.9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "--min-agreement 1.5" in err[0] and "--max-auroc-drop -0.1" in err[1]
+    assert len(err) == 3 and "--min-agreement 1.5" in err[0] and "--max-auroc-drop -0.1" in err[1]
+    assert "--min-agreement only applies to INT8 exports; add --quantize int8" in err[2]
 
 
 def test_int8_needs_the_runs_validation_images(tiny_run, tmp_path):

@@ -53,11 +53,12 @@ def _export(args: argparse.Namespace) -> int:
 
     check_out_file(args.out, verb="export", inputs=[args.run_dir], suffix=".onnx", sidecar="export contract",
                    force=args.force)
-    int8 = None
-    if args.quantize:
-        from cxrlab.deploy.quantize import Int8Options
+    from cxrlab.deploy.quantize import Int8Options
 
-        int8 = Int8Options(args.max_auroc_drop, args.min_agreement, args.calibration_images, args.quant_format)
+    int8 = Int8Options(args.max_auroc_drop, args.min_agreement, args.calibration_images, args.quant_format)
+    if not args.quantize:
+        int8.refuse_without_quantize()
+        int8 = None
     c = export_run(args.run_dir, args.out, which=args.which, opset=args.opset, parity_images=args.parity_images,
                    ood_percentile=args.ood_percentile, ood_method=args.ood_method, int8=int8)
     check = c["parity"]

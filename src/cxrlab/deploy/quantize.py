@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,13 @@ class Int8Options:
             raise CxrlabError(f"--calibration-images {self.calibration_images} must be >= 1")
         if self.quant_format not in QUANT_FORMATS:
             raise CxrlabError(f"--quant-format {self.quant_format!r} is not one of {', '.join(QUANT_FORMATS)}")
+
+
+    def refuse_without_quantize(self) -> None:
+        """An INT8 option given for an FP32 export is a mistake to report, not to ignore."""
+        changed = [f"--{f.name.replace('_', '-')}" for f in fields(self) if getattr(self, f.name) != f.default]
+        if changed:
+            raise CxrlabError(f"{', '.join(changed)} only applies to INT8 exports; add --quantize int8 or drop it")
 
 
 @dataclass(frozen=True)
