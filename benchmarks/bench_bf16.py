@@ -82,7 +82,15 @@ def _prepare_phantom(work: Path) -> list[str]:
             "data.cache_size=32", "train.batch_size=16", "augment.policy=none"]
 
 
-def accuracy(data: list[str], seeds: list[int], epochs: int, threads: int, work: Path) -> dict[str, dict]:
+def _wait_for(run: Path, minutes: float) -> None:
+    """Wait for a run another process is training in the same --work (seeds trained in parallel processes)."""
+    deadline = time.time() + 60 * minutes
+    while run.exists() and not (run / "manifest.json").exists() and time.time() < deadline:
+        time.sleep(15)
+
+
+def accuracy(data: list[str], seeds: list[int], epochs: int, threads: int, work: Path,
+             wait_minutes: float = 0) -> dict[str, dict]:
     """Validation macro AUROC (last epoch, best epoch) and training seconds per (precision, seed) run."""
     import pandas as pd
 
@@ -95,6 +103,7 @@ def accuracy(data: list[str], seeds: list[int], epochs: int, threads: int, work:
             sets = data + [f"train.epochs={epochs}", f"train.seed={seed}", f"train.amp={amp}",
                            f"train.threads={threads}", "train.device=cpu", "data.num_workers=0"]
             run = work / "runs" / f"{amp}-seed{seed}"
+            _wait_for(run, wait_minutes)
             if not (run / "manifest.json").exists():  # a finished run in --work is reused; a broken-off one resumed
                 fit(load_config(RECIPE, sets), run, resume=(run / "checkpoints" / "last_state.pt").exists())
             m = pd.read_csv(run / "metrics.csv")
@@ -136,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=5, help="reduced schedule (the recipe has 20)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", type=Path, help="keep the runs here (default: a temporary folder)")
+    p.add_argument("--wait-minutes", type=float, default=0,
+                   help="wait this long for runs in --work that other processes are still training")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     load_before = list(os.getloadavg())
@@ -151,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
             data, where = _prepare_nih(work), f"{DATA.name}: 400 NIH images, patient split val 0.2 / test 0.2"
         else:
             data, where = [], f"skipped: {DATA} is absent"
-        runs = accuracy(data, args.seeds, args.epochs, args.threads, work) if data else {}
+        runs = accuracy(data, args.seeds, args.epochs, args.threads, work, args.wait_minutes) if data else {}
     inputs = {"model": "timm:resnet18 (configs/cpu_small.yaml), 1 channel", "size": 32 if args.quick else 128,
               "batch": 8 if args.quick else 32, "repeats": args.repeats, "threads": args.threads,
               "seeds": args.seeds, "epochs": args.epochs, "recipe_epochs": 20, "accuracy_data": where,
