@@ -19,7 +19,7 @@ import torch
 from cxrlab.errors import CxrlabError
 
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # /proc/cpuinfo: x86 flags, Arm "Features: ... bf16"
-CPU_AUTO_BF16 = False  # auto -> bf16 on a CPU with native bf16 (decided from benchmarks/results/bf16.json)
+CPU_AUTO_BF16 = True  # auto -> bf16 on a CPU with native bf16 (decided from benchmarks/results/bf16.json)
 
 
 @dataclass(frozen=True)
