@@ -252,7 +252,8 @@ class TrainConfig:
     clip_grad: float | None = None
     """Clip the gradient norm to this value (null = off)."""
     amp: str = "auto"
-    """Mixed precision: auto (bf16 on GPU, off on CPU), off, bf16 or fp16 (GPU only, with a grad scaler)."""
+    """Mixed precision: auto, off (float32), bf16 (GPU, or a CPU with native bf16: AVX512-BF16/AMX/Arm BF16) or
+    fp16 (GPU only, with a grad scaler). auto: bf16 on GPU and on a CPU with native bf16, else float32."""
     ema: float | None = None
     """EMA decay of the weights (e.g. 0.999); the EMA model is the one evaluated and saved. null = off."""
     swa_start: int | None = None

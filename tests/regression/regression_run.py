@@ -27,7 +27,8 @@ def _overrides(data: Path, loss: str) -> list[str]:
     return [f"data.index={data / 'index'}", f"data.split={data / 'split.csv'}", f"data.cache={data / 'cache'}",
             "data.image_size=48", "data.cache_size=48", "data.num_workers=0", "model.name=cnn_gap",
             f"loss.name={loss}", "augment.policy=none", "train.epochs=1", "train.batch_size=8", "train.lr=0.003",
-            "train.seed=0", "train.device=cpu", "train.deterministic=true"]
+            "train.seed=0", "train.device=cpu", "train.deterministic=true",
+            "train.amp=off"]  # float32 everywhere: auto picks bf16 on CPUs that have it
 
 
 def _make_data(root: Path, task: str) -> Path:

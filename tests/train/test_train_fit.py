@@ -98,7 +98,8 @@ def test_killed_and_resumed_equals_uninterrupted(tiny_ml, tmp_path: Path, monkey
     np.testing.assert_array_equal(pa.probs, pb.probs)
 
 
-def test_multiclass_with_sampler_schedule_and_swa(tiny_mc, tmp_path: Path):
+def test_multiclass_with_sampler_schedule_and_swa(tiny_mc, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr("cxrlab.train.precision.cpu_bf16_flag", lambda: "avx512_bf16")  # bf16 on any CI CPU
     run = _fit(tiny_mc, tmp_path / "mc", loss__name="focal", loss__gamma=2.0, sampler__name="balanced",
                schedule__name="plateau", optim__name="sgd", train__swa_start=1, train__accumulate=2,
                train__clip_grad=1.0, augment__policy="lab_b", augment__cutmix=1.0, train__amp="bf16")

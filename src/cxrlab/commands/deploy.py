@@ -21,6 +21,16 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--ood-method", choices=("mahalanobis", "knn"), default="mahalanobis",
                    help="OOD distance on penultimate features (default mahalanobis)")
     p.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
+    q = p.add_argument_group("INT8 (static quantization, calibrated and checked on the run's validation images)")
+    q.add_argument("--quantize", choices=("int8",), help="write an INT8 model instead of FP32 (CPU deployment)")
+    q.add_argument("--max-auroc-drop", type=float, default=0.01,
+                   help="fail when validation macro AUROC (macro-F1 multi-class) drops more than this (default 0.01)")
+    q.add_argument("--min-agreement", type=float, default=0.95,
+                   help="fail when INT8 and FP32 share fewer decisions at the exported thresholds (default 0.95)")
+    q.add_argument("--calibration-images", type=A.positive_int, default=256,
+                   help="validation images used to calibrate the quantization ranges (default 256)")
+    q.add_argument("--quant-format", choices=("qoperator", "qdq"), default="qoperator",
+                   help="qoperator (fastest with ONNX Runtime on CPU, the default) or qdq (portable)")
     p.set_defaults(func=_export)
 
     p = subparsers.add_parser("serve", help="a local web page and JSON API for a run or an exported ONNX model")
@@ -48,11 +58,21 @@ def _export(args: argparse.Namespace) -> int:
 
     check_out_file(args.out, verb="export", inputs=[args.run_dir], suffix=".onnx", sidecar="export contract",
                    force=args.force)
+    from cxrlab.deploy.quantize import Int8Options
+
+    int8 = Int8Options(args.max_auroc_drop, args.min_agreement, args.calibration_images, args.quant_format)
+    if not args.quantize:
+        int8.refuse_without_quantize()
+        int8 = None
     c = export_run(args.run_dir, args.out, which=args.which, opset=args.opset, parity_images=args.parity_images,
-                   ood_percentile=args.ood_percentile, ood_method=args.ood_method)
+                   ood_percentile=args.ood_percentile, ood_method=args.ood_method, int8=int8)
     check = c["parity"]
     print(f"parity: max |prob diff| {check['max_abs_prob_diff']:.2e} <= {check['tolerance']:g} on "
-          f"{check['images']} {check['source']} images")
+          f"{check['images']} {check['source']} images" + (" (the FP32 graph)" if int8 else ""))
+    if int8:
+        from cxrlab.deploy.quantize import accuracy_line
+
+        print(accuracy_line(c))
     extras = "" if c["ood"] else " (no OOD gate or thresholds: the run's validation images were not available)"
     print(f"wrote {args.out} and its contract {c['files']['onnx'].rsplit('.', 1)[0]}.json{extras}")
     return 0

@@ -10,6 +10,11 @@ Files written (``model.onnx`` standing for ``--out``):
 
 Parity: ONNX Runtime and PyTorch on a batch of the run's validation images (a synthetic batch when the run's
 images are not reachable, said in the contract); a max |probability difference| above 1e-4 is an error.
+
+``--quantize int8`` (``cxrlab.deploy.quantize``): the FP32 graph is exported and parity-checked as above, then
+quantized into ``model.onnx`` with validation images as calibration; an accuracy check on validation stands in
+for parity (contract fields ``precision``, ``calibration``, ``accuracy``), and the OOD gate is fitted on the INT8
+graph's own features. Inputs and outputs keep their names and shapes.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from cxrlab.deploy import runs
 from cxrlab.deploy.features import WithFeatures, collect, first_batch
 from cxrlab.deploy.ood import OodGate
 from cxrlab.deploy.operating import choose_operating_point, from_run
+from cxrlab.deploy.quantize import Int8Options, quantize_export
 from cxrlab.errors import CxrlabError
 from cxrlab.predict import RunInfo
 from cxrlab.tasks import probabilities
@@ -137,10 +143,11 @@ def _write_metadata(onnx_path: Path, contract: dict[str, Any]) -> None:
 def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int = DEFAULT_OPSET,
                parity_images: int = 16, max_val_images: int = 2000, ood_percentile: float = 99.0,
                ood_method: str = "mahalanobis",
-               tolerance: float = TOLERANCE) -> dict[str, Any]:
+               tolerance: float = TOLERANCE, int8: Int8Options | None = None) -> dict[str, Any]:
     """Export a run's ``which`` checkpoint to ``out`` (.onnx) with its contract; returns the contract.
 
     ``max_val_images=0`` skips the validation pass (no fitted thresholds, no OOD gate): parity only.
+    ``int8``: quantize (calibrated and accuracy-checked on the run's validation images, which it then needs).
 
     Raises ``CxrlabError`` when the export or the parity check fails (nothing is left half-written as valid:
     the contract JSON is written last).
@@ -156,31 +163,50 @@ def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int
         stale.unlink(missing_ok=True)
     model, info = runs.load(run, which)
     val, source = _validation(model, info, max_val_images)
+    if int8 is not None and not (val and "logits" in val):
+        raise CxrlabError(f"--quantize int8 calibrates and checks on the run's validation images, and {run} has none "
+                          f"here ({source}); export FP32 or run it where the run's data is")
     batch = first_batch(val["dataset"], parity_images) if val else _synthetic_batch(info, min(parity_images, 8))
-    to_onnx(model, batch[:2], out, opset)
-    diff = parity(out, model, batch, info.task)
-    check = {"images": int(len(batch)), "source": source, "max_abs_prob_diff": diff, "tolerance": tolerance,
-             "passed": diff <= tolerance}
-    contract: dict[str, Any] = {"schema": SCHEMA, "run": runs.contract_info(info), "opset": opset,
-                                "inputs": {"image": ["batch", *first_batch_shape(batch)]},
-                                "outputs": ["logits", "features"], "parity": check,
-                                "operating": None, "ood": None}
-    if not check["passed"]:
-        out.unlink(missing_ok=True)
-        raise CxrlabError(f"ONNX parity check failed for {out}: max |prob diff| {diff:.2e} > {tolerance:g} on "
-                          f"{len(batch)} {source} images; the export was removed (try another --opset)")
-    classes = list(info.classes)
-    contract["operating"] = from_run(info.thresholds, info.temperature, classes, info.task)
+    graph = out if int8 is None else out.with_suffix(".fp32-tmp.onnx")  # the FP32 graph INT8 is made from
+    try:
+        contract = _export_checked(model, info, val, batch, graph, out, opset, source, tolerance, int8)
+    finally:
+        if graph != out:
+            graph.unlink(missing_ok=True)
     if val and "features" in val:
-        if contract["operating"] is None:
-            contract["operating"] = choose_operating_point(val["logits"], val["targets"], info.task, classes)
-        gate = OodGate.fit(val["features"], ood_percentile, ood_method, weights_sha256=info.weights_sha256)
+        gate = OodGate.fit(val["features"], ood_percentile, ood_method, weights_sha256=info.weights_sha256,
+                           thumbnails=val.get("thumbnails"))  # the orientation and tone checks, as `serve RUN` has
         gate.save(ood_path)
         contract["ood"] = {**gate.summary(), "file": ood_path.name}
     _write_metadata(out, contract)
     contract["files"] = {"onnx": out.name, "onnx_sha256": sha256_file(out)}
     contract["seconds"] = round(time.perf_counter() - started, 2)
     write_json(contract_path, contract)
+    return contract
+
+
+def _export_checked(model: nn.Module, info: RunInfo, val: dict | None, batch: torch.Tensor, graph: Path, out: Path,
+                    opset: int, source: str, tolerance: float, int8: Int8Options | None) -> dict[str, Any]:
+    """Export to ``graph``, check parity, add the operating point; with ``int8``, quantize ``graph`` into ``out``."""
+    to_onnx(model, batch[:2], graph, opset)
+    diff = parity(graph, model, batch, info.task)
+    check = {"images": int(len(batch)), "source": source, "max_abs_prob_diff": diff, "tolerance": tolerance,
+             "passed": diff <= tolerance}
+    contract: dict[str, Any] = {"schema": SCHEMA, "run": runs.contract_info(info), "opset": opset,
+                                "precision": "fp32", "inputs": {"image": ["batch", *first_batch_shape(batch)]},
+                                "outputs": ["logits", "features"], "parity": check,
+                                "operating": None, "ood": None}
+    if not check["passed"]:
+        graph.unlink(missing_ok=True)
+        raise CxrlabError(f"ONNX parity check failed for {out}: max |prob diff| {diff:.2e} > {tolerance:g} on "
+                          f"{len(batch)} {source} images; the export was removed (try another --opset)")
+    classes = list(info.classes)
+    contract["operating"] = from_run(info.thresholds, info.temperature, classes, info.task)
+    if val and contract["operating"] is None and "logits" in val:
+        contract["operating"] = choose_operating_point(val["logits"], val["targets"], info.task, classes)
+    if int8 is not None:  # parity above is the FP32 graph's; the INT8 graph gets an accuracy check instead
+        fields, val["features"] = quantize_export(graph, out, info, val, contract["operating"], int8)
+        contract.update(fields)
     return contract
 
 

@@ -38,6 +38,7 @@ from cxrlab.train import run as rundir
 from cxrlab.train.freeze import apply_freeze
 from cxrlab.train.loop import Engine, evaluate, metric_name, train_one_epoch
 from cxrlab.train.optim import build_optimizer, build_scheduler, current_lr, steps_per_step
+from cxrlab.train.precision import Precision, resolve_precision
 from cxrlab.train.sources import per_source_metrics, row_sources
 from cxrlab.train.tracking import open_tracker
 from cxrlab.utils import cpu_threads, read_json
@@ -99,15 +100,8 @@ def _setup_torch(cfg: Config, device: torch.device) -> None:
 
 
 def _amp(mode: str, device: torch.device) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
-    if mode == "auto":
-        mode = "bf16" if device.type == "cuda" else "off"
-    if mode == "off":
-        return None, None
-    if mode == "fp16":
-        if device.type != "cuda":
-            raise CxrlabError("train.amp=fp16 needs a GPU; use --set train.amp=bf16 (or off) on CPU")
-        return torch.float16, torch.amp.GradScaler("cuda")
-    return torch.bfloat16, None
+    dtype = resolve_precision(mode, device).dtype  # refuses fp16 without a GPU, bf16 without native CPU support
+    return dtype, torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
 
 
 def build_model(cfg: Config, classes: list[str]) -> nn.Module:
@@ -362,9 +356,10 @@ def fit(config: Config, out_dir: str | Path, resume: bool = False) -> Path:
     device = ddp.local_device(device, d)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     try:
+        precision = resolve_precision(cfg.train.amp, device)  # an unsupported precision stops before any file
         # rank 0 holds the run directory's lock (every rank trains into the same folder)
         with folder_lock(out, f"run directory {out}") if d.main else nullcontext(), terminate_as_interrupt():
-            _fit_epochs(cfg, out, device, d, resume, started, t0)
+            _fit_epochs(cfg, out, device, d, resume, started, t0, precision)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
         ddp.shutdown(d)
@@ -372,7 +367,7 @@ def fit(config: Config, out_dir: str | Path, resume: bool = False) -> Path:
 
 
 def _fit_epochs(cfg: Config, out: Path, device: torch.device, d: ddp.Dist, resume: bool, started: str,
-                t0: float) -> Session:
+                t0: float, precision: Precision) -> Session:
     _setup_torch(cfg, device)
     rundir.prepare_run_dir(out, resume)  # every rank checks, so a refusal stops all ranks, not only rank 0
     s = _build(cfg, out, device, d)
@@ -396,6 +391,7 @@ def _fit_epochs(cfg: Config, out: Path, device: torch.device, d: ddp.Dist, resum
                 "started_at": started, "device": str(device), "world_size": d.world, "parameters": params,
                 "best_epoch": s.best_epoch, "wall_seconds": time.time() - t0, "schedule_rebuilt": s.schedule_rebuilt,
                 "excluded_images": s.data.excluded,
+                "precision": precision.record(),
             })
         ddp.barrier(d)
     finally:

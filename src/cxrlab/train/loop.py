@@ -133,7 +133,9 @@ def evaluate(model: nn.Module, loader, eng: Engine) -> dict[str, Any]:
     probs, targets, ids, loss_sum = [], [], [], 0.0
     for batch in loader:
         images, target, _ = _to_device(batch, eng)
-        with torch.autocast(eng.device.type, dtype=eng.amp_dtype, enabled=eng.amp_dtype is not None):
+        # float32 on the CPU: saved predictions equal what `predict` and the exported model compute (precision.py)
+        autocast = eng.amp_dtype is not None and eng.device.type != "cpu"
+        with torch.autocast(eng.device.type, dtype=eng.amp_dtype, enabled=autocast):
             logits = model(images).float()
         loss_sum += float(eng.loss_fn(logits, target)) * len(images)
         probs.append(probabilities(logits, eng.task).cpu().numpy())
