@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = [p for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))] if p.exists()]
 # Pages whose figures come from benchmarks owned by work in progress (ONNX, serve load, OOD gate): their
 # citations land with that work's merge; until then the uncited-figure check skips them (and says so).
-PENDING = {"deploy.md"}
+PENDING: set[str] = set()
 CITE = re.compile(r"\(benchmarks/results/([A-Za-z0-9_.\-]+)\.json\)")
 NUMBER = r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)"
 UNIT = r"(?:\s?(?:ms|s|sec|seconds?|min|minutes?|h|hours?|[a-z]*/s|%|GB|MB|GiB|MiB)|x)(?![\w/])"  # 1.7x, not 2 x 3

@@ -27,7 +27,10 @@ def _train(args: argparse.Namespace) -> int:
         print(dump_config(cfg), end="")
         return 0
     from cxrlab.outputs import output_folder
+    from cxrlab.train.fitting import resolve_device
+    from cxrlab.train.precision import resolve_precision
 
+    resolve_precision(cfg.train.amp, resolve_device(cfg.train.device))  # refused before the output folder exists
     data = cfg.data
     # --resume continues the run in --out and writes no config there: its own config.yaml may be the recipe
     config = None if args.resume else args.config

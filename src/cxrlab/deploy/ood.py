@@ -27,6 +27,7 @@ photographs and blank images on the decoded pixels (``cxrlab.data.images.looks_l
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from cxrlab.deploy.tones import ToneCheck
 from cxrlab.errors import CxrlabError
 
 METHODS = ("mahalanobis", "knn")
+MIN_IMAGE_CHECK_IMAGES = 10  # the orientation classifier's 5 folds need two images each
 
 
 def joint_rank(held_out: list[np.ndarray], alpha: float) -> int:
@@ -99,8 +101,11 @@ class OodGate:
             held_out, tensors, k = out_of_fold(features), gaussian(features), None
         gate = cls(method, tensors, float(np.percentile(held_out, percentile)), float(percentile), k,
                    weights_sha256, len(features))
-        if thumbnails is not None:
+        if thumbnails is not None and len(thumbnails) >= MIN_IMAGE_CHECK_IMAGES:
             gate._fit_image_checks(held_out, thumbnails, alpha)
+        elif thumbnails is not None:  # too few to fit the orientation classifier's folds: distance only, said so
+            warnings.warn(f"OOD gate: only {len(thumbnails)} validation images (the orientation and tone checks need "
+                          f"{MIN_IMAGE_CHECK_IMAGES}); the gate checks the feature distance alone", stacklevel=2)
         return gate
 
     def _fit_image_checks(self, held_out: np.ndarray, thumbnails: np.ndarray, alpha: float) -> None:
