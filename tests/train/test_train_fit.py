@@ -31,7 +31,8 @@ def test_run_directory_contents(tiny_ml, tmp_path: Path):
                 "predictions/val.csv", "predictions/val.json", "predictions/test.csv"):
         assert (run / rel).exists(), rel
     metrics = pd.read_csv(run / "metrics.csv")
-    assert list(metrics.columns) == LOSS_COLUMNS + ["seconds", "images_per_s", "train_metric"]
+    assert list(metrics.columns) == LOSS_COLUMNS + ["seconds", "images_per_s", "train_metric", "selected_on"]
+    assert (metrics["selected_on"] == "val_metric").all()
     assert metrics["epoch"].tolist() == [1, 2] and np.isfinite(metrics["train_loss"]).all()
     info = json.loads((run / "checkpoints/best.json").read_text())
     assert info["model_name"] == "cnn_gap" and info["task"] == "multilabel"
@@ -42,6 +43,16 @@ def test_run_directory_contents(tiny_ml, tmp_path: Path):
     assert preds.patient_ids is not None and preds.probs.shape == (len(preds.image_ids), 4)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["data"]["index_sha256"] and manifest["environment"]["torch"] and manifest["seed"] == 0
+    assert manifest["val_metric"]["name"] == "macro_auroc" and manifest["val_metric"]["selected_on"] == "val_metric"
+    assert info["metric_classes"] == manifest["val_metric"]["classes"]
+    # the checkpoint was selected on exactly the number evaluate reports for its validation predictions
+    from cxrlab.evaluate.evaluate import evaluate_predictions
+
+    reported = evaluate_predictions(run / "predictions/val.csv", labels=tiny_ml["data.index"], bootstrap=0,
+                                    report=False)
+    assert reported["macro"]["classes"] == info["metric_classes"]
+    assert reported["macro"]["auroc"] == pytest.approx(info["val_metric"], abs=1e-9)
+    assert info["val_metric"] == pytest.approx(metrics["val_metric"].max(), abs=1e-6)
     state = load_state(run / "checkpoints/last_state.pt")  # weights_only=True: no pickled objects
     assert state["epoch"] == 2 and "optimizer" in state and "rng" in state
 
