@@ -116,7 +116,9 @@ def train_fold(config: Any, split_csv: Path, k: int, run_dir: Path, resume: bool
     return fit(cfg, run_dir, resume=partial)
 
 
-def _score(preds, labels_index) -> dict[str, Any]:
+def score_predictions(preds: Predictions, labels_index: Index) -> dict[str, Any]:
+    """``macro_auroc`` (``cxrlab.auroc``, the definition every command reports) of ``preds`` against the index,
+    with the classes averaged and the image count (multi-class: also accuracy)."""
     frame = labels_index.frame.drop_duplicates("image_id").set_index("image_id")
     y = frame.loc[preds.image_ids, preds.classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     macro = macro_auroc(y, preds.probs, preds.classes, default_exclude(labels_index.task))
@@ -188,7 +190,7 @@ def run_cv(config: Any, *, folds: int, out: str | Path, resume: bool = True, tes
     runs = [train_fold(config, fold_split(split_csv, k, index, out, inner_val, config.train.seed), k,
                        out / f"fold{k}", resume, progress) for k in range(folds)]
     parts = [_fold_outputs(r, k, split, out) for k, r in enumerate(runs)]
-    per_fold = [_score(outer, index) | {"inner_val_metric": _inner_val_metric(r)}
+    per_fold = [score_predictions(outer, index) | {"inner_val_metric": _inner_val_metric(r)}
                 for r, (outer, _) in zip(runs, parts)]
     first = parts[0][0]
     oof = Predictions(sum((p[0].image_ids for p in parts), []), np.concatenate([p[0].probs for p in parts]),
@@ -199,7 +201,7 @@ def run_cv(config: Any, *, folds: int, out: str | Path, resume: bool = True, tes
     write_predictions(out / "oof.csv", oof)
     summary: dict[str, Any] = {"folds": [{"fold": k, "run_dir": str(r), **m} for k, (r, m) in
                                          enumerate(zip(runs, per_fold))],
-                               "aggregate": _aggregate(per_fold), "oof": _score(oof, index),
+                               "aggregate": _aggregate(per_fold), "oof": score_predictions(oof, index),
                                "selection": {"on": "inner validation set", "inner_val": inner_val,
                                              "unit": "patient", "from": "the training folds only"},
                                "split": str(split_csv)}
@@ -208,7 +210,7 @@ def run_cv(config: Any, *, folds: int, out: str | Path, resume: bool = True, tes
         from cxrlab.ensemble import ensemble_predictions  # scipy/sklearn: loaded only when ensembling
 
         ens = ensemble_predictions(tests, out=out / "test_ensemble.csv", method="mean")
-        summary["test"] = {"folds": [_score(read_predictions(t), index) for t in tests],
-                           "ensemble": _score(read_predictions(ens), index), "ensemble_file": str(ens)}
+        summary["test"] = {"folds": [score_predictions(read_predictions(t), index) for t in tests],
+                           "ensemble": score_predictions(read_predictions(ens), index), "ensemble_file": str(ens)}
     write_json(out / "cv.json", summary)
     return summary
