@@ -52,6 +52,12 @@ def test_matches_a_naive_loop_on_auroc():
     assert ours.p_value == pytest.approx(p, abs=1e-12) and ours.replicates == reps
 
 
+def _arm(rng, mu, shared, seeds):
+    per_arm = rng.normal(0, 0.1, len(shared))
+    seed_effect = rng.normal(0, 0.01, (seeds, 1))
+    return mu + seed_effect + shared + per_arm + rng.normal(0, 0.05, (seeds, len(shared)))
+
+
 def _simulate(n_sims, delta, seed, seeds=5, patients=100, reps=300):
     """Per-patient values = arm effect + seed effect + patient effect (shared) + arm-by-patient effect (shared
     by the arm's seeds) + seed-by-patient noise; the metric is the patient mean. Truth: ``delta``."""
@@ -59,12 +65,7 @@ def _simulate(n_sims, delta, seed, seeds=5, patients=100, reps=300):
     covered = rejected = 0
     for i in range(n_sims):
         shared = rng.normal(0, 0.3, patients)
-
-        def arm(mu):
-            per_arm = rng.normal(0, 0.1, patients)
-            return mu + rng.normal(0, 0.01, (seeds, 1)) + shared + per_arm + rng.normal(0, 0.05, (seeds, patients))
-
-        xa, xb = arm(delta), arm(0.0)
+        xa, xb = _arm(rng, delta, shared, seeds), _arm(rng, 0.0, shared, seeds)
         w = with_point(patient_weights(patients, reps, seed=int(rng.integers(1 << 30))))
         res = seed_mean_difference(xa @ w.T / w.sum(1), xb @ w.T / w.sum(1), seed=i)
         covered += res.ci[0] <= delta <= res.ci[1]
