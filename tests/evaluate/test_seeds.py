@@ -36,7 +36,7 @@ def test_matches_a_naive_loop_on_auroc():
     from cxrlab.evaluate.ranking import auc_ap
 
     rng = np.random.default_rng(0)
-    n, reps = 60, 200
+    n, reps = 60, 80
     y = (rng.random(n) < 0.4).astype(float)
     scores_a = [y * 0.8 + rng.normal(0, 1, n) for _ in range(4)]  # four seeds
     scores_b = [y * 0.5 + rng.normal(0, 1, n) for _ in range(3)]  # three seeds
