@@ -186,3 +186,21 @@ def test_kfold_split_trains_the_chosen_fold(tiny_ml, tmp_path: Path):
     val_ids = set(folds.loc[folds["fold"] == 1, "image_id"])
     assert set(used.loc[used["split"] == "val", "image_id"]) == val_ids
     assert set(read_predictions(run / "predictions/val.csv").image_ids) == val_ids
+
+
+def test_undefined_val_metric_selects_on_val_loss_for_the_whole_run(tiny_ml, tmp_path: Path):
+    """A val set where no class has both label values: the macro AUROC is undefined (NaN, never a stand-in), and
+    every epoch is selected on val loss, stated in metrics.csv and the manifest (no per-epoch mix of scales)."""
+    from cxrlab.data.index import load_index, write_index
+
+    index = load_index(tiny_ml["data.index"])
+    split = pd.read_csv(tiny_ml["data.split"], dtype=str)
+    val = index.frame["image_id"].astype(str).isin(split.loc[split["split"] == "val", "image_id"])
+    index.frame.loc[val, list(index.classes)] = 0.0
+    write_index(index, tmp_path / "idx")
+    run = _fit(tiny_ml, tmp_path / "r", train__epochs=3, data__index=tmp_path / "idx")
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["val_metric"].isna().all() and (metrics["selected_on"] == "val_loss").all()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["val_metric"]["selected_on"] == "val_loss" and manifest["val_metric"]["classes"] == []
+    assert manifest["best_epoch"] == int(metrics.loc[metrics["val_loss"].idxmin(), "epoch"])
