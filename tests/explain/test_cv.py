@@ -74,3 +74,11 @@ def test_cv_on_noise_labels_is_not_optimistic(tmp_path):
         assert outer and not outer & fitted  # neither trained nor selected on the fold it is scored on
         assert summary["folds"][k]["n"] == len(outer)
     assert summary["selection"]["on"] == "inner validation set"
+
+
+def test_cv_cli_rejects_a_bad_inner_val(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("model:\n  name: cnn_gap\n")
+    argv = ["cv", "--config", str(tmp_path / "c.yaml"), "--folds", "3", "--inner-val", "1.5",
+            "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "--inner-val 1.5" in capsys.readouterr().err
