@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from cxrlab.auroc import default_exclude
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.labels import labels_for
 from cxrlab.evaluate.metrics import binary_auroc, macro_auroc
@@ -80,10 +81,13 @@ def _grid_step(m: int) -> float:
     return 0.05 if m <= 3 else 0.1 if m <= 5 else 0.25
 
 
-def fit_weights(stack: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Global member weights (M,) on the simplex maximising macro AUROC of the weighted mean. stack: (M, N, C)."""
+def fit_weights(stack: np.ndarray, y: np.ndarray, classes: list[str] | None = None,
+                task: str = "multilabel") -> np.ndarray:
+    """Global member weights (M,) on the simplex maximising macro AUROC (``cxrlab.auroc.macro_auroc``, classes
+    named by ``classes``) of the weighted mean. stack: (M, N, C)."""
     grid = simplex_grid(stack.shape[0], _grid_step(stack.shape[0]))
-    scores = [macro_auroc(y, np.tensordot(w, stack, axes=1)) for w in grid]
+    names = classes if classes is not None else [str(i) for i in range(stack.shape[2])]
+    scores = [macro_auroc(y, np.tensordot(w, stack, axes=1), names, default_exclude(task)).value for w in grid]
     if not np.isfinite(scores).any():
         raise CxrlabError("validation labels have no class with both positives and negatives; cannot fit weights")
     return grid[int(np.nanargmax(scores))]
@@ -251,11 +255,13 @@ def _fit_on_validation(method, members, test, val, labels, task, allow) -> tuple
 
 
 def _fit(method: str, vals: list[Predictions], labels: str | Path, task: str) -> dict[str, Any]:
-    y = labels_for(labels, vals[0].image_ids, vals[0].classes)
+    classes = vals[0].classes
+    y = labels_for(labels, vals[0].image_ids, classes)
     stack = np.stack([v.probs for v in vals])
-    base = {"val_macro_auroc_members": [macro_auroc(y, s) for s in stack]}
+    exclude = default_exclude(task)
+    base = {"val_macro_auroc_members": [macro_auroc(y, s, classes, exclude).value for s in stack]}
     if method == "weighted":
-        params = {"weights": fit_weights(stack, y).tolist()}
+        params = {"weights": fit_weights(stack, y, classes, task).tolist()}
     elif method == "class":
         cw = fit_class_weights(stack, y)
         params = {"class_weights": {c: w.tolist() for c, w in zip(vals[0].classes, cw)}}
@@ -263,7 +269,8 @@ def _fit(method: str, vals: list[Predictions], labels: str | Path, task: str) ->
     else:
         params = fit_stacking(stack, y, task)
     fitted = combine(stack, method, params, task)
-    return {**params, **base, "val_macro_auroc_ensemble": macro_auroc(y, fitted)}
+    macro = macro_auroc(y, fitted, classes, exclude)
+    return {**params, **base, "val_macro_auroc_ensemble": macro.value, "val_macro_auroc_classes": macro.classes}
 
 
 def _guess_task(probs: np.ndarray) -> str:

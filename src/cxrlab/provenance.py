@@ -210,19 +210,22 @@ def check_resume(out: str | Path, cfg: Any, data: Any, config_path: str | None =
 
 
 # ----------------------------------------------------------------------------- cross-validation
-def check_cv_settings(out: str | Path, cfg: Any, folds: int) -> None:
-    """A ``cv`` rerun into the same folder must use the settings that made its folds and fold runs."""
+def check_cv_settings(out: str | Path, cfg: Any, folds: int, protocol: dict[str, Any] | None = None) -> None:
+    """A ``cv`` rerun into the same folder must use the settings that made its folds and fold runs
+    (``protocol``: the cv's own settings, e.g. how checkpoints are selected; compared even when the record
+    predates them, so a folder of another protocol is never reused)."""
     from cxrlab.config import config_to_dict
 
     out = Path(out)
     record = out / CV_SETTINGS
     settings = {k: v for k, v in _flat(config_to_dict(cfg)).items() if k not in CV_IGNORED}
     settings["folds"] = folds
+    settings.update(protocol or {})
     if not record.is_file():
         write_json(record, settings)
         return
     old = read_json(record, kind=dict, fix="restore it, or run cv into a new --out")
-    for key in sorted((set(old) & set(settings)) | {"folds"}):
+    for key in sorted((set(old) & set(settings)) | {"folds"} | set(protocol or {})):
         if old.get(key) != settings.get(key):
             raise CxrlabError(f"{out} holds a cross-validation made with {key}={old.get(key)!r}, now "
                               f"{settings.get(key)!r}; its folds and fold runs do not fit these settings: run cv "

@@ -15,9 +15,11 @@ from cxrlab.predictions import Predictions, read_predictions, write_predictions
 from cxrlab.utils import write_json
 
 
-def make_run(root, data, name, model, noise, seed, params=1000):
+def make_run(root, data, name, model, noise, seed, params=1000, lr=0.001):
     """A run directory as ``cxrlab train`` writes it, with predictions worsened by ``noise``."""
     run = root / name
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(f"name: {name}\nmodel:\n  name: {model}\ntrain:\n  seed: {seed}\n  lr: {lr}\n")
     rng = np.random.default_rng(seed)
     for split in ("test", "val"):
         src = read_predictions(data[split])
@@ -52,6 +54,7 @@ def test_compare_runs_paired_tests_and_outputs(ml_data, tmp_path):
     assert all(t["delta"] > 0 and t["p_value"] < 0.05 for t in macro)  # much noisier model is worse
     (group,) = r["groups"]
     assert group["model"] == "cnn" and group["n"] == 2 and group["headline_sd"] > 0
+    assert group["runs"] == ["cnn_s0", "cnn_s1"]
     row = next(m for m in r["models"] if m["name"] == "vit_s0")
     assert row["params"] == 5000 and row["images_per_s"] == 80.0 and row["thresholds"] == "youden on validation"
     csv = pd.read_csv(out / "comparison.csv")
@@ -59,6 +62,16 @@ def test_compare_runs_paired_tests_and_outputs(ml_data, tmp_path):
     md = (out / "report.md").read_text()
     assert "(best)" in md and "Paired tests" in md and "mean ± sd" in md and "seed paper" in md
     assert 0 < r["models"][0]["seed_paper"]["labelwise_accuracy"] < 1
+
+
+def test_compare_groups_seeds_only_when_configs_differ_in_the_seed_alone(ml_data, tmp_path):
+    runs = [make_run(tmp_path, ml_data, "s0", "cnn", 0.02, 0), make_run(tmp_path, ml_data, "s1", "cnn", 0.03, 1),
+            make_run(tmp_path, ml_data, "lr", "cnn", 0.03, 2, lr=0.01),  # same model, another --set: not a seed
+            make_run(tmp_path, ml_data, "bare", "cnn", 0.03, 3)]
+    (runs[3] / "config.yaml").unlink()  # no config: nothing proves it is a seed of the others
+    r = compare_runs(runs, labels=ml_data["index"], bootstrap=0, report=False)
+    (group,) = r["groups"]
+    assert group["runs"] == ["s0", "s1"] and group["rule"] == "resolved config.yaml equal except train.seed"
 
 
 def test_macro_auroc_agrees_with_evaluate(ml_data, tmp_path):

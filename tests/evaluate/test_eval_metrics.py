@@ -98,5 +98,10 @@ def test_array_macro_auroc_matches_sklearn_and_bootstrap_path():
     assert binary_auroc(y[:, 0], p[:, 0]) == pytest.approx(roc_auc_score(y[known, 0], p[known, 0]), abs=1e-12)
     per = per_class_auroc(y, p)
     assert np.isnan(per[2]) and per[1] == pytest.approx(roc_auc_score(y[:, 1], p[:, 1]), abs=1e-12)
-    assert macro_auroc(y, p) == pytest.approx(np.mean(per[:2]), abs=1e-12)
-    assert np.isnan(macro_auroc(np.zeros((4, 1)), np.ones((4, 1))))
+    macro = macro_auroc(y, p, ["A", "B", "C"])
+    assert macro.value == pytest.approx(np.mean(per[:2]), abs=1e-12)
+    assert macro.classes == ["A", "B"] and macro.undefined == ["C"]
+    assert macro_auroc(y, p, ["A", "No Finding", "C"]).classes == ["A"]  # excluded by name, by default
+    assert macro_auroc(y, p, ["A", "No Finding", "C"], exclude=()).classes == ["A", "No Finding"]
+    empty = macro_auroc(np.zeros((4, 1)), np.ones((4, 1)), ["A"])
+    assert np.isnan(empty.value) and not empty.defined and empty.classes == []

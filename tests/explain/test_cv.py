@@ -39,3 +39,46 @@ def test_cv_cli_rejects_one_fold(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text("model:\n  name: cnn_gap\n")
     assert main(["cv", "--config", str(tmp_path / "c.yaml"), "--folds", "1", "--out", str(tmp_path / "o")]) == 2
     assert "not a valid number of folds (2 to 1000)" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # about 20 s: three folds of four epochs
+def test_cv_on_noise_labels_is_not_optimistic(tmp_path):
+    """Pure-noise labels: nothing can be learned, so an honest out-of-fold AUROC is near 0.5. Selecting each
+    fold's epoch on the fold that is then scored would pick its luckiest epoch (above 0.5); cv selects on an
+    inner validation set carved from the training folds, and the outer fold never enters a fold's train or val."""
+    import numpy as np
+    import pandas as pd
+
+    from cxrlab.data.index import load_index, write_index
+
+    index = make_phantom_index(tmp_path / "ph", n=150, size=32, seed=0)
+    rng = np.random.default_rng(0)
+    frame = index.frame.copy()
+    for c in index.classes:
+        frame[c] = (rng.random(len(frame)) < 0.35).astype(float)  # labels unrelated to the images
+    index.frame = frame
+    write_index(index, tmp_path / "ph" / "index")
+    cfg = load_config(None, [f"data.index={tmp_path / 'ph' / 'index'}", f"data.split={tmp_path / 'nosplit.csv'}",
+                             "data.image_size=32", "data.cache_size=32", "model.name=cnn_gap", "train.epochs=4",
+                             "train.lr=0.01", "train.batch_size=32", "augment.policy=none", "train.device=cpu",
+                             "train.threads=1", "data.require_positives=false"])
+    out = tmp_path / "cv"
+    summary = run_cv(cfg, folds=3, out=out, test_ensemble=False)
+    assert abs(summary["oof"]["macro_auroc"] - 0.5) < 0.08, summary["oof"]
+    assert summary["oof"]["macro_classes"] == list(load_index(tmp_path / "ph" / "index").classes)
+    folds = load_split(out / "split.csv")
+    for k in range(3):
+        outer = set(folds.loc[folds["fold"] == k, "image_id"].astype(str))
+        used = pd.read_csv(out / f"fold{k}" / "split.csv", dtype=str)
+        fitted = set(used.loc[used["split"].isin(["train", "val"]), "image_id"])
+        assert outer and not outer & fitted  # neither trained nor selected on the fold it is scored on
+        assert summary["folds"][k]["n"] == len(outer)
+    assert summary["selection"]["on"] == "inner validation set"
+
+
+def test_cv_cli_rejects_a_bad_inner_val(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("model:\n  name: cnn_gap\n")
+    argv = ["cv", "--config", str(tmp_path / "c.yaml"), "--folds", "3", "--inner-val", "1.5",
+            "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "--inner-val 1.5" in capsys.readouterr().err

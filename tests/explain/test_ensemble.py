@@ -12,10 +12,14 @@ from cxrlab.ensemble import (
     simplex_grid,
 )
 from cxrlab.errors import CxrlabError
-from cxrlab.evaluate.metrics import macro_auroc
+from cxrlab.evaluate.metrics import macro_auroc as _macro_auroc
 from cxrlab.predictions import read_predictions
 
 CLASSES = ["A", "B"]
+
+
+def macro_auroc(y, p):
+    return _macro_auroc(y, p, CLASSES).value
 
 
 def _synthetic(n, rng):

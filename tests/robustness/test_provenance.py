@@ -82,6 +82,11 @@ def test_cv_rerun_with_other_settings(tmp_path, world):
     other = load_config(world.run / "config.yaml", ["train.lr=0.1"])
     with pytest.raises(CxrlabError, match="train.lr"):
         check_cv_settings(tmp_path, other, 3)
+    with pytest.raises(CxrlabError, match="inner_val=None"):  # a folder made before inner-val selection: not reused
+        check_cv_settings(tmp_path, cfg, 3, {"selection": "inner_val", "inner_val": 0.2})
+    check_cv_settings(tmp_path / "new", cfg, 3, {"selection": "inner_val", "inner_val": 0.2})
+    with pytest.raises(CxrlabError, match="inner_val"):
+        check_cv_settings(tmp_path / "new", cfg, 3, {"selection": "inner_val", "inner_val": 0.3})
 
 
 @pytest.mark.parametrize("damage", ["truncate", "empty", "flip", "json_list", "json_broken"])

@@ -39,7 +39,9 @@ def test_report_files_and_contents(finished):
         assert text in html
     assert (finished / "report" / "report.md").exists() and (finished / "report" / "leaderboard.csv").exists()
     rep = _report(finished)
-    assert {a["arm"] for a in rep["arms"]} == {"a", "b", "ab"}
+    assert {a["arm"] for a in rep["arms"]} == {"a", "b", "ab", "a (seed ensemble)", "b (seed ensemble)"}
+    ens = next(x for x in rep["arms"] if x["arm"] == "a (seed ensemble)")
+    assert ens["kind"] == "seed_ensemble" and ens["n_seeds"] == 2 and ens["sd"] is None
     a = next(x for x in rep["arms"] if x["arm"] == "a")
     assert a["cost"]["parameters"] > 0 and a["cost"]["gflops_per_image"] > 0 and a["cost"]["cpu_latency_ms_b1"] > 0
     assert a["cost"]["train_load"] >= 0 and a["cost"]["cost_load"] >= 0  # the load beside the timings
@@ -69,18 +71,37 @@ def test_run_numbers_equal_compare_on_the_same_runs(finished, tmp_path):
         assert ours["macro_f1"] == pytest.approx(model["macro_f1"])
 
 
-def test_paired_tests_equal_compare_with_one_seed(tmp_path, tiny_data):
+def test_a_difference_is_the_difference_of_the_leaderboard_means(finished):
+    rep = _report(finished)
+    mean = {a["arm"]: a["mean"] for a in rep["arms"]}
+    head = rep["headline"].removeprefix("macro_")
+    for t in rep["tests"]:
+        if t["class"] == "macro" and t["metric"] == head:
+            assert t["delta"] == pytest.approx(mean[t["a"]] - mean[t["b"]], abs=1e-12)
+            assert t["n_seeds"] == [2, 2] and t["delta_ci"][0] <= t["delta"] <= t["delta_ci"][1]
+            assert 0 < t["p_value"] <= 1 and [s["seed"] for s in t["per_seed"]] == [0, 1]
+    per_class = {(t["a"], t["class"]): t["delta"] for t in rep["tests"] if t["class"] != "macro"}
+    for (arm, cls), delta in per_class.items():
+        rows = {a["arm"]: a["per_class"][cls][0] for a in rep["arms"]}
+        assert delta == pytest.approx(rows[arm] - rows["a"], abs=1e-12)
+
+
+def test_per_seed_tests_equal_compare_with_one_seed(tmp_path, tiny_data):
     study = write_study(tmp_path / "s.yaml", tiny_data, arms=[{"name": "a"}, {"name": "b", "set": {"train.lr": 0.01}}],
                         reference="a")
     out = tmp_path / "out"
     run_study(study, out)
     cmp = compare_runs([out / "runs" / "b-s0", out / "runs" / "a-s0"], bootstrap=50, seed=0)
-    ours = _report(out)["tests"]
-    assert len(ours) == len(cmp["tests"])
-    for mine, theirs in zip(ours, cmp["tests"]):
-        assert (mine["a"], mine["b"], mine["class"], mine["metric"]) == ("b", "a", theirs["class"], theirs["metric"])
-        assert mine["delta"] == pytest.approx(theirs["delta"])
-        assert mine["p_adjusted"] == pytest.approx(theirs["p_adjusted"])
+    theirs = {(t["class"], t["metric"]): t for t in cmp["tests"]}
+    ours = [t for t in _report(out)["tests"] if t["class"] == "macro"]
+    assert len(ours) == 2
+    for mine in ours:
+        ref = theirs[("macro", mine["metric"])]
+        assert (mine["a"], mine["b"], mine["n_seeds"]) == ("b", "a", [1, 1])
+        assert mine["delta"] == pytest.approx(ref["delta"])  # one seed: the mean is that seed's value
+        assert mine["per_seed"][0]["delta"] == pytest.approx(ref["delta"])
+        assert mine["per_seed"][0]["p_value"] == pytest.approx(ref["p_value"])
+        assert mine["per_seed"][0]["delta_ci"] == pytest.approx(ref["delta_ci"])
 
 
 def test_report_is_rebuilt_by_the_cli(finished, capsys):

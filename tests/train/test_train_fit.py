@@ -31,7 +31,8 @@ def test_run_directory_contents(tiny_ml, tmp_path: Path):
                 "predictions/val.csv", "predictions/val.json", "predictions/test.csv"):
         assert (run / rel).exists(), rel
     metrics = pd.read_csv(run / "metrics.csv")
-    assert list(metrics.columns) == LOSS_COLUMNS + ["seconds", "images_per_s", "train_metric"]
+    assert list(metrics.columns) == LOSS_COLUMNS + ["seconds", "images_per_s", "train_metric", "selected_on"]
+    assert (metrics["selected_on"] == "val_metric").all()
     assert metrics["epoch"].tolist() == [1, 2] and np.isfinite(metrics["train_loss"]).all()
     info = json.loads((run / "checkpoints/best.json").read_text())
     assert info["model_name"] == "cnn_gap" and info["task"] == "multilabel"
@@ -42,6 +43,16 @@ def test_run_directory_contents(tiny_ml, tmp_path: Path):
     assert preds.patient_ids is not None and preds.probs.shape == (len(preds.image_ids), 4)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["data"]["index_sha256"] and manifest["environment"]["torch"] and manifest["seed"] == 0
+    assert manifest["val_metric"]["name"] == "macro_auroc" and manifest["val_metric"]["selected_on"] == "val_metric"
+    assert info["metric_classes"] == manifest["val_metric"]["classes"]
+    # the checkpoint was selected on exactly the number evaluate reports for its validation predictions
+    from cxrlab.evaluate.evaluate import evaluate_predictions
+
+    reported = evaluate_predictions(run / "predictions/val.csv", labels=tiny_ml["data.index"], bootstrap=0,
+                                    report=False)
+    assert reported["macro"]["classes"] == info["metric_classes"]
+    assert reported["macro"]["auroc"] == pytest.approx(info["val_metric"], abs=1e-9)
+    assert info["val_metric"] == pytest.approx(metrics["val_metric"].max(), abs=1e-6)
     state = load_state(run / "checkpoints/last_state.pt")  # weights_only=True: no pickled objects
     assert state["epoch"] == 2 and "optimizer" in state and "rng" in state
 
@@ -179,3 +190,21 @@ def test_kfold_split_trains_the_chosen_fold(tiny_ml, tmp_path: Path):
     val_ids = set(folds.loc[folds["fold"] == 1, "image_id"])
     assert set(used.loc[used["split"] == "val", "image_id"]) == val_ids
     assert set(read_predictions(run / "predictions/val.csv").image_ids) == val_ids
+
+
+def test_undefined_val_metric_selects_on_val_loss_for_the_whole_run(tiny_ml, tmp_path: Path):
+    """A val set where no class has both label values: the macro AUROC is undefined (NaN, never a stand-in), and
+    every epoch is selected on val loss, stated in metrics.csv and the manifest (no per-epoch mix of scales)."""
+    from cxrlab.data.index import load_index, write_index
+
+    index = load_index(tiny_ml["data.index"])
+    split = pd.read_csv(tiny_ml["data.split"], dtype=str)
+    val = index.frame["image_id"].astype(str).isin(split.loc[split["split"] == "val", "image_id"])
+    index.frame.loc[val, list(index.classes)] = 0.0
+    write_index(index, tmp_path / "idx")
+    run = _fit(tiny_ml, tmp_path / "r", train__epochs=3, data__index=tmp_path / "idx")
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["val_metric"].isna().all() and (metrics["selected_on"] == "val_loss").all()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["val_metric"]["selected_on"] == "val_loss" and manifest["val_metric"]["classes"] == []
+    assert manifest["best_epoch"] == int(metrics.loc[metrics["val_loss"].idxmin(), "epoch"])

@@ -21,6 +21,9 @@ def _register_cv(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-resume", action="store_true",
                    help="refuse to reuse an existing output folder (default: skip finished folds)")
     p.add_argument("--no-test-ensemble", action="store_true", help="skip the fold-model ensemble on test")
+    p.add_argument("--inner-val", type=float, default=0.2,
+                   help="share of the training folds' patients held out (per fold) to select the checkpoint on; "
+                        "the outer fold is scored once (default 0.2)")
     p.add_argument("--out", required=True)
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder not made by cv")
     p.set_defaults(func=_cv)
@@ -35,6 +38,7 @@ def _cv(args: argparse.Namespace) -> int:
     d = config.data
     with output_folder(args.out, verb="cv", inputs=[args.config, d.index, d.split, d.cache], force=args.force):
         summary = run_cv(config, folds=args.folds, out=args.out, resume=not args.no_resume,
-                         test_ensemble=not args.no_test_ensemble, progress=lambda line: print(line, flush=True))
+                         test_ensemble=not args.no_test_ensemble, inner_val=args.inner_val,
+                         progress=lambda line: print(line, flush=True))
     print(json.dumps(summary["aggregate"], indent=2))
     return 0

@@ -3,8 +3,10 @@
 Per class: paired DeLong test of AUROC, patient-clustered (Obuchowski 1997) when some patient has more than
 one scored image, so a patient's correlated images do not count as independent evidence. Macro AUROC and
 (macro) F1: paired bootstrap of the difference, both models scored on the same patient resamples. All
-p-values of one comparison are Holm-adjusted together. Runs of the same model (different seeds) are also
-aggregated as mean and standard deviation.
+p-values of one comparison are Holm-adjusted together. Runs that are seeds of one recipe are also aggregated as
+mean and standard deviation: run directories whose resolved ``config.yaml`` files differ in ``train.seed`` alone
+(``name`` and ``source`` are labels, not settings: ignored, as in a study's config diff). A predictions file
+without its run's config.yaml is never grouped: nothing proves it differs only by seed.
 """
 
 from __future__ import annotations
@@ -123,7 +125,8 @@ def _manifest_info(src: Source) -> dict:
     for key, names in MANIFEST_KEYS.items():
         info[key] = next((manifest[n] for n in names if isinstance(manifest.get(n), (int, float))), None)
     info["model"] = manifest.get("model") or manifest.get("model_name")
-    info["recipe"] = manifest.get("config")  # runs of one recipe differing only by seed share it
+    info["recipe"] = manifest.get("config")
+    info["seed_group"] = seed_group(src.run_dir)
     metrics_csv = src.run_dir / "metrics.csv" if src.run_dir else None
     if info["images_per_s"] is None and metrics_csv is not None and metrics_csv.exists():
         import pandas as pd
@@ -268,20 +271,57 @@ def _seed_paper(s: Scored) -> dict | None:
     return {"labelwise_accuracy": m.labelwise_accuracy(s), "flattened_auroc": _f(flat)}
 
 
+SEED_GROUP_IGNORED = ("name", "source", "train.seed")  # the keys a study's config diff leaves out too
+
+
+def seed_group(run_dir: Path | None) -> str | None:
+    """A key shared exactly by runs whose resolved ``config.yaml`` differs only in ``SEED_GROUP_IGNORED``
+    (sha256 of the rest, 12 hex digits); None without a readable config.yaml (never grouped)."""
+    import hashlib
+    import json
+
+    import yaml
+
+    path = Path(run_dir) / "config.yaml" if run_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    flat = {k: v for k, v in _flatten(config).items() if k not in SEED_GROUP_IGNORED}
+    return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def _groups(rows: list[dict]) -> list[dict]:
-    """Runs of the same model (e.g. several seeds) aggregated: mean and sample sd of the headline metric."""
-    by_model: dict[str, list[dict]] = {}
+    """Seeds of one recipe (``seed_group``: resolved configs equal but for the seed) aggregated: mean and sample
+    sd of the headline metric."""
+    by_config: dict[str, list[dict]] = {}
     for r in rows:
-        key = str(r["model"]) + (f" ({r['recipe']})" if r.get("recipe") else "")
-        by_model.setdefault(key, []).append(r)
+        if r.get("seed_group"):
+            by_config.setdefault(r["seed_group"], []).append(r)
     out = []
-    for name, members in by_model.items():
+    for key, members in by_config.items():
         if len(members) < 2:
             continue
+        name = str(members[0]["model"]) + (f" ({members[0]['recipe']})" if members[0].get("recipe") else "")
         mean, sd = _mean_sd([r["headline"] for r in members])
         per = {c: _mean_sd([r["per_class"][c] for r in members]) for c in members[0]["per_class"]}
-        out.append({"model": name, "runs": [r["name"] for r in members], "n": len(members),
-                    "headline_mean": mean, "headline_sd": sd, "per_class": per})
+        out.append({"model": name, "runs": [r["name"] for r in members], "n": len(members), "config": key,
+                    "rule": "resolved config.yaml equal except train.seed", "headline_mean": mean,
+                    "headline_sd": sd, "per_class": per})
     return out
 
 

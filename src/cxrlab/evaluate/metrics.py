@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from cxrlab.auroc import binary_auroc, macro_auroc, per_class_auroc  # noqa: F401 - re-exported
+from cxrlab.auroc import (  # noqa: F401 - re-exported: the one definition lives in the base layer
+    DEFAULT_EXCLUDE,
+    MacroAuroc,
+    binary_auroc,
+    default_exclude,
+    macro_auroc,
+    macro_columns,
+    per_class_auroc,
+)
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.bootstrap import per_patient_sums
 from cxrlab.evaluate.matching import Scored
 from cxrlab.evaluate.ranking import auc_ap
 
-DEFAULT_EXCLUDE = ("No Finding",)
 SPECIFICITIES = (0.8, 0.9, 0.95)
 
 
@@ -40,7 +47,8 @@ def class_auc_ap(s: Scored, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def averaged_classes(s: Scored, exclude: tuple[str, ...] | list[str]) -> tuple[list[int], list[str], list[str]]:
-    """Indices of classes in the macro average, and the names excluded / undefined (one label value).
+    """Indices of classes in the macro average, and the names excluded / undefined (one label value): the rule
+    of ``cxrlab.auroc.macro_columns``, shared with training, ``cv`` and ``study``.
 
     A name in ``exclude`` that is not a scored class is an error (a typo would otherwise silently change nothing);
     the default ``No Finding`` is exempt, since most datasets do not have it."""
@@ -48,15 +56,8 @@ def averaged_classes(s: Scored, exclude: tuple[str, ...] | list[str]) -> tuple[l
     if unknown:
         raise CxrlabError(f"--exclude {', '.join(map(repr, unknown))}: not a scored class; "
                           f"choose among {', '.join(s.classes)} (\"\" for none)")
-    excluded = [c for c in s.classes if c in exclude]
-    undefined = []
-    keep = []
-    for i, c in enumerate(s.classes):
-        col = s.y[:, i][~np.isnan(s.y[:, i])]
-        if len(np.unique(col)) < 2:
-            undefined.append(c)
-        elif c not in exclude:
-            keep.append(i)
+    cols = macro_columns(s.y, s.classes, exclude)  # the same rule as cxrlab.auroc.macro_auroc
+    keep, excluded, undefined = cols.keep, cols.excluded, cols.undefined
     return keep, excluded, undefined
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.figures import risk_coverage_figure
 from cxrlab.evaluate.labels import labels_for
-from cxrlab.evaluate.metrics import macro_auroc
+from cxrlab.evaluate.metrics import default_exclude, macro_auroc
 from cxrlab.guards import Reach, check_fitting
 from cxrlab.predictions import Predictions, read_predictions
 from cxrlab.utils import atomic_write_bytes, atomic_write_text, write_json
@@ -116,10 +116,11 @@ def summarize_uncertainty(probs: np.ndarray, y: np.ndarray, extra: pd.DataFrame 
     return block
 
 
-def _subset_metrics(probs, y, errors, keep, task) -> dict[str, Any]:
+def _subset_metrics(probs, y, errors, keep, task, classes) -> dict[str, Any]:
+    macro = macro_auroc(y[keep], probs[keep], classes, default_exclude(task))
     return {"coverage": float(keep.mean()), "n_kept": int(keep.sum()), "n_abstained": int((~keep).sum()),
             "risk": float(errors[keep].mean()) if keep.any() else float("nan"),
-            "macro_auroc": macro_auroc(y[keep], probs[keep]) if keep.sum() > 1 else float("nan")}
+            "macro_auroc": macro.value, "macro_auroc_classes": macro.classes}
 
 
 @dataclass(frozen=True)
@@ -177,8 +178,8 @@ def selective_prediction(val: str | Path, *, test: str | Path, labels: str | Pat
     for name, side in sides.items():
         side = sides[name] = replace(side, keep=side.uncertainty <= threshold)
         p, y, err = side.preds, side.labels, side.errors
-        result[name] = {"kept": _subset_metrics(p.probs, y, err, side.keep, task),
-                        "all": _subset_metrics(p.probs, y, err, np.ones_like(side.keep), task),
+        result[name] = {"kept": _subset_metrics(p.probs, y, err, side.keep, task, p.classes),
+                        "all": _subset_metrics(p.probs, y, err, np.ones_like(side.keep), task, p.classes),
                         "aurc": side.curve["aurc"]}
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -56,10 +56,14 @@ def study_results(out: str | Path) -> dict[str, Any]:
     ev = plan["evaluate"]
     scores = score_runs(runs, labels, ev["bootstrap"], ev["seed"], ev["threshold_method"], ev["split"])
     reference = plan.get("reference")
-    tests = arm_tests(scores, reference if reference in scores["_arm_models"] else None)
+    tests = arm_tests(scores, reference if reference in scores["_arms"] else None)
     arms = arm_rows(scores)
     costs = collect.arm_costs(out, runs)
     for row in arms:
+        if row.get("kind") == "seed_ensemble":  # costs what all its seeds cost (latency: one after another)
+            row.update(cost=_summed([costs.get(row["of"], {})] * row["n_seeds"]), swept={}, diff={},
+                       strategy=f"mean of the probabilities of {row['of']}'s {row['n_seeds']} seeds")
+            continue
         row["cost"] = costs.get(row["arm"], {})
         info = next((a for a in plan["arms"] if a["name"] == row["arm"]), None)
         row["kind"] = "arm" if info else "ensemble"
@@ -146,10 +150,14 @@ def _summary(doc: Document, res: dict[str, Any]) -> None:
         f"budget: {res['budget']}",
         f"scored on {res['counts']['images']} images ({res['counts']['patients']} patients), the same for every run; "
         f"{h} averaged over {', '.join(res['macro_classes'])}",
-        f"mean ± sd over seeds; 95% CI of the seed-mean from {res['bootstrap']['replicates']} patient-bootstrap "
-        f"replicates (seed {res['bootstrap']['seed']})",
-        f"paired tests {'against ' + res['reference'] if res['reference'] else 'between all pairs'}, "
-        f"Holm-adjusted over all {len(res['tests'])} tests",
+        f"mean ± sd over seeds; 95% CI of the seed-mean from a two-level bootstrap: "
+        f"{res['bootstrap']['replicates']} patient resamples (seed {res['bootstrap']['seed']}), the same for every "
+        "run, each with the arm's seeds resampled",
+        f"differences {'from ' + res['reference'] if res['reference'] else 'between all pairs'} are differences of "
+        "the seed means above (two-level bootstrap CI and p-value: patients paired, seeds resampled within each "
+        f"arm), Holm-adjusted over all {len(res['tests'])} tests; each seed's own paired test is shown beside them",
+        "a 'seed ensemble' row is the mean of an arm's seeds' probabilities scored as one model: a different "
+        "(usually stronger) model than the arm's seeds, never the arm's headline",
         *[f"note: {n}" for n in res["notes"]],
     ]
     doc.bullets(items)
@@ -200,18 +208,24 @@ def _tests(doc: Document, res: dict[str, Any]) -> None:
         doc.text("One arm only: nothing to compare.")
         return
     macro = [t for t in res["tests"] if t["class"] == "macro"]
-    doc.table(["arm", "vs", "metric", "difference (95% CI)", "test", "p", "p (Holm)"],
-              [[t["a"], t["b"], t["metric"], fmt_ci(t["delta"], t.get("delta_ci")), t["test"], _num(t["p_value"]),
-                _num(t["p_adjusted"])] for t in macro])
+    doc.table(["arm", "vs", "metric", "seeds", "difference of seed means (95% CI)", "p", "p (Holm)",
+               "per seed: difference (p)"],
+              [[t["a"], t["b"], t["metric"], "/".join(map(str, t["n_seeds"])), fmt_ci(t["delta"], t.get("delta_ci")),
+                _num(t["p_value"]), _num(t["p_adjusted"]), _per_seed_text(t["per_seed"])] for t in macro])
     doc.figure("differences", efig.forest_figure(
         [f"{t['a']} - {t['b']} ({t['metric']})" for t in macro], [t["delta"] for t in macro],
-        [t.get("delta_ci") for t in macro], "difference of seed-mean metric (95% CI, patient bootstrap)", 0.0),
+        [t.get("delta_ci") for t in macro], "difference of seed means (95% CI, two-level bootstrap)", 0.0),
         "Differences between arms (ablations: each arm minus the reference)")
     per = [t for t in res["tests"] if t["class"] != "macro"]
-    doc.heading("Per-class DeLong tests (seed-averaged probabilities)", 3)
-    doc.table(["arm", "vs", "class", "Δ AUROC", "p", "p (Holm)"],
-              [[t["a"], t["b"], t["class"], _num(t["delta"], "{:+.3f}"), _num(t["p_value"]), _num(t["p_adjusted"])]
-               for t in per])
+    doc.heading(f"Per-class differences of seed means ({res['per_class_metric']}, two-level bootstrap)", 3)
+    doc.table(["arm", "vs", "class", "difference (95% CI)", "p", "p (Holm)"],
+              [[t["a"], t["b"], t["class"], fmt_ci(t["delta"], t.get("delta_ci")), _num(t["p_value"]),
+                _num(t["p_adjusted"])] for t in per])
+
+
+def _per_seed_text(rows: list[dict[str, Any]]) -> str:
+    """Each shared seed's paired difference and p-value (compare's test on that seed's two runs)."""
+    return "; ".join(f"s{r['seed']}: {_num(r['delta'], '{:+.3f}')} (p {_num(r['p_value'])})" for r in rows) or "n/a"
 
 
 def _costs(doc: Document, res: dict[str, Any]) -> None:

@@ -2,16 +2,22 @@
 
 Per run: the headline metric (macro AUROC multi-label, macro-F1 multi-class) with a patient-bootstrap CI and
 per-class values, exactly as ``compare_runs`` computes them (same bootstrap weights, same thresholds).
-Per arm: mean and sample sd over seeds of the point values; the CI of the seed-mean metric from the same
-bootstrap replicates averaged over seeds (paired, because every run is scored on the same patient resamples).
-Paired tests between arms (against the reference, or every pair) use ``compare``'s ``_pairwise_tests`` on
-each arm's seed-averaged probabilities and bootstrap arrays; all p-values are Holm-adjusted together.
+Per arm: mean and sample sd over seeds of the point values, and the CI of that seed mean from the two-level
+bootstrap of ``cxrlab.evaluate.seeds`` (the runs' shared patient resamples x the arm's seeds resampled).
+Differences between arms (against the reference, or every pair) are differences of seed means, exactly the
+leaderboard's means subtracted, with a two-level bootstrap CI and p-value (patients paired across arms, seeds
+resampled within each arm); beside each macro difference, the paired bootstrap test of every seed both arms
+share (``compare``'s test on that seed's two runs). All p-values are Holm-adjusted together. A training arm
+with several seeds also gets a *seed ensemble* row (mean of its seeds' probabilities, scored as one model): a
+different, stronger model than any one seed, so never the arm's headline.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +25,29 @@ import numpy as np
 
 from cxrlab.evaluate import compare as cmp
 from cxrlab.evaluate import metrics as m
-from cxrlab.evaluate.bootstrap import patient_weights, with_point
+from cxrlab.evaluate.bootstrap import bootstrap_p_value, patient_weights, with_point
 from cxrlab.evaluate.delong import holm_adjust
 from cxrlab.evaluate.inputs import Source, load_labels
+from cxrlab.evaluate.seeds import SeedEstimate, seed_mean, seed_mean_difference
 from cxrlab.evaluate.summary import est
 
-ARRAYS = ("auroc", "macro_auroc", "f1", "macro_f1")
 THREADS = 2
+TWO_LEVEL = "two-level bootstrap (patients paired, seeds resampled)"
+
+
+@dataclass
+class Arm:
+    """One arm's runs (one per seed), each a ``compare`` Model with metric arrays on the shared resamples."""
+
+    name: str
+    seeds: list[int]
+    members: list[cmp.Model]
+    trained: bool  # a training arm (not a study ensemble)
+    seed_paper: dict | None = None
+
+    def stack(self, key: str, column: int | None = None) -> np.ndarray:
+        """(S, R+1) metric arrays of every seed (``column``: one class of a per-class metric)."""
+        return np.stack([m.arrays[key] if column is None else m.arrays[key][:, column] for m in self.members])
 
 
 def _source(run_dir: Path, split: str) -> Source:
@@ -64,45 +86,67 @@ def score_runs(runs: list[dict[str, Any]], labels: str | Path, bootstrap: int, s
                          "macro_f1": est(model.arrays["macro_f1"])[0],
                          "per_class": {c: cmp._f(model.arrays[per_metric][0, i]) for i, c in enumerate(ref.classes)},
                          "thresholds": model.info.get("thresholds"), "seed_paper": cmp._seed_paper(model.scored)})
-    arms = _arm_models(models, runs)
-    for arm, model in arms.items():  # the seed paper's metrics, averaged over seeds, for contrast
-        papers = [r["seed_paper"] for r in run_rows if r["arm"] == arm and r["seed_paper"]]
-        model.info["seed_paper"] = {k: _mean_sd([p[k] for p in papers])[0] for k in papers[0]} if papers else None
+    arms = _arms(models, runs)
+    for arm in arms.values():  # the seed paper's metrics, averaged over seeds, for contrast
+        papers = [r["seed_paper"] for r in run_rows if r["arm"] == arm.name and r["seed_paper"]]
+        arm.seed_paper = {k: _mean_sd([p[k] for p in papers])[0] for k in papers[0]} if papers else None
+    ensembles = {a.name: _seed_ensemble(a, weights, keep, threshold_method) for a in arms.values()
+                 if a.trained and len(a.members) > 1}
     return {"task": ref.task, "headline": headline, "per_class_metric": per_metric, "classes": list(ref.classes),
             "macro_classes": [ref.classes[i] for i in keep] if ref.task == "multilabel" else list(ref.classes),
             "excluded": excluded, "undefined": undefined, "notes": notes,
             "counts": {"images": len(ref.image_ids), "patients": ref.n_patients},
-            "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient", "level": 0.95},
-            "runs": run_rows, "_arm_models": arms, "_keep": keep}
+            "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient", "level": 0.95,
+                          "seeds": "resampled within each arm (two-level bootstrap)"},
+            "runs": run_rows, "_arms": arms, "_seed_ensembles": ensembles, "_keep": keep}
 
 
-def _arm_models(models: list[cmp.Model], runs: list[dict[str, Any]]) -> dict[str, cmp.Model]:
-    """One Model per arm: seed-averaged probabilities and bootstrap arrays (the same patient resamples)."""
-    by_arm: dict[str, list[cmp.Model]] = {}
+def _arms(models: list[cmp.Model], runs: list[dict[str, Any]]) -> dict[str, Arm]:
+    out: dict[str, Arm] = {}
     for model, r in zip(models, runs):
-        by_arm.setdefault(r["arm"], []).append(model)
-    out = {}
-    for arm, members in by_arm.items():
-        scored = dataclasses.replace(members[0].scored, p=np.mean([x.scored.p for x in members], axis=0))
-        arrays = {k: np.mean([x.arrays[k] for x in members], axis=0) for k in ARRAYS}
-        arrays["seed_values"] = {k: [x.arrays[k][0] for x in members] for k in ARRAYS}
-        out[arm] = cmp.Model(arm, members[0].source, scored, dict(members[0].info), arrays)
+        arm = out.setdefault(r["arm"], Arm(r["arm"], [], [], r.get("kind", "arm") == "arm"))
+        arm.seeds.append(r["seed"])
+        arm.members.append(model)
     return out
 
 
+def _seed_ensemble(arm: Arm, weights: np.ndarray, keep: list[int], method: str) -> cmp.Model:
+    """The mean of the arm's seeds' probabilities, scored as one model (thresholds on its mean val output)."""
+    first = arm.members[0]
+    scored = dataclasses.replace(first.scored, p=np.mean([m.scored.p for m in arm.members], axis=0))
+    model = cmp.Model(f"{arm.name} (seed ensemble)", first.source, scored, {})
+    vals = [m.arrays.get("val") for m in arm.members]
+    if all(v is not None and v.image_ids == vals[0].image_ids and v.classes == vals[0].classes for v in vals):
+        model.arrays["val"] = dataclasses.replace(vals[0], p=np.mean([v.p for v in vals], axis=0))
+    cmp._metric_arrays(model, weights, keep, method)
+    return model
+
+
+def _ci(e: SeedEstimate) -> list[float | None]:
+    return [cmp._f(x) for x in e.ci]
+
+
 def arm_rows(scores: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per arm: seeds, mean ± sd of the headline and per class, and the CI of the seed-mean headline."""
-    headline, per = scores["headline"], scores["per_class_metric"]
+    """Per arm: seeds, mean ± sd of the headline and per class, and the two-level CI of the seed-mean headline;
+    then one row per seed ensemble (its own model: point value and patient-bootstrap CI, no sd)."""
+    headline, per, seed = scores["headline"], scores["per_class_metric"], scores["bootstrap"]["seed"]
+    other = "macro_f1" if headline == "macro_auroc" else "macro_auroc"
     rows = []
-    for arm, model in scores["_arm_models"].items():
-        seeds = model.arrays["seed_values"]
-        mean, sd = _mean_sd(seeds[headline])
-        _, ci = est(model.arrays[headline])
-        per_class = {c: _mean_sd([v[i] for v in seeds[per]]) for i, c in enumerate(scores["classes"])}
-        other = "macro_f1" if headline == "macro_auroc" else "macro_auroc"
-        rows.append({"arm": arm, "n_seeds": len(seeds[headline]), "mean": mean, "sd": sd, "ci": ci,
-                     "per_class": per_class, "seed_paper": model.info.get("seed_paper"),
-                     "other_mean": _mean_sd(seeds[other])[0]})
+    for arm in scores["_arms"].values():
+        values = arm.stack(headline)
+        mean, sd = _mean_sd(list(values[:, 0]))
+        per_class = {c: _mean_sd(list(arm.stack(per, i)[:, 0])) for i, c in enumerate(scores["classes"])}
+        rows.append({"arm": arm.name, "n_seeds": len(arm.members), "seeds": arm.seeds, "mean": mean, "sd": sd,
+                     "ci": _ci(seed_mean(values, seed=seed)), "ci_method": TWO_LEVEL, "per_class": per_class,
+                     "seed_paper": arm.seed_paper, "other_mean": _mean_sd(list(arm.stack(other)[:, 0]))[0]})
+    for name, model in scores["_seed_ensembles"].items():
+        value, ci = est(model.arrays[headline])
+        per_class = {c: [cmp._f(model.arrays[per][0, i]), None] for i, c in enumerate(scores["classes"])}
+        rows.append({"arm": model.name, "kind": "seed_ensemble", "of": name,
+                     "n_seeds": len(scores["_arms"][name].members), "seeds": scores["_arms"][name].seeds,
+                     "mean": value, "sd": None, "ci": ci, "ci_method": "patient bootstrap",
+                     "per_class": per_class, "seed_paper": cmp._seed_paper(model.scored),
+                     "other_mean": est(model.arrays[other])[0]})
     return rows
 
 
@@ -110,16 +154,42 @@ def _mean_sd(values: list[float]) -> list[float | None]:
     return cmp._mean_sd([None if v is None or not np.isfinite(v) else float(v) for v in values])
 
 
+def _per_seed(a: Arm, b: Arm, metric: str) -> list[dict[str, Any]]:
+    """``compare``'s paired bootstrap test of ``metric`` on each seed both arms ran (same patient resamples)."""
+    out = []
+    for s in sorted(set(a.seeds) & set(b.seeds)):
+        d = a.members[a.seeds.index(s)].arrays[metric] - b.members[b.seeds.index(s)].arrays[metric]
+        delta, ci = est(d)
+        out.append({"seed": s, "delta": delta, "delta_ci": ci, "p_value": cmp._f(bootstrap_p_value(d[0], d[1:]))})
+    return out
+
+
+def _difference(a: Arm, b: Arm, cls: str, metric: str, arrays: tuple[np.ndarray, np.ndarray], seed: int) -> dict:
+    e = seed_mean_difference(*arrays, seed=seed)
+    return {"a": a.name, "b": b.name, "class": cls, "metric": metric, "test": TWO_LEVEL,
+            "delta": cmp._f(e.estimate), "delta_ci": _ci(e), "p_value": e.p_value,
+            "n_seeds": [len(a.members), len(b.members)]}
+
+
 def arm_tests(scores: dict[str, Any], reference: str | None) -> list[dict[str, Any]]:
-    """Paired tests arm vs reference (delta = arm - reference), or every pair; Holm over all of them."""
-    arms, keep = scores["_arm_models"], scores["_keep"]
+    """Differences of seed means between arms (delta = a - b: the leaderboard's means subtracted) against the
+    reference, or every pair: macro AUROC and macro F1 (with the per-seed paired tests beside them) and each
+    class; two-level bootstrap CI and p-value; Holm over all of them."""
+    arms, seed = scores["_arms"], scores["bootstrap"]["seed"]
     if len(arms) < 2:
         return []
     if reference is not None and reference in arms:
-        pairs = [[arms[a], arms[reference]] for a in arms if a != reference]
-        tests = [t for pair in pairs for t in cmp._pairwise_tests(pair, keep)]
+        pairs = [(arms[a], arms[reference]) for a in arms if a != reference]
     else:
-        tests = cmp._pairwise_tests(list(arms.values()), keep)
+        pairs = list(combinations(arms.values(), 2))
+    tests = []
+    for a, b in pairs:
+        for metric in ("macro_auroc", "macro_f1"):
+            row = _difference(a, b, "macro", metric.removeprefix("macro_"), (a.stack(metric), b.stack(metric)), seed)
+            tests.append(row | {"per_seed": _per_seed(a, b, metric)})
+        per = scores["per_class_metric"]
+        for i, c in enumerate(scores["classes"]):
+            tests.append(_difference(a, b, c, per, (a.stack(per, i), b.stack(per, i)), seed))
     adjusted = holm_adjust([np.nan if t["p_value"] is None else t["p_value"] for t in tests])
     for t, p in zip(tests, adjusted):
         t["p_adjusted"] = cmp._f(p)

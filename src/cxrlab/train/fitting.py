@@ -36,7 +36,7 @@ from cxrlab.train import distributed as ddp
 from cxrlab.train import optim
 from cxrlab.train import run as rundir
 from cxrlab.train.freeze import apply_freeze
-from cxrlab.train.loop import Engine, evaluate, metric_name, train_one_epoch
+from cxrlab.train.loop import Engine, evaluate, metric_columns, metric_name, train_one_epoch
 from cxrlab.train.optim import build_optimizer, build_scheduler, current_lr, steps_per_step
 from cxrlab.train.precision import Precision, resolve_precision
 from cxrlab.train.sources import per_source_metrics, row_sources
@@ -65,6 +65,7 @@ class Session:
     best_epoch: int = 0
     bad_epochs: int = 0
     schedule_rebuilt: dict[str, Any] | None = None  # --resume with more epochs: see _rebuild_schedule
+    selection: dict[str, Any] = field(default_factory=dict)  # what checkpoints are selected on (_selection)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -210,7 +211,19 @@ def _build(cfg: Config, out: Path, device: torch.device, d: ddp.Dist) -> Session
     swa = AveragedModel(bare) if cfg.train.swa_start else None
     preprocess = tdata.preprocess_info(cfg, getattr(bare, "data_config", {}) or {}, data)
     info = ckpt.model_info(bare, task, preprocess, config_to_dict(cfg))
-    return Session(cfg, out, data, bare, model, eng, loaders, generator, scheduler, swa, info)
+    eng.classes = tuple(classes)
+    return Session(cfg, out, data, bare, model, eng, loaders, generator, scheduler, swa, info,
+                   selection=_selection(task, data))
+
+
+def _selection(task: str, data: tdata.SplitData) -> dict[str, Any]:
+    """The validation metric's definition on this run's val labels, and what checkpoints are selected on: the
+    metric when it is defined on val (it is the number ``evaluate`` reports), else the val loss (lower is
+    better) for the whole run. Never a per-epoch mix of the two scales."""
+    classes = list(data.index.classes)
+    cols = metric_columns(task, data.index.subset(data.ids["val"]).labels(), classes)
+    return {"name": metric_name(task), "classes": [classes[i] for i in cols.keep], "excluded": cols.excluded,
+            "undefined": cols.undefined, "selected_on": "val_metric" if cols.keep else "val_loss"}
 
 
 # --------------------------------------------------------------------------- state, resume
@@ -270,7 +283,8 @@ def _rebuild_schedule(s: Session, planned: list[dict[str, Any]], done: int) -> d
 
 def _save_epoch(s: Session, epoch: int, metric: float, improved: bool) -> None:
     folder = s.out / "checkpoints"
-    info = {**s.info, "epoch": epoch, "val_metric": metric, "metric": metric_name(s.eng.task)}
+    info = {**s.info, "epoch": epoch, "val_metric": metric, "metric": metric_name(s.eng.task),
+            "metric_classes": s.selection["classes"], "selected_on": s.selection["selected_on"]}
     if improved:
         evaluated = s.eng.ema.module if s.eng.ema is not None else s.bare
         ckpt.save_weights(folder / "best.safetensors", evaluated, info)
@@ -282,9 +296,16 @@ def _save_epoch(s: Session, epoch: int, metric: float, improved: bool) -> None:
 # --------------------------------------------------------------------------- the epochs
 
 
-def _score(result: dict[str, Any]) -> float:
-    # the validation metric; when undefined (a tiny val set with one label value) fall back to -loss
-    return result["metric"] if np.isfinite(result["metric"]) else -result["loss"]
+def _score(s: Session, result: dict[str, Any]) -> float:
+    """Higher is better: the validation metric, or -loss when the run selects on loss (``_selection``)."""
+    return result["metric"] if s.selection["selected_on"] == "val_metric" else -result["loss"]
+
+
+def _improved(best: float | None, score: float) -> bool:
+    # an undefined (NaN) score never replaces a finite best: the previous best checkpoint is kept
+    if best is None or not np.isfinite(best):
+        return best is None or bool(np.isfinite(score))
+    return bool(score > best)
 
 
 def _epoch(s: Session, epoch: int) -> bool:
@@ -299,14 +320,14 @@ def _epoch(s: Session, epoch: int) -> bool:
         s.swa.update_parameters(s.bare)
     res = evaluate(s.eng.ema.module if s.eng.ema is not None else s.bare, s.loaders["val"], s.eng)
     if s.scheduler is not None and s.eng.step_scheduler is None:
-        s.scheduler.step(_score(res)) if cfg.schedule.name == "plateau" else s.scheduler.step()
-    improved = s.best is None or _score(res) > s.best
-    s.best, s.best_epoch = (_score(res), epoch) if improved else (s.best, s.best_epoch)
+        s.scheduler.step(_score(s, res)) if cfg.schedule.name == "plateau" else s.scheduler.step()
+    improved = _improved(s.best, _score(s, res))
+    s.best, s.best_epoch = (_score(s, res), epoch) if improved else (s.best, s.best_epoch)
     s.bad_epochs = 0 if improved else s.bad_epochs + 1
     images = tr["images"] * d.world
     s.rows.append({"epoch": epoch, "train_loss": ddp.mean_over_ranks(tr["loss"], d), "val_loss": res["loss"],
                    "val_metric": res["metric"], "train_metric": tr["metric"], "lr": lr, "seconds": tr["seconds"],
-                   "images_per_s": images / max(tr["seconds"], 1e-9),
+                   "images_per_s": images / max(tr["seconds"], 1e-9), "selected_on": s.selection["selected_on"],
                    **per_source_metrics(s.data.index, res, s.eng.task, s.eng.num_classes)})
     if d.main:  # metrics first: a kill before the state is saved replays this epoch and drops its row on resume
         rundir.write_metrics(s.out, s.rows)
@@ -327,9 +348,9 @@ def _finish_swa(s: Session) -> None:
     if s.eng.dist.main:
         info = {**s.info, "epoch": "swa", "val_metric": res["metric"], "metric": metric_name(s.eng.task)}
         ckpt.save_weights(s.out / "checkpoints" / "swa.safetensors", s.swa.module, info)
-        if s.best is None or _score(res) > s.best:
+        if _improved(s.best, _score(s, res)):
             ckpt.save_weights(s.out / "checkpoints" / "best.safetensors", s.swa.module, info)
-            s.best, s.best_epoch = _score(res), "swa"
+            s.best, s.best_epoch = _score(s, res), "swa"
 
 
 def _write_predictions(s: Session) -> None:
@@ -392,6 +413,7 @@ def _fit_epochs(cfg: Config, out: Path, device: torch.device, d: ddp.Dist, resum
                 "best_epoch": s.best_epoch, "wall_seconds": time.time() - t0, "schedule_rebuilt": s.schedule_rebuilt,
                 "excluded_images": s.data.excluded,
                 "precision": precision.record(),
+                "val_metric": s.selection,
             })
         ddp.barrier(d)
     finally:

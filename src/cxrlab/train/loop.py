@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from cxrlab.auroc import macro_auroc
+from cxrlab.auroc import DEFAULT_EXCLUDE, MacroColumns, macro_auroc, macro_columns
 from cxrlab.data.transforms import mix_batch
 from cxrlab.errors import CxrlabError
 from cxrlab.tasks import probabilities
@@ -42,6 +42,7 @@ class Engine:
     dist: Dist = field(default_factory=Dist)
     frozen_norms: list[nn.Module] = field(default_factory=list)  # norm layers of a frozen backbone: kept in eval
     last_checkpoint: str = "none yet"
+    classes: tuple[str, ...] = ()  # class names: the macro AUROC leaves DEFAULT_EXCLUDE out by name
 
     @property
     def quiet(self) -> bool:
@@ -118,7 +119,7 @@ def train_one_epoch(model: nn.Module, loader, eng: Engine, epoch: int) -> dict[s
     metric = float("nan")
     if outputs:
         metric = val_metric(eng.task, np.concatenate([o[0] for o in outputs]),
-                            np.concatenate([o[1] for o in outputs]), eng.num_classes)
+                            np.concatenate([o[1] for o in outputs]), eng.num_classes, eng.classes)
     return {"loss": total / max(seen, 1), "images": seen, "seconds": seconds, "metric": metric}
 
 
@@ -146,7 +147,7 @@ def evaluate(model: nn.Module, loader, eng: Engine) -> dict[str, Any]:
     n = max(len(ids_all), 1)
     return {
         "loss": sum(p[3] for p in parts) / n,
-        "metric": val_metric(eng.task, probs_all, targets_all, eng.num_classes),
+        "metric": val_metric(eng.task, probs_all, targets_all, eng.num_classes, eng.classes),
         "probs": probs_all,
         "targets": targets_all,
         "ids": ids_all,
@@ -178,13 +179,24 @@ def macro_f1(probs: np.ndarray, classes: np.ndarray, num_classes: int) -> float:
                           zero_division=0))
 
 
-def val_metric(task: str, probs: np.ndarray, targets: np.ndarray, num_classes: int) -> float:
-    """Macro AUROC (multi-label) or macro-F1 (multi-class)."""
+def val_metric(task: str, probs: np.ndarray, targets: np.ndarray, num_classes: int,
+               classes: tuple[str, ...] | list[str] = ()) -> float:
+    """Macro AUROC (multi-label; ``cxrlab.auroc.macro_auroc``, the definition ``evaluate`` reports: "No
+    Finding" left out by name, so ``classes`` must be given for it to apply) or macro-F1 (multi-class).
+    NaN when undefined (no class with both label values): never a stand-in from another scale."""
     if len(probs) == 0:
         return float("nan")
     if task == "multilabel":
-        return macro_auroc(targets, probs)  # the one implementation, shared with evaluate/ensemble
+        names = list(classes) if len(classes) == num_classes else [str(i) for i in range(num_classes)]
+        return macro_auroc(targets, probs, names, DEFAULT_EXCLUDE).value
     return macro_f1(probs, targets.astype(np.int64), num_classes)
+
+
+def metric_columns(task: str, labels: np.ndarray, classes: list[str]) -> MacroColumns:
+    """The classes the validation metric averages on labels (N, C) (multi-class: every class)."""
+    if task == "multilabel":
+        return macro_columns(labels, classes, DEFAULT_EXCLUDE)
+    return MacroColumns(list(range(len(classes))), [], [])
 
 
 def metric_name(task: str) -> str:

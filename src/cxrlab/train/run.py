@@ -22,7 +22,8 @@ from cxrlab.errors import CxrlabError
 from cxrlab.predictions import Predictions, write_predictions
 from cxrlab.utils import atomic_write_text, sha256_file, write_json
 
-METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_metric", "lr", "seconds", "images_per_s", "train_metric"]
+METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_metric", "lr", "seconds", "images_per_s", "train_metric",
+                  "selected_on"]  # selected_on: val_metric, or val_loss when the metric is undefined on val
 
 
 def prepare_run_dir(out: Path, resume: bool) -> None:
