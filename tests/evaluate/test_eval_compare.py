@@ -19,8 +19,11 @@ def make_run(root, data, name, model, noise, seed, params=1000, lr=0.001):
     """A run directory as ``cxrlab train`` writes it, with predictions worsened by ``noise``."""
     run = root / name
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text(f"name: {name}\nmodel:\n  name: {model}\ntrain:\n  seed: {seed}\n  lr: {lr}\n")
+    (run / "config.yaml").write_text(f"name: {name}\ndata:\n  index: {data['index']}\nmodel:\n  name: {model}\n"
+                                     f"train:\n  seed: {seed}\n  lr: {lr}\n")
     rng = np.random.default_rng(seed)
+    rows = [(i, split) for split in ("test", "val") for i in read_predictions(data[split]).image_ids]
+    pd.DataFrame(rows, columns=["image_id", "split"]).to_csv(run / "split.csv", index=False)  # the guard reads it
     for split in ("test", "val"):
         src = read_predictions(data[split])
         probs = np.clip(src.probs + rng.normal(0, noise, src.probs.shape), 0.001, 0.999)
@@ -69,6 +72,7 @@ def test_compare_groups_seeds_only_when_configs_differ_in_the_seed_alone(ml_data
             make_run(tmp_path, ml_data, "lr", "cnn", 0.03, 2, lr=0.01),  # same model, another --set: not a seed
             make_run(tmp_path, ml_data, "bare", "cnn", 0.03, 3)]
     (runs[3] / "config.yaml").unlink()  # no config: nothing proves it is a seed of the others
+    (runs[3] / "split.csv").unlink()  # another tool's folder of predictions, not a training run
     r = compare_runs(runs, labels=ml_data["index"], bootstrap=0, report=False)
     (group,) = r["groups"]
     assert group["runs"] == ["s0", "s1"] and group["rule"] == "resolved config.yaml equal except train.seed"

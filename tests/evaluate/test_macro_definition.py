@@ -13,7 +13,7 @@ from cxrlab.cv import score_predictions
 from cxrlab.data.index import load_index, write_index
 from cxrlab.evaluate.compare import compare_runs
 from cxrlab.evaluate.evaluate import evaluate_predictions
-from cxrlab.predictions import read_predictions
+from cxrlab.predictions import Predictions, read_predictions, write_predictions
 from cxrlab.study.scores import score_runs
 from cxrlab.train.loop import val_metric
 
@@ -46,8 +46,10 @@ def test_every_path_reports_the_same_macro_auroc(tmp_path):
     training = val_metric("multilabel", preds.probs, y, len(d["classes"]), d["classes"])
     cv = score_predictions(preds, index)
     evaluated = evaluate_predictions(d["test"], labels=index, bootstrap=0, report=False)
-    runs = [{"name": f"r{i}", "arm": "a", "seed": i, "dir": str(_run_dir(tmp_path / "runs", f"r{i}", d["test"]))}
-            for i in range(2)]
+    other = tmp_path / "other_test.csv"  # a second model (compare refuses one file given twice)
+    write_predictions(other, Predictions(preds.image_ids, 1 - preds.probs, preds.classes, preds.meta, preds.patient_ids))
+    runs = [{"name": f"r{i}", "arm": "a", "seed": i, "dir": str(_run_dir(tmp_path / "runs", f"r{i}", src))}
+            for i, src in enumerate([d["test"], other])]
     write_index(index, tmp_path / "labels")
     study = score_runs(runs, tmp_path / "labels", bootstrap=0, seed=0, threshold_method="youden")
     compared = compare_runs([runs[0]["dir"], runs[1]["dir"]], labels=tmp_path / "labels", bootstrap=0, report=False)
