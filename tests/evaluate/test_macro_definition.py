@@ -47,7 +47,8 @@ def test_every_path_reports_the_same_macro_auroc(tmp_path):
     cv = score_predictions(preds, index)
     evaluated = evaluate_predictions(d["test"], labels=index, bootstrap=0, report=False)
     other = tmp_path / "other_test.csv"  # a second model (compare refuses one file given twice)
-    write_predictions(other, Predictions(preds.image_ids, 1 - preds.probs, preds.classes, preds.meta, preds.patient_ids))
+    flipped = Predictions(preds.image_ids, 1 - preds.probs, preds.classes, preds.meta, preds.patient_ids)
+    write_predictions(other, flipped)
     runs = [{"name": f"r{i}", "arm": "a", "seed": i, "dir": str(_run_dir(tmp_path / "runs", f"r{i}", src))}
             for i, src in enumerate([d["test"], other])]
     write_index(index, tmp_path / "labels")
