@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
-from cxrlab.evaluate.bootstrap import patient_weights, with_point
+from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
 from cxrlab.evaluate.external import internal_vs_external
 from cxrlab.evaluate.formatting import fmt_ci, headline
@@ -68,7 +68,7 @@ def evaluate_predictions(
     index = labels if isinstance(labels, Index) else load_labels(labels, source)
     scored, preds = load_scored(source.test, index, prefix, logits, match=match)
     val = _load_val(source, index, prefix, logits, allow_test_fitting, scored.notes, match)
-    weights = with_point(patient_weights(scored.n_patients, bootstrap, seed))
+    weights = m.bootstrap_weights(scored, bootstrap, seed)
     if scored.task == "multilabel":
         body = multilabel_block(scored, weights, tuple(exclude), val, threshold_method)
     else:
@@ -92,7 +92,8 @@ def evaluate_predictions(
         "datasets": datasets_block(preds, index, source.run_dir),
         "matching": scored.matching,
         "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient",
-                      "interval": "percentile", "level": 0.95},
+                      "interval": "percentile", "level": 0.95,
+                      "stratified": "by each patient's rarest positive class"},
         **body,
         **uncertainty_block(scored, preds),
         "definitions": DEFINITIONS,

@@ -21,8 +21,8 @@ import pandas as pd
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import metrics as m
-from cxrlab.evaluate.bootstrap import per_patient_sums
 from cxrlab.evaluate.matching import Scored, subset_scored
+from cxrlab.evaluate.stats.bootstrap import per_patient_sums
 from cxrlab.evaluate.summary import est, multiclass_block, multilabel_block, threshold_block
 
 DEFAULT_AGE_BANDS = (40, 60, 80)
