@@ -30,9 +30,9 @@ from cxrlab.evaluate.stats.simulate import Design, coverage, macro_check, reject
 MAX_REJECTION = 0.06  # nominal 5% plus about two binomial standard errors at 2,000 trials
 FULL = {"trials": 2000, "perm_trials": 800, "cov_trials": 600, "macro_trials": 400, "replicates": 300,
         "delong_pos": [5, 10, 15, 20, 25, 30, 40, 50, 100, 200], "perm_pos": [5, 10, 20],
-        "cov_pos": [10, 20, 30, 50, 200], "neg": 150, "cov_neg": 100, "permutations": 199, "jackknife": 30}
+        "cov_pos": [10, 25, 50, 200], "neg": 150, "cov_neg": 100, "permutations": 199, "jackknife": 30}
 QUICK = FULL | {"trials": 60, "perm_trials": 20, "cov_trials": 20, "macro_trials": 10, "replicates": 100,
-                "delong_pos": [5, 30], "perm_pos": [5], "cov_pos": [30]}
+                "delong_pos": [5, 30], "perm_pos": [5], "cov_pos": [25]}
 
 
 def _key(kind: str, pos: int, images: int, correlated: bool | None = None) -> str:

@@ -16,7 +16,7 @@ from cxrlab.evaluate.stats.delong import delong_test, pair_counts
 from cxrlab.evaluate.stats.permutation import PERMUTATIONS, permutation_test
 from cxrlab.evaluate.stats.results import PairTest
 
-MIN_PATIENTS = 20
+MIN_PATIENTS = 25
 
 
 def enough_patients(n_pos_patients: int, n_neg_patients: int, minimum: int = MIN_PATIENTS) -> bool:
