@@ -11,8 +11,14 @@ from scipy.stats import bootstrap, rankdata
 from sklearn.metrics import roc_auc_score
 
 from cxrlab.evaluate.pairwise import fmt_p
-from cxrlab.evaluate.stats.bootstrap import (bca_ci, bootstrap_test, fixed_macro, patient_strata,
-                                             stratified_weights, undefined_replicates)
+from cxrlab.evaluate.stats.bootstrap import (
+    bca_ci,
+    bootstrap_test,
+    fixed_macro,
+    patient_strata,
+    stratified_weights,
+    undefined_replicates,
+)
 from cxrlab.evaluate.stats.permutation import permutation_test
 
 

@@ -200,6 +200,12 @@ def _metric_arrays(model: Model, weights: np.ndarray, keep: list[int], method: s
     model.arrays["f1"], model.arrays["macro_f1"] = f1, macro
 
 
+def _pairwise_tests(models: list[Model], keep: list[int] | None = None) -> list[dict]:
+    """The tests of ``pairwise.pairwise_tests`` (``keep`` is unused); kept for ``cxrlab.study.scores``, which
+    another branch owns. New code calls ``pairwise_tests``."""
+    return pairwise_tests(models)
+
+
 def _f(x) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 

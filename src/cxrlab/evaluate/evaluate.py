@@ -203,4 +203,7 @@ def summary_lines(result: dict) -> list[str]:
                      + (f"; {review['n_flagged']} images flagged by {review['rule']}" if review else ""))
     if result["task"] == "multilabel" and result["macro"]["undefined"]:
         lines.append(f"undefined (one label value, not averaged): {', '.join(result['macro']['undefined'])}")
+    if result["task"] == "multilabel" and result["macro"].get("flagged"):
+        lines.append(f"left out of the macro, no interval (fewer than {result['macro']['min_patients']} positive or "
+                     f"negative patients): {', '.join(result['macro']['flagged'])}")
     return lines

@@ -110,7 +110,7 @@ def _patient_columns(s: Scored, sub: Scored) -> np.ndarray:
 
 def _group_block(sub: Scored, weights: np.ndarray, exclude, val, method) -> dict:
     if sub.task == "multilabel":
-        block = multilabel_block(sub, weights, exclude, val, method)
+        block = multilabel_block(sub, weights, exclude, val, method, minimum=0)
         block.pop("seed_paper", None)
     else:
         block = multiclass_block(sub, weights, val)

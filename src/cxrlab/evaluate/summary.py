@@ -31,20 +31,24 @@ def _clean(x: np.ndarray | float) -> float | list | None:
 
 
 def multilabel_block(
-    s: Scored, weights: np.ndarray, exclude: tuple[str, ...], val: Scored | None, method: str
+    s: Scored, weights: np.ndarray, exclude: tuple[str, ...], val: Scored | None, method: str,
+    minimum: int = MIN_PATIENTS,
 ) -> dict:
-    """Per-class, macro, micro and prevalence-weighted metrics, thresholds and the seed paper's numbers."""
+    """Per-class, macro, micro and prevalence-weighted metrics, thresholds and the seed paper's numbers.
+
+    Classes with fewer than ``minimum`` positive or negative patients get no interval and are left out of the
+    macro (``flagged``); subgroup tables pass 0 (they have their own ``min_group`` rule)."""
     keep, excluded, undefined = m.averaged_classes(s, exclude)
     if len(undefined) == len(s.classes):
         raise CxrlabError(f"no scored class has both positive and negative labels among the {len(s.y)} scored "
                           "images, so AUROC is undefined for all; score more images")
-    keep, flagged = m.headline_classes(s, keep)
+    keep, flagged = m.headline_classes(s, keep, minimum)
     aucs, aps = m.class_auc_ap(s, weights)  # (R+1, C)
     per_class = {}
     for i, c in enumerate(s.classes):
         known = ~np.isnan(s.y[:, i])
         n_pos, n_pos_patients, n_neg_patients = m.class_counts(s, i)
-        enough = min(n_pos_patients, n_neg_patients) >= MIN_PATIENTS
+        enough = min(n_pos_patients, n_neg_patients) >= minimum
         auc, auc_ci = est(aucs[:, i])
         ap, ap_ci = est(aps[:, i])
         per_class[c] = {
@@ -67,7 +71,7 @@ def multilabel_block(
         "per_class": per_class,
         "macro": _pair("auroc", macro_auc) | _pair("auprc", macro_ap)
         | {"classes": names, "excluded": excluded, "undefined": undefined, "flagged": flagged,
-           "min_patients": MIN_PATIENTS, "n_undefined_replicates": undefined_replicates(macro_auc[1:])},
+           "min_patients": minimum, "n_undefined_replicates": undefined_replicates(macro_auc[1:])},
         "micro": _pair("auroc", m.micro_auc(s, keep, weights) if keep else weighted * np.nan) | {"classes": names},
         "weighted": _pair("auroc", weighted) | {"classes": names, "weights": "number of positives"},
         "thresholds": threshold_block(s, weights, val, method, keep),
