@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 from cxrlab.evaluate.pairwise import fmt_p
 from cxrlab.evaluate.stats.bootstrap import (
     bca_ci,
+    bootstrap_metric,
     bootstrap_test,
     fixed_macro,
     patient_strata,
@@ -97,3 +98,6 @@ def test_fixed_macro_counts_instead_of_changing_its_class_set():
     values = np.array([[0.8, 0.6], [0.7, np.nan], [0.9, 0.5]])
     macro = fixed_macro(values)
     assert macro[0] == pytest.approx(0.7) and np.isnan(macro[1]) and undefined_replicates(macro) == 1
+    metric = bootstrap_metric(macro, ("A", "B"))  # row 0 observed, rows 1.. replicates
+    assert metric.value == pytest.approx(0.7) and metric.n_undefined_replicates == 1 and metric.replicates == 2
+    assert metric.ci == pytest.approx((0.7, 0.7)) and metric.classes == ("A", "B")

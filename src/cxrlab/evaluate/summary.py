@@ -10,7 +10,7 @@ from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import calibration as cal
 from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.matching import Scored
-from cxrlab.evaluate.stats.bootstrap import fixed_macro, percentile_ci, undefined_replicates
+from cxrlab.evaluate.stats.bootstrap import bootstrap_metric, fixed_macro, percentile_ci, undefined_replicates
 from cxrlab.evaluate.stats.choose import MIN_PATIENTS
 from cxrlab.evaluate.thresholds import choose_thresholds
 
@@ -71,7 +71,8 @@ def multilabel_block(
         "per_class": per_class,
         "macro": _pair("auroc", macro_auc) | _pair("auprc", macro_ap)
         | {"classes": names, "excluded": excluded, "undefined": undefined, "flagged": flagged,
-           "min_patients": minimum, "n_undefined_replicates": undefined_replicates(macro_auc[1:])},
+           "min_patients": minimum,
+           "n_undefined_replicates": bootstrap_metric(macro_auc, tuple(names)).n_undefined_replicates},
         "micro": _pair("auroc", m.micro_auc(s, keep, weights) if keep else weighted * np.nan) | {"classes": names},
         "weighted": _pair("auroc", weighted) | {"classes": names, "weights": "number of positives"},
         "thresholds": threshold_block(s, weights, val, method, keep),

@@ -21,6 +21,8 @@ import warnings
 import numpy as np
 from scipy.stats import norm
 
+from cxrlab.evaluate.stats.results import Metric
+
 CI_LEVEL = 0.95
 
 
@@ -85,6 +87,16 @@ def undefined_replicates(replicates: np.ndarray) -> np.ndarray | int:
     """Number of NaN replicates along axis 0 (per column for 2-D input)."""
     count = np.isnan(np.asarray(replicates, dtype=np.float64)).sum(axis=0)
     return int(count) if np.ndim(count) == 0 else count
+
+
+def bootstrap_metric(values: np.ndarray, classes: tuple[str, ...] = (), level: float = CI_LEVEL) -> Metric:
+    """``Metric`` from (R+1,) values, row 0 observed: percentile interval over the defined replicates, and the
+    number of undefined ones (a macro's ``classes`` are its fixed class set)."""
+    values = np.asarray(values, dtype=np.float64)
+    low, high = percentile_ci(values[1:], level)
+    ci = (float(low), float(high)) if np.isfinite(low) and np.isfinite(high) else None
+    return Metric(float(values[0]), ci, undefined_replicates(values[1:]), len(values) - 1, "percentile",
+                  tuple(classes))
 
 
 def percentile_ci(replicates: np.ndarray, level: float = CI_LEVEL) -> np.ndarray:

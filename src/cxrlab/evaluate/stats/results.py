@@ -1,4 +1,4 @@
-"""Typed, frozen results of the statistics core (no string-keyed dicts): ``PairTest``, ``Metric``, ``ClassResult``."""
+"""Typed, frozen results of the statistics core (no string-keyed dicts): ``PairTest``, ``Metric``."""
 
 from __future__ import annotations
 
@@ -45,21 +45,6 @@ class Metric:
     replicates: int = 0
     method: str = "percentile"
     classes: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ClassResult:
-    """One class's AUROC with the counts it rests on and whether it has enough patients for the tests."""
-
-    name: str
-    auroc: Metric
-    n_pos_images: int
-    n_pos_patients: int
-    n_neg_patients: int
-    enough: bool
 
     def as_dict(self) -> dict:
         return asdict(self)
