@@ -81,7 +81,7 @@ def compare_runs(
     ref = models[0].scored
     weights = m.bootstrap_weights(ref, bootstrap, seed)
     keep, excluded, undefined = m.averaged_classes(ref, tuple(exclude))
-    keep, flagged = m.headline_classes(ref, keep)
+    keep, flagged = m.headline_classes(ref, keep) if ref.task == "multilabel" else (keep, [])
     for model in models:
         _metric_arrays(model, weights, keep, threshold_method)
     tests = pairwise_tests(models, seed)

@@ -129,9 +129,11 @@ def _tests_table(doc: Document, result: dict) -> None:
     rows = []
     for t in result["tests"]:
         star = " *" if t.get("significant") else ""
+        floor = t.get("p_floor")
+        at_floor = floor is not None and t["p_value"] is not None and t["p_value"] <= floor * (1 + 1e-9)
         rows.append([f"{t['a']} - {t['b']}", t["class"], t["metric"], t["test"], t.get("n_pos_images", ""),
                      t.get("n_pos_patients", ""), _signed(t["delta"]), fmt_p(t["p_value"], t.get("p_floor")),
-                     fmt_p(t["p_adjusted"]) + star])
+                     fmt_p(t["p_adjusted"], t["p_adjusted"] if at_floor else None) + star])
     doc.table(["pair (a - b)", "class", "metric", "test", "pos. images", "pos. patients", "delta", "p",
                "p (Holm)"], rows)
     doc.text("* adjusted p < 0.05, shown only for classes with enough positive patients. DeLong tests are "
