@@ -97,3 +97,17 @@ def test_compare_multiclass_cli(mc_data, tmp_path):
     r = json.loads((tmp_path / "c" / "comparison.json").read_text())
     assert r["headline"] == "macro_f1" and r["best"] == "mc"
     assert {t["metric"] for t in r["tests"] if t["class"] == "macro"} == {"auroc", "f1"}
+
+
+def test_best_only_when_the_lead_is_significant_over_every_model():
+    from cxrlab.evaluate.pairwise import best_model
+
+    rows = [{"name": n, "headline": v} for n, v in (("a", 0.80), ("b", 0.85), ("c", 0.70))]
+
+    def test(a, b, delta, significant):
+        return {"a": a, "b": b, "class": "macro", "metric": "auroc", "delta": delta, "significant": significant}
+
+    tests = [test("a", "b", -0.05, True), test("a", "c", 0.10, True), test("b", "c", 0.15, True)]
+    assert best_model(rows, tests, "macro_auroc") == ("b", [])
+    tests[0]["significant"] = False  # b's lead over a is not significant after Holm
+    assert best_model(rows, tests, "macro_auroc") == (None, ["b", "a"])
