@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 
 from cxrlab.data.index import Index, write_index
-from cxrlab.evaluate.bootstrap import patient_weights, with_point
 from cxrlab.evaluate.compare import compare_runs
-from cxrlab.evaluate.delong import delong_test
 from cxrlab.evaluate.evaluate import evaluate_predictions
-from cxrlab.evaluate.ranking import auc_ap
+from cxrlab.evaluate.stats.bootstrap import patient_weights, with_point
+from cxrlab.evaluate.stats.delong import delong_test
+from cxrlab.evaluate.stats.ranking import auc_ap
 from cxrlab.predictions import Predictions, write_predictions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -6,7 +6,7 @@ Simulates studies of two arms scored on the same patients: per-patient values = 
 (sd ``tau``) + patient effect (shared by every run) + arm x patient effect (sd ``gamma``, shared by the arm's
 seeds) + seed x patient noise (sd ``sigma``); a run's metric is its patient mean, the estimand the arms'
 difference. For each regime it measures, over ``--sims`` simulated studies, the coverage of the 95% CI and the
-rejection rate at 0.05 under no difference, for ``cxrlab.evaluate.seeds.seed_mean_difference`` (patients
+rejection rate at 0.05 under no difference, for ``cxrlab.evaluate.stats.seeds.seed_mean_difference`` (patients
 paired, seeds resampled) and, for contrast, for a patient-only bootstrap of the same seed-mean difference
 (seeds held fixed: ignores seed-to-seed variance). Writes ``benchmarks/results/seed_bootstrap.json``.
 Pure NumPy on one thread; the regimes run one after another (interleaving is irrelevant: nothing is timed).
@@ -19,8 +19,8 @@ import argparse
 import numpy as np
 from results_io import Figure, write_results
 
-from cxrlab.evaluate.bootstrap import patient_weights, with_point
-from cxrlab.evaluate.seeds import seed_mean_difference
+from cxrlab.evaluate.stats.bootstrap import patient_weights, with_point
+from cxrlab.evaluate.stats.seeds import seed_mean_difference
 
 # name: (seeds per arm, tau: seed sd, sigma: seed x patient sd, gamma: arm x patient sd)
 REGIMES = {

@@ -78,7 +78,7 @@ def write_predictions(path: str | Path, preds: Predictions) -> Path:
     if preds.extra is not None and len(preds.extra.columns):
         parts.append(preds.extra.reset_index(drop=True))
     out = pd.concat(parts, axis=1)
-    atomic_write_text(path, out.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    atomic_write_text(path, out.to_csv(index=False, float_format="%.9g", lineterminator="\n"))  # float32 round trip
     write_json(sidecar_path(path), {**preds.meta, "classes": list(preds.classes)})
     preds.path = path
     return path

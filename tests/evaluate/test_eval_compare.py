@@ -41,9 +41,10 @@ def test_compare_runs_paired_tests_and_outputs(ml_data, tmp_path):
             make_run(tmp_path, ml_data, "cnn_s1", "cnn", 0.03, 1),
             make_run(tmp_path, ml_data, "vit_s0", "vit", 0.35, 2, params=5000)]
     out = tmp_path / "cmp"
-    r = compare_runs(runs, labels=ml_data["index"], out=out, bootstrap=200)
+    r = compare_runs(runs, labels=ml_data["index"], out=out, bootstrap=1000)  # bootstrap p >= 2/1001, 18 tests
     saved = json.loads((out / "comparison.json").read_text())
-    assert saved["best"] in ("cnn_s0", "cnn_s1")
+    assert saved["best"] is None  # two runs of one model: nothing separates them, so neither is "best"
+    assert set(saved["not_separated"]) == {"cnn_s0", "cnn_s1"}
     pairs = {(t["a"], t["b"]) for t in saved["tests"]}
     assert pairs == {("cnn_s0", "cnn_s1"), ("cnn_s0", "vit_s0"), ("cnn_s1", "vit_s0")}
     for t in saved["tests"]:
@@ -51,8 +52,17 @@ def test_compare_runs_paired_tests_and_outputs(ml_data, tmp_path):
         assert t["p_adjusted"] >= t["p_value"] - 1e-12
     classes = {t["class"] for t in saved["tests"]}
     assert classes == {*ml_data["classes"], "macro"}
-    per_class = {t["test"] for t in saved["tests"] if t["class"] != "macro"}
-    assert per_class == {"delong, patient-clustered"}  # phantom patients have follow-up images
+    for t in saved["tests"]:
+        if t["class"] == "macro":
+            assert t["test"].startswith("paired bootstrap") and t["p_value"] >= t["p_floor"]
+            continue
+        counts = saved["class_counts"][t["class"]]
+        assert t["n_pos_patients"] == counts["n_pos_patients"] and t["n_pos_images"] >= t["n_pos_patients"]
+        enough = min(counts["n_pos_patients"], counts["n_neg_patients"]) >= saved["min_patients"]
+        # 3 images per patient: clustered DeLong with enough patients, the permutation test below the minimum
+        assert t["test"] == ("delong, patient-clustered (Obuchowski)" if enough else
+                             "permutation (Bandos), 2000 patient swaps")
+        assert (t["class"] in saved["flagged"]) == (not enough and t["class"] in r["macro_classes"] + saved["flagged"])
     macro = [t for t in saved["tests"] if t["class"] == "macro" and t["metric"] == "auroc" and t["b"] == "vit_s0"]
     assert all(t["delta"] > 0 and t["p_value"] < 0.05 for t in macro)  # much noisier model is worse
     (group,) = r["groups"]
@@ -63,7 +73,8 @@ def test_compare_runs_paired_tests_and_outputs(ml_data, tmp_path):
     csv = pd.read_csv(out / "comparison.csv")
     assert list(csv["name"]) == ["cnn_s0", "cnn_s1", "vit_s0"] and "auroc:Effusion" in csv.columns
     md = (out / "report.md").read_text()
-    assert "(best)" in md and "Paired tests" in md and "mean ± sd" in md and "seed paper" in md
+    assert "no best model" in md and "positive patients" in md and "Paired tests" in md
+    assert "mean ± sd" in md and "seed paper" in md
     assert 0 < r["models"][0]["seed_paper"]["labelwise_accuracy"] < 1
 
 
@@ -99,7 +110,21 @@ def test_compare_multiclass_cli(mc_data, tmp_path):
     other = tmp_path / "other.csv"
     write_predictions(other, Predictions(src.image_ids, src.probs[:, ::-1], src.classes, {"split": "test"}))
     assert main(["compare", str(mc_data["test"]), str(other), "--labels", str(mc_data["index"]),
-                 "--out", str(tmp_path / "c"), "--bootstrap", "50"]) == 0
+                 "--out", str(tmp_path / "c"), "--bootstrap", "300"]) == 0  # Monte Carlo p >= 2/301
     r = json.loads((tmp_path / "c" / "comparison.json").read_text())
     assert r["headline"] == "macro_f1" and r["best"] == "mc"
     assert {t["metric"] for t in r["tests"] if t["class"] == "macro"} == {"auroc", "f1"}
+
+
+def test_best_only_when_the_lead_is_significant_over_every_model():
+    from cxrlab.evaluate.pairwise import best_model
+
+    rows = [{"name": n, "headline": v} for n, v in (("a", 0.80), ("b", 0.85), ("c", 0.70))]
+
+    def test(a, b, delta, significant):
+        return {"a": a, "b": b, "class": "macro", "metric": "auroc", "delta": delta, "significant": significant}
+
+    tests = [test("a", "b", -0.05, True), test("a", "c", 0.10, True), test("b", "c", 0.15, True)]
+    assert best_model(rows, tests, "macro_auroc") == ("b", [])
+    tests[0]["significant"] = False  # b's lead over a is not significant after Holm
+    assert best_model(rows, tests, "macro_auroc") == (None, ["b", "a"])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from cxrlab.evaluate.bootstrap import patient_weights, percentile_ci, with_point
-from cxrlab.evaluate.ranking import auc_ap
+from cxrlab.evaluate.stats.bootstrap import patient_weights, percentile_ci, with_point
+from cxrlab.evaluate.stats.ranking import auc_ap
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -1,4 +1,4 @@
-"""The two-level (patients x seeds) bootstrap of ``cxrlab.evaluate.seeds``: checked against a naive loop that
+"""The two-level (patients x seeds) bootstrap of ``cxrlab.evaluate.stats.seeds``: checked against a naive loop that
 resamples raw scores and recomputes AUROC with scikit-learn, and by simulation (CI coverage, null rejection)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from cxrlab.evaluate.bootstrap import patient_weights, with_point
-from cxrlab.evaluate.seeds import seed_mean, seed_mean_difference
+from cxrlab.evaluate.stats.bootstrap import patient_weights, with_point
+from cxrlab.evaluate.stats.seeds import seed_mean, seed_mean_difference
 
 
 def _naive(scores_a, scores_b, y, counts, seed, level=0.95):

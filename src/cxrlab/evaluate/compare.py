@@ -1,29 +1,32 @@
 """``compare_runs``: several models on the same images, with paired tests.
 
-Per class: paired DeLong test of AUROC, patient-clustered (Obuchowski 1997) when some patient has more than
-one scored image, so a patient's correlated images do not count as independent evidence. Macro AUROC and
-(macro) F1: paired bootstrap of the difference, both models scored on the same patient resamples. All
-p-values of one comparison are Holm-adjusted together. Runs that are seeds of one recipe are also aggregated as
-mean and standard deviation: run directories whose resolved ``config.yaml`` files differ in ``train.seed`` alone
-(``name`` and ``source`` are labels, not settings: ignored, as in a study's config diff). A predictions file
-without its run's config.yaml is never grouped: nothing proves it differs only by seed.
+Per class: the paired AUROC test of ``cxrlab.evaluate.pairwise`` (patient-clustered DeLong, Obuchowski 1997,
+with enough positive and negative patients; the paired permutation test below the minimum). Macro AUROC and
+(macro) F1: paired bootstrap test of the difference, both models scored on the same patient resamples (patient
+bootstrap stratified by each patient's rarest positive class). Classes with fewer positive or negative
+patients than the minimum are flagged and left out of the headline macro. All p-values of one comparison are
+Holm-adjusted together; a model is called best only when its lead over every other model is significant.
+Runs that are seeds of one recipe are also aggregated as mean and standard deviation: run directories whose
+resolved ``config.yaml`` files differ in ``train.seed`` alone (``name`` and ``source`` are labels, not settings:
+ignored, as in a study's config diff). A predictions file without its run's config.yaml is never grouped:
+nothing proves it differs only by seed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import metrics as m
-from cxrlab.evaluate.bootstrap import bootstrap_p_value, patient_weights, with_point
-from cxrlab.evaluate.delong import delong_test, holm_adjust
 from cxrlab.evaluate.evaluate import check_options, fmt_ci, make_out_dir
 from cxrlab.evaluate.inputs import Source, load_labels, refuse_duplicates, resolve_source
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, load_scored, subset_scored
+from cxrlab.evaluate.pairwise import best_model, pairwise_tests
+from cxrlab.evaluate.stats.bootstrap import fixed_macro, undefined_replicates
+from cxrlab.evaluate.stats.choose import MIN_PATIENTS
 from cxrlab.evaluate.subgroups import model_subgroups, parse_age_bands, parse_by
 from cxrlab.evaluate.summary import est
 from cxrlab.evaluate.thresholds import choose_thresholds
@@ -81,12 +84,18 @@ def compare_runs(
     for model in models:
         _uncertainty_info(model)
     ref = models[0].scored
-    weights = with_point(patient_weights(ref.n_patients, bootstrap, seed))
+    weights = m.bootstrap_weights(ref, bootstrap, seed)
     keep, excluded, undefined = m.averaged_classes(ref, tuple(exclude))
+    keep, flagged = m.headline_classes(ref, keep) if ref.task == "multilabel" else (keep, [])
     for model in models:
         _metric_arrays(model, weights, keep, threshold_method)
-    tests = _pairwise_tests(models, keep)
+    tests = pairwise_tests(models, seed)
+    if 2 * len(tests) / (bootstrap + 1) >= 0.05:  # the smallest bootstrap p, Holm-adjusted, is at least this
+        notes.append(f"with {bootstrap} bootstrap replicates no macro difference can be significant after Holm over "
+                     f"{len(tests)} tests; use --bootstrap {40 * len(tests)} or more")
     result = _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed)
+    result["flagged"] = flagged
+    result["min_patients"] = MIN_PATIENTS
     if by:
         result["subgroups"] = model_subgroups(models, index, parse_by(by), weights, exclude=tuple(exclude),
                                               method=threshold_method, age_bands=parse_age_bands(age_bands),
@@ -179,7 +188,7 @@ def _metric_arrays(model: Model, weights: np.ndarray, keep: list[int], method: s
     aucs, _ = m.class_auc_ap(s, weights)
     with np.errstate(invalid="ignore"):
         macro_cols = keep if s.task == "multilabel" else list(range(len(s.classes)))
-        model.arrays["auroc"], model.arrays["macro_auroc"] = aucs, m.nanmean_rows(aucs[:, macro_cols])
+        model.arrays["auroc"], model.arrays["macro_auroc"] = aucs, fixed_macro(aucs[:, macro_cols])
     if s.task == "multiclass":
         r = m.multiclass_from_confusion(m.confusion(s, weights))
         model.arrays["f1"], model.arrays["macro_f1"] = r["f1"], r["macro_f1"]
@@ -194,34 +203,8 @@ def _metric_arrays(model: Model, weights: np.ndarray, keep: list[int], method: s
         model.info["thresholds"] = "fixed 0.5 (no validation predictions)"
     f1 = m.rates_from_counts(m.binary_counts(s, thr, weights))["f1"]
     with np.errstate(invalid="ignore"):
-        macro = m.nanmean_rows(f1[:, keep]) if keep else f1[:, 0] * np.nan
+        macro = fixed_macro(f1[:, keep])
     model.arrays["f1"], model.arrays["macro_f1"] = f1, macro
-
-
-def _pairwise_tests(models: list[Model], keep: list[int]) -> list[dict]:
-    """DeLong per class; bootstrap differences for macro AUROC and macro F1; Holm over all."""
-    tests = []
-    classes = models[0].scored.classes
-    for a, b in combinations(models, 2):
-        for i, c in enumerate(classes):
-            known = ~np.isnan(a.scored.y[:, i])
-            patients = a.scored.patients[known]
-            clustered = len(np.unique(patients)) < len(patients)
-            t = delong_test(a.scored.p[known, i], b.scored.p[known, i], a.scored.y[known, i],
-                            patients if clustered else None)
-            tests.append({"a": a.name, "b": b.name, "class": c, "metric": "auroc",
-                          "test": "delong, patient-clustered" if clustered else "delong",
-                          "delta": _f(t["delta"]), "se": _f(t["se"]), "p_value": _f(t["p_value"])})
-        for metric in ("macro_auroc", "macro_f1"):
-            d = a.arrays[metric] - b.arrays[metric]
-            _, ci = est(d)
-            tests.append({"a": a.name, "b": b.name, "class": "macro", "metric": metric.removeprefix("macro_"),
-                          "test": "paired bootstrap", "delta": _f(d[0]), "delta_ci": ci,
-                          "p_value": _f(bootstrap_p_value(d[0], d[1:]))})
-    adjusted = holm_adjust([np.nan if t["p_value"] is None else t["p_value"] for t in tests])
-    for t, p in zip(tests, adjusted):
-        t["p_adjusted"] = _f(p)
-    return tests
 
 
 def _f(x) -> float | None:
@@ -238,11 +221,11 @@ def _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed) 
         auc, auc_ci = est(model.arrays["macro_auroc"])
         per = model.arrays["auroc"] if ref.task == "multilabel" else model.arrays["f1"]
         rows.append({"name": model.name, **model.info, "headline": value, "headline_ci": ci,
+                     "headline_undefined_replicates": undefined_replicates(model.arrays[headline][1:]),
                      "macro_auroc": auc, "macro_auroc_ci": auc_ci, "macro_f1": f1, "macro_f1_ci": f1_ci,
                      "per_class": {c: _f(per[0, i]) for i, c in enumerate(ref.classes)},
                      "seed_paper": _seed_paper(model.scored), "predictions": str(model.source.test)})
-    finite = [r["headline"] if r["headline"] is not None else -np.inf for r in rows]
-    best = rows[int(np.argmax(finite))]["name"]
+    best, not_separated = best_model(rows, tests, headline)
     return {
         "schema": "cxrlab.comparison/1",
         "task": ref.task,
@@ -255,6 +238,9 @@ def _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed) 
         "counts": {"images": len(ref.image_ids), "patients": ref.n_patients},
         "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient", "level": 0.95},
         "best": best,
+        "not_separated": not_separated,
+        "class_counts": {c: dict(zip(("n_pos_images", "n_pos_patients", "n_neg_patients"), m.class_counts(ref, i)))
+                         for i, c in enumerate(ref.classes)},
         "models": rows,
         "groups": _groups(rows),
         "tests": tests,
@@ -357,6 +343,12 @@ def summary_lines(result: dict) -> list[str]:
     lines = [f"compared {len(result['models'])} models on {result['counts']['images']} images "
              f"({result['counts']['patients']} patients)"]
     for r in result["models"]:
-        mark = "  <- best" if r["name"] == result["best"] else ""
+        mark = "  <- best (lead significant after Holm)" if r["name"] == result["best"] else ""
         lines.append(f"  {r['name']}: {name} {fmt_ci(r['headline'], r['headline_ci'])}{mark}")
+    if result["not_separated"]:
+        lines.append(f"no best model: {', '.join(result['not_separated'])} are not separated by {name} "
+                     "(paired bootstrap, Holm-adjusted p >= 0.05)")
+    if result.get("flagged"):
+        lines.append(f"left out of the {name} (fewer than {result['min_patients']} positive or negative patients): "
+                     + ", ".join(result["flagged"]))
     return lines + [f"note: {note}" for note in result["notes"]]

@@ -8,10 +8,9 @@ from cxrlab.evaluate import figures
 from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
 from cxrlab.evaluate.document import Document
 from cxrlab.evaluate.evaluate import fmt_ci
+from cxrlab.evaluate.pairwise import fmt_p
 from cxrlab.evaluate.report import definitions_section, reference_section, run_sections
 from cxrlab.evaluate.subgroups_report import subgroup_section
-
-SIGNIFICANT = 0.05
 
 
 def write_comparison_report(result: dict, models: list, out: Path) -> tuple[Path, Path]:
@@ -21,14 +20,18 @@ def write_comparison_report(result: dict, models: list, out: Path) -> tuple[Path
     doc.heading("Summary")
     doc.bullets([
         f"{len(result['models'])} models on the same {result['counts']['images']} images "
-        f"({result['counts']['patients']} patients); best by {headline}: {result['best']}",
-        f"95% CIs from {result['bootstrap']['replicates']} patient-level bootstrap replicates "
+        f"({result['counts']['patients']} patients); " + _best_line(result, headline),
+        f"95% CIs from {result['bootstrap']['replicates']} patient-level bootstrap replicates, stratified by each "
+        "patient's rarest positive class "
         f"(seed {result['bootstrap']['seed']}); p-values Holm-adjusted over all {len(result['tests'])} tests",
         f"{headline} averaged over: {', '.join(result['macro_classes'])}"
-        + (f"; excluded: {', '.join(result['excluded'])}" if result["excluded"] else ""),
+        + (f"; excluded: {', '.join(result['excluded'])}" if result["excluded"] else "")
+        + (f"; left out, fewer than {result['min_patients']} positive or negative patients: "
+           f"{', '.join(result['flagged'])}" if result.get("flagged") else ""),
         *[f"note: {n}" for n in result["notes"]],
     ])
     _model_table(doc, result, headline)
+    _counts_table(doc, result)
     _groups_table(doc, result, headline)
     _seed_paper_table(doc, result)
     _tests_table(doc, result)
@@ -51,6 +54,29 @@ def write_comparison_report(result: dict, models: list, out: Path) -> tuple[Path
     reference_section(doc, {"references": {"note": REFERENCE_NOTE, "anchors": REFERENCES}})
     definitions_section(doc, DEFINITIONS)
     return doc.write(out)
+
+
+def _best_line(result: dict, headline: str) -> str:
+    if result["best"]:
+        return f"best by {headline}: {result['best']} (its lead over every other model is significant after Holm)"
+    if result["not_separated"]:
+        return (f"no best model: {', '.join(result['not_separated'])} are not separated by {headline} "
+                "(Holm-adjusted p >= 0.05)")
+    return "no model has a defined headline"
+
+
+def _counts_table(doc: Document, result: dict) -> None:
+    counts = result.get("class_counts") or {}
+    if not counts:
+        return
+    flagged = set(result.get("flagged") or [])
+    doc.table(["class", "positive images", "positive patients", "negative patients", "per-class test"],
+              [[c, v["n_pos_images"], v["n_pos_patients"], v["n_neg_patients"],
+                "permutation (flagged: left out of the macro)" if c in flagged else "DeLong"]
+               for c, v in counts.items()])
+    doc.text(f"Each AUROC rests on its positive patients: classes with fewer than {result['min_patients']} positive "
+             "(or negative) patients are tested by the paired permutation test, get no significance star and are "
+             "left out of the headline macro.")
 
 
 def _slug(name: str) -> str:
@@ -102,12 +128,17 @@ def _tests_table(doc: Document, result: dict) -> None:
     doc.heading("Paired tests")
     rows = []
     for t in result["tests"]:
-        star = " *" if t["p_adjusted"] is not None and t["p_adjusted"] < SIGNIFICANT else ""
-        rows.append([f"{t['a']} - {t['b']}", t["class"], t["metric"], t["test"], _signed(t["delta"]),
-                     _p(t["p_value"]), _p(t["p_adjusted"]) + star])
-    doc.table(["pair (a - b)", "class", "metric", "test", "delta", "p", "p (Holm)"], rows)
-    doc.text("* adjusted p < 0.05. DeLong tests are patient-clustered when a patient has several images "
-             "(Obuchowski 1997); bootstrap tests resample patients.")
+        star = " *" if t.get("significant") else ""
+        floor = t.get("p_floor")
+        at_floor = floor is not None and t["p_value"] is not None and t["p_value"] <= floor * (1 + 1e-9)
+        rows.append([f"{t['a']} - {t['b']}", t["class"], t["metric"], t["test"], t.get("n_pos_images", ""),
+                     t.get("n_pos_patients", ""), _signed(t["delta"]), fmt_p(t["p_value"], t.get("p_floor")),
+                     fmt_p(t["p_adjusted"], t["p_adjusted"] if at_floor else None) + star])
+    doc.table(["pair (a - b)", "class", "metric", "test", "pos. images", "pos. patients", "delta", "p",
+               "p (Holm)"], rows)
+    doc.text("* adjusted p < 0.05, shown only for classes with enough positive patients. DeLong tests are "
+             "patient-clustered when a patient has several images (Obuchowski 1997); permutation and bootstrap "
+             "p-values are Monte Carlo values, never reported below their resolution (<=2/(B+1)).")
 
 
 def _aurc(r: dict) -> str:
@@ -128,9 +159,3 @@ def _pm(pair: list) -> str:
 
 def _signed(v) -> str:
     return "n/a" if v is None else f"{v:+.4f}"
-
-
-def _p(v) -> str:
-    if v is None:
-        return "n/a"
-    return "<1e-4" if v < 1e-4 else f"{v:.4f}"

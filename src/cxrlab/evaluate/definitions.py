@@ -27,8 +27,10 @@ DEFINITIONS = {
     "temperature": "Temperature scaling: logits divided by T fitted on validation by minimising log-loss (one T "
     "per class for multi-label, one T for multi-class), then applied to test.",
     "ci": "95% percentile bootstrap intervals: each replicate draws as many patients as were scored, with "
-    "replacement, and keeps all their images (images of one patient are not independent). Replicates where a "
-    "metric is undefined are ignored (a macro average uses the classes defined in that replicate). The seed and "
+    "replacement, and keeps all their images (images of one patient are not independent), stratified by each "
+    "patient's rarest positive class so every averaged class keeps positives. A replicate where a metric is "
+    "undefined is counted (n_undefined_replicates) and left out of its interval; a macro average keeps a fixed "
+    "class set, so a replicate with one undefined class is undefined for the macro. The seed and "
     "number of replicates are in bootstrap.",
     "labelwise_accuracy": "Seed paper's 'accuracy': fraction of all (image, class) cells where (p >= 0.5) equals "
     "the label, over every class including No Finding. With rare findings a model predicting 'absent' "
@@ -41,11 +43,18 @@ DEFINITIONS = {
     "agreement); AUROC (one-vs-rest) per class and its unweighted mean.",
     "delong": "Paired DeLong test (DeLong et al. 1988, fast algorithm of Sun & Xu 2014) of the AUROC difference "
     "of two models on the same images, two-sided. When a patient has several scored images (\"delong, "
-    "patient-clustered\"), the variance is Obuchowski's (1997) clustered form: placement values are summed per "
-    "patient, so correlated images of one patient are not counted as independent evidence. With one image per "
-    "patient it is plain DeLong.",
-    "bootstrap_difference": "Paired bootstrap of a difference (macro AUROC, macro F1): both models are scored on "
-    "the same patient resamples; p-value from z = observed difference / bootstrap standard deviation.",
+    "patient-clustered (Obuchowski)\"), the variance is Obuchowski's (1997) clustered form: placement values are "
+    "summed per patient, with the small-sample factors I10/(I10-1) over patients holding a positive image, "
+    "I01/(I01-1) over those holding a negative one and I/(I-1) for the cross term; with one image per patient it "
+    "is exactly DeLong. Used only for classes with at least the minimum number of positive and negative patients "
+    "(25, from the calibration simulation in docs/evaluation.md).",
+    "permutation": "Paired permutation test (Bandos, Rockette & Gur 2005) of the AUROC difference, for classes "
+    "below the minimum number of patients: each model's scores are rank-transformed, the two models' values are "
+    "swapped on all images of randomly chosen patients, and p = (1 + #{|d*| >= |d|}) / (B + 1) over B random "
+    "swaps (seeded): a Monte Carlo p-value never below 1/(B+1), valid at any number of patients.",
+    "bootstrap_difference": "Paired bootstrap test of a difference (macro AUROC, macro F1): both models are scored "
+    "on the same patient resamples; the p-value inverts the percentile interval, p = 2 min(1 + #{d* <= 0}, "
+    "1 + #{d* >= 0}) / (B + 1), a Monte Carlo value never reported below 2/(B+1).",
     "holm": "Holm's step-down adjustment over all tests of one comparison (every model pair x every class and "
     "the macro average), controlling the family-wise error rate.",
 }

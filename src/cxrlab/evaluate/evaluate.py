@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
-from cxrlab.evaluate.bootstrap import patient_weights, with_point
+from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
 from cxrlab.evaluate.external import internal_vs_external
 from cxrlab.evaluate.formatting import fmt_ci, headline
@@ -71,7 +71,7 @@ def evaluate_predictions(
     index = labels if isinstance(labels, Index) else load_labels(labels, source)
     scored, preds = load_scored(source.test, index, prefix, logits, match=match)
     val = _load_val(source, index, prefix, logits, (allow_test_fitting, allow_unverified), scored.notes, match)
-    weights = with_point(patient_weights(scored.n_patients, bootstrap, seed))
+    weights = m.bootstrap_weights(scored, bootstrap, seed)
     if scored.task == "multilabel":
         body = multilabel_block(scored, weights, tuple(exclude), val, threshold_method)
     else:
@@ -95,7 +95,8 @@ def evaluate_predictions(
         "datasets": datasets_block(preds, index, source.run_dir),
         "matching": scored.matching,
         "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient",
-                      "interval": "percentile", "level": 0.95},
+                      "interval": "percentile", "level": 0.95,
+                      "stratified": "by each patient's rarest positive class"},
         **body,
         **uncertainty_block(scored, preds),
         "definitions": DEFINITIONS,
@@ -219,4 +220,7 @@ def summary_lines(result: dict) -> list[str]:
                      + (f"; {review['n_flagged']} images flagged by {review['rule']}" if review else ""))
     if result["task"] == "multilabel" and result["macro"]["undefined"]:
         lines.append(f"undefined (one label value, not averaged): {', '.join(result['macro']['undefined'])}")
+    if result["task"] == "multilabel" and result["macro"].get("flagged"):
+        lines.append(f"left out of the macro, no interval (fewer than {result['macro']['min_patients']} positive or "
+                     f"negative patients): {', '.join(result['macro']['flagged'])}")
     return lines

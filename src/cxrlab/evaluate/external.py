@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from cxrlab.evaluate import metrics as m
-from cxrlab.evaluate.bootstrap import patient_weights, with_point
 from cxrlab.evaluate.matching import Scored, subset_scored
+from cxrlab.evaluate.stats.bootstrap import patient_weights, with_point
 from cxrlab.evaluate.summary import est
 
 METHOD = ("unpaired: internal and external test sets hold different images, so each is resampled by its own "

@@ -18,9 +18,10 @@ from cxrlab.auroc import (  # noqa: F401 - re-exported: the one definition lives
     per_class_auroc,
 )
 from cxrlab.errors import CxrlabError
-from cxrlab.evaluate.bootstrap import per_patient_sums
 from cxrlab.evaluate.matching import Scored
-from cxrlab.evaluate.ranking import auc_ap
+from cxrlab.evaluate.stats.bootstrap import patient_strata, per_patient_sums, stratified_weights, with_point
+from cxrlab.evaluate.stats.choose import MIN_PATIENTS, enough_patients
+from cxrlab.evaluate.stats.ranking import auc_ap
 
 SPECIFICITIES = (0.8, 0.9, 0.95)
 
@@ -59,6 +60,29 @@ def averaged_classes(s: Scored, exclude: tuple[str, ...] | list[str]) -> tuple[l
     cols = macro_columns(s.y, s.classes, exclude)  # the same rule as cxrlab.auroc.macro_auroc
     keep, excluded, undefined = cols.keep, cols.excluded, cols.undefined
     return keep, excluded, undefined
+
+
+def bootstrap_weights(s: Scored, replicates: int, seed: int) -> np.ndarray:
+    """(R+1, P) patient weights, row 0 all ones: the patient bootstrap stratified by each patient's rarest
+    positive class (``stats.bootstrap.patient_strata``), so the macro's class set stays defined in every
+    replicate; evaluate and compare use the same weights."""
+    strata = patient_strata(s.y, s.patients, s.n_patients)
+    return with_point(stratified_weights(strata, replicates, seed))
+
+
+def class_counts(s: Scored, i: int) -> tuple[int, int, int]:
+    """(positive images, patients holding a positive image, patients holding a negative image) of class ``i``
+    among its known labels."""
+    known = ~np.isnan(s.y[:, i])
+    y, patients = s.y[known, i] == 1, s.patients[known]
+    return int(y.sum()), len(np.unique(patients[y])), len(np.unique(patients[~y]))
+
+
+def headline_classes(s: Scored, keep: list[int], minimum: int = MIN_PATIENTS) -> tuple[list[int], list[str]]:
+    """The classes of ``keep`` with at least ``minimum`` positive and negative patients (the headline macro's
+    fixed class set), and the names of those left out for having fewer (flagged in every table)."""
+    enough = [i for i in keep if enough_patients(*class_counts(s, i)[1:], minimum)]
+    return enough, [s.classes[i] for i in keep if i not in enough]
 
 
 def micro_auc(s: Scored, cols: list[int], weights: np.ndarray) -> np.ndarray:

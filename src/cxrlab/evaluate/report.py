@@ -106,11 +106,15 @@ def _multilabel_tables(doc: Document, r: dict) -> None:
     for c, m in r["per_class"].items():
         t = r["thresholds"]["per_class"][c]
         sens = m["sensitivity_at_specificity"].get("0.9")
-        rows.append([c, m["n_positive"], m["n_negative"], m["prevalence"], fmt_ci(m["auroc"], m["auroc_ci"]),
-                     fmt_ci(m["auprc"], m["auprc_ci"]), sens, t["threshold"], fmt_ci(t["f1"], t["f1_ci"]),
-                     "yes" if m["in_macro"] else "no"])
-    doc.table(["class", "positives", "negatives", "prevalence", "AUROC [95% CI]", "AUPRC [95% CI]",
-               "sens @ spec 0.9", "threshold", "F1 [95% CI]", "in macro"], rows)
+        in_macro = "yes" if m["in_macro"] else "no (too few patients)" if c in r["macro"].get("flagged", []) else "no"
+        rows.append([c, m["n_positive"], m.get("n_positive_patients", ""), m["n_negative"], m["prevalence"],
+                     fmt_ci(m["auroc"], m["auroc_ci"]), fmt_ci(m["auprc"], m["auprc_ci"]), sens, t["threshold"],
+                     fmt_ci(t["f1"], t["f1_ci"]), in_macro])
+    doc.table(["class", "positive images", "positive patients", "negatives", "prevalence", "AUROC [95% CI]",
+               "AUPRC [95% CI]", "sens @ spec 0.9", "threshold", "F1 [95% CI]", "in macro"], rows)
+    if r["macro"].get("flagged"):
+        doc.text(f"Classes with fewer than {r['macro']['min_patients']} positive (or negative) patients get no "
+                 f"interval and are left out of the macro average: {', '.join(r['macro']['flagged'])}.")
 
 
 def _multiclass_tables(doc: Document, r: dict) -> None:

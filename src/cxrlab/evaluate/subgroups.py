@@ -22,8 +22,8 @@ import pandas as pd
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import metrics as m
-from cxrlab.evaluate.bootstrap import per_patient_sums
 from cxrlab.evaluate.matching import Scored, subset_scored
+from cxrlab.evaluate.stats.bootstrap import per_patient_sums
 from cxrlab.evaluate.summary import est, multiclass_block, multilabel_block, threshold_block
 
 DEFAULT_AGE_BANDS = (40, 60, 80)
@@ -121,7 +121,7 @@ def _patient_columns(s: Scored, sub: Scored) -> np.ndarray:
 
 def _group_block(sub: Scored, weights: np.ndarray, exclude, val, method) -> dict:
     if sub.task == "multilabel":
-        block = multilabel_block(sub, weights, exclude, val, method)
+        block = multilabel_block(sub, weights, exclude, val, method, minimum=0)
         block.pop("seed_paper", None)
     else:
         block = multiclass_block(sub, weights, val)

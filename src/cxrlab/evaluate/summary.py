@@ -9,8 +9,9 @@ import numpy as np
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import calibration as cal
 from cxrlab.evaluate import metrics as m
-from cxrlab.evaluate.bootstrap import percentile_ci
 from cxrlab.evaluate.matching import Scored
+from cxrlab.evaluate.stats.bootstrap import bootstrap_metric, fixed_macro, percentile_ci, undefined_replicates
+from cxrlab.evaluate.stats.choose import MIN_PATIENTS
 from cxrlab.evaluate.thresholds import choose_thresholds
 
 
@@ -30,23 +31,31 @@ def _clean(x: np.ndarray | float) -> float | list | None:
 
 
 def multilabel_block(
-    s: Scored, weights: np.ndarray, exclude: tuple[str, ...], val: Scored | None, method: str
+    s: Scored, weights: np.ndarray, exclude: tuple[str, ...], val: Scored | None, method: str,
+    minimum: int = MIN_PATIENTS,
 ) -> dict:
-    """Per-class, macro, micro and prevalence-weighted metrics, thresholds and the seed paper's numbers."""
+    """Per-class, macro, micro and prevalence-weighted metrics, thresholds and the seed paper's numbers.
+
+    Classes with fewer than ``minimum`` positive or negative patients get no interval and are left out of the
+    macro (``flagged``); subgroup tables pass 0 (they have their own ``min_group`` rule)."""
     keep, excluded, undefined = m.averaged_classes(s, exclude)
     if len(undefined) == len(s.classes):
         raise CxrlabError(f"no scored class has both positive and negative labels among the {len(s.y)} scored "
                           "images, so AUROC is undefined for all; score more images")
+    keep, flagged = m.headline_classes(s, keep, minimum)
     aucs, aps = m.class_auc_ap(s, weights)  # (R+1, C)
     per_class = {}
     for i, c in enumerate(s.classes):
         known = ~np.isnan(s.y[:, i])
-        n_pos = int((s.y[known, i] == 1).sum())
+        n_pos, n_pos_patients, n_neg_patients = m.class_counts(s, i)
+        enough = min(n_pos_patients, n_neg_patients) >= minimum
         auc, auc_ci = est(aucs[:, i])
         ap, ap_ci = est(aps[:, i])
         per_class[c] = {
-            "auroc": auc, "auroc_ci": auc_ci, "auprc": ap, "auprc_ci": ap_ci,
+            "auroc": auc, "auroc_ci": auc_ci if enough else None, "auprc": ap, "auprc_ci": ap_ci if enough else None,
             "prevalence": n_pos / max(int(known.sum()), 1), "n_positive": n_pos,
+            "n_positive_patients": n_pos_patients, "n_negative_patients": n_neg_patients,
+            "enough_patients": enough, "n_undefined_replicates": undefined_replicates(aucs[1:, i]),
             "n_negative": int(known.sum()) - n_pos, "n_unknown": int((~known).sum()),
             "defined": c not in undefined, "in_macro": i in keep,
             "sensitivity_at_specificity": {
@@ -54,14 +63,16 @@ def multilabel_block(
             },
         }
     with np.errstate(invalid="ignore"):
-        macro_auc, macro_ap = m.nanmean_rows(aucs[:, keep]), m.nanmean_rows(aps[:, keep])
+        macro_auc, macro_ap = fixed_macro(aucs[:, keep]), fixed_macro(aps[:, keep])
     n_pos = np.array([per_class[s.classes[i]]["n_positive"] for i in keep], dtype=float)
     weighted = (aucs[:, keep] * n_pos).sum(1) / n_pos.sum() if keep else np.full(len(aucs), np.nan)
     names = [s.classes[i] for i in keep]
     out = {
         "per_class": per_class,
         "macro": _pair("auroc", macro_auc) | _pair("auprc", macro_ap)
-        | {"classes": names, "excluded": excluded, "undefined": undefined},
+        | {"classes": names, "excluded": excluded, "undefined": undefined, "flagged": flagged,
+           "min_patients": minimum,
+           "n_undefined_replicates": bootstrap_metric(macro_auc, tuple(names)).n_undefined_replicates},
         "micro": _pair("auroc", m.micro_auc(s, keep, weights) if keep else weighted * np.nan) | {"classes": names},
         "weighted": _pair("auroc", weighted) | {"classes": names, "weights": "number of positives"},
         "thresholds": threshold_block(s, weights, val, method, keep),
@@ -101,7 +112,7 @@ def threshold_block(s: Scored, weights: np.ndarray, val: Scored | None, method: 
         row["f1"], row["f1_ci"] = est(rates["f1"][:, i])
         per_class[c] = row
     with np.errstate(invalid="ignore"):
-        macro_f1 = m.nanmean_rows(rates["f1"][:, keep]) if keep else np.full(len(weights), np.nan)
+        macro_f1 = fixed_macro(rates["f1"][:, keep])
     return {"method": method, "chosen_on": chosen_on, "per_class": per_class} | _pair("macro_f1", macro_f1)
 
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cxrlab.evaluate.bootstrap import bootstrap_p_value, patient_weights, percentile_ci, with_point
-from cxrlab.evaluate.delong import delong_test
 from cxrlab.evaluate.ranking import auc_ap
+from cxrlab.evaluate.stats.bootstrap import bootstrap_test, patient_weights, percentile_ci, with_point
+from cxrlab.evaluate.stats.delong import delong_test
 
 POOLED = "pooled"
 EXCLUDE = ("No Finding",)  # as evaluate's default: not a finding, and each dataset defines it differently
@@ -162,9 +162,9 @@ def make_drop(internal: Cell, external: Cell, test: SourceTestSet, probs_int: np
         i = classes.index(c)
         known = ~np.isnan(test.labels[:, i])
         tests[c] = delong_test(probs_int[known, i], probs_ext[known, i], test.labels[known, i],
-                               clusters=test.patients[known])
+                               clusters=test.patients[known]).as_dict()
     return Drop(test.name, external.train, common, float(a[0]), float(b[0]), float(delta[0]), (float(lo), float(hi)),
-                bootstrap_p_value(float(delta[0]), delta[1:]), tests)
+                bootstrap_test(delta[1:])[0], tests)
 
 
 def row_gap(own: Cell, other: Cell) -> RowGap:

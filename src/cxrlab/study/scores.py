@@ -3,7 +3,7 @@
 Per run: the headline metric (macro AUROC multi-label, macro-F1 multi-class) with a patient-bootstrap CI and
 per-class values, exactly as ``compare_runs`` computes them (same bootstrap weights, same thresholds).
 Per arm: mean and sample sd over seeds of the point values, and the CI of that seed mean from the two-level
-bootstrap of ``cxrlab.evaluate.seeds`` (the runs' shared patient resamples x the arm's seeds resampled).
+bootstrap of ``cxrlab.evaluate.stats.seeds`` (the runs' shared patient resamples x the arm's seeds resampled).
 Differences between arms (against the reference, or every pair) are differences of seed means, exactly the
 leaderboard's means subtracted, with a two-level bootstrap CI and p-value (patients paired across arms, seeds
 resampled within each arm); beside each macro difference, the paired bootstrap test of every seed both arms
@@ -25,10 +25,10 @@ import numpy as np
 
 from cxrlab.evaluate import compare as cmp
 from cxrlab.evaluate import metrics as m
-from cxrlab.evaluate.bootstrap import bootstrap_p_value, patient_weights, with_point
-from cxrlab.evaluate.delong import holm_adjust
 from cxrlab.evaluate.inputs import Source, load_labels
-from cxrlab.evaluate.seeds import SeedEstimate, seed_mean, seed_mean_difference
+from cxrlab.evaluate.stats.seeds import SeedEstimate, seed_mean, seed_mean_difference
+from cxrlab.evaluate.stats.bootstrap import bootstrap_test
+from cxrlab.evaluate.stats.multiple import holm_adjust
 from cxrlab.evaluate.summary import est
 
 THREADS = 2
@@ -70,7 +70,7 @@ def score_runs(runs: list[dict[str, Any]], labels: str | Path, bootstrap: int, s
         model.name = r["name"]
     models, notes = cmp._align(models)
     ref = models[0].scored
-    weights = with_point(patient_weights(ref.n_patients, bootstrap, seed))
+    weights = m.bootstrap_weights(ref, bootstrap, seed)  # compare's stratified patient draws: the same numbers
     keep, excluded, undefined = m.averaged_classes(ref, tuple(m.DEFAULT_EXCLUDE))
     for model in models:
         model.arrays.pop("predictions", None)
@@ -160,7 +160,7 @@ def _per_seed(a: Arm, b: Arm, metric: str) -> list[dict[str, Any]]:
     for s in sorted(set(a.seeds) & set(b.seeds)):
         d = a.members[a.seeds.index(s)].arrays[metric] - b.members[b.seeds.index(s)].arrays[metric]
         delta, ci = est(d)
-        out.append({"seed": s, "delta": delta, "delta_ci": ci, "p_value": cmp._f(bootstrap_p_value(d[0], d[1:]))})
+        out.append({"seed": s, "delta": delta, "delta_ci": ci, "p_value": cmp._f(bootstrap_test(d[1:])[0])})
     return out
 
 

@@ -12,7 +12,7 @@ seeds were drawn (independent between arms). One replicate of the two-level (cro
    patients (or its difference between two arms).
 
 Step 1 is done by the caller: its metric arrays have one row per seed and one column per patient resample
-(column 0 = all patients, the observed value; ``cxrlab.evaluate.bootstrap.with_point``), so this module only
+(column 0 = all patients, the observed value; ``cxrlab.evaluate.stats.bootstrap.with_point``), so this module only
 draws seeds and averages. The CI is the percentile interval of the replicates. The p-value (H0: no difference)
 is a Monte Carlo bootstrap test on the replicates re-centred on the null (Hall & Wilson 1991, Biometrics 47):
 ``p = (1 + #{|d*_r - d| >= |d|}) / (R + 1)``, the +1 counting the observed statistic (Davison & Hinkley

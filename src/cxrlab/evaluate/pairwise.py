@@ -1,0 +1,87 @@
+"""The paired tests of ``compare`` and who may be called best.
+
+Per class: ``stats.choose.auroc_pair_test`` (patient-clustered DeLong with at least ``MIN_PATIENTS`` positive
+and negative patients, the paired permutation test below). Macro AUROC and macro F1: the paired bootstrap test
+of the difference (percentile-interval inversion; a Monte Carlo p-value never below 2/(B+1)). All p-values of a
+comparison are Holm-adjusted together. A model is "best" only when its headline lead over every other model is
+significant after Holm; otherwise the models not separated from the leader are named.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+
+from cxrlab.evaluate import metrics as m
+from cxrlab.evaluate.stats.bootstrap import bootstrap_test, percentile_ci
+from cxrlab.evaluate.stats.choose import MIN_PATIENTS, auroc_pair_test
+from cxrlab.evaluate.stats.multiple import holm_adjust
+from cxrlab.evaluate.stats.permutation import PERMUTATIONS
+
+SIGNIFICANT = 0.05
+BOOTSTRAP_TEST = "paired bootstrap (percentile-interval inversion)"
+
+
+def pairwise_tests(models: list, seed: int = 0, minimum: int = MIN_PATIENTS,
+                   permutations: int = PERMUTATIONS) -> list[dict]:
+    """One row per (pair, class) and per (pair, macro metric), Holm-adjusted over all rows."""
+    tests = []
+    s = models[0].scored
+    counts = [m.class_counts(s, i) for i in range(len(s.classes))]
+    for a, b in combinations(models, 2):
+        for i, c in enumerate(s.classes):
+            known = ~np.isnan(a.scored.y[:, i])
+            t = auroc_pair_test(a.scored.p[known, i], b.scored.p[known, i], a.scored.y[known, i],
+                                a.scored.patients[known], minimum, permutations, seed=seed + i)
+            tests.append({"a": a.name, "b": b.name, "class": c, "metric": "auroc", "test": t.test,
+                          "delta": _f(t.delta), "se": _f(t.se), "p_value": _f(t.p_value), "p_floor": t.p_floor,
+                          "n_pos_images": counts[i][0], "n_pos_patients": counts[i][1],
+                          "n_neg_patients": counts[i][2], "enough_patients": min(counts[i][1:]) >= minimum})
+        for metric in ("macro_auroc", "macro_f1"):
+            d = a.arrays[metric] - b.arrays[metric]
+            p, floor = bootstrap_test(d[1:])
+            ci = percentile_ci(d[1:])
+            tests.append({"a": a.name, "b": b.name, "class": "macro", "metric": metric.removeprefix("macro_"),
+                          "test": f"{BOOTSTRAP_TEST}, {len(d) - 1} replicates", "delta": _f(d[0]),
+                          "delta_ci": [_f(ci[0]), _f(ci[1])], "p_value": _f(p), "p_floor": _f(floor),
+                          "n_undefined_replicates": int(np.isnan(d[1:]).sum()), "enough_patients": True})
+    adjusted = holm_adjust([np.nan if t["p_value"] is None else t["p_value"] for t in tests])
+    for t, p in zip(tests, adjusted):
+        t["p_adjusted"] = _f(p)
+        t["significant"] = bool(t["enough_patients"] and t["p_adjusted"] is not None and t["p_adjusted"] < SIGNIFICANT)
+    return tests
+
+
+def best_model(rows: list[dict], tests: list[dict], headline: str) -> tuple[str | None, list[str]]:
+    """(best, not_separated): the leader by ``headline`` is best only when its paired test against every other
+    model is significant after Holm and in its favour; otherwise best is None and ``not_separated`` lists the
+    leader and every model its lead over is not significant."""
+    finite = [r["headline"] if r["headline"] is not None else -np.inf for r in rows]
+    if not np.isfinite(max(finite)):
+        return None, []
+    leader = rows[int(np.argmax(finite))]["name"]
+    metric = headline.removeprefix("macro_")
+    tied = []
+    for r in rows:
+        if r["name"] == leader:
+            continue
+        t = next(t for t in tests if t["class"] == "macro" and t["metric"] == metric
+                 and {t["a"], t["b"]} == {leader, r["name"]})
+        favours = (t["delta"] or 0) > 0 if t["a"] == leader else (t["delta"] or 0) < 0
+        if not (t["significant"] and favours):
+            tied.append(r["name"])
+    return (leader, []) if not tied else (None, [leader, *tied])
+
+
+def fmt_p(p: float | None, floor: float | None = None) -> str:
+    """A p-value to the precision its method supports: ``<=0.0005`` at a Monte Carlo floor (never 6e-25)."""
+    if p is None:
+        return "n/a"
+    if floor is not None and p <= floor * (1 + 1e-9):
+        return f"<={floor:.2g}"
+    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
+
+
+def _f(x) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
