@@ -43,9 +43,12 @@ def test_other_tools_csv_with_prefix_and_nih_ids(tmp_path):
         assert key in saved
     for key in ("auroc", "auroc_ci", "auprc", "auprc_ci", "prevalence", "n_positive", "n_negative"):
         assert key in saved["per_class"]["Effusion"]
-    # 30 patients: both classes have fewer positive patients than the minimum, so they are flagged, get no
-    # interval and are left out of the headline macro (named, never silently)
-    assert saved["macro"]["classes"] == [] and saved["macro"]["flagged"] == ["Atelectasis", "Effusion"]
+    # 30 patients: both classes have fewer positive patients than the minimum, so they are flagged (named, never
+    # silently), get no interval, and the macro without them is undefined; the macro itself is the one definition
+    assert saved["macro"]["classes"] == ["Atelectasis", "Effusion"]
+    assert saved["macro"]["flagged"] == ["Atelectasis", "Effusion"]
+    assert saved["macro"]["powered"]["classes"] == [] and saved["macro"]["powered"]["auroc"] is None
+    assert all(saved["per_class"][c]["auroc_ci"] is None for c in ("Atelectasis", "Effusion"))
     assert saved["per_class"]["Effusion"]["auroc_ci"] is None and not saved["per_class"]["Effusion"]["enough_patients"]
     assert saved["bootstrap"] == {"replicates": 50, "seed": 0, "unit": "patient", "interval": "percentile",
                                   "level": 0.95, "stratified": "by each patient's rarest positive class"}

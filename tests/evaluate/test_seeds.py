@@ -33,7 +33,7 @@ def _naive(scores_a, scores_b, y, counts, seed, level=0.95):
 
 
 def test_matches_a_naive_loop_on_auroc():
-    from cxrlab.evaluate.ranking import auc_ap
+    from cxrlab.evaluate.stats.ranking import auc_ap
 
     rng = np.random.default_rng(0)
     n, reps = 60, 80

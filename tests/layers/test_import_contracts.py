@@ -42,3 +42,15 @@ def test_contract_names_every_top_level_module():
     names = {p.stem for p in src.glob("*.py") if p.stem not in ("__init__", "__main__")}
     names |= {p.name for p in src.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert not sorted(names - layered), f"add to a layer in .importlinter: {sorted(names - layered)}"
+
+
+def test_stats_core_contract_names_every_other_evaluate_module():
+    """``evaluate.stats`` may import no other evaluate module: a new one must be added to that contract."""
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(REPO / ".importlinter")
+    forbidden = set(parser["importlinter:contract:stats-core"]["forbidden_modules"].split())
+    evaluate = REPO / "src" / "cxrlab" / "evaluate"
+    names = {f"cxrlab.evaluate.{p.stem}" for p in evaluate.glob("*.py") if p.stem != "__init__"}
+    assert not sorted(names - forbidden), f"add to the stats-core contract: {sorted(names - forbidden)}"

@@ -4,7 +4,8 @@ Per class: the paired AUROC test of ``cxrlab.evaluate.pairwise`` (patient-cluste
 with enough positive and negative patients; the paired permutation test below the minimum). Macro AUROC and
 (macro) F1: paired bootstrap test of the difference, both models scored on the same patient resamples (patient
 bootstrap stratified by each patient's rarest positive class). Classes with fewer positive or negative
-patients than the minimum are flagged and left out of the headline macro. All p-values of one comparison are
+patients than the minimum are flagged (no interval, no star; ``evaluate`` also reports the macro without them).
+All p-values of one comparison are
 Holm-adjusted together; a model is called best only when its lead over every other model is significant.
 Runs that are seeds of one recipe are also aggregated as mean and standard deviation: run directories whose
 resolved ``config.yaml`` files differ in ``train.seed`` alone (``name`` and ``source`` are labels, not settings:
@@ -86,7 +87,8 @@ def compare_runs(
     ref = models[0].scored
     weights = m.bootstrap_weights(ref, bootstrap, seed)
     keep, excluded, undefined = m.averaged_classes(ref, tuple(exclude))
-    keep, flagged = m.headline_classes(ref, keep) if ref.task == "multilabel" else (keep, [])
+    # one macro everywhere (training's, evaluate's, the study's); thin classes are flagged, not dropped
+    flagged = m.headline_classes(ref, keep)[1] if ref.task == "multilabel" else []
     for model in models:
         _metric_arrays(model, weights, keep, threshold_method)
     tests = pairwise_tests(models, seed)
@@ -349,6 +351,6 @@ def summary_lines(result: dict) -> list[str]:
         lines.append(f"no best model: {', '.join(result['not_separated'])} are not separated by {name} "
                      "(paired bootstrap, Holm-adjusted p >= 0.05)")
     if result.get("flagged"):
-        lines.append(f"left out of the {name} (fewer than {result['min_patients']} positive or negative patients): "
-                     + ", ".join(result["flagged"]))
+        lines.append(f"thin classes, no interval or star (fewer than {result['min_patients']} positive or negative "
+                     "patients): " + ", ".join(result["flagged"]))
     return lines + [f"note: {note}" for note in result["notes"]]

@@ -221,6 +221,8 @@ def summary_lines(result: dict) -> list[str]:
     if result["task"] == "multilabel" and result["macro"]["undefined"]:
         lines.append(f"undefined (one label value, not averaged): {', '.join(result['macro']['undefined'])}")
     if result["task"] == "multilabel" and result["macro"].get("flagged"):
-        lines.append(f"left out of the macro, no interval (fewer than {result['macro']['min_patients']} positive or "
-                     f"negative patients): {', '.join(result['macro']['flagged'])}")
+        powered = result["macro"]["powered"]
+        value = "undefined" if powered["auroc"] is None else fmt_ci(powered["auroc"], powered["auroc_ci"])
+        lines.append(f"thin classes, no interval (fewer than {result['macro']['min_patients']} positive or negative "
+                     f"patients): {', '.join(result['macro']['flagged'])}; macro AUROC without them: {value}")
     return lines

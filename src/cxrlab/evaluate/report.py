@@ -106,7 +106,8 @@ def _multilabel_tables(doc: Document, r: dict) -> None:
     for c, m in r["per_class"].items():
         t = r["thresholds"]["per_class"][c]
         sens = m["sensitivity_at_specificity"].get("0.9")
-        in_macro = "yes" if m["in_macro"] else "no (too few patients)" if c in r["macro"].get("flagged", []) else "no"
+        in_macro = ("yes (too few patients: no interval)" if c in r["macro"].get("flagged", []) else "yes") \
+            if m["in_macro"] else "no"
         rows.append([c, m["n_positive"], m.get("n_positive_patients", ""), m["n_negative"], m["prevalence"],
                      fmt_ci(m["auroc"], m["auroc_ci"]), fmt_ci(m["auprc"], m["auprc_ci"]), sens, t["threshold"],
                      fmt_ci(t["f1"], t["f1_ci"]), in_macro])

@@ -36,13 +36,15 @@ def multilabel_block(
 ) -> dict:
     """Per-class, macro, micro and prevalence-weighted metrics, thresholds and the seed paper's numbers.
 
-    Classes with fewer than ``minimum`` positive or negative patients get no interval and are left out of the
-    macro (``flagged``); subgroup tables pass 0 (they have their own ``min_group`` rule)."""
+    The macro is the one definition (``cxrlab.auroc.macro_auroc``: every class with both label values, minus
+    ``exclude``), the number training selects checkpoints on. Classes with fewer than ``minimum`` positive or
+    negative patients get no interval and are ``flagged``; ``macro.powered`` is the macro over the others alone.
+    Subgroup tables pass 0 (they have their own ``min_group`` rule)."""
     keep, excluded, undefined = m.averaged_classes(s, exclude)
     if len(undefined) == len(s.classes):
         raise CxrlabError(f"no scored class has both positive and negative labels among the {len(s.y)} scored "
                           "images, so AUROC is undefined for all; score more images")
-    keep, flagged = m.headline_classes(s, keep, minimum)
+    powered, flagged = m.headline_classes(s, keep, minimum)
     aucs, aps = m.class_auc_ap(s, weights)  # (R+1, C)
     per_class = {}
     for i, c in enumerate(s.classes):
@@ -72,7 +74,8 @@ def multilabel_block(
         "macro": _pair("auroc", macro_auc) | _pair("auprc", macro_ap)
         | {"classes": names, "excluded": excluded, "undefined": undefined, "flagged": flagged,
            "min_patients": minimum,
-           "n_undefined_replicates": bootstrap_metric(macro_auc, tuple(names)).n_undefined_replicates},
+           "n_undefined_replicates": bootstrap_metric(macro_auc, tuple(names)).n_undefined_replicates,
+           "powered": _powered(aucs, powered, s.classes)},
         "micro": _pair("auroc", m.micro_auc(s, keep, weights) if keep else weighted * np.nan) | {"classes": names},
         "weighted": _pair("auroc", weighted) | {"classes": names, "weights": "number of positives"},
         "thresholds": threshold_block(s, weights, val, method, keep),
@@ -171,3 +174,10 @@ def multiclass_block(s: Scored, weights: np.ndarray, val: Scored | None = None) 
                                "classes": list(s.classes), "counts": cm[0].astype(int).tolist()}
     out["calibration"] = calibration_block(s, val)
     return out
+
+
+def _powered(aucs: np.ndarray, powered: list[int], classes: list[str]) -> dict:
+    """Macro AUROC over the classes with enough positive and negative patients (no flagged class in it)."""
+    with np.errstate(invalid="ignore"):
+        values = fixed_macro(aucs[:, powered]) if powered else np.full(len(aucs), np.nan)
+    return _pair("auroc", values) | {"classes": [classes[i] for i in powered]}

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cxrlab.evaluate.ranking import auc_ap
 from cxrlab.evaluate.stats.bootstrap import bootstrap_test, patient_weights, percentile_ci, with_point
 from cxrlab.evaluate.stats.delong import delong_test
+from cxrlab.evaluate.stats.ranking import auc_ap
 
 POOLED = "pooled"
 EXCLUDE = ("No Finding",)  # as evaluate's default: not a finding, and each dataset defines it differently

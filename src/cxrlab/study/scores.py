@@ -26,9 +26,9 @@ import numpy as np
 from cxrlab.evaluate import compare as cmp
 from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.inputs import Source, load_labels
-from cxrlab.evaluate.stats.seeds import SeedEstimate, seed_mean, seed_mean_difference
 from cxrlab.evaluate.stats.bootstrap import bootstrap_test
 from cxrlab.evaluate.stats.multiple import holm_adjust
+from cxrlab.evaluate.stats.seeds import SeedEstimate, seed_mean, seed_mean_difference
 from cxrlab.evaluate.summary import est
 
 THREADS = 2
