@@ -28,7 +28,8 @@ def _overrides(data: Path, loss: str) -> list[str]:
             "data.image_size=48", "data.cache_size=48", "data.num_workers=0", "model.name=cnn_gap",
             f"loss.name={loss}", "augment.policy=none", "train.epochs=1", "train.batch_size=8", "train.lr=0.003",
             "train.seed=0", "train.device=cpu", "train.deterministic=true",
-            "train.amp=off"]  # float32 everywhere: auto picks bf16 on CPUs that have it
+            "train.amp=off",  # float32 everywhere: auto picks bf16 on CPUs that have it
+            "train.threads=1"]  # one intra-op thread: float sums in the same order on every machine and test order
 
 
 def _make_data(root: Path, task: str) -> Path:
