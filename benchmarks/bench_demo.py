@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_io import Figure, write_results  # noqa: E402
+from results_io import Figure, timed_calls, write_results  # noqa: E402
 
 
 def run(settings, spent: dict[str, float]) -> None:
@@ -37,20 +37,7 @@ def run(settings, spent: dict[str, float]) -> None:
 
     inner = {"fit": (cxrlab.train, "fit"), "cost": (cxrlab.study.cost, "measure_cost"),
              "evaluate": (evaluate, "evaluate_predictions"), "compare": (compare, "compare_runs")}
-    originals = {k: getattr(mod, name) for k, (mod, name) in inner.items()}
-
-    def timer(phase, real):
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return real(*args, **kwargs)
-            finally:
-                spent[phase] = spent.get(phase, 0.0) + time.perf_counter() - t0
-        return timed
-
-    for phase, (mod, name) in inner.items():
-        setattr(mod, name, timer(phase, originals[phase]))
-    try:
+    with timed_calls(inner, spent):
         t0 = time.perf_counter()
         settings.out.mkdir(parents=True, exist_ok=True)
         data = demo.prepare_data(settings)
@@ -63,9 +50,6 @@ def run(settings, spent: dict[str, float]) -> None:
         build_report(settings.out)
         spent["study_report"] = time.perf_counter() - t2
         spent["total"] = time.perf_counter() - t0
-    finally:
-        for phase, (mod, name) in inner.items():
-            setattr(mod, name, originals[phase])
 
 
 def main() -> None:

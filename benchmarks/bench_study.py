@@ -34,7 +34,7 @@ from cxrlab.utils import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_evaluate import IMAGES_PER_PATIENT, PREVALENCE  # noqa: E402
-from results_io import Figure, write_results  # noqa: E402
+from results_io import Figure, timed_calls, write_results  # noqa: E402
 
 PHASES = ("fit", "data", "cost", "report")
 
@@ -62,26 +62,10 @@ def one_study(study: Path, out: Path) -> dict[str, float]:
     spent = dict.fromkeys(PHASES, 0.0)
     patched = {"fit": (cxrlab.train, "fit"), "cost": (cxrlab.study.cost, "measure_cost"),
                "data": (cxrlab.study.data, "prepare_root"), "report": (cxrlab.study.report, "build_report")}
-    originals = {k: getattr(mod, name) for k, (mod, name) in patched.items()}
-
-    def timer(phase, real):
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return real(*args, **kwargs)
-            finally:
-                spent[phase] += time.perf_counter() - t0
-        return timed
-
-    for phase, (mod, name) in patched.items():
-        setattr(mod, name, timer(phase, originals[phase]))
-    try:
+    with timed_calls(patched, spent):
         t0 = time.perf_counter()
         run_study(study, out, report=True)
         total = time.perf_counter() - t0
-    finally:
-        for phase, (mod, name) in patched.items():
-            setattr(mod, name, originals[phase])
     return {"total": total, **spent, "plan_and_checks": total - sum(spent.values())}
 
 

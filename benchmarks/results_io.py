@@ -21,6 +21,9 @@ import os
 import platform
 import statistics
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,3 +112,27 @@ def write_results(name: str, *, inputs: dict, figures: dict[str, Figure], quick:
 def read_results(name: str) -> dict:
     """The stored (non-quick) results of benchmark ``name``."""
     return json.loads((RESULTS_DIR / f"{name}.json").read_text())
+
+
+@contextmanager
+def timed_calls(targets: dict[str, tuple[object, str]], spent: dict[str, float]) -> Iterator[dict[str, float]]:
+    """Inside the block, each ``targets[phase] = (module, function name)`` adds its wall seconds to
+    ``spent[phase]`` (every call, however deep); the real functions are put back on exit."""
+    originals = {phase: getattr(mod, name) for phase, (mod, name) in targets.items()}
+
+    def timer(phase, real):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spent[phase] = spent.get(phase, 0.0) + time.perf_counter() - t0
+        return timed
+
+    for phase, (mod, name) in targets.items():
+        setattr(mod, name, timer(phase, originals[phase]))
+    try:
+        yield spent
+    finally:
+        for phase, (mod, name) in targets.items():
+            setattr(mod, name, originals[phase])

@@ -22,7 +22,8 @@ def test_shipped_study_runs_in_smoke_mode(name, tmp_path, tiny_data, tiny_multic
     data = tiny_multiclass if "pneumonia4" in name else {f"data.{k}": v for k, v in tiny_data.items()}
     out = tmp_path / "out"
     sets = [f"{k}={v}" for k, v in data.items()] + [
-        "data.image_size=64", "model.pretrained=false", "train.batch_size=16", "train.device=cpu",
+        "data.image_size=64", "data.cache_size=null",  # the tiny 64-px cache, whatever size the recipe names
+        "model.pretrained=false", "train.batch_size=16", "train.device=cpu",
         "data.require_positives=false"]
     assert main(["study", "run", f"studies/{name}", "--out", str(out), "--smoke", "--set", *sets]) == 0
     plan = json.loads((out / "plan.json").read_text())
