@@ -37,7 +37,7 @@ class DemoSettings:
     cache_size: int = 128
     epochs: int = 6
     batch_size: int = 32
-    bootstrap: int = 300
+    bootstrap: int = 1000  # enough for a macro difference to pass Holm over the comparison's tests (floor 2/(B+1))
     seed: int = 0
     models: dict[str, list[str]] = field(default_factory=lambda: dict(DEMO_MODELS))
 
