@@ -86,10 +86,6 @@ class MacroAuroc:
     excluded: list[str]
     undefined: list[str]
 
-    @property
-    def defined(self) -> bool:
-        return bool(np.isfinite(self.value))
-
 
 def macro_auroc(labels: np.ndarray, probs: np.ndarray, classes: Sequence[str],
                 exclude: Sequence[str] = DEFAULT_EXCLUDE) -> MacroAuroc:

@@ -37,7 +37,6 @@ from cxrlab.errors import CxrlabError
 from cxrlab.utils import atomic_write_text, read_json, sha256_file, write_json
 
 MERGE_JSON = "merge.json"
-NAMESPACED = ("image_id", "patient_id", "study_id")
 GENERIC_FORMATS = ("csv", "folder", None)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
