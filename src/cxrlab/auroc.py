@@ -59,6 +59,10 @@ class MacroColumns:
     excluded: list[str]
     undefined: list[str]
 
+    @property
+    def defined(self) -> bool:
+        return bool(np.isfinite(self.value))
+
 
 def macro_columns(labels: np.ndarray, classes: Sequence[str], exclude: Sequence[str] = DEFAULT_EXCLUDE
                   ) -> MacroColumns:
