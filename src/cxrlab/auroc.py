@@ -59,10 +59,6 @@ class MacroColumns:
     excluded: list[str]
     undefined: list[str]
 
-    @property
-    def defined(self) -> bool:
-        return bool(np.isfinite(self.value))
-
 
 def macro_columns(labels: np.ndarray, classes: Sequence[str], exclude: Sequence[str] = DEFAULT_EXCLUDE
                   ) -> MacroColumns:
@@ -89,6 +85,10 @@ class MacroAuroc:
     classes: list[str]
     excluded: list[str]
     undefined: list[str]
+
+    @property
+    def defined(self) -> bool:
+        return bool(np.isfinite(self.value))
 
 
 def macro_auroc(labels: np.ndarray, probs: np.ndarray, classes: Sequence[str],
