@@ -3,7 +3,7 @@
 Every image goes through the service's own path (bytes -> content sniffing and decoding -> preprocessing ->
 features -> gate), with the gate calibrated on the run's validation images only: the Mahalanobis feature distance
 (``--method knn`` for the k-NN cosine distance), the orientation/negative check of ``cxrlab.deploy.orientation``
-and the tone check of ``cxrlab.deploy.tones``, their thresholds chosen jointly so that at most 3% of the
+(with its left-right laterality term, ``cxrlab.deploy.laterality``) and the tone check of ``cxrlab.deploy.tones``, their thresholds chosen jointly so that at most 3% of the
 validation images (scored out of fold) are flagged. Kinds (``--n`` images each):
 
 - ``test``: the run's own test split (in distribution: target <= 5% flagged).
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     inputs = {"run": "tiny phantom run (quick)" if args.quick else str(args.run), "n": args.n,
               "model": served.info.model_name, "gate": g, "kinds": {k: len(v) for k, v in sets.items()}}
     write_results("ood", inputs=inputs, figures=figures, quick=args.quick, load_before=load_before,
-                  notes="gate = distance OR orientation OR not-an-X-ray (colour/blank); targets: test <= 5%, "
+                  notes="gate = distance OR orientation (with laterality) OR tones OR not-an-X-ray (colour/blank); targets: test <= 5%, "
                         "every kind but test and other_cxr >= 95%")
 
 

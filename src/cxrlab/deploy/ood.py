@@ -131,7 +131,8 @@ class OodGate:
                 "n_reference": int(self.n_reference), "feature_dim": int(feature_dim), "alpha": self.alpha,
                 "orientation_threshold": None if o is None else o.threshold,
                 "laterality_weight": None if o is None else o.weight,
-                "tones_threshold": None if t is None else t.threshold}
+                "tones_threshold": None if t is None else t.threshold,
+                "tones_bins": None if t is None else [int(b) for b in t.bins]}
 
     def save(self, path: str | Path) -> Path:
         from safetensors.numpy import save_file
