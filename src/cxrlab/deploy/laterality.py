@@ -76,7 +76,8 @@ class LateralityCheck:
                 best, chosen = (_auc(held_out), coefs), c
         out = np.empty(variants.shape[:2], np.float32)
         for held, coef in zip(folds, best[1], strict=True):
-            out[:, held] = antisymmetric(variants[:, held].reshape(-1, 64 * 64)).reshape(len(variants), len(held), -1) @ coef
+            a_held = antisymmetric(variants[:, held].reshape(-1, 64 * 64))
+            out[:, held] = a_held.reshape(len(variants), len(held), -1) @ coef
         return cls(_fit_coef(a, chosen)), out
 
     def logit(self, thumbs: np.ndarray) -> np.ndarray:

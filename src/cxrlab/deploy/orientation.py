@@ -104,6 +104,38 @@ def _choose_weight(surprise: np.ndarray, lat_surprise: np.ndarray) -> float:
 
 
 @dataclass
+class OutOfFold:
+    """Out-of-fold scores of the validation images' 9 variants (rows in ``TRANSFORMS`` order, row 0 the images):
+    ``surprise`` -log p9(upright), ``lat_surprise`` -log p_lat(not mirrored), both (9, N); the laterality check
+    fitted on all images and the ``weight`` chosen from them."""
+
+    surprise: np.ndarray
+    lat_surprise: np.ndarray
+    laterality: LateralityCheck
+    weight: float
+
+
+def out_of_fold(thumbs: np.ndarray, folds: int = 5, seed: int = 0) -> OutOfFold:
+    """Score every validation image and its variants by fits (5 folds grouped by image) that saw none of them."""
+    thumbs = np.asarray(thumbs, np.float32)
+    small = _small(thumbs)
+    if len(small) < 2 * folds:
+        raise CxrlabError(f"the orientation check needs at least {2 * folds} validation images, got {len(small)}")
+    order = np.random.default_rng(seed).permutation(len(small))
+    split = np.array_split(order, folds)
+    surprise = np.empty((len(TRANSFORMS), len(small)), np.float64)
+    for held in split:
+        clf = _model(seed).fit(*_all_variants(small[np.setdiff1d(order, held)]))
+        p = clf.predict_proba(_all_variants(small[held])[0])[:, 0].reshape(len(held), len(TRANSFORMS))
+        surprise[:, held] = -np.log(np.maximum(p.T, 1e-12))
+    squares = thumbs.reshape(-1, THUMB, THUMB)
+    variants = np.stack([np.stack([variant(t, k) for t in squares]) for k in range(len(TRANSFORMS))])
+    laterality, lat = LateralityCheck.fit(thumbs, split, variants.reshape(len(TRANSFORMS), len(squares), -1))
+    lat_surprise = _softplus(lat)
+    return OutOfFold(surprise, lat_surprise, laterality, _choose_weight(surprise, lat_surprise))
+
+
+@dataclass
 class OrientationCheck:
     """A fitted check: ``coef`` (9, D), ``intercept`` (9,), ``threshold`` on p(upright) (set by the gate), and the
     optional ``laterality`` check with its ``weight``."""
@@ -117,24 +149,10 @@ class OrientationCheck:
     @classmethod
     def fit(cls, thumbs: np.ndarray, folds: int = 5, seed: int = 0) -> tuple[OrientationCheck, np.ndarray]:
         """(the check, each validation image's out-of-fold p(upright)) from validation ``thumbnails``."""
-        thumbs = np.asarray(thumbs, np.float32)
-        small = _small(thumbs)
-        if len(small) < 2 * folds:
-            raise CxrlabError(f"the orientation check needs at least {2 * folds} validation images, got {len(small)}")
-        order = np.random.default_rng(seed).permutation(len(small))
-        split = np.array_split(order, folds)
-        surprise = np.empty((len(TRANSFORMS), len(small)), np.float64)  # -log p9(upright) of each variant
-        for held in split:
-            clf = _model(seed).fit(*_all_variants(small[np.setdiff1d(order, held)]))
-            p = clf.predict_proba(_all_variants(small[held])[0])[:, 0].reshape(len(held), len(TRANSFORMS))
-            surprise[:, held] = -np.log(np.maximum(p.T, 1e-12))
-        squares = thumbs.reshape(-1, THUMB, THUMB)
-        variants = np.stack([np.stack([variant(t, k) for t in squares]) for k in range(len(TRANSFORMS))])
-        laterality, lat = LateralityCheck.fit(thumbs, split, variants.reshape(len(TRANSFORMS), len(squares), -1))
-        weight = _choose_weight(surprise, _softplus(lat))
-        clf = _model(seed).fit(*_all_variants(small))
-        check = cls(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32), 0.0, laterality, weight)
-        return check, np.exp(-(surprise[0] + weight * _softplus(lat[0]))).astype(np.float32)
+        oof = out_of_fold(thumbs, folds, seed)
+        clf = _model(seed).fit(*_all_variants(_small(thumbs)))
+        check = cls(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32), 0.0, oof.laterality, oof.weight)
+        return check, np.exp(-(oof.surprise[0] + oof.weight * oof.lat_surprise[0])).astype(np.float32)
 
     def probabilities(self, thumbs: np.ndarray) -> np.ndarray:
         """(B, 9) probabilities of each transform in ``TRANSFORMS`` for (B, 64*64) ``thumbnails``."""

@@ -11,8 +11,11 @@ candidate's out-of-fold distances are thresholded at their maximum, and it score
 from the held-out validation images (negatives, gamma 0.4 and 2.5, blurred, a 2x zoom into the centre; each
 scored by the fold that did not see its source) beyond that threshold. The best wins; ties go to the fewest
 numbers. (Every candidate's threshold at its own out-of-fold maximum flags a new validation-like image with
-the same probability, 1 / (n + 1), by exchangeability: candidates differ only in what they catch.) No phantom views or other test-like kinds are used, so the benchmark's kinds stay unseen. It catches what the classifier's own features can miss (other
-views and body parts, documents, synthetic slices) without any model. (The thumbnail itself, where the lungs
+the same probability, 1 / (n + 1), by exchangeability: candidates differ only in what they catch.) No phantom
+views or other test-like kinds are used, so the benchmark's kinds stay unseen.
+
+The check catches what the classifier's own features can miss (other views and body parts, documents,
+synthetic slices) without any model. (The thumbnail itself, where the lungs
 and mediastinum lie, is the orientation check's input: ``cxrlab.deploy.orientation``.)
 """
 
