@@ -137,3 +137,23 @@ def test_the_exported_gate_carries_the_laterality_term_and_tone_bins(tmp_path):
     gate = ServedModel(tmp_path / "model.onnx").gate
     assert gate.orientation.laterality is not None and gate.tones.bins in GRID
     assert gate.summary() == {k: v for k, v in contract["ood"].items() if k != "file"}
+
+
+@pytest.mark.slow  # trains the benchmark's tiny phantom run: about 30 s on a busy machine
+def test_the_validation_study_writes_its_figures_without_reading_the_test_split():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(bench.parent / "src")}
+    done = subprocess.run([sys.executable, str(bench / "bench_ood.py"), "--quick", "--validation"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(Path(done.stdout.strip().splitlines()[-1].removeprefix("results: ")).read_text())
+    assert result["inputs"]["tones_bins_chosen"] in [list(b) for b in GRID]
+    assert {"laterality_auc_gradients_32", "laterality_auc_backbone_features", "laterality_weight",
+            "flipped_left_right_caught_weight_0"} <= set(result["figures"])
+    assert "test" not in {k.split("_")[0] for k in result["figures"]}
