@@ -3,8 +3,9 @@
 Every image goes through the service's own path (bytes -> content sniffing and decoding -> preprocessing ->
 features -> gate), with the gate calibrated on the run's validation images only: the Mahalanobis feature distance
 (``--method knn`` for the k-NN cosine distance), the orientation/negative check of ``cxrlab.deploy.orientation``
-and the tone check of ``cxrlab.deploy.tones``, their thresholds chosen jointly so that at most 3% of the
-validation images (scored out of fold) are flagged. Kinds (``--n`` images each):
+(with its left-right laterality term, ``cxrlab.deploy.laterality``) and the tone check of
+``cxrlab.deploy.tones``, their thresholds chosen jointly so that at most 3% of the validation images (scored
+out of fold) are flagged. Kinds (``--n`` images each):
 
 - ``test``: the run's own test split (in distribution: target <= 5% flagged).
 - ``other_cxr``: frontal chest X-rays from another collection (../shared/data/pneumonia4; in ``--quick``, phantom
@@ -17,7 +18,9 @@ validation images (scored out of fold) are flagged. Kinds (``--n`` images each):
   Target for every kind but ``test`` and ``other_cxr``: >= 95% flagged.
 
 Writes ``benchmarks/results/ood.json`` (``results/quick/`` with ``--quick``): per kind the share flagged by the
-whole gate and by each check alone. Run:
+whole gate and by each check alone. ``--validation`` instead writes ``ood_validation.json`` from the run's
+validation images alone (out of fold; the test split is not read): what the laterality weight and the tone bins
+were chosen from, and the laterality alternatives tried (``validation_study``). Run:
 ``python benchmarks/bench_ood.py RUN_DIR`` (a run trained on ../shared/data, e.g. the NIH sample), or
 ``python benchmarks/bench_ood.py --quick`` (trains a tiny phantom run in a temporary folder; seconds).
 """
@@ -168,12 +171,82 @@ def kinds(served: ServedModel, n: int, other_cxr: list[bytes]) -> dict[str, list
     return sets
 
 
+def _oof_auc(upright: np.ndarray, mirrored: np.ndarray, make, seed: int = 0) -> float:
+    """Out-of-fold AUC (5 folds grouped by image) of a classifier of mirrored (1) vs upright (0) rows."""
+    from sklearn.metrics import roc_auc_score
+
+    n = len(upright)
+    scores = np.empty((2, n))
+    for held in np.array_split(np.random.default_rng(seed).permutation(n), 5):
+        rest = np.setdiff1d(np.arange(n), held)
+        clf = make().fit(np.r_[upright[rest], mirrored[rest]], np.r_[np.zeros(len(rest)), np.ones(len(rest))])
+        scores[:, held] = clf.decision_function(upright[held]), clf.decision_function(mirrored[held])
+    return float(roc_auc_score(np.r_[np.zeros(n), np.ones(n)], scores.ravel()))
+
+
+def _pixel_antisymmetric(thumbs: np.ndarray) -> np.ndarray:
+    t = thumbs.reshape(len(thumbs), 32, 2, 32, 2).mean(axis=(2, 4))
+    t = (t - t.mean(axis=(1, 2), keepdims=True)) / np.maximum(t.std(axis=(1, 2), keepdims=True), 1e-6)
+    return (t - t[:, :, ::-1])[:, :, :16].reshape(len(t), -1)
+
+
+def validation_study(served: ServedModel) -> tuple[dict[str, Figure], dict]:
+    """Out-of-fold figures on the run's validation images only: each variant caught at rank 1 without and with
+    the laterality term, the laterality AUC of the shipped representation and of the alternatives, the tone grid."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from cxrlab.deploy import runs
+    from cxrlab.deploy.orientation import TRANSFORMS, out_of_fold, thumbnails
+    from cxrlab.deploy.tones import choose_bins
+
+    val = runs.split_dataset(served.info, "val")
+    images = torch.stack([val[i][0] for i in range(len(val))])  # (N, C, H, W), the model inputs
+    thumbs = thumbnails(images.numpy())
+    oof = out_of_fold(thumbs)
+    figures = {}
+    for w in sorted({0.0, oof.weight}):
+        s = oof.surprise + w * oof.lat_surprise
+        for k, name in enumerate(TRANSFORMS[1:], 1):
+            slug = name.split(" (")[0].replace(" ", "_").replace("-", "_")
+            figures[f"{slug}_caught_weight_{w:g}"] = Figure.of([100 * float((s[k] > s[0].max()).mean())],
+                                                               unit="% caught", note=f"n={len(val)}, rank 1")
+    lat = [oof.lat_surprise[0], oof.lat_surprise[4]]  # upright, mirrored: softplus is monotone, AUC unchanged
+    figures["laterality_auc_gradients_32"] = Figure.of([_oof_auc(lat[0][:, None], lat[1][:, None], _Identity)])
+    no_intercept = lambda: LogisticRegression(C=0.1, fit_intercept=False, max_iter=5000)  # noqa: E731
+    mirrored = images.flip(-1)
+    pix = _pixel_antisymmetric(thumbs), _pixel_antisymmetric(thumbnails(mirrored.numpy()))
+    figures["laterality_auc_pixels_32"] = Figure.of([_oof_auc(*pix, no_intercept)])
+    feats = [served._forward(x)[1] for x in (images, mirrored)]
+    scaled = lambda: make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000))  # noqa: E731
+    figures["laterality_auc_backbone_features"] = Figure.of([_oof_auc(*feats, scaled)])
+    figures["laterality_weight"] = Figure.of([oof.weight], unit="weight")
+    bins, table = choose_bins(thumbs)
+    for (i, e), caught in table.items():
+        figures[f"tones_caught_{i}_intensity_{e}_edge_bins"] = Figure.of([100 * caught], unit="% caught")
+    return figures, {"n_validation": len(val), "tones_bins_chosen": list(bins), "laterality_weight": oof.weight}
+
+
+class _Identity:
+    """A "classifier" whose decision function is its single input column (already out of fold)."""
+
+    def fit(self, x, y):
+        return self
+
+    def decision_function(self, x):
+        return x[:, 0]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", nargs="?", help="run directory (trained on real chest X-rays); none with --quick")
     parser.add_argument("--n", type=int, default=60, help="images per synthetic, transformed or external kind")
     parser.add_argument("--method", choices=("mahalanobis", "knn"), default="mahalanobis")
     parser.add_argument("--quick", action="store_true", help="a tiny phantom run trained here, 12 images a kind")
+    parser.add_argument("--validation", action="store_true",
+                        help="the validation-only study (ood_validation.json) instead; the test split is not read")
     args = parser.parse_args(argv)
     load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="bench-ood-") as tmp:
@@ -186,6 +259,13 @@ def main(argv: list[str] | None = None) -> None:
             run, folder = args.run, SHARED / "pneumonia4" / "images"
             other = _files(sorted(folder.iterdir()), args.n) if folder.is_dir() else []
         served = _served(run, args.method)
+        if args.validation:
+            figures, study = validation_study(served)
+            write_results("ood_validation", inputs={"run": str(args.run or "tiny phantom run (quick)"), **study},
+                          figures=figures, quick=args.quick, load_before=load_before,
+                          notes="validation images only, out of fold (5 folds grouped by image); rank 1 = beyond "
+                                "the largest out-of-fold score of the upright validation images")
+            return
         sets = {k: v for k, v in kinds(served, args.n, other).items() if v}
         g = served.gate.summary()
         print(f"run {run}: {served.info.model_name}, gate {g['method']} threshold {g['threshold']:.4g} "
@@ -203,7 +283,8 @@ def main(argv: list[str] | None = None) -> None:
     inputs = {"run": "tiny phantom run (quick)" if args.quick else str(args.run), "n": args.n,
               "model": served.info.model_name, "gate": g, "kinds": {k: len(v) for k, v in sets.items()}}
     write_results("ood", inputs=inputs, figures=figures, quick=args.quick, load_before=load_before,
-                  notes="gate = distance OR orientation OR not-an-X-ray (colour/blank); targets: test <= 5%, "
+                  notes="gate = distance OR orientation (with laterality) OR tones OR not-an-X-ray (colour/blank); "
+                        "targets: test <= 5%, "
                         "every kind but test and other_cxr >= 95%")
 
 

@@ -6,9 +6,10 @@ Up to three checks, each scored against the run's validation images:
   Ledoit-Wolf shrinkage so a few dozen images suffice for thousands of feature dimensions), scored out of fold
   (5 folds: each validation image scored by a fit that did not see it); or ``knn`` (Sun et al., ICML 2022):
   cosine distance of L2-normalised features to the k-th nearest validation image, scored leave-one-out.
-- **orientation** (``cxrlab.deploy.orientation``): rotation/flip/negative prediction on thumbnails. Penultimate
-  features miss what matters most on a reading-room upload: a film turned 90 degrees, upside down or as a
-  negative is still "a chest X-ray" to them.
+- **orientation** (``cxrlab.deploy.orientation``): rotation/flip/negative prediction on thumbnails, with a
+  left-right mirroring (laterality) term (``cxrlab.deploy.laterality``). Penultimate features miss what matters
+  most on a reading-room upload: a film turned 90 degrees, upside down or as a negative is still "a chest X-ray"
+  to them.
 - **tones** (``cxrlab.deploy.tones``): model-free intensity and edge histograms against the validation images',
   for other views, body parts, documents.
 
@@ -129,7 +130,9 @@ class OodGate:
         return {"method": self.method, "k": self.k, "threshold": self.threshold, "percentile": self.percentile,
                 "n_reference": int(self.n_reference), "feature_dim": int(feature_dim), "alpha": self.alpha,
                 "orientation_threshold": None if o is None else o.threshold,
-                "tones_threshold": None if t is None else t.threshold}
+                "laterality_weight": None if o is None else o.weight,
+                "tones_threshold": None if t is None else t.threshold,
+                "tones_bins": None if t is None else [int(b) for b in t.bins]}
 
     def save(self, path: str | Path) -> Path:
         from safetensors.numpy import save_file

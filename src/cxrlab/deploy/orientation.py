@@ -7,7 +7,15 @@ classes. This is rotation prediction used as an out-of-distribution score (Gidar
 representation learning by predicting image rotations"; Hendrycks et al., NeurIPS 2019, "Using self-supervised
 learning can improve model robustness and uncertainty"), with the transforms a chest film is really mishandled by.
 
-An image is flagged when its probability of being "upright" falls below a threshold set on the validation
+Left-right mirroring is nearly invisible at 16x16, so the upright probability is multiplied by the
+laterality check's probability of "not mirrored" (``cxrlab.deploy.laterality``, on a 32x32 gradient image)
+raised to a weight w, a product of experts: ``p = p9(upright) * p_lat(not mirrored) ** w``. w is chosen from
+``WEIGHTS`` on the validation images: the one whose out-of-fold scores flag the most of the validation images'
+own 8 variants (rotations, flips, transposes, negative) beyond the largest out-of-fold score of the upright
+images (ties: the smaller w; w = 0 is the 9-way model alone, and what gates saved before the laterality check
+load as).
+
+An image is flagged when that probability of being "upright" falls below a threshold set on the validation
 images themselves, scored out of fold (5 folds grouped by image, so no image is scored by a fit that saw any of
 its variants); the gate (``cxrlab.deploy.ood``) chooses that threshold together with its other checks.
 Validation images only: nothing here sees the test split.
@@ -19,12 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cxrlab.deploy.laterality import LateralityCheck
 from cxrlab.errors import CxrlabError
 
 TRANSFORMS = ("upright", "rotated 90 degrees", "rotated 180 degrees", "rotated 270 degrees", "flipped left-right",
               "flipped upside down", "transposed", "anti-transposed", "inverted (a negative)")
 SIDE = 16
 THUMB = 64
+WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 
 
 def variant(img: np.ndarray, k: int) -> np.ndarray:
@@ -77,28 +87,72 @@ def _model(seed: int):
     return LogisticRegression(C=0.1, max_iter=3000, random_state=seed)
 
 
+def _softplus(z: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, z)
+
+
+def _choose_weight(surprise: np.ndarray, lat_surprise: np.ndarray) -> float:
+    """The w in ``WEIGHTS`` flagging most validation variants (rows 1..) beyond the upright images' (row 0) maximum
+    of ``surprise + w * lat_surprise`` (both (9, N), out of fold); ties go to the smaller w."""
+    best, chosen = -1.0, 0.0
+    for w in WEIGHTS:
+        s = surprise + w * lat_surprise
+        caught = float((s[1:] > s[0].max()).mean())
+        if caught > best + 1e-12:
+            best, chosen = caught, w
+    return chosen
+
+
+@dataclass
+class OutOfFold:
+    """Out-of-fold scores of the validation images' 9 variants (rows in ``TRANSFORMS`` order, row 0 the images):
+    ``surprise`` -log p9(upright), ``lat_surprise`` -log p_lat(not mirrored), both (9, N); the laterality check
+    fitted on all images and the ``weight`` chosen from them."""
+
+    surprise: np.ndarray
+    lat_surprise: np.ndarray
+    laterality: LateralityCheck
+    weight: float
+
+
+def out_of_fold(thumbs: np.ndarray, folds: int = 5, seed: int = 0) -> OutOfFold:
+    """Score every validation image and its variants by fits (5 folds grouped by image) that saw none of them."""
+    thumbs = np.asarray(thumbs, np.float32)
+    small = _small(thumbs)
+    if len(small) < 2 * folds:
+        raise CxrlabError(f"the orientation check needs at least {2 * folds} validation images, got {len(small)}")
+    order = np.random.default_rng(seed).permutation(len(small))
+    split = np.array_split(order, folds)
+    surprise = np.empty((len(TRANSFORMS), len(small)), np.float64)
+    for held in split:
+        clf = _model(seed).fit(*_all_variants(small[np.setdiff1d(order, held)]))
+        p = clf.predict_proba(_all_variants(small[held])[0])[:, 0].reshape(len(held), len(TRANSFORMS))
+        surprise[:, held] = -np.log(np.maximum(p.T, 1e-12))
+    squares = thumbs.reshape(-1, THUMB, THUMB)
+    variants = np.stack([np.stack([variant(t, k) for t in squares]) for k in range(len(TRANSFORMS))])
+    laterality, lat = LateralityCheck.fit(thumbs, split, variants.reshape(len(TRANSFORMS), len(squares), -1))
+    lat_surprise = _softplus(lat)
+    return OutOfFold(surprise, lat_surprise, laterality, _choose_weight(surprise, lat_surprise))
+
+
 @dataclass
 class OrientationCheck:
-    """A fitted check: ``coef`` (9, D), ``intercept`` (9,), ``threshold`` on p(upright) (set by the gate)."""
+    """A fitted check: ``coef`` (9, D), ``intercept`` (9,), ``threshold`` on p(upright) (set by the gate), and the
+    optional ``laterality`` check with its ``weight``."""
 
     coef: np.ndarray
     intercept: np.ndarray
     threshold: float = 0.0
+    laterality: LateralityCheck | None = None
+    weight: float = 0.0
 
     @classmethod
     def fit(cls, thumbs: np.ndarray, folds: int = 5, seed: int = 0) -> tuple[OrientationCheck, np.ndarray]:
         """(the check, each validation image's out-of-fold p(upright)) from validation ``thumbnails``."""
-        thumbs = _small(thumbs)
-        if len(thumbs) < 2 * folds:
-            raise CxrlabError(f"the orientation check needs at least {2 * folds} validation images, got {len(thumbs)}")
-        order = np.random.default_rng(seed).permutation(len(thumbs))
-        held_out = np.empty(len(thumbs), np.float32)
-        for held in np.array_split(order, folds):
-            rest = np.setdiff1d(order, held)
-            clf = _model(seed).fit(*_all_variants(thumbs[rest]))
-            held_out[held] = clf.predict_proba(thumbs[held])[:, 0]
-        clf = _model(seed).fit(*_all_variants(thumbs))
-        return cls(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)), held_out
+        oof = out_of_fold(thumbs, folds, seed)
+        clf = _model(seed).fit(*_all_variants(_small(thumbs)))
+        check = cls(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32), 0.0, oof.laterality, oof.weight)
+        return check, np.exp(-(oof.surprise[0] + oof.weight * oof.lat_surprise[0])).astype(np.float32)
 
     def probabilities(self, thumbs: np.ndarray) -> np.ndarray:
         """(B, 9) probabilities of each transform in ``TRANSFORMS`` for (B, 64*64) ``thumbnails``."""
@@ -106,23 +160,44 @@ class OrientationCheck:
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
 
+    def mirrored_logit(self, thumbs: np.ndarray) -> np.ndarray:
+        """(B,) the laterality check's log-odds of "mirrored left-right" (0 without one)."""
+        return np.zeros(len(thumbs)) if self.laterality is None else self.laterality.logit(thumbs)
+
+    def upright(self, thumbs: np.ndarray) -> np.ndarray:
+        """(B,) p(upright): the 9-way model's, times the laterality check's p(not mirrored) ** weight."""
+        lat = self.weight * _softplus(self.mirrored_logit(thumbs)) if self.weight else 0.0
+        return self.probabilities(thumbs)[:, 0] * np.exp(-lat)
+
     def reasons(self, thumbs: np.ndarray) -> list[str | None]:
         """Per image: why it looks mis-oriented or inverted, or None."""
         out: list[str | None] = []
-        for p in self.probabilities(thumbs):
-            if p[0] >= self.threshold:
+        z = self.mirrored_logit(thumbs)
+        for p, up, zi in zip(self.probabilities(thumbs), self.upright(thumbs), z, strict=True):
+            if up >= self.threshold:
                 out.append(None)
-                continue
-            k = int(np.argmax(p[1:])) + 1
-            out.append(f"looks {TRANSFORMS[k]} (orientation check: p(upright) {p[0]:.2g} < {self.threshold:.2g}; "
-                       f"p({TRANSFORMS[k].split(' (')[0]}) {p[k]:.2f})")
+            elif self.weight * _softplus(zi) > -np.log(max(p[0], 1e-12)):  # laterality is the larger surprise
+                out.append(f"looks flipped left-right (laterality check: p(mirrored) {1 / (1 + np.exp(-zi)):.2f}; "
+                           f"p(upright) {up:.2g} < {self.threshold:.2g})")
+            else:
+                k = int(np.argmax(p[1:])) + 1
+                out.append(f"looks {TRANSFORMS[k]} (orientation check: p(upright) {up:.2g} < {self.threshold:.2g}; "
+                           f"p({TRANSFORMS[k].split(' (')[0]}) {p[k]:.2f})")
         return out
 
     def tensors(self) -> dict[str, np.ndarray]:
-        return {"orientation.coef": self.coef, "orientation.intercept": self.intercept}
+        out = {"orientation.coef": self.coef, "orientation.intercept": self.intercept}
+        if self.laterality is not None:
+            out.update({"orientation.laterality": self.laterality.coef,
+                        "orientation.laterality_weight": np.array([self.weight], np.float32)})
+        return out
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, np.ndarray], meta: dict) -> OrientationCheck | None:
+        """The stored check; a gate saved before the laterality check loads with weight 0 (the 9-way model)."""
         if "orientation.coef" not in tensors:
             return None
-        return cls(tensors["orientation.coef"], tensors["orientation.intercept"], float(meta["orientation_threshold"]))
+        lat = tensors.get("orientation.laterality")
+        weight = float(tensors["orientation.laterality_weight"][0]) if lat is not None else 0.0
+        return cls(tensors["orientation.coef"], tensors["orientation.intercept"], float(meta["orientation_threshold"]),
+                   None if lat is None else LateralityCheck(lat), weight)
