@@ -262,26 +262,93 @@ def check_same_settings(record: str | Path, settings: dict, *, verb: str, force:
                           "--out (or pass --force)")
 
 
+def require_inputs(paths: Iterable[str | Path | None], *, verb: str) -> None:
+    """Refuse a missing input before anything is written, for a verb whose library writes a file into its
+    ``--out`` before it reads its inputs (``output_folder`` removes only a folder holding nothing but its marker)."""
+    for p in paths:
+        if p is not None and not Path(p).exists():
+            raise CxrlabError(f"{p} does not exist (an input of `cxrlab {verb}`); check the path")
+
+
 @contextmanager
 def output_folder(
     out: str | Path, *, verb: str, inputs: Iterable[str | Path | None] = (), force: bool = False, create: bool = True
 ) -> Iterator[Path]:
     """Check ``out`` before the verb runs and mark it as the verb's *first* (``create``: making the folder), so
     a ``kill -9`` or a pre-empted job leaves a folder the same verb recognises and may continue; a folder
-    written into with ``--force`` is marked afterwards (also after a failure that left files in it)::
+    written into with ``--force`` is marked afterwards (also after a failure that left files in it). A verb that
+    fails before writing anything (a missing or unreadable input) leaves no trace: the marker this call wrote and
+    the folders it created are removed, so the error is the only outcome::
 
         with output_folder(args.out, verb="evaluate", inputs=[args.predictions, args.labels], force=args.force):
             evaluate_predictions(...)
     """
     path = check_out_folder(out, verb=verb, inputs=inputs, force=force)
+    marked = create and not _foreign(path, verb) and not (path / MARKER).exists()
+    made = _first_missing(path)
     if create and not _foreign(path, verb):
         path.mkdir(parents=True, exist_ok=True)
         mark_folder(path, verb)
     try:
         yield path
+    except BaseException:
+        if marked:  # failed before writing anything (a missing or bad input): leave no folder holding only a marker
+            _unmark(path, made)
+        raise
     finally:
         if path.is_dir() and any(path.iterdir()):
             mark_folder(path, verb)
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The topmost folder of ``path`` that does not exist yet (what ``mkdir(parents=True)`` creates), or None."""
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _unmark(path: Path, made: Path | None) -> None:
+    """Undo ``output_folder``'s marking when the verb wrote nothing: remove the marker, and the folders this call
+    created (with a lock file no live process holds; a held one means another process is using the folder)."""
+    if not path.is_dir() or any(p.is_file() or p.is_symlink() for p in path.rglob("*")
+                                if p.parent != path or p.name not in (MARKER, LOCK_NAME)):
+        return  # the verb wrote a file: the folder is its output (resumable), kept
+    for sub in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        sub.rmdir()  # empty folders the verb made before failing (a run's checkpoints/, predictions/)
+    names = {p.name for p in path.iterdir()}
+    if LOCK_NAME in names and (made is None or not _remove_free_lock(path / LOCK_NAME)):
+        (path / MARKER).unlink(missing_ok=True)
+        return
+    (path / MARKER).unlink(missing_ok=True)
+    if made is None:
+        return
+    folder = path
+    while folder.is_relative_to(made):
+        try:
+            folder.rmdir()
+        except OSError:  # someone else wrote there meanwhile: keep it
+            return
+        folder = folder.parent
+
+
+def _remove_free_lock(lock: Path) -> bool:
+    """Delete ``lock`` if no process holds it (checked by taking it); False when it is held."""
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    lock.unlink(missing_ok=True)
+    os.close(fd)
+    return True
 
 
 def _foreign(path: Path, verb: str) -> bool:

@@ -1,0 +1,51 @@
+"""Every verb that marks its --out folder first: a missing input is one error line naming it, and no output folder
+is left behind (no folder holding only the marker, no parent folder made for it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .helpers import run
+
+
+def _cases(w, gone: Path, out: Path) -> dict[str, list]:
+    cfg = w.run / "config.yaml"
+    return {
+        "train": ["train", "--config", cfg, "--set", f"data.index={gone}", "--out", out],
+        "cv": ["cv", "--config", cfg, "--set", f"data.index={gone}", "--out", out],
+        "data index": ["data", "index", gone, "--format", "csv", "--out", out],
+        "data report": ["data", "report", gone, "--out", out],
+        "data cache": ["data", "cache", gone, "--out", out],
+        "data merge": ["data", "merge", w.index, gone, "--out", out],
+        "evaluate": ["evaluate", gone, "--labels", w.index, "--out", out],
+        "compare": ["compare", w.test, gone, "--labels", w.index, "--out", out],
+        "selective": ["selective", "--val", w.val, "--test", gone, "--labels", w.index, "--out", out],
+        "explain": ["explain", w.run, "--images", gone, "--out", out],
+        "pseudo": ["pseudo", w.run, "--pool", gone, "--out", out],
+        "study run": ["study", "run", gone, "--out", out],
+        "study matrix": ["study", "matrix", gone, "--out", out],
+        "demo": ["demo", "--data", gone, "--out", out],
+    }
+
+
+VERBS = [
+    "train", "cv", "data index", "data report", "data cache", "data merge", "evaluate", "compare", "selective",
+    "explain", "pseudo", "study run", "study matrix", "demo"]
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_a_missing_input_leaves_no_output_folder(world, tmp_path, capsys, verb):
+    gone = tmp_path / "nowhere" / ("study.yaml" if verb.startswith("study") else "missing")
+    out = tmp_path / "new" / "out"
+    run(capsys, _cases(world, gone, out)[verb], inputs=[world.root], missing=gone)
+    assert not (tmp_path / "new").exists(), sorted(p.name for p in (tmp_path / "new").rglob("*"))
+
+
+def test_an_existing_empty_out_folder_is_left_empty(world, tmp_path, capsys):
+    out = tmp_path / "empty"
+    out.mkdir()
+    gone = tmp_path / "missing.csv"
+    run(capsys, ["evaluate", gone, "--labels", world.index, "--out", out], inputs=[world.root], missing=gone)
+    assert out.is_dir() and not any(out.iterdir())
