@@ -19,6 +19,12 @@ Rules (each a one-line ``CxrlabError`` naming both paths and the fix):
    continues there. Folders made before the marker existed are recognised by the files their verb always
    writes (``metrics.json`` for ``evaluate``, ``index.json`` for ``data index``, ...); the marker always wins.
 
+5. Inside an input folder (a run, an index, a cache, a dataset or image folder) an output may be a *new* path,
+   as ``evaluate RUN --out RUN/eval`` or ``data index DATA --out DATA/index`` are (rule 2 refuses what exists
+   there); nothing else is ever added to an input folder. A verb writes only at its ``--out``: the file, the
+   files beside it sharing its stem (its sidecars), or inside the folder (``is_output_path``, which the
+   hostile-input suite applies to every file a command adds under its inputs).
+
 Writes themselves go through ``cxrlab.utils.atomic_write_*`` (temporary file + rename), so a kill or a full
 disk never leaves a half-written artifact.
 """
@@ -118,6 +124,15 @@ def index_sources(index_json: Path) -> list[Path]:
     files = [recorded_path(f, index_json.parent) for f in meta.get("source_files") or [] if isinstance(f, str)]
     root = recorded_path(str(meta.get("root")), index_json.parent)
     return files + [root / name for name in PROTECTED["dataset"] if (root / name).exists()]
+
+
+def is_output_path(path: str | Path, out: str | Path) -> bool:
+    """Whether ``path`` is one of the files a verb with ``--out out`` may write (rule 5): ``out`` itself, a file
+    in ``out``'s folder named with ``out``'s stem and another suffix (``p.json`` beside ``p.csv``; ``model.json``
+    and ``model.ood.safetensors`` beside ``model.onnx``), or anything inside the ``out`` folder."""
+    path, out = Path(path).absolute(), Path(out).absolute()
+    beside = path.parent == out.parent and path.name.startswith(out.stem + ".") and out.suffix != ""
+    return path == out or path.is_relative_to(out) or beside
 
 
 def _named(hit: Path, inputs: Iterable[str | Path | None]) -> str:
