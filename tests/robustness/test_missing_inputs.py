@@ -1,5 +1,6 @@
 """Every verb that marks its --out folder first: a missing input is one error line naming it, and no output folder
-is left behind (no folder holding only the marker, no parent folder made for it)."""
+is left behind (no folder holding only the marker, no parent folder made for it). The verbs that write a file
+--out leave neither the file nor a folder for it."""
 
 from __future__ import annotations
 
@@ -49,3 +50,27 @@ def test_an_existing_empty_out_folder_is_left_empty(world, tmp_path, capsys):
     gone = tmp_path / "missing.csv"
     run(capsys, ["evaluate", gone, "--labels", world.index, "--out", out], inputs=[world.root], missing=gone)
     assert out.is_dir() and not any(out.iterdir())
+
+
+FILE_VERBS = ["predict", "calibrate", "ensemble", "uncertainty", "data split", "data audit", "data preview", "export"]
+
+
+def _file_cases(w, gone: Path, out: Path) -> dict[str, list]:
+    return {
+        "predict": ["predict", w.run, "--images", gone, "--out", out / "p.csv"],
+        "calibrate": ["calibrate", w.val, gone, "--labels", w.index, "--out", out / "p.csv"],
+        "ensemble": ["ensemble", w.test, gone, "--out", out / "p.csv"],
+        "uncertainty": ["uncertainty", gone, "--out", out / "p.csv"],
+        "data split": ["data", "split", gone, "--out", out / "split.csv"],
+        "data audit": ["data", "audit", gone, "--report", out / "audit.md"],
+        "data preview": ["data", "preview", "--index", gone, "--out", out / "grid.png"],
+        "export": ["export", gone, "--out", out / "model.onnx"],
+    }
+
+
+@pytest.mark.parametrize("verb", FILE_VERBS)
+def test_a_file_verb_with_a_missing_input_writes_nothing(world, tmp_path, capsys, verb):
+    gone = tmp_path / "nowhere" / "missing"
+    out = tmp_path / "new" / "out"
+    run(capsys, _file_cases(world, gone, out)[verb], inputs=[world.root], missing=gone)
+    assert not (tmp_path / "new").exists(), sorted(p.name for p in (tmp_path / "new").rglob("*"))
