@@ -35,7 +35,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from cxrlab.errors import CxrlabError
@@ -325,20 +325,18 @@ def _first_missing(path: Path) -> Path | None:
 
 
 def _unmark(path: Path, made: Path | None) -> None:
-    """Undo ``output_folder``'s marking when the verb wrote nothing: remove the marker, and the folders this call
-    created (with a lock file no live process holds; a held one means another process is using the folder)."""
+    """Undo ``output_folder``'s marking when the verb wrote no file: remove the marker, and when this call created
+    the folder, the empty folders the verb made in it and the folders created for it (and its lock file, unless
+    a live process holds it: then that process is using the folder, which stays)."""
     if not path.is_dir() or any(p.is_file() or p.is_symlink() for p in path.rglob("*")
                                 if p.parent != path or p.name not in (MARKER, LOCK_NAME)):
         return  # the verb wrote a file: the folder is its output (resumable), kept
-    for sub in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        sub.rmdir()  # empty folders the verb made before failing (a run's checkpoints/, predictions/)
-    names = {p.name for p in path.iterdir()}
-    if LOCK_NAME in names and (made is None or not _remove_free_lock(path / LOCK_NAME)):
-        (path / MARKER).unlink(missing_ok=True)
-        return
     (path / MARKER).unlink(missing_ok=True)
-    if made is None:
+    if made is None or ((path / LOCK_NAME).exists() and not _remove_free_lock(path / LOCK_NAME)):
         return
+    for sub in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with suppress(OSError):
+            sub.rmdir()  # empty folders the verb made before failing (a run's checkpoints/, predictions/)
     folder = path
     while folder.is_relative_to(made):
         try:

@@ -74,3 +74,25 @@ def test_a_file_verb_with_a_missing_input_writes_nothing(world, tmp_path, capsys
     out = tmp_path / "new" / "out"
     run(capsys, _file_cases(world, gone, out)[verb], inputs=[world.root], missing=gone)
     assert not (tmp_path / "new").exists(), sorted(p.name for p in (tmp_path / "new").rglob("*"))
+
+
+def test_output_folder_keeps_what_a_failed_verb_wrote_and_removes_only_what_it_made(tmp_path):
+    from cxrlab.errors import CxrlabError
+    from cxrlab.outputs import MARKER, folder_maker, output_folder
+
+    for name, write in [("bare", None), ("wrote", "part.json")]:
+        out = tmp_path / name / "a" / "b"
+        with pytest.raises(CxrlabError), output_folder(out, verb="evaluate"):
+            (out / "sub").mkdir()  # an empty folder made before failing goes too
+            if write:
+                (out / write).write_text("{}")
+            raise CxrlabError("bad input")
+        if write:  # a file was written: the folder is the verb's output, marked so a rerun continues it
+            assert (out / write).is_file() and folder_maker(out) == "evaluate"
+        else:
+            assert not (tmp_path / name).exists()
+    mine = tmp_path / "mine"
+    (mine / "keep").mkdir(parents=True)  # the user's empty folder inside an empty --out: not ours to delete
+    with pytest.raises(CxrlabError), output_folder(mine / "keep", verb="evaluate"):
+        raise CxrlabError("bad input")
+    assert (mine / "keep").is_dir() and not (mine / "keep" / MARKER).exists()
