@@ -8,13 +8,22 @@ In one run on the same images (default: the first 100 PNGs of ../shared/data/nih
     224 crops of the 256 cache converted to float (augmentation-ready);
 
 and prints (b)/(a) (target >= 50x), then builds the cache with 1 and 2 worker processes and prints the
-parallel efficiency rate(2) / (2 * rate(1)) (target >= 80%). Run: ``python benchmarks/bench_cache.py``
-(``--quick``: 8 generated images, one repeat); writes ``benchmarks/results/cache.json``.
+parallel efficiency rate(2) / (2 * rate(1)) (target >= 80%).
+
+(c) the cost of the pixel checksums: crc32 throughput over the cache file, and one pass over every row of a
+    fresh ``Cache`` (so every chunk is checked on its first read, as in a new process or DataLoader worker) with
+    and without the checksums, interleaved repeat by repeat: raw ``Cache.read``, and a DataLoader of 224 float
+    crops with 0 and 2 workers (``train`` uses non-persistent workers, so each epoch's workers check again). The
+    rows are the cache tiled ``--copies`` times, enough to time without decoding thousands of PNGs.
+
+Run: ``python benchmarks/bench_cache.py`` (``--quick``: 8 generated images, one repeat); writes
+``benchmarks/results/cache.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -26,12 +35,13 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from cxrlab.data.cache import build_cache, open_cache
+from cxrlab.data.cache import IMAGES_FILE, META_FILE, _sealed, build_cache, chunk_checksums, open_cache
 from cxrlab.data.dataset import CachedImageDataset
 from cxrlab.data.images import read_image, resize_image
 from cxrlab.data.index import Index, load_index, write_index
+from cxrlab.utils import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_io import Figure, write_results  # noqa: E402
@@ -106,16 +116,91 @@ def bench_build(index: Index, work: Path, workers: int, repeat: int) -> float:
     return max(rates)
 
 
+def tiled_cache(src: Path, dest: Path, copies: int) -> Path:
+    """A finished cache holding ``copies`` x the rows of ``src`` (ids prefixed, checksums recomputed)."""
+    meta = json.loads((src / META_FILE).read_text())
+    n, size = len(meta["image_ids"]) * copies, int(meta["size"])
+    dest.mkdir(parents=True)
+    raw = (src / IMAGES_FILE).read_bytes()
+    with open(dest / IMAGES_FILE, "wb") as f:
+        for _ in range(copies):
+            f.write(raw)
+    meta.update(image_ids=[f"{k}/{i}" for k in range(copies) for i in meta["image_ids"]], status=["ok"] * n,
+                image_sha256=None, complete=True)
+    meta["chunk_rows"], meta["chunk_crc32"] = chunk_checksums(dest / IMAGES_FILE, n, size)
+    write_json(dest / META_FILE, _sealed(meta))
+    return dest
+
+
+class CacheRows(Dataset):
+    """Every row of a cache through ``Cache.read`` as a 224 float crop: the training read path, without labels."""
+
+    def __init__(self, cache_dir: Path, verify: bool) -> None:
+        self.cache = open_cache(cache_dir)
+        if not verify:  # the same cache read as if it had no checksums
+            self.cache.meta = {k: v for k, v in self.cache.meta.items() if k != "chunk_crc32"}
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return random_crop_float(torch.from_numpy(self.cache.read(i))[None])
+
+
+def bench_checks(cache_dir: Path, repeat: int) -> dict[str, list[float]]:
+    """Images/s of one pass over a fresh cache, checksums off then on, each repeat (interleaved: the machine is
+    shared, so drifts in its load hit both alike), plus the crc32 throughput of the whole file in GB/s."""
+    n, nbytes = len(open_cache(cache_dir)), (cache_dir / IMAGES_FILE).stat().st_size
+    order = np.random.default_rng(0).permutation(n)
+    (cache_dir / IMAGES_FILE).read_bytes()  # into the page cache, like any epoch after the first
+    rates: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        start = time.perf_counter()
+        chunk_checksums(cache_dir / IMAGES_FILE, n, open_cache(cache_dir).size)
+        rates.setdefault("crc32_gb_s", []).append(nbytes / (time.perf_counter() - start) / 1e9)
+        for verify in (False, True):
+            on = "on" if verify else "off"
+            cache = CacheRows(cache_dir, verify).cache
+            start = time.perf_counter()
+            for r in order:
+                cache.read(r)
+            rates.setdefault(f"read_{on}", []).append(n / (time.perf_counter() - start))
+            for workers in (0, 2):
+                loader = DataLoader(CacheRows(cache_dir, verify), batch_size=32, shuffle=True, num_workers=workers)
+                start = time.perf_counter()
+                for _ in loader:
+                    pass
+                rates.setdefault(f"loader_w{workers}_{on}", []).append(n / (time.perf_counter() - start))
+    return rates
+
+
+def check_figures(rates: dict[str, list[float]]) -> dict[str, Figure]:
+    """Throughputs with and without the checksums, and the paired time overhead per repeat (%)."""
+    figures = {"crc32_throughput_gb_s": Figure.of(rates["crc32_gb_s"], unit="GB/s", note="chunk_checksums, 1 core")}
+    notes = {"read": "Cache.read of every row, fresh cache, shuffled", "loader_w0": "DataLoader 224 crops, 0 workers",
+             "loader_w2": "DataLoader 224 crops, 2 workers (each checks the chunks it reads)"}
+    for key, note in notes.items():
+        off, on = rates[f"{key}_off"], rates[f"{key}_on"]
+        figures[f"{key}_unverified_img_s"] = Figure.of(off, unit="images/s", note=note + ", no checksums")
+        figures[f"{key}_verified_img_s"] = Figure.of(on, unit="images/s", note=note + ", first read of each chunk")
+        figures[f"{key}_check_overhead_pct"] = Figure.of([100 * (a / b - 1) for a, b in zip(off, on)], unit="%",
+                                                         note="time added by the checks, paired per repeat")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of PNGs")
     parser.add_argument("--n", type=int, default=100, help="number of images")
     parser.add_argument("--repeat", type=int, default=3, help="cache builds per worker count (best kept)")
     parser.add_argument("--loader-images", type=int, default=5000, help="images to draw through the DataLoader")
+    parser.add_argument("--copies", type=int, default=20, help="tilings of the cache for the checksum figures")
+    parser.add_argument("--check-repeat", type=int, default=7, help="interleaved repeats of the checksum figures")
     parser.add_argument("--quick", action="store_true", help="8 generated images, 1 repeat, 200 loader images")
     args = parser.parse_args()
     if args.quick:
         args.images, args.n, args.repeat, args.loader_images = Path("/nonexistent"), 8, 1, 200
+        args.copies, args.check_repeat = 4, 1
     load = list(os.getloadavg())
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="cxrlab-bench-") as tmp:
@@ -127,19 +212,24 @@ def main() -> None:
         build1 = bench_build(index, work, 1, args.repeat)
         build2 = bench_build(index, work, 2, args.repeat)
         loader = bench_loader(index, work / "cache_w1", args.loader_images)
+        checks = check_figures(bench_checks(tiled_cache(work / "cache_w1", work / "tiled", args.copies),
+                                            args.check_repeat))
     print(f"(a) PNG decode + resize to 224, 1 core:          {decode:10.1f} images/s")
     print(f"(b) cached Dataset + DataLoader, 224 crops, 1 core: {loader:10.1f} images/s")
     print(f"ratio (b)/(a) per core: {loader / decode:.0f}x (target >= 50x)")
     print(f"cache build 256: 1 worker {build1:.1f} images/s, 2 workers {build2:.1f} images/s")
     print(f"parallel efficiency on 2 workers: {100 * build2 / (2 * build1):.0f}% of 2x (target >= 80%)")
+    for key, fig in checks.items():
+        print(f"{key}: median {fig.median:.1f} {fig.unit} (min {fig.min:.1f}, max {fig.max:.1f})")
     figures = {"png_decode_resize_img_s": Figure.of([decode], unit="images/s", note="1 core, best of repeats"),
                "cached_loader_img_s": Figure.of([loader], unit="images/s", note="1 core, 224 crops as float"),
                "cache_vs_decode_ratio": Figure.of([loader / decode], unit="x", note="per core"),
                "cache_build_1_worker_img_s": Figure.of([build1], unit="images/s", note="best of repeats"),
                "cache_build_2_workers_img_s": Figure.of([build2], unit="images/s", note="best of repeats"),
-               "parallel_efficiency_2_workers_pct": Figure.of([100 * build2 / (2 * build1)], unit="%")}
+               "parallel_efficiency_2_workers_pct": Figure.of([100 * build2 / (2 * build1)], unit="%"), **checks}
     write_results("cache", inputs={"images": len(paths), "source": str(paths[0].parent) if not args.quick else
-                                   "generated", "repeat": args.repeat, "loader_images": args.loader_images},
+                                   "generated", "repeat": args.repeat, "loader_images": args.loader_images,
+                                   "copies": args.copies, "check_repeat": args.check_repeat},
                   figures=figures, quick=args.quick, load_before=load)
 
 

@@ -19,6 +19,12 @@ Rules (each a one-line ``CxrlabError`` naming both paths and the fix):
    continues there. Folders made before the marker existed are recognised by the files their verb always
    writes (``metrics.json`` for ``evaluate``, ``index.json`` for ``data index``, ...); the marker always wins.
 
+5. Inside an input folder (a run, an index, a cache, a dataset or image folder) an output may be a *new* path,
+   as ``evaluate RUN --out RUN/eval`` or ``data index DATA --out DATA/index`` are (rule 2 refuses what exists
+   there); nothing else is ever added to an input folder. A verb writes only at its ``--out``: the file, the
+   files beside it sharing its stem (its sidecars), or inside the folder (``is_output_path``, which the
+   hostile-input suite applies to every file a command adds under its inputs).
+
 Writes themselves go through ``cxrlab.utils.atomic_write_*`` (temporary file + rename), so a kill or a full
 disk never leaves a half-written artifact.
 """
@@ -29,7 +35,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from cxrlab.errors import CxrlabError
@@ -118,6 +124,15 @@ def index_sources(index_json: Path) -> list[Path]:
     files = [recorded_path(f, index_json.parent) for f in meta.get("source_files") or [] if isinstance(f, str)]
     root = recorded_path(str(meta.get("root")), index_json.parent)
     return files + [root / name for name in PROTECTED["dataset"] if (root / name).exists()]
+
+
+def is_output_path(path: str | Path, out: str | Path) -> bool:
+    """Whether ``path`` is one of the files a verb with ``--out out`` may write (rule 5): ``out`` itself, a file
+    in ``out``'s folder named with ``out``'s stem and another suffix (``p.json`` beside ``p.csv``; ``model.json``
+    and ``model.ood.safetensors`` beside ``model.onnx``), or anything inside the ``out`` folder."""
+    path, out = Path(path).absolute(), Path(out).absolute()
+    beside = path.parent == out.parent and path.name.startswith(out.stem + ".") and out.suffix != ""
+    return path == out or path.is_relative_to(out) or beside
 
 
 def _named(hit: Path, inputs: Iterable[str | Path | None]) -> str:
@@ -262,26 +277,91 @@ def check_same_settings(record: str | Path, settings: dict, *, verb: str, force:
                           "--out (or pass --force)")
 
 
+def require_inputs(paths: Iterable[str | Path | None], *, verb: str) -> None:
+    """Refuse a missing input before anything is written, for a verb whose library writes a file into its
+    ``--out`` before it reads its inputs (``output_folder`` removes only a folder holding nothing but its marker)."""
+    for p in paths:
+        if p is not None and not Path(p).exists():
+            raise CxrlabError(f"{p} does not exist (an input of `cxrlab {verb}`); check the path")
+
+
 @contextmanager
 def output_folder(
     out: str | Path, *, verb: str, inputs: Iterable[str | Path | None] = (), force: bool = False, create: bool = True
 ) -> Iterator[Path]:
     """Check ``out`` before the verb runs and mark it as the verb's *first* (``create``: making the folder), so
     a ``kill -9`` or a pre-empted job leaves a folder the same verb recognises and may continue; a folder
-    written into with ``--force`` is marked afterwards (also after a failure that left files in it)::
+    written into with ``--force`` is marked afterwards (also after a failure that left files in it). A verb that
+    fails before writing anything (a missing or unreadable input) leaves no trace: the marker this call wrote and
+    the folders it created are removed, so the error is the only outcome::
 
         with output_folder(args.out, verb="evaluate", inputs=[args.predictions, args.labels], force=args.force):
             evaluate_predictions(...)
     """
     path = check_out_folder(out, verb=verb, inputs=inputs, force=force)
+    marked = create and not _foreign(path, verb) and not (path / MARKER).exists()
+    made = _first_missing(path)
     if create and not _foreign(path, verb):
         path.mkdir(parents=True, exist_ok=True)
         mark_folder(path, verb)
     try:
         yield path
+    except BaseException:
+        if marked:  # failed before writing anything (a missing or bad input): leave no folder holding only a marker
+            _unmark(path, made)
+        raise
     finally:
         if path.is_dir() and any(path.iterdir()):
             mark_folder(path, verb)
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The topmost folder of ``path`` that does not exist yet (what ``mkdir(parents=True)`` creates), or None."""
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _unmark(path: Path, made: Path | None) -> None:
+    """Undo ``output_folder``'s marking when the verb wrote no file: remove the marker, and when this call created
+    the folder, the empty folders the verb made in it and the folders created for it (and its lock file, unless
+    a live process holds it: then that process is using the folder, which stays)."""
+    if not path.is_dir() or any(p.is_file() or p.is_symlink() for p in path.rglob("*")
+                                if p.parent != path or p.name not in (MARKER, LOCK_NAME)):
+        return  # the verb wrote a file: the folder is its output (resumable), kept
+    (path / MARKER).unlink(missing_ok=True)
+    if made is None or ((path / LOCK_NAME).exists() and not _remove_free_lock(path / LOCK_NAME)):
+        return
+    for sub in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with suppress(OSError):
+            sub.rmdir()  # empty folders the verb made before failing (a run's checkpoints/, predictions/)
+    folder = path
+    while folder.is_relative_to(made):
+        try:
+            folder.rmdir()
+        except OSError:  # someone else wrote there meanwhile: keep it
+            return
+        folder = folder.parent
+
+
+def _remove_free_lock(lock: Path) -> bool:
+    """Delete ``lock`` if no process holds it (checked by taking it); False when it is held."""
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    lock.unlink(missing_ok=True)
+    os.close(fd)
+    return True
 
 
 def _foreign(path: Path, verb: str) -> bool:

@@ -6,6 +6,9 @@ import hashlib
 from pathlib import Path
 
 from cxrlab.cli import main
+from cxrlab.outputs import is_output_path
+
+OUT_OPTIONS = ("--out", "--report")  # the options that name what a verb writes
 
 
 def snapshot(*roots: str | Path) -> dict[str, str]:
@@ -20,11 +23,13 @@ def snapshot(*roots: str | Path) -> dict[str, str]:
 
 
 def run(capsys, argv: list[str], *, inputs: list[str | Path] = (), expect: int = 2,
-        says: tuple[str, ...] | str = (), missing: str | Path | None = None) -> str:
+        says: tuple[str, ...] | str = (), missing: str | Path | None = None, outs: list[str | Path] = ()) -> str:
     """Run ``cxrlab argv`` in-process; assert the exit status, a one-line ``error: ...`` (when failing) that
     contains every string of ``says``, no traceback, that no file under ``inputs`` changed and that no new file
-    appeared under them. ``missing``: the input that does not exist, which the error must name. Returns stderr
-    followed by stdout."""
+    appeared under them other than the command's own outputs (the output policy's rule 5,
+    ``cxrlab.outputs.is_output_path``: its ``--out``/``--report``, their sidecars, inside an ``--out`` folder;
+    ``outs`` adds a default output such as ``explain``'s RUN/explain). ``missing``: the input that does not
+    exist, which the error must name. Returns stderr followed by stdout."""
     says = (says,) if isinstance(says, str) else tuple(says)
     if missing is not None:  # a missing input: the one error line must name it
         says = (*says, Path(missing).name)
@@ -43,6 +48,7 @@ def run(capsys, argv: list[str], *, inputs: list[str | Path] = (), expect: int =
     after = snapshot(*inputs)
     changed = [p for p in before if before[p] != after.get(p)]
     assert not changed, f"inputs changed or removed: {changed[:5]}"
-    added = [p for p in after if p not in before]
-    assert not added, f"new files written into an input folder: {added[:5]}"
+    written = [*outs, *(argv[i + 1] for i, a in enumerate(argv[:-1]) if str(a) in OUT_OPTIONS)]
+    added = [p for p in after if p not in before and not any(is_output_path(p, o) for o in written)]
+    assert not added, f"new files written into an input folder (not the command's --out): {added[:5]}"
     return err + captured.out

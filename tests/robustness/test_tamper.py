@@ -1,6 +1,6 @@
-"""Tampering: one flipped byte in an index, a split, a checkpoint, an exported ONNX model, its contract or a cache's
-meta.json is refused with one error line naming the file; an edited contract (classes reversed, another mean, task
-or size) is refused before the first image."""
+"""Tampering: one flipped byte in an index, a split, a checkpoint, an exported ONNX model, its contract, a cache's
+meta.json or its pixels (images.u8, checked by chunk as read) is refused with one error line naming the file; an
+edited contract (classes reversed, another mean, task or size) is refused before the first image."""
 
 from __future__ import annotations
 
@@ -44,6 +44,16 @@ def test_a_flipped_byte_in_a_cache_meta_is_refused(copy, tmp_path, capsys):
     _flip(copy / "cache" / "meta.json")
     run(capsys, ["train", "--config", copy / "run" / "config.yaml", "--out", tmp_path / "r", "--set",
                  "train.epochs=1"], inputs=[copy], says=(str(copy / "cache" / "meta.json"), "changed"))
+
+
+@pytest.mark.parametrize("verb", ["train", "predict"])
+def test_a_flipped_byte_in_the_cache_pixels_is_refused(copy, tmp_path, capsys, verb):
+    # meta.json is intact, so the cache opens; the chunk's crc32 is checked when its first row is read
+    _flip(copy / "cache" / "images.u8")
+    argv = (["train", "--config", copy / "run" / "config.yaml", "--out", tmp_path / "r", "--set", "train.epochs=1"]
+            if verb == "train" else ["predict", copy / "run", "--split", "test", "--out", tmp_path / "p.csv"])
+    run(capsys, argv, inputs=[copy], says=(str(copy / "cache" / "images.u8"), "chunk 0", "--force"))
+    assert not (tmp_path / "p.csv").exists()
 
 
 def test_a_flipped_byte_in_the_run_split_stops_the_guard(copy, tmp_path, capsys):

@@ -93,8 +93,8 @@ class CachedImageDataset(_IndexDataset):
         self.rows = rows[ok]
 
     def _load(self, i: int) -> torch.Tensor:
-        # the memmap opens lazily in each DataLoader worker; np.array copies the row out of the page cache
-        return torch.from_numpy(np.array(self.cache.images[self.rows[i]]))[None]
+        # the memmap opens lazily in each DataLoader worker; read copies the row out (its chunk crc32-checked once)
+        return torch.from_numpy(self.cache.read(self.rows[i]))[None]
 
 
 class FileImageDataset(_IndexDataset):

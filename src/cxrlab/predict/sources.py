@@ -208,7 +208,7 @@ class ImageSetDataset(Dataset):
     def load_uint8(self, i: int) -> torch.Tensor:
         """Image ``i`` resized as the run's cache stores it: uint8 (1, S, S)."""
         if self.rows[i] >= 0:
-            return torch.from_numpy(np.array(self.cache.images[self.rows[i]]))[None]
+            return torch.from_numpy(self.cache.read(self.rows[i]))[None]
         from cxrlab.data.images import read_image, resize_image
 
         if i not in self._checked and self.images.sha256 is not None:
