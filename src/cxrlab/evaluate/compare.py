@@ -268,17 +268,12 @@ def seed_group(run_dir: Path | None) -> str | None:
     import hashlib
     import json
 
-    import yaml
+    from cxrlab.rundir import RunDir
 
-    path = Path(run_dir) / "config.yaml" if run_dir is not None else None
-    if path is None or not path.is_file():
+    run = RunDir(Path(run_dir)) if run_dir is not None else None
+    if run is None or not run.config_path.is_file():
         return None
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    if not isinstance(config, dict):
-        return None
+    config = run.config()  # a garbled one is the one run-file error (resolve_source checked it already)
     flat = {k: v for k, v in _flatten(config).items() if k not in SEED_GROUP_IGNORED}
     return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

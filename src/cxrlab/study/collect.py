@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cxrlab.rundir import RunDir
 from cxrlab.study import status as st
 from cxrlab.utils import read_json
 
@@ -50,7 +51,7 @@ def run_cost(out: Path, run: dict[str, Any]) -> dict[str, Any]:
     """Measured cost of one run: cost.json, the manifest's parameters, wall time, and training images/s."""
     folder = Path(run["dir"])
     cost = read_json(folder / "cost.json", kind=dict) if (folder / "cost.json").exists() else {}
-    manifest = read_json(folder / "manifest.json", kind=dict) if (folder / "manifest.json").exists() else {}
+    manifest = RunDir(folder).manifest() if RunDir(folder).manifest_path.exists() else {}
     status = st.read_status(out, run["name"])
     metrics = curves(folder)
     ips = metrics["images_per_s"].mean() if metrics is not None and "images_per_s" in metrics else None

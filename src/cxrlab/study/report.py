@@ -15,6 +15,7 @@ from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import figures as efig
 from cxrlab.evaluate.document import Document
 from cxrlab.evaluate.evaluate import fmt_ci
+from cxrlab.rundir import RunDir
 from cxrlab.study import collect
 from cxrlab.study import figures as sfig
 from cxrlab.study.scores import arm_rows, arm_tests, public, score_runs
@@ -36,9 +37,10 @@ def _num(v: Any, fmt: str = "{:.3g}") -> str:
 def _labels(plan: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     if plan.get("data", {}).get("index"):
         return plan["data"]["index"]
-    import yaml
-
-    return yaml.safe_load((Path(runs[0]["dir"]) / "config.yaml").read_text())["data"]["index"]
+    index = RunDir(Path(runs[0]["dir"])).data_path("index")  # relative to the run, never the current directory
+    if index is None:
+        raise CxrlabError(f"{runs[0]['dir']}/config.yaml names no data.index; give the study's data.index")
+    return str(index)
 
 
 def study_results(out: str | Path) -> dict[str, Any]:
