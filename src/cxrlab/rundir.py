@@ -46,6 +46,44 @@ def run_file_error(path: Path, problem: str, fix: str = FIX) -> CxrlabError:
     return CxrlabError(f"{path}: {problem}; {fix}")
 
 
+# manifest.json field -> the spellings read for it (ours first; then other tools' manifests), in one place
+MANIFEST_FIELDS: dict[str, tuple[str, ...]] = {
+    "model": ("model", "model_name"),
+    "parameters": ("parameters", "params", "n_params", "num_params"),
+    "wall_seconds": ("wall_seconds", "wall_time_s", "train_seconds", "seconds", "wall_time"),
+    "images_per_s": ("images_per_s", "images_per_second", "throughput"),
+}
+
+
+@dataclass(frozen=True)
+class RunManifest:
+    """What ``manifest.json`` says about a finished run, typed (``cxrlab.train.run.write_manifest`` writes it;
+    the spellings of ``MANIFEST_FIELDS`` are read as ours). Every field is None where the manifest lacks it."""
+
+    config: str | None = None  # the recipe's name
+    model: str | None = None
+    parameters: int | None = None
+    wall_seconds: float | None = None
+    images_per_s: float | None = None
+    device: str | None = None
+    seed: int | None = None
+    git_commit: str | None = None
+    cxrlab_version: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunManifest:
+        def first(name: str, kind: type | tuple[type, ...]) -> Any:
+            names = MANIFEST_FIELDS.get(name, (name,))
+            return next((d[n] for n in names if isinstance(d.get(n), kind) and not isinstance(d.get(n), bool)),
+                        None)
+
+        number = (int, float)
+        return cls(config=first("config", str), model=first("model", str), parameters=first("parameters", number),
+                   wall_seconds=first("wall_seconds", number), images_per_s=first("images_per_s", number),
+                   device=first("device", str), seed=first("seed", int), git_commit=first("git_commit", str),
+                   cxrlab_version=first("cxrlab_version", str))
+
+
 @dataclass(frozen=True)
 class RunDir:
     """A run directory (``path``); every accessor validates what it reads, with the one error wording."""
@@ -138,6 +176,10 @@ class RunDir:
     def manifest(self) -> dict[str, Any]:
         """``manifest.json`` (what finished: device, versions, times, parameters) as a mapping."""
         return self._json(self.manifest_path)
+
+    def run_manifest(self) -> RunManifest:
+        """``manifest.json`` typed (all fields None when the run has none: an unfinished run, another tool's)."""
+        return RunManifest.from_dict(self.manifest() if self.manifest_path.exists() else {})
 
     def inputs(self) -> dict[str, Any] | None:
         """``inputs.json`` (sha256 of the split and index at training), or None for a run without one."""

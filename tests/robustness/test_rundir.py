@@ -68,3 +68,15 @@ def test_the_reader_resolves_recorded_paths_relative_to_the_run(world, tmp_path)
     assert RunDir.of_checkpoint(runc / "checkpoints" / "best.safetensors") == run_dir
     assert RunDir.of_predictions(runc / "predictions" / "test.csv").path == runc.resolve()
     assert RunDir.of_checkpoint(tmp_path / "loose" / "best.safetensors") is None
+
+
+def test_one_manifest_schema_reads_ours_and_other_tools_spellings(world, tmp_path):
+    from cxrlab.rundir import RunDir, RunManifest
+
+    ours = RunDir(world.run).run_manifest()
+    assert ours.parameters > 0 and ours.wall_seconds > 0 and ours.device == "cpu" and ours.seed == 0
+    other = RunManifest.from_dict({"model_name": "vit", "params": 5000, "wall_time_s": 12.5, "throughput": 80.0,
+                                   "seed": True, "device": 3})
+    assert (other.model, other.parameters, other.wall_seconds, other.images_per_s) == ("vit", 5000, 12.5, 80.0)
+    assert other.seed is None and other.device is None  # wrong types are absent, never passed on
+    assert RunDir(tmp_path).run_manifest() == RunManifest()  # no manifest: every field None

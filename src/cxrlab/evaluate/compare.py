@@ -33,12 +33,6 @@ from cxrlab.evaluate.summary import est
 from cxrlab.evaluate.thresholds import choose_thresholds
 from cxrlab.utils import atomic_write_text, write_json
 
-MANIFEST_KEYS = {
-    "params": ("params", "n_params", "num_params", "parameters"),
-    "train_seconds": ("wall_time_s", "train_seconds", "wall_seconds", "seconds", "wall_time"),
-    "images_per_s": ("images_per_s", "images_per_second", "throughput"),
-}
-
 
 @dataclass
 class Model:
@@ -125,12 +119,11 @@ def _load_models(sources: list[Source], index, prefix, logits, allow, allow_unve
 
 
 def _manifest_info(src: Source) -> dict:
-    manifest = src.manifest()
-    info = {}
-    for key, names in MANIFEST_KEYS.items():
-        info[key] = next((manifest[n] for n in names if isinstance(manifest.get(n), (int, float))), None)
-    info["model"] = manifest.get("model") or manifest.get("model_name")
-    info["recipe"] = manifest.get("config")
+    from cxrlab.rundir import RunManifest
+
+    manifest = RunManifest.from_dict(src.manifest())  # one manifest schema (cxrlab.rundir)
+    info = {"params": manifest.parameters, "train_seconds": manifest.wall_seconds,
+            "images_per_s": manifest.images_per_s, "model": manifest.model, "recipe": manifest.config}
     info["seed_group"] = seed_group(src.run_dir)
     metrics_csv = src.run_dir / "metrics.csv" if src.run_dir else None
     if info["images_per_s"] is None and metrics_csv is not None and metrics_csv.exists():

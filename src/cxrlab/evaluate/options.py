@@ -65,7 +65,7 @@ class EvalOptions:
                 "for DeLong's test (fewer: the permutation test)")
         _int_in(self.min_group, 1, 10**9, "min_group", "the smallest subgroup scored")
         if self.match not in MATCH_MODES:
-            raise CxrlabError(f"evaluate option match (--match) is {self.match!r}; valid: {', '.join(MATCH_MODES)}")
+            raise CxrlabError(f"--match {self.match!r} is not one of {', '.join(MATCH_MODES)} (evaluate option match)")
         parse_method(self.threshold_method)
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,4 +101,4 @@ def _names(value: Any) -> tuple[str, ...]:
 def _int_in(value: Any, lo: int, hi: int, name: str, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         flag = name.replace("_", "-")
-        raise CxrlabError(f"evaluate option {name} (--{flag}) is {value!r}; {what} must be an integer in {lo}..{hi}")
+        raise CxrlabError(f"--{flag} {value!r}: {what} must be an integer in {lo}..{hi} (evaluate option {name})")

@@ -242,7 +242,7 @@ def _write_cost(run_dir: Path, run: RunSpec) -> None:
 
     try:
         classes = read_json(run_dir / "predictions" / "test.json")["classes"]
-        device = RunDir(run_dir).manifest().get("device", "cpu")
+        device = RunDir(run_dir).run_manifest().device or "cpu"
         cost = measure_cost(run.config, classes, device)
     except Exception as exc:  # noqa: BLE001
         cost = {"error": f"{type(exc).__name__}: {exc}"}
