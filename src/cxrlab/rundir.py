@@ -36,8 +36,6 @@ MANIFEST = "manifest.json"
 CHECKPOINTS = "checkpoints"
 PREDICTIONS = "predictions"
 FIX = "restore it from a copy of the run, or retrain the run with `cxrlab train`"
-
-
 UNFINISHED = "the run has not finished: resume it with `cxrlab train --resume`, or retrain it"
 
 

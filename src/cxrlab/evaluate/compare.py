@@ -22,7 +22,7 @@ import numpy as np
 
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import metrics as m
-from cxrlab.evaluate.evaluate import check_options, fmt_ci, make_out_dir
+from cxrlab.evaluate.evaluate import check_out, fmt_ci, make_out_dir
 from cxrlab.evaluate.inputs import Source, load_labels, refuse_duplicates, resolve_source
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, load_scored, subset_scored
 from cxrlab.evaluate.options import EvalOptions
@@ -63,7 +63,7 @@ def compare_runs(
     bootstrap, seed, exclude, threshold_method = opts.bootstrap, opts.seed, opts.exclude, opts.threshold_method
     if len(inputs) < 2:
         raise CxrlabError("compare needs at least two run directories or predictions files")
-    check_options(bootstrap, threshold_method, out)
+    check_out(out)
     sources = [resolve_source(x) for x in inputs]
     refuse_duplicates([Path(s.test) for s in sources], "compare")
     index = load_labels(labels, sources[0])

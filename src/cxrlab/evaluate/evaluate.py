@@ -50,7 +50,7 @@ def evaluate_predictions(
     opts = EvalOptions.of(options, **option_overrides)
     bootstrap, seed, exclude, prefix, logits = opts.bootstrap, opts.seed, opts.exclude, opts.prefix, opts.logits
     start = time.perf_counter()
-    check_options(bootstrap, opts.threshold_method, out)
+    check_out(out)
     by, age_bands = list(opts.by), parse_age_bands(opts.age_bands)
     source = resolve_source(predictions, val_predictions)
     _check_internal(source, internal, internal_labels)
@@ -126,15 +126,10 @@ def _inputs(source: Source, index: Index, labels, used_val: bool) -> dict:
             "val_predictions_sha256": sha256_file(source.val) if used_val else None, "labels_sha256": index.sha256}
 
 
-def check_options(bootstrap: int, threshold_method: str, out: str | Path | None = None) -> None:
-    """Fail fast on option values, before any file is read."""
-    from cxrlab.evaluate.thresholds import parse_method
-
+def check_out(out: str | Path | None) -> None:
+    """Fail fast on ``--out`` before any file is read (the options are checked by ``EvalOptions``)."""
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise CxrlabError(f"--out {out} is a file; give a folder for the outputs")
-    if bootstrap < 0:
-        raise CxrlabError(f"--bootstrap {bootstrap}: the number of replicates must be >= 0 (0: no intervals)")
-    parse_method(threshold_method)
 
 
 def _check_internal(source: Source, internal: str | Path | None, internal_labels: str | Path | None) -> None:
