@@ -33,6 +33,7 @@ from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.metrics import macro_auroc
 from cxrlab.predictions import Predictions, read_predictions, run_predictions_path, write_predictions
 from cxrlab.provenance import check_cv_settings
+from cxrlab.rundir import RunDir
 from cxrlab.utils import write_json
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def fold_split(split_csv: Path, k: int, index: Index, out_dir: Path, inner_val: 
 
 def fold_done(run_dir: Path) -> bool:
     """A fold is finished when its run wrote its manifest and its test (outer fold) predictions."""
-    return (run_dir / "manifest.json").exists() and (run_dir / "predictions" / "test.csv").exists()
+    return RunDir(run_dir).finished
 
 
 def train_fold(config: Any, split_csv: Path, k: int, run_dir: Path, resume: bool,

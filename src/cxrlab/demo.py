@@ -132,18 +132,18 @@ def train_models(s: DemoSettings, index_csv: Path, split_csv: Path, cache: Path)
 def evaluate_and_compare(s: DemoSettings, runs: list[Path], index_csv: Path) -> Path:
     """Evaluate each run's test predictions, compare them pairwise, write the report; returns report.html."""
     from cxrlab.evaluate import compare, evaluate
+    from cxrlab.evaluate.options import EvalOptions
 
+    options = EvalOptions(bootstrap=s.bootstrap, seed=s.seed)  # one options object for both steps
     t0 = _step(5, 6, "evaluate each model on the test split (patient bootstrap CIs)")
     for run in runs:
-        result = evaluate.evaluate_predictions(run, labels=index_csv, out=run / "evaluation", bootstrap=s.bootstrap,
-                                               seed=s.seed)
+        result = evaluate.evaluate_predictions(run, labels=index_csv, out=run / "evaluation", options=options)
         _report(f"{run.name}: " + "; ".join(evaluate.summary_lines(result)))
     _done(t0)
 
     t0 = _step(6, 6, "compare the models (paired DeLong tests, Holm-adjusted) and write the report")
     out = s.out / "comparison"
-    _report(*compare.summary_lines(compare.compare_runs(runs, labels=index_csv, out=out, bootstrap=s.bootstrap,
-                                                        seed=s.seed)))
+    _report(*compare.summary_lines(compare.compare_runs(runs, labels=index_csv, out=out, options=options)))
     _done(t0)
     return out / "report.html"
 

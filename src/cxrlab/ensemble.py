@@ -23,6 +23,7 @@ from cxrlab.evaluate.labels import labels_for
 from cxrlab.evaluate.metrics import binary_auroc, macro_auroc
 from cxrlab.guards import Reach, check_fitting
 from cxrlab.predictions import Predictions, read_predictions, run_predictions_path, write_predictions
+from cxrlab.rundir import MANIFEST, RunDir
 from cxrlab.tasks import probabilities
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ FITTED = ("weighted", "class", "stack")
 def resolve_member(path: str | Path, split: str) -> Path:
     """A predictions CSV, or a run directory -> its ``predictions/<split>.csv``."""
     path = Path(path)
+    if path.is_dir():
+        run = RunDir(path)  # a missing or garbled run file: the one error every verb gives
+        run.check(need=(MANIFEST,) if run.is_training_run else ())
     return run_predictions_path(path, split) if path.is_dir() else path
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrlab.errors import CxrlabError
+from cxrlab.rundir import CONFIG, RunDir
 
 
 @dataclass(frozen=True)
@@ -164,24 +165,14 @@ class Reach:
         run = recorded_path(run_dir, base)
         if self._once(f"run:{run.resolve()}"):
             return
-        split_csv = run / "split.csv"
-        if not split_csv.is_file() and not (run / "config.yaml").is_file():
+        rundir = RunDir(run)
+        if not rundir.split_path.is_file() and not rundir.config_path.is_file():
             return  # a folder of predictions (another tool's "run"), not a training run: no split to check
-        if not split_csv.is_file():
+        if not rundir.split_path.is_file():
             self.problems.append(f"the run {run} named by {named_by} has no split.csv here, so its test split "
                                  "cannot be checked")
             return
-        import pandas as pd
-
-        try:
-            split = pd.read_csv(split_csv, dtype=str)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            first = str(exc).splitlines()[0]
-            raise CxrlabError(f"{split_csv} (the run's record of its split) is not a readable CSV ({first}); "
-                              "restore it from the split the run was trained on") from None
-        if "split" not in split.columns or "image_id" not in split.columns:
-            raise CxrlabError(f"{split_csv} lacks the split/image_id columns; restore it from the split the run was "
-                              "trained on")
+        split = rundir.split()  # damaged: the one run-file error
         from cxrlab.provenance import check_run_files
 
         check_run_files(run)  # a changed byte in RUN/split.csv could move test images out of the test split
@@ -189,17 +180,13 @@ class Reach:
         self.tests.append(test_set_from_split(split, index, f"the test split of run {run}"))
 
     def _run_index(self, run: Path) -> Any | None:
-        import yaml
-
-        config = run / "config.yaml"
-        try:
-            data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
-            value = data["index"]
-        except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
-            self.problems.append(f"{config} names no readable data.index ({type(exc).__name__}), so the hashes of "
-                                 "the run's test images are unknown")
+        rundir = RunDir(run)
+        index = rundir.data_path("index") if rundir.config_path.is_file() else None  # garbled: the one error
+        if index is None:
+            self.problems.append(f"{rundir.config_path} names no data.index here, so the hashes of the run's test "
+                                 "images are unknown")
             return None
-        return self.add_recorded_index(value, run, f"the index of run {run} ({config.name}: data.index),")
+        return self.add_recorded_index(str(index), run, f"the index of run {run} ({CONFIG}: data.index),")
 
     def hashes(self, image_ids: Sequence[str]) -> list[str | None]:
         """sha256 of each image id from the first reached index that records it (None where none does)."""

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from cxrlab import rundir
 from cxrlab.errors import CxrlabError
 from cxrlab.locks import LOCK_NAME
 
@@ -45,7 +46,7 @@ MARKER = ".cxrlab-output.json"
 
 # Files that, inside an input folder of a given kind, are that input's own artifacts (never an output target).
 PROTECTED: dict[str, tuple[str, ...]] = {
-    "run": ("config.yaml", "split.csv", "manifest.json", "metrics.csv", "inputs.json", "predictions/val.csv",
+    "run": (rundir.CONFIG, rundir.SPLIT, rundir.MANIFEST, rundir.METRICS, rundir.INPUTS, "predictions/val.csv",
             "predictions/val.json", "predictions/test.csv", "predictions/test.json", "checkpoints/best.safetensors",
             "checkpoints/best.json", "checkpoints/last.safetensors", "checkpoints/last.json",
             "checkpoints/swa.safetensors", "checkpoints/swa.json", "checkpoints/last_state.pt"),
@@ -57,7 +58,7 @@ PROTECTED: dict[str, tuple[str, ...]] = {
 
 def _folder_kinds(folder: Path) -> list[str]:
     """What an input folder is (a run, an index, a cache, a dataset), from the files that make it one."""
-    marks = {"run": ("checkpoints", "config.yaml"), "index": ("index.json",), "cache": ("meta.json",),
+    marks = {"run": (rundir.CHECKPOINTS, rundir.CONFIG), "index": ("index.json",), "cache": ("meta.json",),
              "dataset": ("labels.csv", "phantom.json")}
     return [kind for kind, names in marks.items() if any((folder / n).exists() for n in names)]
 

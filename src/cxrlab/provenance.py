@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from cxrlab.errors import CxrlabError
+from cxrlab.rundir import INPUTS, RunDir
 from cxrlab.utils import read_json, sha256_bytes, write_json
 
-RUN_INPUTS = "inputs.json"
+RUN_INPUTS = INPUTS  # cxrlab.rundir names every file of a run
 CV_SETTINGS = "cv_settings.json"
 # Config keys a resumed run may change: how long and where it runs, not what it learns from.
 RESUMABLE = ("train.epochs", "train.device", "train.threads", "train.log_every", "data.num_workers",
@@ -170,12 +171,12 @@ def check_run_files(run: str | Path | None, index: str | Path | None = None) -> 
     ``RUN/inputs.json`` recorded at training: a changed byte would silently move images between splits."""
     from cxrlab.utils import sha256_file
 
-    if run is None or not (Path(run) / RUN_INPUTS).is_file():
+    old = RunDir(Path(run)).inputs() if run is not None else None
+    if old is None:
         return  # a loose checkpoint, or a run from before the record existed
     run = Path(run)
-    old = read_json(run / RUN_INPUTS, kind=dict, fix="restore it from the run's backup, or retrain")
     csv = Path(index) / "index.csv" if index is not None and Path(index).is_dir() else index
-    for path, key, what in ((run / "split.csv", "split_sha256", "the run's split"),
+    for path, key, what in ((RunDir(run).split_path, "split_sha256", "the run's split"),
                             (csv, "index_sha256", "the index the run was trained on")):
         if path is None or not Path(path).is_file() or not old.get(key):
             continue

@@ -55,6 +55,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", type=A.bootstrap, default=1000,
                    help="patient-level bootstrap replicates (default 1000)")
     p.add_argument("--seed", type=A.seed, default=0, help="bootstrap seed (recorded in the output)")
+    p.add_argument("--exact-below", type=A.int_range(1, 10_000, "number of patients"),
+                   help="classes with fewer positive or negative patients get the paired permutation test instead "
+                   "of DeLong's, no interval, and are flagged (default 25; docs/evaluation.md)")
     p.add_argument("--prefix", help="class column prefix such as prob_ (auto-detected by default)")
     p.add_argument("--logits", action="store_true", help="the CSV holds logits: apply sigmoid/softmax first")
     p.add_argument("--exclude", default="No Finding",
@@ -66,23 +69,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     A.add_allow_unverified(p)
 
 
-def _exclude(text: str) -> tuple[str, ...]:
-    return tuple(c.strip() for c in text.split(",") if c.strip())
-
-
 def _evaluate(args: argparse.Namespace) -> int:
     from cxrlab.evaluate.evaluate import evaluate_predictions, summary_lines
+    from cxrlab.evaluate.options import EvalOptions
     from cxrlab.outputs import output_folder
 
     inputs = [args.predictions, args.labels, args.val_predictions, args.internal, args.internal_labels]
     with output_folder(args.out, verb="evaluate", inputs=inputs, force=args.force):
         result = evaluate_predictions(
             args.predictions, labels=args.labels, out=args.out, val_predictions=args.val_predictions,
-            bootstrap=args.bootstrap, seed=args.seed, prefix=args.prefix, logits=args.logits,
-            exclude=_exclude(args.exclude), threshold_method=args.threshold_method,
-            allow_test_fitting=args.allow_test_fitting, allow_unverified=args.allow_unverified,
-            report=not args.no_report, by=args.by, age_bands=args.age_bands, min_group=args.min_group,
-            match=args.match, internal=args.internal,
+            options=EvalOptions.from_args(args), report=not args.no_report, internal=args.internal,
             internal_labels=args.internal_labels,
         )
     print("\n".join(summary_lines(result)), file=sys.stderr)
@@ -92,16 +88,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from cxrlab.evaluate.compare import compare_runs, summary_lines
+    from cxrlab.evaluate.options import EvalOptions
     from cxrlab.outputs import output_folder
 
     with output_folder(args.out, verb="compare", inputs=[*args.inputs, args.labels], force=args.force):
-        result = compare_runs(
-            args.inputs, labels=args.labels, out=args.out, bootstrap=args.bootstrap, seed=args.seed,
-            prefix=args.prefix, logits=args.logits, exclude=_exclude(args.exclude),
-            threshold_method=args.threshold_method, allow_test_fitting=args.allow_test_fitting,
-            allow_unverified=args.allow_unverified, report=not args.no_report, by=args.by, age_bands=args.age_bands,
-            min_group=args.min_group,
-        )
+        result = compare_runs(args.inputs, labels=args.labels, out=args.out, options=EvalOptions.from_args(args),
+                              report=not args.no_report)
     print("\n".join(summary_lines(result)), file=sys.stderr)
     print(f"wrote {args.out}/comparison.json" + ("" if args.no_report else f" and {args.out}/report.html"))
     return 0

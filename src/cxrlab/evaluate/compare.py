@@ -22,22 +22,16 @@ import numpy as np
 
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import metrics as m
-from cxrlab.evaluate.evaluate import check_options, fmt_ci, make_out_dir
+from cxrlab.evaluate.evaluate import check_out, fmt_ci, make_out_dir
 from cxrlab.evaluate.inputs import Source, load_labels, refuse_duplicates, resolve_source
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, load_scored, subset_scored
+from cxrlab.evaluate.options import EvalOptions
 from cxrlab.evaluate.pairwise import best_model, pairwise_tests
 from cxrlab.evaluate.stats.bootstrap import fixed_macro, undefined_replicates
-from cxrlab.evaluate.stats.choose import MIN_PATIENTS
-from cxrlab.evaluate.subgroups import model_subgroups, parse_age_bands, parse_by
+from cxrlab.evaluate.subgroups import model_subgroups, parse_age_bands
 from cxrlab.evaluate.summary import est
 from cxrlab.evaluate.thresholds import choose_thresholds
 from cxrlab.utils import atomic_write_text, write_json
-
-MANIFEST_KEYS = {
-    "params": ("params", "n_params", "num_params", "parameters"),
-    "train_seconds": ("wall_time_s", "train_seconds", "wall_seconds", "seconds", "wall_time"),
-    "images_per_s": ("images_per_s", "images_per_second", "throughput"),
-}
 
 
 @dataclass
@@ -55,32 +49,25 @@ def compare_runs(
     inputs: list[str | Path],
     labels: str | Path | None = None,
     out: str | Path | None = None,
-    bootstrap: int = 1000,
-    seed: int = 0,
-    prefix: str | None = None,
-    logits: bool = False,
-    exclude: tuple[str, ...] | list[str] = m.DEFAULT_EXCLUDE,
-    threshold_method: str = "youden",
-    allow_test_fitting: bool = False,
-    allow_unverified: bool = False,
+    options: EvalOptions | None = None,
     report: bool = True,
-    by: str | list[str] | None = None,
-    age_bands: str | list[float] | None = None,
-    min_group: int = 30,
+    **option_overrides,
 ) -> dict:
-    """Compare run directories or predictions files scored on the same images (``by``: one subgroup table per
-    model, see ``cxrlab.evaluate.subgroups``).
+    """Compare run directories or predictions files scored on the same images (``options``: ``EvalOptions``,
+    or its fields by keyword; ``by``: one subgroup table per model, see ``cxrlab.evaluate.subgroups``).
 
     Writes ``out/comparison.json``, ``out/comparison.csv``, ``out/report.md`` and ``out/report.html``.
     Returns the comparison dictionary.
     """
+    opts = EvalOptions.of(options, **option_overrides)
+    bootstrap, seed, exclude, threshold_method = opts.bootstrap, opts.seed, opts.exclude, opts.threshold_method
     if len(inputs) < 2:
         raise CxrlabError("compare needs at least two run directories or predictions files")
-    check_options(bootstrap, threshold_method, out)
+    check_out(out)
     sources = [resolve_source(x) for x in inputs]
     refuse_duplicates([Path(s.test) for s in sources], "compare")
     index = load_labels(labels, sources[0])
-    models = _load_models(sources, index, prefix, logits, allow_test_fitting, allow_unverified)
+    models = _load_models(sources, index, opts.prefix, opts.logits, opts.allow_test_fitting, opts.allow_unverified)
     models, notes = _align(models)
     for model in models:
         _uncertainty_info(model)
@@ -88,20 +75,21 @@ def compare_runs(
     weights = m.bootstrap_weights(ref, bootstrap, seed)
     keep, excluded, undefined = m.averaged_classes(ref, tuple(exclude))
     # one macro everywhere (training's, evaluate's, the study's); thin classes are flagged, not dropped
-    flagged = m.headline_classes(ref, keep)[1] if ref.task == "multilabel" else []
+    flagged = m.headline_classes(ref, keep, opts.exact_below)[1] if ref.task == "multilabel" else []
     for model in models:
         _metric_arrays(model, weights, keep, threshold_method)
-    tests = pairwise_tests(models, seed)
+    tests = pairwise_tests(models, seed, minimum=opts.exact_below)
     if 2 * len(tests) / (bootstrap + 1) >= 0.05:  # the smallest bootstrap p, Holm-adjusted, is at least this
         notes.append(f"with {bootstrap} bootstrap replicates no macro difference can be significant after Holm over "
                      f"{len(tests)} tests; use --bootstrap {40 * len(tests)} or more")
     result = _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed)
     result["flagged"] = flagged
-    result["min_patients"] = MIN_PATIENTS
-    if by:
-        result["subgroups"] = model_subgroups(models, index, parse_by(by), weights, exclude=tuple(exclude),
-                                              method=threshold_method, age_bands=parse_age_bands(age_bands),
-                                              min_group=min_group)
+    result["min_patients"] = opts.exact_below
+    result["options"] = opts.to_dict()
+    if opts.by:
+        result["subgroups"] = model_subgroups(models, index, list(opts.by), weights, exclude=tuple(exclude),
+                                              method=threshold_method, age_bands=parse_age_bands(opts.age_bands),
+                                              min_group=opts.min_group)
     if out is not None:
         write_comparison(result, models, Path(out), report)
     return result
@@ -131,12 +119,11 @@ def _load_models(sources: list[Source], index, prefix, logits, allow, allow_unve
 
 
 def _manifest_info(src: Source) -> dict:
-    manifest = src.manifest()
-    info = {}
-    for key, names in MANIFEST_KEYS.items():
-        info[key] = next((manifest[n] for n in names if isinstance(manifest.get(n), (int, float))), None)
-    info["model"] = manifest.get("model") or manifest.get("model_name")
-    info["recipe"] = manifest.get("config")
+    from cxrlab.rundir import RunManifest
+
+    manifest = RunManifest.from_dict(src.manifest())  # one manifest schema (cxrlab.rundir)
+    info = {"params": manifest.parameters, "train_seconds": manifest.wall_seconds,
+            "images_per_s": manifest.images_per_s, "model": manifest.model, "recipe": manifest.config}
     info["seed_group"] = seed_group(src.run_dir)
     metrics_csv = src.run_dir / "metrics.csv" if src.run_dir else None
     if info["images_per_s"] is None and metrics_csv is not None and metrics_csv.exists():
@@ -268,17 +255,12 @@ def seed_group(run_dir: Path | None) -> str | None:
     import hashlib
     import json
 
-    import yaml
+    from cxrlab.rundir import RunDir
 
-    path = Path(run_dir) / "config.yaml" if run_dir is not None else None
-    if path is None or not path.is_file():
+    run = RunDir(Path(run_dir)) if run_dir is not None else None
+    if run is None or not run.config_path.is_file():
         return None
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    if not isinstance(config, dict):
-        return None
+    config = run.config()  # a garbled one is the one run-file error (resolve_source checked it already)
     flat = {k: v for k, v in _flatten(config).items() if k not in SEED_GROUP_IGNORED}
     return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

@@ -13,9 +13,9 @@ from cxrlab.evaluate.external import internal_vs_external
 from cxrlab.evaluate.formatting import fmt_ci, headline
 from cxrlab.evaluate.inputs import Source, load_labels, refuse_duplicates, resolve_source
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, datasets_block, load_scored
-from cxrlab.evaluate.metrics import DEFAULT_EXCLUDE
+from cxrlab.evaluate.options import EvalOptions
 from cxrlab.evaluate.report import write_evaluation_report
-from cxrlab.evaluate.subgroups import parse_age_bands, parse_by, subgroup_analysis
+from cxrlab.evaluate.subgroups import parse_age_bands, subgroup_analysis
 from cxrlab.evaluate.summary import multiclass_block, multilabel_block
 from cxrlab.utils import write_json
 
@@ -28,21 +28,11 @@ def evaluate_predictions(
     labels: str | Path | Index | None = None,
     out: str | Path | None = None,
     val_predictions: str | Path | None = None,
-    bootstrap: int = 1000,
-    seed: int = 0,
-    prefix: str | None = None,
-    logits: bool = False,
-    exclude: tuple[str, ...] | list[str] = DEFAULT_EXCLUDE,
-    threshold_method: str = "youden",
-    allow_test_fitting: bool = False,
-    allow_unverified: bool = False,
+    options: EvalOptions | None = None,
     report: bool = True,
-    by: str | list[str] | None = None,
-    age_bands: str | list[float] | None = None,
-    min_group: int = 30,
-    match: str = "exact",
     internal: str | Path | None = None,
     internal_labels: str | Path | None = None,
+    **option_overrides,
 ) -> dict:
     """Score ``predictions`` (a CSV or a run directory) against ``labels``; write ``out/metrics.json`` and the
     reports when ``out`` is given. Returns the metrics dictionary (schema: README, "metrics.json schema").
@@ -51,34 +41,32 @@ def evaluate_predictions(
         predictions: predictions CSV (ours or another tool's) or a run directory.
         labels: index folder / index.csv / NIH Data_Entry CSV / labels CSV, or an ``Index``; None: the run's.
         val_predictions: validation predictions for thresholds and temperature (a run's own by default).
-        bootstrap: patient-level bootstrap replicates (0: no intervals).
-        exclude: classes left out of the macro average.
-        threshold_method: youden | max_f1 | sens:X | spec:X | fixed:X, chosen on validation.
-        allow_test_fitting: fit thresholds/temperatures even on test predictions (logged loudly).
-        allow_unverified: fit even where the test-set check is incomplete (``cxrlab.guards``; logged, noted).
-        by, age_bands, min_group: subgroup analysis (``cxrlab.evaluate.subgroups``): index columns, age band
-            edges, smallest group scored.
-        match: ``exact`` (same finding, through the shared findings table) or ``approximate`` (also score
-            overlapping findings such as Consolidation vs Airspace opacity).
+        options: how to score (``EvalOptions``: bootstrap, seed, exclude, threshold_method, exact_below, by,
+            age_bands, min_group, match, prefix, logits, allow_*); recorded as ``options`` in metrics.json.
         internal, internal_labels: the same model's predictions (or run) on its internal test set and their
             labels (default: the run's index): adds ``internal_vs_external``, an unpaired comparison.
+        **option_overrides: fields of ``options`` by keyword (``bootstrap=200``), for short library calls.
     """
+    opts = EvalOptions.of(options, **option_overrides)
+    bootstrap, seed, exclude, prefix, logits = opts.bootstrap, opts.seed, opts.exclude, opts.prefix, opts.logits
     start = time.perf_counter()
-    check_options(bootstrap, threshold_method, out)
-    by, age_bands = parse_by(by), parse_age_bands(age_bands)
+    check_out(out)
+    by, age_bands = list(opts.by), parse_age_bands(opts.age_bands)
     source = resolve_source(predictions, val_predictions)
     _check_internal(source, internal, internal_labels)
     index = labels if isinstance(labels, Index) else load_labels(labels, source)
-    scored, preds = load_scored(source.test, index, prefix, logits, match=match)
-    val = _load_val(source, index, prefix, logits, (allow_test_fitting, allow_unverified), scored.notes, match)
+    scored, preds = load_scored(source.test, index, prefix, logits, match=opts.match)
+    val = _load_val(source, index, prefix, logits, (opts.allow_test_fitting, opts.allow_unverified), scored.notes,
+                    opts.match)
     weights = m.bootstrap_weights(scored, bootstrap, seed)
     if scored.task == "multilabel":
-        body = multilabel_block(scored, weights, tuple(exclude), val, threshold_method)
+        body = multilabel_block(scored, weights, tuple(exclude), val, opts.threshold_method, opts.exact_below)
     else:
         body = multiclass_block(scored, weights, val)
     if by:
         body["subgroups"] = subgroup_analysis(scored, index, by, weights, exclude=tuple(exclude), val=val,
-                                              method=threshold_method, age_bands=age_bands, min_group=min_group,
+                                              method=opts.threshold_method, age_bands=age_bands,
+                                              min_group=opts.min_group,
                                               thresholds=body.get("thresholds"))
     if internal is not None:
         body["internal_vs_external"] = _internal_vs_external(scored, internal, internal_labels, prefix, logits,
@@ -97,6 +85,7 @@ def evaluate_predictions(
         "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient",
                       "interval": "percentile", "level": 0.95,
                       "stratified": "by each patient's rarest positive class"},
+        "options": opts.to_dict(),
         **body,
         **uncertainty_block(scored, preds),
         "definitions": DEFINITIONS,
@@ -137,15 +126,10 @@ def _inputs(source: Source, index: Index, labels, used_val: bool) -> dict:
             "val_predictions_sha256": sha256_file(source.val) if used_val else None, "labels_sha256": index.sha256}
 
 
-def check_options(bootstrap: int, threshold_method: str, out: str | Path | None = None) -> None:
-    """Fail fast on option values, before any file is read."""
-    from cxrlab.evaluate.thresholds import parse_method
-
+def check_out(out: str | Path | None) -> None:
+    """Fail fast on ``--out`` before any file is read (the options are checked by ``EvalOptions``)."""
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise CxrlabError(f"--out {out} is a file; give a folder for the outputs")
-    if bootstrap < 0:
-        raise CxrlabError(f"--bootstrap {bootstrap}: the number of replicates must be >= 0 (0: no intervals)")
-    parse_method(threshold_method)
 
 
 def _check_internal(source: Source, internal: str | Path | None, internal_labels: str | Path | None) -> None:

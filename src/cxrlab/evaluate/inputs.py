@@ -8,7 +8,7 @@ from pathlib import Path
 from cxrlab.data.index import Index
 from cxrlab.errors import CxrlabError
 from cxrlab.predictions import run_predictions_path
-from cxrlab.utils import read_json, recorded_path
+from cxrlab.rundir import CONFIG, MANIFEST, RunDir
 
 
 @dataclass
@@ -29,10 +29,9 @@ class Source:
         return folder.parent.name if folder.name == "predictions" else folder.name
 
     def manifest(self) -> dict:
-        """The run's ``manifest.json`` (empty without a run directory)."""
-        path = self.run_dir / "manifest.json" if self.run_dir else None
-        fix = "restore it, or pass the run's predictions CSV instead of the run directory"
-        return read_json(path, kind=dict, fix=fix) if path and path.exists() else {}
+        """The run's ``manifest.json`` (empty without a run directory, or for a folder of predictions)."""
+        run = RunDir(self.run_dir) if self.run_dir else None
+        return run.manifest() if run is not None and run.manifest_path.exists() else {}
 
 
 def resolve_source(path: str | Path, val: str | Path | None = None) -> Source:
@@ -41,6 +40,8 @@ def resolve_source(path: str | Path, val: str | Path | None = None) -> Source:
     if not path.exists():
         raise CxrlabError(f"{path} does not exist; pass a predictions CSV or a run directory")
     if path.is_dir():
+        run = RunDir(path)  # a missing or garbled run file: the one error every verb gives, before any work
+        run.check(need=(MANIFEST,) if run.is_training_run else ())  # scoring a run needs it finished
         test = run_predictions_path(path, "test")
         run_val = path / "predictions" / "val.csv"
         chosen = Path(val) if val else (run_val if run_val.exists() else None)
@@ -49,11 +50,9 @@ def resolve_source(path: str | Path, val: str | Path | None = None) -> Source:
 
 
 def _run_dir_of(csv_path: Path) -> Path | None:
-    """``runs/NAME/predictions/test.csv`` belongs to ``runs/NAME``."""
-    parent = csv_path.resolve().parent
-    if parent.name == "predictions" and (parent.parent / "manifest.json").exists():
-        return parent.parent
-    return None
+    """``runs/NAME/predictions/test.csv`` belongs to ``runs/NAME`` (its files checked)."""
+    run = RunDir.of_predictions(csv_path)
+    return run.check().path if run is not None else None
 
 
 def load_labels(path: str | Path | None, source: Source | None = None, task: str | None = None) -> Index:
@@ -126,18 +125,9 @@ def _labels_from_run(source: Source | None) -> Path:
     hint = "pass --labels INDEX_DIR (or an NIH Data_Entry CSV / labels CSV)"
     if source is None or source.run_dir is None:
         raise CxrlabError(f"no labels given; {hint}")
-    config = source.run_dir / "config.yaml"
-    index = None
-    if config.exists():
-        import yaml
-
-        try:
-            loaded = yaml.safe_load(config.read_text())
-        except yaml.YAMLError as exc:
-            raise CxrlabError(f"{config} is not valid YAML ({str(exc).splitlines()[0]}); {hint}") from None
-        data = (loaded.get("data") if isinstance(loaded, dict) else None) or {}
-        index = data.get("index") if isinstance(data, dict) else None
-        if index and recorded_path(index, source.run_dir).exists():  # relative to the run, never the cwd
-            return recorded_path(index, source.run_dir)
-    raise CxrlabError(f"run {source.run_dir} does not name an index that exists here ({config.name}: data.index "
-                      f"{index!r}); {hint}")
+    run = RunDir(source.run_dir)
+    index = run.data_path("index") if run.config_path.exists() else None  # relative to the run, never the cwd
+    if index is not None and index.exists():
+        return index
+    raise CxrlabError(f"run {source.run_dir} does not name an index that exists here ({CONFIG}: data.index "
+                      f"{str(index) if index else None!r}); {hint}")

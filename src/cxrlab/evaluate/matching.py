@@ -254,20 +254,13 @@ def datasets_block(preds: Predictions, labels: Index, run_dir: Path | None) -> d
 
 
 def _training_index(preds: Predictions, run_dir: Path | None) -> str | None:
-    run = run_dir or (Path(preds.meta["run_dir"]) if preds.meta.get("run_dir") else None)
-    if run is None or not (run / "config.yaml").is_file():
-        return None
-    import yaml
+    from cxrlab.rundir import RunDir
 
-    try:
-        data = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("data") or {}
-    except (OSError, yaml.YAMLError):
+    run = RunDir(run_dir or Path(preds.meta["run_dir"])) if run_dir or preds.meta.get("run_dir") else None
+    if run is None or not run.config_path.is_file():
         return None
-    if not isinstance(data, dict) or not data.get("index"):
-        return None
-    from cxrlab.utils import recorded_path
-
-    return str(recorded_path(data["index"], run))  # relative to the run, never the current directory
+    index = run.data_path("index")  # relative to the run, never the current directory
+    return str(index) if index is not None else None
 
 
 def _same_index(a: str, b: str) -> bool:

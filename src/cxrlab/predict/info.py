@@ -109,7 +109,9 @@ class RunInfo:
     @property
     def split_csv(self) -> Path | None:
         """``RUN_DIR/split.csv`` (the run's own split), or None for a loose checkpoint."""
-        return self.run_dir / "split.csv" if self.run_dir is not None else None
+        from cxrlab.rundir import RunDir
+
+        return RunDir(self.run_dir).split_path if self.run_dir is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the checkpoint JSON's keys plus ``checkpoint``, ``run_dir`` and ``which``."""

@@ -15,6 +15,7 @@ from torch import nn
 from cxrlab.errors import CxrlabError
 from cxrlab.predict.info import RunInfo
 from cxrlab.provenance import read_weights as read_checked
+from cxrlab.rundir import RunDir
 from cxrlab.train.checkpoint import load_tensors_into
 
 CHECKPOINTS = ("best", "last", "swa")
@@ -38,13 +39,10 @@ def resolve_checkpoint(run_dir_or_checkpoint: str | Path, which: str = "best") -
 
 
 def _run_dir_of(checkpoint: Path) -> Path | None:
-    """The run directory holding ``checkpoints/NAME.safetensors``, or None for a loose checkpoint."""
-    parent = checkpoint.parent
-    if parent.name == "checkpoints" and (parent.parent / "config.yaml").exists():
-        return parent.parent
-    if parent.name == "checkpoints" and (parent.parent / "split.csv").exists():
-        return parent.parent
-    return None
+    """The run directory holding ``checkpoints/NAME.safetensors`` (its files checked), or None for a loose
+    checkpoint."""
+    run = RunDir.of_checkpoint(checkpoint)
+    return run.check().path if run is not None else None
 
 
 def read_run_info(run_dir_or_checkpoint: str | Path, which: str = "best") -> RunInfo:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cxrlab.rundir import RunDir
 from cxrlab.study import status as st
 from cxrlab.utils import read_json
 
@@ -50,14 +51,14 @@ def run_cost(out: Path, run: dict[str, Any]) -> dict[str, Any]:
     """Measured cost of one run: cost.json, the manifest's parameters, wall time, and training images/s."""
     folder = Path(run["dir"])
     cost = read_json(folder / "cost.json", kind=dict) if (folder / "cost.json").exists() else {}
-    manifest = read_json(folder / "manifest.json", kind=dict) if (folder / "manifest.json").exists() else {}
+    manifest = RunDir(folder).run_manifest()
     status = st.read_status(out, run["name"])
     metrics = curves(folder)
     ips = metrics["images_per_s"].mean() if metrics is not None and "images_per_s" in metrics else None
     return {
-        "parameters": cost.get("parameters", manifest.get("parameters")),
+        "parameters": cost.get("parameters", manifest.parameters),
         "gflops_per_image": cost.get("gflops_per_image"),
-        "train_seconds": status.get("wall_seconds", manifest.get("wall_seconds")),
+        "train_seconds": status.get("wall_seconds", manifest.wall_seconds),
         "train_images_per_s": None if ips is None or not np.isfinite(ips) else float(ips),
         "cpu_latency_ms_b1": cost.get("cpu_latency_ms_b1"),
         "cpu_images_per_s_b32": cost.get("cpu_images_per_s_b32"),
@@ -65,9 +66,9 @@ def run_cost(out: Path, run: dict[str, Any]) -> dict[str, Any]:
         "gpu_images_per_s_b32": cost.get("gpu_images_per_s_b32"),
         "train_load": status.get("load_average_end"),
         "cost_load": (cost.get("load_average_after") or [None])[0],
-        "device": manifest.get("device"),
-        "git_commit": manifest.get("git_commit"),
-        "cxrlab_version": manifest.get("cxrlab_version"),
+        "device": manifest.device,
+        "git_commit": manifest.git_commit,
+        "cxrlab_version": manifest.cxrlab_version,
     }
 
 

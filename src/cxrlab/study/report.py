@@ -15,9 +15,11 @@ from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import figures as efig
 from cxrlab.evaluate.document import Document
 from cxrlab.evaluate.evaluate import fmt_ci
+from cxrlab.rundir import RunDir
 from cxrlab.study import collect
 from cxrlab.study import figures as sfig
 from cxrlab.study.scores import arm_rows, arm_tests, public, score_runs
+from cxrlab.study.spec import evaluate_options
 from cxrlab.utils import atomic_write_text, available_cores, read_json, write_json
 
 HEADLINE_NAMES = {"macro_auroc": "macro AUROC", "macro_f1": "macro F1"}
@@ -36,9 +38,10 @@ def _num(v: Any, fmt: str = "{:.3g}") -> str:
 def _labels(plan: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     if plan.get("data", {}).get("index"):
         return plan["data"]["index"]
-    import yaml
-
-    return yaml.safe_load((Path(runs[0]["dir"]) / "config.yaml").read_text())["data"]["index"]
+    index = RunDir(Path(runs[0]["dir"])).data_path("index")  # relative to the run, never the current directory
+    if index is None:
+        raise CxrlabError(f"{runs[0]['dir']}/config.yaml names no data.index; give the study's data.index")
+    return str(index)
 
 
 def study_results(out: str | Path) -> dict[str, Any]:
@@ -54,7 +57,8 @@ def study_results(out: str | Path) -> dict[str, Any]:
     labels = _labels(plan, runs)
     runs += collect.build_ensembles(out, plan, runs, labels)
     ev = plan["evaluate"]
-    scores = score_runs(runs, labels, ev["bootstrap"], ev["seed"], ev["threshold_method"], ev["split"])
+    options = evaluate_options(ev)  # the EvalOptions `cxrlab evaluate` and `compare` take, recorded as theirs
+    scores = score_runs(runs, labels, options.bootstrap, options.seed, options.threshold_method, ev["split"])
     reference = plan.get("reference")
     tests = arm_tests(scores, reference if reference in scores["_arms"] else None)
     arms = arm_rows(scores)
@@ -77,6 +81,7 @@ def study_results(out: str | Path) -> dict[str, Any]:
     return {"schema": "cxrlab.study_report/1", "external": external, "study": plan["study"],
             "description": plan.get("description", ""),
             "budget": plan["budget"], "reference": reference, "smoke": plan.get("smoke", False),
+            "options": options.to_dict(),
             "planned_runs": len(plan["runs"]), "finished_runs": sum(r["kind"] == "arm" for r in runs),
             **public(scores), "arms": arms, "tests": tests, "adjustment": "holm", "cores": available_cores(),
             "_curves": collect.arm_curves(runs), "_plan": plan, "_runs": runs}

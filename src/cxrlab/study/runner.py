@@ -18,6 +18,7 @@ from typing import Any
 from cxrlab.config import dump_config
 from cxrlab.errors import CxrlabError
 from cxrlab.locks import LOCK_NAME, Busy, folder_lock, terminate_as_interrupt
+from cxrlab.rundir import RunDir
 from cxrlab.study import status as st
 from cxrlab.study.data import check_data_present, resolve_data
 from cxrlab.study.plan import Plan, RunSpec, make_plan, parse_shard, shard_runs
@@ -241,7 +242,7 @@ def _write_cost(run_dir: Path, run: RunSpec) -> None:
 
     try:
         classes = read_json(run_dir / "predictions" / "test.json")["classes"]
-        device = read_json(run_dir / "manifest.json").get("device", "cpu")
+        device = RunDir(run_dir).run_manifest().device or "cpu"
         cost = measure_cost(run.config, classes, device)
     except Exception as exc:  # noqa: BLE001
         cost = {"error": f"{type(exc).__name__}: {exc}"}

@@ -23,12 +23,15 @@ evaluate: {bootstrap: 1000, threshold_method: youden, split: test}
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cxrlab.errors import CxrlabError
 from cxrlab.schema import Schema, dataclass_from_dict, load_yaml
+
+if TYPE_CHECKING:
+    from cxrlab.evaluate.options import EvalOptions
 
 ENSEMBLE_METHODS = ("mean", "weighted", "class", "rank", "stack")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.,=+-]*$")  # run folder names: no slash, no space
@@ -144,10 +147,30 @@ class StudyEvaluate:
     """Other test sets scored by every run (``{name, index}``), when they exist."""
     seed: int = 0
     """Seed of the bootstrap resamples."""
+    exact_below: int = 25
+    """Fewest positive (and negative) patients for DeLong's test; below it the permutation test (``cxrlab
+    evaluate --exact-below``, docs/evaluation.md), 1..10000. Recorded in the report's ``options``."""
 
     def __post_init__(self) -> None:
         _check(0 <= self.bootstrap <= 100_000, "evaluate.bootstrap", "must be in 0..100000")
         _check(self.split in ("test", "val"), "evaluate.split", f"{self.split!r} is not test or val")
+        try:
+            self.options()  # validated where the CLI's and the library's options are
+        except CxrlabError as exc:
+            raise CxrlabError(f"study evaluate: {exc}") from None
+
+    def options(self) -> EvalOptions:
+        """The ``cxrlab.evaluate.options.EvalOptions`` this block sets (the others keep their defaults)."""
+        return evaluate_options(asdict(self))
+
+
+def evaluate_options(block: dict[str, Any]) -> EvalOptions:
+    """``EvalOptions`` from a study's ``evaluate`` block as ``plan.json`` records it (older plans lack
+    ``exact_below``: its default)."""
+    from cxrlab.evaluate.options import EvalOptions
+
+    keys = ("bootstrap", "seed", "threshold_method", "exact_below")
+    return EvalOptions(**{k: block[k] for k in keys if k in block})
 
 
 @dataclass

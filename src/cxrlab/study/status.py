@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrlab.errors import CxrlabError
+from cxrlab.rundir import RunDir
 from cxrlab.utils import read_json, sha256_file, write_json
 
 STATES = ("done", "running", "failed", "interrupted", "to do")
@@ -48,7 +49,7 @@ def write_status(out: Path, name: str, **fields: Any) -> dict[str, Any]:
 
 def is_finished(run_dir: Path) -> bool:
     """``fit`` writes the manifest after the predictions: both there means the run completed."""
-    return (run_dir / "manifest.json").exists() and (run_dir / "predictions" / "test.csv").exists()
+    return RunDir(run_dir).finished
 
 
 def _alive(pid: int) -> bool:

@@ -1,7 +1,8 @@
 """The run directory: resolved config, split copy, metrics.csv, predictions and the manifest.
 
 Layout (see docs/architecture.md): ``config.yaml``, ``split.csv``, ``metrics.csv``, ``checkpoints/``,
-``predictions/{val,test}.csv``, ``manifest.json``. Only rank 0 calls these writers.
+``predictions/{val,test}.csv``, ``manifest.json`` (the names are ``cxrlab.rundir``'s constants; ``RunDir`` reads
+them). Only rank 0 calls these writers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cxrlab import __version__
 from cxrlab.config import Config, save_config
 from cxrlab.errors import CxrlabError
 from cxrlab.predictions import Predictions, write_predictions
+from cxrlab.rundir import CHECKPOINTS, CONFIG, MANIFEST, METRICS, PREDICTIONS, SPLIT
 from cxrlab.utils import atomic_write_text, sha256_file, write_json
 
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_metric", "lr", "seconds", "images_per_s", "train_metric",
@@ -28,13 +30,13 @@ METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_metric", "lr", "second
 
 def prepare_run_dir(out: Path, resume: bool) -> None:
     """Refuse to overwrite a run by accident; ``--resume`` needs an existing one."""
-    state = out / "checkpoints" / "last_state.pt"
+    state = out / CHECKPOINTS / "last_state.pt"
     if resume and not state.exists():
         raise CxrlabError(f"--resume: {state} does not exist; run without --resume to start {out}")
     if not resume and state.exists():
         raise CxrlabError(f"{out} already holds a run; add --resume to continue it, or choose another --out")
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (out / "predictions").mkdir(exist_ok=True)
+    (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    (out / PREDICTIONS).mkdir(exist_ok=True)
 
 
 def write_inputs(out: Path, cfg: Config, split: pd.DataFrame) -> None:
@@ -45,13 +47,13 @@ def write_inputs(out: Path, cfg: Config, split: pd.DataFrame) -> None:
     data = cfg.data
     absolute = {k: str(Path(v).resolve()) for k, v in (("index", data.index), ("split", data.split),
                                                         ("cache", data.cache)) if v}
-    save_config(replace(cfg, data=replace(data, **absolute)), out / "config.yaml")
-    atomic_write_text(out / "split.csv", split.to_csv(index=False, lineterminator="\n"))
+    save_config(replace(cfg, data=replace(data, **absolute)), out / CONFIG)
+    atomic_write_text(out / SPLIT, split.to_csv(index=False, lineterminator="\n"))
 
 
 def read_metrics(out: Path, upto_epoch: int | None = None) -> list[dict[str, Any]]:
     """Rows of ``metrics.csv`` (those with epoch <= ``upto_epoch`` when given: resume drops later ones)."""
-    path = out / "metrics.csv"
+    path = out / METRICS
     if not path.exists():
         return []
     rows = pd.read_csv(path).to_dict("records")
@@ -61,7 +63,7 @@ def read_metrics(out: Path, upto_epoch: int | None = None) -> list[dict[str, Any
 def write_metrics(out: Path, rows: list[dict[str, Any]]) -> None:
     extra = sorted({k for r in rows for k in r} - set(METRIC_COLUMNS))  # e.g. val_metric_<source> (merged data)
     frame = pd.DataFrame(rows, columns=[*METRIC_COLUMNS, *extra])
-    atomic_write_text(out / "metrics.csv", frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    atomic_write_text(out / METRICS, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
 
 
 def write_split_predictions(out: Path, name: str, result: dict[str, Any], index, meta: dict[str, Any]) -> Path:
@@ -74,7 +76,7 @@ def write_split_predictions(out: Path, name: str, result: dict[str, Any], index,
         meta={**meta, "split": name},
         patient_ids=[patients.get(str(i), "") for i in result["ids"]],
     )
-    return write_predictions(out / "predictions" / f"{name}.csv", preds)
+    return write_predictions(out / PREDICTIONS / f"{name}.csv", preds)
 
 
 def git_commit() -> str | None:
@@ -119,7 +121,7 @@ def write_manifest(out: Path, cfg: Config, extra: dict[str, Any]) -> None:
             "index_sha256": _hash(cfg.data.index),
             "split": str(cfg.data.split),
             "split_sha256": _hash(cfg.data.split),
-            "run_split_sha256": _hash(out / "split.csv"),
+            "run_split_sha256": _hash(out / SPLIT),
             "cache": cfg.data.cache,
             "cache_meta_sha256": _hash(cache_meta),
         },
@@ -138,4 +140,4 @@ def write_manifest(out: Path, cfg: Config, extra: dict[str, Any]) -> None:
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **extra,
     }
-    write_json(out / "manifest.json", manifest)
+    write_json(out / MANIFEST, manifest)
