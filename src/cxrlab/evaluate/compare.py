@@ -67,9 +67,10 @@ def compare_runs(
     by: str | list[str] | None = None,
     age_bands: str | list[float] | None = None,
     min_group: int = 30,
+    appendix: list[tuple[str, str]] | None = None,
 ) -> dict:
     """Compare run directories or predictions files scored on the same images (``by``: one subgroup table per
-    model, see ``cxrlab.evaluate.subgroups``).
+    model, see ``cxrlab.evaluate.subgroups``; ``appendix``: (text, href) links the report ends with).
 
     Writes ``out/comparison.json``, ``out/comparison.csv``, ``out/report.md`` and ``out/report.html``.
     Returns the comparison dictionary.
@@ -98,12 +99,13 @@ def compare_runs(
     result = _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed)
     result["flagged"] = flagged
     result["min_patients"] = MIN_PATIENTS
+    result["dataset_format"] = index.meta.get("format")  # the report shows NIH's published anchors only on NIH
     if by:
         result["subgroups"] = model_subgroups(models, index, parse_by(by), weights, exclude=tuple(exclude),
                                               method=threshold_method, age_bands=parse_age_bands(age_bands),
                                               min_group=min_group)
     if out is not None:
-        write_comparison(result, models, Path(out), report)
+        write_comparison(result, models, Path(out), report, appendix)
     return result
 
 
@@ -319,7 +321,8 @@ def _mean_sd(values: list) -> list:
     return [_f(v.mean()), _f(v.std(ddof=1)) if len(v) > 1 else None] if len(v) else [None, None]
 
 
-def write_comparison(result: dict, models: list[Model], out: Path, report: bool = True) -> None:
+def write_comparison(result: dict, models: list[Model], out: Path, report: bool = True,
+                     appendix: list[tuple[str, str]] | None = None) -> None:
     """``comparison.json``, ``comparison.csv`` and the reports."""
     import pandas as pd
 
@@ -336,7 +339,7 @@ def write_comparison(result: dict, models: list[Model], out: Path, report: bool 
     if report:
         from cxrlab.evaluate.compare_report import write_comparison_report
 
-        write_comparison_report(result, models, out)
+        write_comparison_report(result, models, out, appendix)
 
 
 def summary_lines(result: dict) -> list[str]:
