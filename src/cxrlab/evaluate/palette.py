@@ -17,4 +17,5 @@ LINESTYLES = ("-", "--", "-.", ":")
 
 def class_style(i: int) -> dict[str, str]:
     """Colour and line style of the ``i``-th class (or arm); distinct pairs for the first 60."""
-    return {"color": COLORS[i % len(COLORS)], "linestyle": LINESTYLES[(i + i // len(COLORS)) % len(LINESTYLES)]}
+    n = len(COLORS)
+    return {"color": COLORS[i % n], "linestyle": LINESTYLES[(i % n + i // n) % len(LINESTYLES)]}
