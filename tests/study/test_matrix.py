@@ -70,13 +70,9 @@ def test_drops_are_paired_on_the_test_sources_images(setup):
 
 
 def test_matrix_report_reads_cleanly(setup, tmp_path):
-    import sys
-    from pathlib import Path
+    from report_lint import lint_report
 
     from cxrlab.study.matrix_report import write_matrix_report
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "evaluate"))
-    from report_lint import lint_report
 
     tests, _, preds, trained = setup
     m = generalisation_matrix(tests, preds, CLASSES, trained, replicates=50)

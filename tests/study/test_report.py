@@ -6,20 +6,16 @@ import json
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from report_lint import lint_report
 from study_helpers import write_study
 
 from cxrlab.evaluate.compare import compare_runs
 from cxrlab.study.report import build_report
 from cxrlab.study.runner import run_study
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "evaluate"))
-from report_lint import lint_report  # noqa: E402
 
 
 @pytest.fixture(scope="module")
