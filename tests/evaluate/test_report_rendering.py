@@ -141,3 +141,8 @@ def test_demo_report_is_one_report_linking_the_others(data, tmp_path, capsys):
     lint_report(md)
     appendix = md[md.index("## Appendix"):]
     assert "(../report/report.html)" in appendix and "(../runs/good/evaluation/report.html)" in appendix
+
+
+def test_multiclass_evaluation_report_reads_cleanly(mc_data, tmp_path):
+    evaluate_predictions(mc_data["test"], mc_data["index"], out=tmp_path / "mc", bootstrap=20)
+    lint_report((tmp_path / "mc" / "report.md").read_text())
