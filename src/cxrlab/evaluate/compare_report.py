@@ -48,6 +48,18 @@ def write_comparison_report(result: dict, models: list, out: Path,
         [f"{t['a']} - {t['b']} ({t['metric']})" for t in macro], [t["delta"] for t in macro],
         [t.get("delta_ci") for t in macro], "paired difference (95% CI, patient bootstrap)", 0.0),
         "Paired differences of the macro metrics")
+    _per_model(doc, result, models)
+    reference_section(doc, {"note": REFERENCE_NOTE, "anchors": REFERENCES}, result.get("dataset_format"))
+    definitions_section(doc, DEFINITIONS)
+    if appendix:
+        doc.heading("Appendix")
+        for text, href in appendix:
+            doc.link(text, href)
+    return doc.write(out)
+
+
+def _per_model(doc: Document, result: dict, models: list) -> None:
+    """Each model's curves, training facts (a collapse in words), split audit and subgroups, nested under it."""
     doc.heading("Per model")
     for model in models:
         doc.heading(f"Model: {model.name}", 3)
@@ -57,13 +69,6 @@ def write_comparison_report(result: dict, models: list, out: Path,
                    f"Reliability diagram, {model.name}")
         run_sections(doc, model.source, level=4, name=model.name, fig=f"training_{_slug(model.name)}")
         subgroup_section(doc, (result.get("subgroups") or {}).get(model.name), model.name, level=4)
-    reference_section(doc, {"note": REFERENCE_NOTE, "anchors": REFERENCES}, result.get("dataset_format"))
-    definitions_section(doc, DEFINITIONS)
-    if appendix:
-        doc.heading("Appendix")
-        for text, href in appendix:
-            doc.link(text, href)
-    return doc.write(out)
 
 
 def _chance(result: dict, row: dict) -> list[str]:
