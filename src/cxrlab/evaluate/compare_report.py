@@ -8,7 +8,7 @@ from cxrlab.evaluate import figures
 from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
 from cxrlab.evaluate.document import Document
 from cxrlab.evaluate.formatting import fmt_ci, fmt_count, fmt_number, fmt_p, fmt_p_adjusted, fmt_signed, too_few
-from cxrlab.evaluate.report import definitions_section, reference_section, run_sections
+from cxrlab.evaluate.report import collapse_warnings, definitions_section, reference_section, run_sections
 from cxrlab.evaluate.subgroups_report import subgroup_section
 from cxrlab.evaluate.trouble import below_chance
 
@@ -22,7 +22,8 @@ def write_comparison_report(result: dict, models: list, out: Path,
     doc = Document("cxrlab comparison")
     headline = "macro AUROC" if result["headline"] == "macro_auroc" else "macro F1"
     doc.heading("Summary")
-    doc.warnings([w for r in result["models"] for w in _chance(result, r)])
+    doc.warnings([w for r in result["models"] for w in _chance(result, r)]
+                 + [w for model in models for w in collapse_warnings(model.source, model.name)])
     doc.bullets([
         f"{len(result['models'])} models on the same {result['counts']['images']} images "
         f"({result['counts']['patients']} patients); " + _best_line(result, headline),
@@ -67,7 +68,7 @@ def _per_model(doc: Document, result: dict, models: list) -> None:
                    f"ROC curves, {model.name}")
         doc.figure(f"reliability_{_slug(model.name)}", figures.reliability_figure(model.scored),
                    f"Reliability diagram, {model.name}")
-        run_sections(doc, model.source, level=4, name=model.name, fig=f"training_{_slug(model.name)}")
+        run_sections(doc, model.source, level=4, fig=f"training_{_slug(model.name)}")
         subgroup_section(doc, (result.get("subgroups") or {}).get(model.name), model.name, level=4)
 
 

@@ -18,7 +18,7 @@ def write_evaluation_report(result: dict, scored: Scored, source: Source, out: P
     """Write ``out/report.html`` and ``out/report.md``."""
     name, model = result.get("name") or result["model"], result["model"]
     doc = Document(f"cxrlab evaluation: {name}" + (f" ({model})" if model != name else ""))
-    _summary(doc, result)
+    _summary(doc, result, collapse_warnings(source, name))
     datasets_section(doc, result)
     if result["task"] == "multilabel":
         _multilabel_tables(doc, result)
@@ -58,11 +58,20 @@ def chance_warnings(r: dict, name: str = "this model") -> list[str]:
     return below_chance(name, {c: m.get(key) for c, m in r["per_class"].items()}, r["macro"].get(key))
 
 
-def _summary(doc: Document, r: dict) -> None:
+def collapse_warnings(source: Source, name: str) -> list[str]:
+    """The run's validation metric collapsing during training (its ``metrics.csv``), in words."""
+    if source.run_dir is None or not (source.run_dir / "metrics.csv").exists():
+        return []
+    info = source.manifest().get("val_metric")
+    metric = info.get("name", "macro_auroc") if isinstance(info, dict) else "macro_auroc"
+    return validation_collapse(source.run_dir / "metrics.csv", metric, name)
+
+
+def _summary(doc: Document, r: dict, warnings: list[str]) -> None:
     c = r["counts"]
     name, value, ci = headline(r)
     doc.heading("Summary")
-    doc.warnings(chance_warnings(r, r.get("name") or r["model"]))
+    doc.warnings(chance_warnings(r, r.get("name") or r["model"]) + warnings)
     items = [
         f"{name}: {fmt_ci(value, ci)} (95% CI from {r['bootstrap']['replicates']} patient-level bootstrap "
         f"replicates, seed {r['bootstrap']['seed']})",
@@ -170,8 +179,9 @@ RUN_FACTS = {"config": ("config", str), "model": ("model", str), "parameters": (
              "device": ("device", str)}
 
 
-def run_sections(doc: Document, source: Source, level: int = 2, name: str = "training", fig: str = "training") -> None:
-    """Training facts and curves (a collapse said in words) and the split audit, when a run directory is known.
+def run_sections(doc: Document, source: Source, level: int = 2, fig: str = "training") -> None:
+    """Training facts and curves and the split audit, when a run directory is known (a collapse is said in the
+    summary: ``collapse_warnings``).
 
     ``level``: the heading level of "Training" (the audit sits one below it); ``fig``: the figure's file name."""
     if source.run_dir is None:
@@ -183,9 +193,6 @@ def run_sections(doc: Document, source: Source, level: int = 2, name: str = "tra
     if facts:
         doc.bullets(facts)
     if (run / "metrics.csv").exists():
-        metric = (manifest.get("val_metric") or {}).get("name", "macro_auroc") \
-            if isinstance(manifest.get("val_metric"), dict) else "macro_auroc"
-        doc.warnings(validation_collapse(run / "metrics.csv", metric, name))
         doc.figure(fig, figures.training_figure(run / "metrics.csv"), "Training curves (metrics.csv)")
     split_json = _split_json(run, manifest)
     if split_json is not None:
