@@ -85,6 +85,9 @@ def test_worse_than_chance_in_words():
     assert lines[0].startswith("WARNING m: macro AUROC 0.450 is worse than chance")
     assert "Nodule 0.310" in lines[1] and "Mass" not in lines[1] and "check label polarity or class order" in lines[1]
     assert below_chance("m", {"Nodule": 0.5}, 0.7) == []
+    with_ci = below_chance("m", {"Nodule": 0.31}, None, {"Nodule": [0.22, 0.40]})
+    assert with_ci == ["WARNING m: AUROC worse than chance (below 0.5) for Nodule 0.310 [0.220, 0.400]: check label "
+                       "polarity or class order"]
 
 
 @pytest.mark.parametrize(("values", "expected"), [

@@ -104,7 +104,7 @@ def test_comparison_report_reads_cleanly(compared):
 def test_worse_than_chance_is_said_in_words(evaluated, compared):
     for md in (evaluated["csv"], compared["csv"]):
         summary = md[md.index("## Summary"):md.index("\n## ", md.index("## Summary"))]
-        line = next(x for x in summary.splitlines() if "worse than chance (below 0.5) for Nodule" in x)
+        line = next(x for x in summary.splitlines() if "worse than chance (below 0.5) for Nodule 0.048" in x)
         assert "check label polarity or class order" in line and "flipped" in line
     assert not any("good: AUROC worse" in x for x in compared["csv"].splitlines())
 

@@ -55,7 +55,8 @@ def write_evaluation_report(result: dict, scored: Scored, source: Source, out: P
 def chance_warnings(r: dict, name: str = "this model") -> list[str]:
     """An evaluation's AUROCs below 0.5 (per class and macro), in words."""
     key = "auroc" if r["task"] == "multilabel" else "auroc_ovr"
-    return below_chance(name, {c: m.get(key) for c, m in r["per_class"].items()}, r["macro"].get(key))
+    cis = {c: m.get(f"{key}_ci") for c, m in r["per_class"].items()} | {"macro": r["macro"].get(f"{key}_ci")}
+    return below_chance(name, {c: m.get(key) for c, m in r["per_class"].items()}, r["macro"].get(key), cis)
 
 
 def collapse_warnings(source: Source, name: str) -> list[str]:

@@ -3,23 +3,26 @@ collapsed during training. Each function returns the sentences a report prints (
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from cxrlab.evaluate.formatting import fmt_metric
+from cxrlab.evaluate.formatting import fmt_ci, fmt_metric
 
 CHANCE = 0.5
 COLLAPSE_DROP = 0.1  # a validation metric ending this far below its best epoch has collapsed
 
 
-def below_chance(name: str, per_class: Mapping[str, float | None], macro: float | None = None) -> list[str]:
+def below_chance(name: str, per_class: Mapping[str, float | None], macro: float | None = None,
+                 cis: Mapping[str, Sequence | None] | None = None) -> list[str]:
     """Sentences for a macro or per-class AUROC below 0.5 (worse than a coin): usually flipped labels or a
-    class order that differs between the model and the labels."""
+    class order that differs between the model and the labels. ``cis``: 95% intervals by class (``"macro"``
+    for the macro) shown beside the value where known, so a reader can tell noise from a flip."""
+    cis = cis or {}
     out = []
     if macro is not None and macro < CHANCE:
-        out.append(f"WARNING {name}: macro AUROC {fmt_metric(macro)} is worse than chance (0.5): check label "
-                   "polarity or class order")
-    bad = [f"{c} {fmt_metric(v)}" for c, v in per_class.items() if v is not None and v < CHANCE]
+        out.append(f"WARNING {name}: macro AUROC {fmt_ci(macro, cis.get('macro'))} is worse than chance (0.5): "
+                   "check label polarity or class order")
+    bad = [f"{c} {fmt_ci(v, cis.get(c))}" for c, v in per_class.items() if v is not None and v < CHANCE]
     if bad:
         out.append(f"WARNING {name}: AUROC worse than chance (below 0.5) for {', '.join(bad)}: check label "
                    "polarity or class order")
