@@ -130,7 +130,8 @@ def train_models(s: DemoSettings, index_csv: Path, split_csv: Path, cache: Path)
 
 
 def evaluate_and_compare(s: DemoSettings, runs: list[Path], index_csv: Path) -> Path:
-    """Evaluate each run's test predictions, compare them pairwise, write the report; returns report.html."""
+    """Evaluate each run's test predictions, compare the runs pairwise; returns the comparison's report.html, the
+    demo's one report (the study report and the per-model reports are its linked appendix)."""
     from cxrlab.evaluate import compare, evaluate
     from cxrlab.evaluate.options import EvalOptions
 
@@ -143,13 +144,22 @@ def evaluate_and_compare(s: DemoSettings, runs: list[Path], index_csv: Path) -> 
 
     t0 = _step(6, 6, "compare the models (paired DeLong tests, Holm-adjusted) and write the report")
     out = s.out / "comparison"
-    _report(*compare.summary_lines(compare.compare_runs(runs, labels=index_csv, out=out, options=options)))
+    _report(*compare.summary_lines(compare.compare_runs(runs, labels=index_csv, out=out, options=options,
+                                                        appendix=appendix(runs))))
     _done(t0)
     return out / "report.html"
 
 
+def appendix(runs: list[Path]) -> list[tuple[str, str]]:
+    """Links from the comparison report (in ``comparison/``) to the study report and each model's evaluation."""
+    return [("The demo as a study: leaderboard, measured costs, training curves on shared axes",
+             "../report/report.html"),
+            *[(f"Evaluation of {run.name} alone: per-class tables, calibration, precision-recall curves",
+               f"../runs/{run.name}/evaluation/report.html") for run in runs]]
+
+
 def run_demo(s: DemoSettings) -> Path:
-    """Run the whole flow; returns the comparison report's path."""
+    """Run the whole flow; returns the path of its one report (the comparison, linking the others)."""
     start = time.perf_counter()
     s.out.mkdir(parents=True, exist_ok=True)
     index_csv, split_csv, cache = prepare_data(s)
@@ -157,8 +167,7 @@ def run_demo(s: DemoSettings) -> Path:
     report = evaluate_and_compare(s, runs, index_csv)
     from cxrlab.study.report import build_report
 
-    build_report(s.out)  # the study report (seeds, costs, curves) beside the comparison
+    build_report(s.out, announce=False)  # costs and curves on shared axes: linked from the report's appendix
     minutes = (time.perf_counter() - start) / 60
     print(f"\ncxrlab demo finished in {minutes:.1f} min. Report: {report.resolve()}")
-    print(f"Per-model reports: {s.out / 'runs' / '<model>' / 'evaluation' / 'report.html'}")
     return report

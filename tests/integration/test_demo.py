@@ -16,6 +16,9 @@ def test_demo_default_runs_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     report = out / "comparison" / "report.html"
     assert f"Report: {report.resolve()}" in printed
+    assert printed.count("report.html") == 1  # one report; the study and per-model reports are its appendix
+    appendix = (out / "comparison" / "report.md").read_text().split("## Appendix")[1]
+    assert "(../report/report.html)" in appendix and (out / "report" / "report.html").exists()
     assert report.stat().st_size > 10_000  # figures are embedded
     comparison = json.loads((out / "comparison" / "comparison.json").read_text())
     assert comparison  # one entry per model pair and class

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "evaluate"))  # report_lint: what every report must satisfy
 from train_helpers import make_tiny  # noqa: E402
 
 

@@ -69,6 +69,19 @@ def test_drops_are_paired_on_the_test_sources_images(setup):
     assert not gap.paired and gap.findings == ["Effusion"]
 
 
+def test_matrix_report_reads_cleanly(setup, tmp_path):
+    from report_lint import lint_report
+
+    from cxrlab.study.matrix_report import write_matrix_report
+
+    tests, _, preds, trained = setup
+    m = generalisation_matrix(tests, preds, CLASSES, trained, replicates=50)
+    write_matrix_report(m, tmp_path, {"study": "tiny", "finished_at": None, "seeds": [0], "lr": 0.0003})
+    md = (tmp_path / "report" / "report.md").read_text()
+    lint_report(md)
+    assert "- lr: 0.0003" in md and "- finished at: none" in md
+
+
 def test_simulation_interval_coverage_and_paired_test_size():
     """Binormal data with a known AUROC: the cell's 95% interval covers it in about 95% of samples, and the
     paired drop test of two equally good models rejects at about 5%."""

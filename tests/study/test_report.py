@@ -10,6 +10,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+from report_lint import lint_report
 from study_helpers import write_study
 
 from cxrlab.evaluate.compare import compare_runs
@@ -111,6 +112,19 @@ def test_report_is_rebuilt_by_the_cli(finished, capsys):
     assert main(["study", "report", str(finished)]) == 0
     assert (finished / "report" / "report.html").exists()
     build_report(finished)
+
+
+def test_report_reads_cleanly(finished):
+    """No raw floats, JSON or empty literals, headings nested, p-values one way; the study file a YAML block;
+    a class below the stats core's minimum of positive patients gets no interval or p-value."""
+    md = (finished / "report" / "report.md").read_text()
+    lint_report(md)
+    assert "```yaml\nname: tiny\n" in md
+    rep = _report(finished)
+    thin = [c for c, n in rep["class_counts"].items() if n["n_pos_patients"] < rep["min_patients"]]
+    assert thin  # 96 tiny images: every class is thin
+    row = next(x for x in md.splitlines() if x.startswith(f"| b | a | {thin[0]} |"))
+    assert "n/a: " in row and "positive patient" in row and "[" not in row
 
 
 def test_report_is_self_contained(finished):

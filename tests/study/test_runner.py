@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from report_lint import lint_report
 from study_helpers import write_study
 
 from cxrlab.cli import main
@@ -123,7 +124,9 @@ def test_external_test_set_is_predicted_and_reported(tmp_path, tiny_data):
     assert len(preds) == 96  # every image of the external index
     report = read_json(out / "report" / "study_report.json")
     assert report["external"]["again"]["counts"]["images"] == 96
-    assert "External test set: again" in (out / "report" / "report.md").read_text()
+    md = (out / "report" / "report.md").read_text()
+    assert "External test set: again" in md
+    lint_report(md)
 
 
 def test_arms_option_runs_only_the_named_arms(tmp_path, tiny_data, capsys):

@@ -51,10 +51,12 @@ def compare_runs(
     out: str | Path | None = None,
     options: EvalOptions | None = None,
     report: bool = True,
+    appendix: list[tuple[str, str]] | None = None,
     **option_overrides,
 ) -> dict:
     """Compare run directories or predictions files scored on the same images (``options``: ``EvalOptions``,
-    or its fields by keyword; ``by``: one subgroup table per model, see ``cxrlab.evaluate.subgroups``).
+    or its fields by keyword; ``by``: one subgroup table per model, see ``cxrlab.evaluate.subgroups``;
+    ``appendix``: (text, href) links the report ends with).
 
     Writes ``out/comparison.json``, ``out/comparison.csv``, ``out/report.md`` and ``out/report.html``.
     Returns the comparison dictionary.
@@ -86,12 +88,13 @@ def compare_runs(
     result["flagged"] = flagged
     result["min_patients"] = opts.exact_below
     result["options"] = opts.to_dict()
+    result["dataset_format"] = index.meta.get("format")  # the report shows NIH's published anchors only on NIH
     if opts.by:
         result["subgroups"] = model_subgroups(models, index, list(opts.by), weights, exclude=tuple(exclude),
                                               method=threshold_method, age_bands=parse_age_bands(opts.age_bands),
                                               min_group=opts.min_group)
     if out is not None:
-        write_comparison(result, models, Path(out), report)
+        write_comparison(result, models, Path(out), report, appendix)
     return result
 
 
@@ -301,7 +304,8 @@ def _mean_sd(values: list) -> list:
     return [_f(v.mean()), _f(v.std(ddof=1)) if len(v) > 1 else None] if len(v) else [None, None]
 
 
-def write_comparison(result: dict, models: list[Model], out: Path, report: bool = True) -> None:
+def write_comparison(result: dict, models: list[Model], out: Path, report: bool = True,
+                     appendix: list[tuple[str, str]] | None = None) -> None:
     """``comparison.json``, ``comparison.csv`` and the reports."""
     import pandas as pd
 
@@ -318,7 +322,7 @@ def write_comparison(result: dict, models: list[Model], out: Path, report: bool 
     if report:
         from cxrlab.evaluate.compare_report import write_comparison_report
 
-        write_comparison_report(result, models, out)
+        write_comparison_report(result, models, out, appendix)
 
 
 def summary_lines(result: dict) -> list[str]:

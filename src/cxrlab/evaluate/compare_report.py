@@ -7,17 +7,23 @@ from pathlib import Path
 from cxrlab.evaluate import figures
 from cxrlab.evaluate.definitions import DEFINITIONS, REFERENCE_NOTE, REFERENCES
 from cxrlab.evaluate.document import Document
-from cxrlab.evaluate.evaluate import fmt_ci
-from cxrlab.evaluate.pairwise import fmt_p
-from cxrlab.evaluate.report import definitions_section, reference_section, run_sections
+from cxrlab.evaluate.formatting import fmt_ci, fmt_count, fmt_number, fmt_p, fmt_p_adjusted, fmt_signed, too_few
+from cxrlab.evaluate.report import collapse_warnings, definitions_section, reference_section, run_sections
 from cxrlab.evaluate.subgroups_report import subgroup_section
+from cxrlab.evaluate.trouble import below_chance
 
 
-def write_comparison_report(result: dict, models: list, out: Path) -> tuple[Path, Path]:
-    """Write ``out/report.html`` and ``out/report.md`` for a ``compare_runs`` result."""
+def write_comparison_report(result: dict, models: list, out: Path,
+                            appendix: list[tuple[str, str]] | None = None) -> tuple[Path, Path]:
+    """Write ``out/report.html`` and ``out/report.md`` for a ``compare_runs`` result.
+
+    ``appendix``: (text, relative href) links to companion reports (the demo's study report, per-model
+    evaluations), listed at the end so one report stays the report."""
     doc = Document("cxrlab comparison")
     headline = "macro AUROC" if result["headline"] == "macro_auroc" else "macro F1"
     doc.heading("Summary")
+    doc.warnings([w for r in result["models"] for w in _chance(result, r)]
+                 + [w for model in models for w in collapse_warnings(model.source, model.name)])
     doc.bullets([
         f"{len(result['models'])} models on the same {result['counts']['images']} images "
         f"({result['counts']['patients']} patients); " + _best_line(result, headline),
@@ -26,7 +32,7 @@ def write_comparison_report(result: dict, models: list, out: Path) -> tuple[Path
         f"(seed {result['bootstrap']['seed']}); p-values Holm-adjusted over all {len(result['tests'])} tests",
         f"{headline} averaged over: {', '.join(result['macro_classes'])}"
         + (f"; excluded: {', '.join(result['excluded'])}" if result["excluded"] else "")
-        + (f"; left out, fewer than {result['min_patients']} positive or negative patients: "
+        + (f"; flagged, fewer than {result['min_patients']} positive or negative patients (no interval, no star): "
            f"{', '.join(result['flagged'])}" if result.get("flagged") else ""),
         *[f"note: {n}" for n in result["notes"]],
     ])
@@ -43,17 +49,33 @@ def write_comparison_report(result: dict, models: list, out: Path) -> tuple[Path
         [f"{t['a']} - {t['b']} ({t['metric']})" for t in macro], [t["delta"] for t in macro],
         [t.get("delta_ci") for t in macro], "paired difference (95% CI, patient bootstrap)", 0.0),
         "Paired differences of the macro metrics")
+    _per_model(doc, result, models)
+    reference_section(doc, {"note": REFERENCE_NOTE, "anchors": REFERENCES}, result.get("dataset_format"))
+    definitions_section(doc, DEFINITIONS)
+    if appendix:
+        doc.heading("Appendix")
+        for text, href in appendix:
+            doc.link(text, href)
+    return doc.write(out)
+
+
+def _per_model(doc: Document, result: dict, models: list) -> None:
+    """Each model's curves, training facts (a collapse in words), split audit and subgroups, nested under it."""
+    doc.heading("Per model")
     for model in models:
         doc.heading(f"Model: {model.name}", 3)
         doc.figure(f"roc_{_slug(model.name)}", figures.roc_figure(model.scored, result["macro_classes"]),
                    f"ROC curves, {model.name}")
         doc.figure(f"reliability_{_slug(model.name)}", figures.reliability_figure(model.scored),
                    f"Reliability diagram, {model.name}")
-        run_sections(doc, model.source)
-        subgroup_section(doc, (result.get("subgroups") or {}).get(model.name), model.name)
-    reference_section(doc, {"references": {"note": REFERENCE_NOTE, "anchors": REFERENCES}})
-    definitions_section(doc, DEFINITIONS)
-    return doc.write(out)
+        run_sections(doc, model.source, level=4, fig=f"training_{_slug(model.name)}")
+        subgroup_section(doc, (result.get("subgroups") or {}).get(model.name), model.name, level=4)
+
+
+def _chance(result: dict, row: dict) -> list[str]:
+    macro = row["headline"] if result["headline"] == "macro_auroc" else None
+    per = row["per_class"] if result["per_class_metric"] == "auroc" else {}
+    return below_chance(row["name"], per, macro)
 
 
 def _best_line(result: dict, headline: str) -> str:
@@ -72,11 +94,11 @@ def _counts_table(doc: Document, result: dict) -> None:
     flagged = set(result.get("flagged") or [])
     doc.table(["class", "positive images", "positive patients", "negative patients", "per-class test"],
               [[c, v["n_pos_images"], v["n_pos_patients"], v["n_neg_patients"],
-                "permutation (flagged: left out of the macro)" if c in flagged else "DeLong"]
+                "permutation (flagged: no star)" if c in flagged else "DeLong"]
                for c, v in counts.items()])
     doc.text(f"Each AUROC rests on its positive patients: classes with fewer than {result['min_patients']} positive "
-             "(or negative) patients are tested by the paired permutation test, get no significance star and are "
-             "left out of the headline macro.")
+             "(or negative) patients are tested by the paired permutation test and get no significance star; they "
+             "stay in the macro average (the one definition training selects on).")
 
 
 def _slug(name: str) -> str:
@@ -92,7 +114,8 @@ def _model_table(doc: Document, result: dict, headline: str) -> None:
     rows = []
     for r in result["models"]:
         name = r["name"] + (" (best)" if r["name"] == result["best"] else "")
-        rows.append([name, _int(r.get("params")), _num(r.get("train_seconds")), _num(r.get("images_per_s")),
+        rows.append([name, fmt_count(r.get("params")), fmt_number(r.get("train_seconds")),
+                     fmt_number(r.get("images_per_s")),
                      fmt_ci(r["headline"], r["headline_ci"]), r["macro_f1"],
                      *([_aurc(r)] if aurc else []), *[r["per_class"][c] for c in result["classes"]]])
     doc.table(headers, rows)
@@ -128,34 +151,30 @@ def _tests_table(doc: Document, result: dict) -> None:
     doc.heading("Paired tests")
     rows = []
     for t in result["tests"]:
-        star = " *" if t.get("significant") else ""
-        floor = t.get("p_floor")
-        at_floor = floor is not None and t["p_value"] is not None and t["p_value"] <= floor * (1 + 1e-9)
         rows.append([f"{t['a']} - {t['b']}", t["class"], t["metric"], t["test"], t.get("n_pos_images", ""),
-                     t.get("n_pos_patients", ""), _signed(t["delta"]), fmt_p(t["p_value"], t.get("p_floor")),
-                     fmt_p(t["p_adjusted"], t["p_adjusted"] if at_floor else None) + star])
+                     t.get("n_pos_patients", ""), fmt_signed(t["delta"]), fmt_p(t["p_value"], t.get("p_floor")),
+                     fmt_p_adjusted(t["p_value"], t["p_adjusted"], t.get("p_floor")), _significance(result, t)])
     doc.table(["pair (a - b)", "class", "metric", "test", "pos. images", "pos. patients", "delta", "p",
-               "p (Holm)"], rows)
-    doc.text("* adjusted p < 0.05, shown only for classes with enough positive patients. DeLong tests are "
-             "patient-clustered when a patient has several images (Obuchowski 1997); permutation and bootstrap "
-             "p-values are Monte Carlo values, never reported below their resolution (<=2/(B+1)).")
+               "p (Holm)", "significant"], rows)
+    doc.text("* Holm-adjusted p < 0.05. A class below the minimum number of positive (or negative) patients the "
+             "stats core needs for an interval and a star gets \"n/a\" there: its permutation p-value is valid but "
+             "its effect is not estimated well enough to call. DeLong tests are patient-clustered when a patient has "
+             "several images (Obuchowski 1997); permutation and bootstrap p-values are Monte Carlo values, never "
+             "reported below their resolution (<=2/(B+1)).")
+
+
+def _significance(result: dict, t: dict) -> str:
+    """``yes *`` / ``no``, or why a class cannot be called (too few patients for the stats core's rule)."""
+    if not t.get("enough_patients", True):
+        return too_few(t.get("n_pos_patients", 0), t.get("n_neg_patients", 0), result["min_patients"])
+    if t.get("p_adjusted") is None:
+        return "n/a"
+    return "yes *" if t.get("significant") else "no"
 
 
 def _aurc(r: dict) -> str:
     return "n/a" if r.get("aurc") is None else f"{r['aurc']:.4f} ({r['aurc_score']})"
 
 
-def _int(v) -> str:
-    return "n/a" if v is None else f"{int(v):,}"
-
-
-def _num(v) -> str:
-    return "n/a" if v is None else f"{v:.1f}"
-
-
 def _pm(pair: list) -> str:
     return "n/a" if pair[0] is None else f"{pair[0]:.3f} ± {pair[1] or 0:.3f}"
-
-
-def _signed(v) -> str:
-    return "n/a" if v is None else f"{v:+.4f}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 DEFINITIONS = {
     "auroc": "Area under the ROC curve of one class: the probability that a random positive image scores higher "
     "than a random negative one (ties count 1/2). Images with an unknown label for the class are left out. "
-    "Undefined (null) when the class has a single label value among the scored images.",
+    "Undefined (n/a; empty in the JSON) when the class has a single label value among the scored images.",
     "auprc": "Average precision: sum over distinct thresholds (descending) of (recall_k - recall_k-1) x "
     "precision_k, without interpolation (scikit-learn's average_precision_score). Its chance level is the "
     "prevalence.",

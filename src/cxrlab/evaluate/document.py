@@ -8,6 +8,7 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cxrlab.evaluate.formatting import fmt_metric, fmt_number
 from cxrlab.utils import atomic_write_bytes, atomic_write_text
 
 CSS = """
@@ -19,19 +20,36 @@ th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}td{white-space:nowr
 td:first-child,th:first-child,td.t{text-align:left}
 figure{display:inline-block;margin:0.5em}figcaption{font-size:0.85em;color:#555}
 img{max-width:100%}.note{color:#7a4b00}.small{font-size:0.85em;color:#555}
+pre{background:#f6f6f6;border:1px solid #ddd;padding:0.6em;overflow-x:auto;font-size:0.85em}
+.warn{color:#8a1f11;font-weight:600}
 """
 
 
 @dataclass
 class Document:
     """Blocks in order: ("h", level, text), ("p", text), ("table", headers, rows), ("fig", name, png, caption),
-    ("link", text, href)."""
+    ("link", text, href), ("code", language, text), ("warn", items).
+
+    The title is the only h1; headings nest (a heading is at most one level below the one before it)."""
 
     title: str
     blocks: list[tuple] = field(default_factory=list)
 
     def heading(self, text: str, level: int = 2) -> None:
-        self.blocks.append(("h", level, text))
+        """A section heading; never deeper than one below the heading before it (a skipped level is pulled up)."""
+        self.blocks.append(("h", max(2, min(level, self._deepest() + 1)), text))
+
+    def _deepest(self) -> int:
+        return next((b[1] for b in reversed(self.blocks) if b[0] == "h"), 1)
+
+    def code(self, text: str, language: str = "") -> None:
+        """A fenced block (a study's YAML, a command), shown verbatim."""
+        self.blocks.append(("code", language, text.rstrip("\n")))
+
+    def warnings(self, items: list[str]) -> None:
+        """Trouble in plain words, shown prominently (nothing when ``items`` is empty)."""
+        if items:
+            self.blocks.append(("warn", list(items)))
 
     def text(self, text: str) -> None:
         self.blocks.append(("p", text))
@@ -74,6 +92,10 @@ class Document:
                 parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
             elif b[0] == "link":
                 parts.append(f"<p><a href='{e(b[2])}'>{e(b[1])}</a></p>")
+            elif b[0] == "code":
+                parts.append(f"<pre><code>{e(b[2])}</code></pre>")
+            elif b[0] == "warn":
+                parts.append("<ul class='warn'>" + "".join(f"<li>{e(x)}</li>" for x in b[1]) + "</ul>")
             elif b[0] == "fig":
                 data = base64.b64encode(b[2]).decode("ascii")
                 parts.append(f"<figure><img alt='{e(b[3])}' src='data:image/png;base64,{data}'>"
@@ -96,6 +118,10 @@ class Document:
                 lines += ["| " + " | ".join(_md(c) for c in r) + " |" for r in b[2]] + [""]
             elif b[0] == "link":
                 lines += [f"[{b[1]}]({b[2]})", ""]
+            elif b[0] == "code":
+                lines += [f"```{b[1]}", b[2], "```", ""]
+            elif b[0] == "warn":
+                lines += [f"- **{x}**" for x in b[1]] + [""]
             elif b[0] == "fig":
                 atomic_write_bytes(out / "figures" / f"{b[1]}.png", b[2])
                 lines += [f"![{b[3]}](figures/{b[1]}.png)", ""]
@@ -103,10 +129,11 @@ class Document:
 
 
 def _cell(v) -> str:
+    """A table cell: floats in [0, 1] as metrics (3 decimals), other floats to 3 significant digits."""
     if v is None:
         return "n/a"
     if isinstance(v, float):
-        return f"{v:.3f}"
+        return fmt_metric(v) if 0 <= v <= 1 else fmt_number(v)
     return str(v)
 
 

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cxrlab.evaluate.formatting import fmt_value
+
 GALLERY_ORDER = ("most confident correct", "most confident wrong", "most uncertain", "with ground-truth boxes")
 
 
@@ -56,9 +58,9 @@ def localization_rows(loc: dict[str, Any]) -> list[list[Any]]:
 
 
 def _facts(loc: dict[str, Any]) -> list[str]:
-    facts = [f"methods: {', '.join(loc.get('methods_run') or [])}; {loc.get('n_images')} images, "
-             f"{loc.get('n_maps_per_method')} maps per method, {loc.get('n_scored_pairs')} scored against boxes; "
-             f"map threshold {loc.get('threshold')}"]
+    facts = [f"methods: {fmt_value(loc.get('methods_run'))}; {fmt_value(loc.get('n_images'))} images, "
+             f"{fmt_value(loc.get('n_maps_per_method'))} maps per method, {fmt_value(loc.get('n_scored_pairs'))} "
+             f"scored against boxes; map threshold {fmt_value(loc.get('threshold'))}"]
     if loc.get("boxes_file"):
         facts.append(f"boxes: {loc['boxes_file']} ({loc.get('boxes_used', 0)} used; "
                      f"{loc.get('boxes_skipped_image_not_in_set', 0)} skipped, image not in the set; "

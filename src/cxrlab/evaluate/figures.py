@@ -8,19 +8,20 @@ import numpy as np
 
 from cxrlab.evaluate.calibration import reliability, top_label
 from cxrlab.evaluate.matching import Scored
+from cxrlab.evaluate.palette import class_style
 from cxrlab.utils import figure_png, pyplot
 
 MAX_CURVES = 15  # beyond this a legend is unreadable
 
 
-def _binary_columns(s: Scored) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(class, labels, scores) for each class with both label values, unknown labels removed."""
+def _binary_columns(s: Scored) -> list[tuple[str, np.ndarray, np.ndarray, dict]]:
+    """(class, labels, scores, line style) for each class with both label values, unknown labels removed."""
     out = []
     for i, c in enumerate(s.classes[:MAX_CURVES]):
         known = ~np.isnan(s.y[:, i])
         y = s.y[known, i]
         if 0 < y.sum() < len(y):
-            out.append((c, y, s.p[known, i]))
+            out.append((c, y, s.p[known, i], class_style(i)))  # the style follows the class, not the plot order
     return out
 
 
@@ -32,9 +33,9 @@ def roc_figure(s: Scored, macro_classes: list[str] | None = None) -> bytes:
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     grid = np.linspace(0, 1, 201)
     mean_tpr = []
-    for c, y, p in _binary_columns(s):
+    for c, y, p, style in _binary_columns(s):
         fpr, tpr, _ = roc_curve(y, p)
-        ax.plot(fpr, tpr, lw=1, alpha=0.7, label=f"{c} ({roc_auc_score(y, p):.3f})")
+        ax.plot(fpr, tpr, lw=1.2, alpha=0.85, label=f"{c} ({roc_auc_score(y, p):.3f})", **style)
         if macro_classes is None or c in macro_classes:
             mean_tpr.append(np.interp(grid, fpr, tpr))
     if mean_tpr:
@@ -51,9 +52,10 @@ def pr_figure(s: Scored) -> bytes:
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    for c, y, p in _binary_columns(s):
+    for c, y, p, style in _binary_columns(s):
         precision, recall, _ = precision_recall_curve(y, p)
-        ax.step(recall, precision, where="post", lw=1, label=f"{c} ({average_precision_score(y, p):.3f})")
+        ax.step(recall, precision, where="post", lw=1.2, label=f"{c} ({average_precision_score(y, p):.3f})",
+                **style)
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall curves (AP)", ylim=(0, 1.02))
     ax.legend(fontsize=7, loc="upper right")
     return figure_png(fig)
@@ -65,13 +67,13 @@ def reliability_figure(s: Scored) -> bytes:
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
     if s.task == "multiclass":
         correct, conf = top_label(s.y, s.p)
-        series = [("top label", correct, conf)]
+        series = [("top label", correct, conf, class_style(0))]
     else:
         series = _binary_columns(s)
-    for name, y, p in series:
+    for name, y, p, style in series:
         r = reliability(y, p)
         ok = r["count"] > 0
-        ax.plot(r["confidence"][ok], r["frequency"][ok], marker="o", ms=3, lw=1, label=name)
+        ax.plot(r["confidence"][ok], r["frequency"][ok], marker="o", ms=3, lw=1, label=name, **style)
     ax.plot([0, 1], [0, 1], ls=":", color="grey", label="perfect calibration")
     ax.set(xlabel="mean predicted probability", ylabel="observed frequency", title="Reliability diagram",
            xlim=(0, 1), ylim=(0, 1))

@@ -14,6 +14,7 @@ from itertools import combinations
 import numpy as np
 
 from cxrlab.evaluate import metrics as m
+from cxrlab.evaluate.formatting import fmt_p  # noqa: F401  (re-exported: callers import it from here)
 from cxrlab.evaluate.stats.bootstrap import bootstrap_test, percentile_ci
 from cxrlab.evaluate.stats.choose import MIN_PATIENTS, auroc_pair_test
 from cxrlab.evaluate.stats.multiple import holm_adjust
@@ -72,15 +73,6 @@ def best_model(rows: list[dict], tests: list[dict], headline: str) -> tuple[str 
         if not (t["significant"] and favours):
             tied.append(r["name"])
     return (leader, []) if not tied else (None, [leader, *tied])
-
-
-def fmt_p(p: float | None, floor: float | None = None) -> str:
-    """A p-value to the precision its method supports: ``<=0.0005`` at a Monte Carlo floor (never 6e-25)."""
-    if p is None:
-        return "n/a"
-    if floor is not None and p <= floor * (1 + 1e-9):
-        return f"<={floor:.2g}"
-    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
 
 
 def _f(x) -> float | None:

@@ -7,17 +7,18 @@ from pathlib import Path
 
 from cxrlab.evaluate import figures
 from cxrlab.evaluate.document import Document
-from cxrlab.evaluate.formatting import fmt_ci, headline
+from cxrlab.evaluate.formatting import fmt_ci, fmt_count, fmt_seconds, fmt_value, headline, is_nih
 from cxrlab.evaluate.inputs import Source
 from cxrlab.evaluate.matching import Scored
 from cxrlab.evaluate.subgroups_report import datasets_section, internal_external_section, subgroup_section
+from cxrlab.evaluate.trouble import below_chance, validation_collapse
 
 
 def write_evaluation_report(result: dict, scored: Scored, source: Source, out: Path) -> tuple[Path, Path]:
     """Write ``out/report.html`` and ``out/report.md``."""
     name, model = result.get("name") or result["model"], result["model"]
     doc = Document(f"cxrlab evaluation: {name}" + (f" ({model})" if model != name else ""))
-    _summary(doc, result)
+    _summary(doc, result, collapse_warnings(source, name))
     datasets_section(doc, result)
     if result["task"] == "multilabel":
         _multilabel_tables(doc, result)
@@ -45,15 +46,33 @@ def write_evaluation_report(result: dict, scored: Scored, source: Source, out: P
         from cxrlab.evaluate.explain_section import explain_section
 
         explain_section(doc, source.run_dir / "explain", out)
-    reference_section(doc, result)
+    test_format = ((result.get("datasets") or {}).get("test") or {}).get("format")
+    reference_section(doc, result["references"], test_format)
     definitions_section(doc, result["definitions"])
     return doc.write(out)
 
 
-def _summary(doc: Document, r: dict) -> None:
+def chance_warnings(r: dict, name: str = "this model") -> list[str]:
+    """An evaluation's AUROCs below 0.5 (per class and macro), in words."""
+    key = "auroc" if r["task"] == "multilabel" else "auroc_ovr"
+    cis = {c: m.get(f"{key}_ci") for c, m in r["per_class"].items()} | {"macro": r["macro"].get(f"{key}_ci")}
+    return below_chance(name, {c: m.get(key) for c, m in r["per_class"].items()}, r["macro"].get(key), cis)
+
+
+def collapse_warnings(source: Source, name: str) -> list[str]:
+    """The run's validation metric collapsing during training (its ``metrics.csv``), in words."""
+    if source.run_dir is None or not (source.run_dir / "metrics.csv").exists():
+        return []
+    info = source.manifest().get("val_metric")
+    metric = info.get("name", "macro_auroc") if isinstance(info, dict) else "macro_auroc"
+    return validation_collapse(source.run_dir / "metrics.csv", metric, name)
+
+
+def _summary(doc: Document, r: dict, warnings: list[str]) -> None:
     c = r["counts"]
     name, value, ci = headline(r)
     doc.heading("Summary")
+    doc.warnings(chance_warnings(r, r.get("name") or r["model"]) + warnings)
     items = [
         f"{name}: {fmt_ci(value, ci)} (95% CI from {r['bootstrap']['replicates']} patient-level bootstrap "
         f"replicates, seed {r['bootstrap']['seed']})",
@@ -114,8 +133,10 @@ def _multilabel_tables(doc: Document, r: dict) -> None:
     doc.table(["class", "positive images", "positive patients", "negatives", "prevalence", "AUROC [95% CI]",
                "AUPRC [95% CI]", "sens @ spec 0.9", "threshold", "F1 [95% CI]", "in macro"], rows)
     if r["macro"].get("flagged"):
+        powered = r["macro"].get("powered") or {}
         doc.text(f"Classes with fewer than {r['macro']['min_patients']} positive (or negative) patients get no "
-                 f"interval and are left out of the macro average: {', '.join(r['macro']['flagged'])}.")
+                 f"AUROC interval: {', '.join(r['macro']['flagged'])}. They stay in the macro average; the macro "
+                 f"over the other classes alone is {fmt_ci(powered.get('auroc'), powered.get('auroc_ci'))}.")
 
 
 def _multiclass_tables(doc: Document, r: dict) -> None:
@@ -153,30 +174,37 @@ def uncertainty_section(doc: Document, unc: dict | None) -> None:
     doc.text(unc["error"])
 
 
-def run_sections(doc: Document, source: Source) -> None:
-    """Training curves and the split audit, when a run directory is known."""
+RUN_FACTS = {"config": ("config", str), "model": ("model", str), "parameters": ("parameters", fmt_count),
+             "params": ("parameters", fmt_count), "wall_seconds": ("training time", fmt_seconds),
+             "wall_time_s": ("training time", fmt_seconds), "best_epoch": ("best epoch", str), "seed": ("seed", str),
+             "device": ("device", str)}
+
+
+def run_sections(doc: Document, source: Source, level: int = 2, fig: str = "training") -> None:
+    """Training facts and curves and the split audit, when a run directory is known (a collapse is said in the
+    summary: ``collapse_warnings``).
+
+    ``level``: the heading level of "Training" (the audit sits one below it); ``fig``: the figure's file name."""
     if source.run_dir is None:
         return
     run = source.run_dir
-    doc.heading("Training")
+    doc.heading("Training", level)
     manifest = source.manifest()
-    facts = [f"{k}: {manifest[k]}" for k in ("config", "model", "parameters", "params", "wall_seconds", "wall_time_s",
-                                             "best_epoch", "seed", "device")
-             if k in manifest]
+    facts = [f"{label}: {fmt(manifest[k])}" for k, (label, fmt) in RUN_FACTS.items() if manifest.get(k) is not None]
     if facts:
         doc.bullets(facts)
     if (run / "metrics.csv").exists():
-        doc.figure("training", figures.training_figure(run / "metrics.csv"), "Training curves (metrics.csv)")
+        doc.figure(fig, figures.training_figure(run / "metrics.csv"), "Training curves (metrics.csv)")
     split_json = _split_json(run, manifest)
     if split_json is not None:
-        doc.heading("Split audit")
+        doc.heading("Split audit", level + 1)
         try:
             split = json.loads(split_json.read_text())
         except (OSError, ValueError):
             split = {}
         split = split if isinstance(split, dict) else {"unreadable": f"{split_json} is not a JSON object"}
-        doc.bullets([f"{k}: {_short(v)}" for k, v in split.items() if k != "audit"]
-                    + [f"audit.{k}: {_short(v)}" for k, v in (split.get("audit") or {}).items()])
+        doc.bullets([f"{k.replace('_', ' ')}: {_short(v)}" for k, v in split.items() if k != "audit"]
+                    + [f"audit, {k.replace('_', ' ')}: {_short(v)}" for k, v in (split.get("audit") or {}).items()])
 
 
 def _split_json(run: Path, manifest: dict) -> Path | None:
@@ -191,15 +219,18 @@ def _split_json(run: Path, manifest: dict) -> Path | None:
 
 
 def _short(v, limit: int = 200) -> str:
-    text = v if isinstance(v, str) else json.dumps(v)
+    text = fmt_value(v)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def reference_section(doc: Document, r: dict) -> None:
+def reference_section(doc: Document, references: dict, dataset_format: str | None) -> None:
+    """Published NIH ChestX-ray14 macro AUROCs beside ours: only when the labels are NIH's (the index's format)."""
+    if not is_nih(dataset_format):
+        return
     doc.heading("Reference anchors (NIH ChestX-ray14, other splits)")
-    doc.text(r["references"]["note"])
+    doc.text(references["note"])
     doc.table(["reference", "macro AUROC", "split"],
-              [[a["name"], a["macro_auroc"], a["split"]] for a in r["references"]["anchors"]])
+              [[a["name"], a["macro_auroc"], a["split"]] for a in references["anchors"]])
 
 
 def definitions_section(doc: Document, definitions: dict) -> None:

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from cxrlab.evaluate import figures
 from cxrlab.evaluate.document import Document
+from cxrlab.evaluate.formatting import fmt_ci as _fmt
 
 RESERVED = ("gaps", "worst_group", "settings")
-
-
-def _fmt(value, ci, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    if not ci or ci[0] is None:
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
 def datasets_section(doc: Document, result: dict) -> None:
@@ -44,15 +37,16 @@ def datasets_section(doc: Document, result: dict) -> None:
     doc.bullets(items)
 
 
-def subgroup_section(doc: Document, subgroups: dict | None, model: str | None = None) -> None:
-    """One table, gap list and forest plot per ``--by`` column (``model``: compare's per-model tables)."""
+def subgroup_section(doc: Document, subgroups: dict | None, model: str | None = None, level: int = 2) -> None:
+    """One table, gap list and forest plot per ``--by`` column (``model``: compare's per-model tables, whose
+    headings sit at ``level`` under the model's)."""
     if not subgroups:
         return
     for column, block in subgroups.items():
         settings = block["settings"]
         metric = settings["metric"]
         key = "auroc" if metric == "macro_auroc" else "f1"
-        doc.heading(f"Subgroups: {column}" + (f" ({model})" if model else ""))
+        doc.heading(f"Subgroups: {column}" + (f" ({model})" if model else ""), level)
         rows, names, values, cis = [], [], [], []
         for group in settings["groups"]:
             g = block[group]

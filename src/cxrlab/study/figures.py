@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cxrlab.evaluate.palette import class_style
 from cxrlab.utils import figure_png, pyplot
 
 
@@ -19,9 +20,8 @@ def curves_figure(curves: dict[str, pd.DataFrame], metric: str) -> bytes | None:
     fig, axes = plt.subplots(1, 4, figsize=(17, 4), sharex=True)
     loss_t, loss_v, met, lr = axes
     loss_v.sharey(loss_t)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (arm, frame) in enumerate(curves.items()):
-        c = colors[k % len(colors)]
+        c = class_style(k)["color"]  # the report's palette: 15 arms stay apart
         x = frame["epoch"]
         for ax, col, style in ((loss_t, "train_loss", "-"), (loss_v, "val_loss", "-"), (met, "val_metric", "-"),
                                (met, "train_metric", "--"), (lr, "lr", "-")):
@@ -57,12 +57,12 @@ def sweep_figure(key: str, points: list[dict[str, Any]], metric: str) -> bytes |
     values = list(dict.fromkeys(p["value"] for p in points))
     numeric = _numeric(values)
     pos = {v: (v if numeric else i) for i, v in enumerate(values)}
-    for series in dict.fromkeys(p["series"] for p in points):
+    for k, series in enumerate(dict.fromkeys(p["series"] for p in points)):
         rows = sorted((p for p in points if p["series"] == series), key=lambda p: pos[p["value"]])
         x = [pos[p["value"]] for p in rows]
         y = np.array([np.nan if p["mean"] is None else p["mean"] for p in rows], dtype=float)
         err = np.array([0.0 if p["sd"] is None else p["sd"] for p in rows], dtype=float)
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=4, label=series or None)
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=4, label=series or None, **class_style(k))
     if not numeric:
         ax.set_xticks(range(len(values)), [str(v) for v in values])
     ax.set(xlabel=key, ylabel=f"{metric} (mean ± sd over seeds)", title=f"{metric} against {key}")

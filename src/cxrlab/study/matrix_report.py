@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from cxrlab.evaluate.document import Document
+from cxrlab.evaluate.formatting import fmt_ci, fmt_p, fmt_signed, fmt_value
 from cxrlab.study.matrix import Matrix
 from cxrlab.utils import figure_png, pyplot, write_json
 
@@ -52,8 +53,7 @@ def matrix_section(doc: Document, m: Matrix) -> None:
              "draws for every model of a column).")
     doc.figure("matrix", heatmap(m), "train source x test source, macro AUROC with 95% CI")
     doc.table(["trained on", *m.tests], [[r, *(_fmt(m.cell(r, t)) for t in m.tests)] for r in m.trains])
-    rows = [[c.train, c.test, f, f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"] for c in m.cells
-            for f, v in c.per_finding.items()]
+    rows = [[c.train, c.test, f, fmt_ci(v[0], v[1:])] for c in m.cells for f, v in c.per_finding.items()]
     doc.heading("AUROC per finding", 3)
     doc.table(["trained on", "test source", "finding", "AUROC [95% CI]"], rows)
     doc.heading("Internal to external (paired: same test images)", 3)
@@ -61,8 +61,9 @@ def matrix_section(doc: Document, m: Matrix) -> None:
              "both score; CI and p from the paired patient bootstrap; DeLong p per finding (patient-clustered).")
     doc.table(["test source", "other model", "internal", "external", "drop [95% CI]", "p", "DeLong p per finding"],
               [[d.test, d.external, f"{d.internal_auroc:.3f}", f"{d.external_auroc:.3f}",
-                f"{d.drop:+.3f} [{d.ci[0]:+.3f}, {d.ci[1]:+.3f}]", f"{d.p_value:.3g}",
-                ", ".join(f"{k} {v['p_value']:.3g}" for k, v in d.delong.items())] for d in m.drops])
+                f"{fmt_signed(d.drop)} [{fmt_signed(d.ci[0])}, {fmt_signed(d.ci[1])}]",
+                fmt_p(d.p_value, 2 / (m.replicates + 1)),
+                ", ".join(f"{k} {fmt_p(v['p_value'])}" for k, v in d.delong.items())] for d in m.drops])
     if m.row_gaps:
         doc.heading("Row view: a model on its own test set vs another's (unpaired: different images)", 3)
         doc.table(["trained on", "own test", "other test", "own", "other", "gap [95% CI]"],
@@ -81,6 +82,7 @@ def write_matrix_report(m: Matrix, out: Path, provenance: dict[str, Any]) -> Pat
     write_json(out / "matrix.json", {**matrix_to_dict(m), "provenance": provenance})
     doc = Document("cxrlab cross-dataset study")
     matrix_section(doc, m)
-    doc.text("Provenance: " + ", ".join(f"{k}: {v}" for k, v in provenance.items()))
+    doc.heading("Provenance")
+    doc.bullets([f"{k.replace('_', ' ')}: {fmt_value(v)}" for k, v in provenance.items()])
     doc.write(out / "report")
     return out / "matrix.json"

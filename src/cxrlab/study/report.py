@@ -7,14 +7,15 @@ from the reference with CIs, and the provenance needed to rerun the study from i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import figures as efig
+from cxrlab.evaluate import metrics as em
 from cxrlab.evaluate.document import Document
-from cxrlab.evaluate.evaluate import fmt_ci
+from cxrlab.evaluate.formatting import fmt_ci, fmt_p, fmt_p_adjusted, fmt_value, too_few
+from cxrlab.evaluate.trouble import below_chance, validation_collapse
 from cxrlab.rundir import RunDir
 from cxrlab.study import collect
 from cxrlab.study import figures as sfig
@@ -78,7 +79,11 @@ def study_results(out: str | Path) -> dict[str, Any]:
             row["cost"] = _summed([costs.get(m, {}) for m in ens["members"]])
         row["strategy"] = info.get("freeze") if info else f"{ens['method']} ensemble of {', '.join(ens['members'])}"
     external = _external(plan, runs)
+    ref = next(iter(scores["_arms"].values())).members[0].scored
+    class_counts = {c: dict(zip(("n_pos_images", "n_pos_patients", "n_neg_patients"), em.class_counts(ref, i)))
+                    for i, c in enumerate(ref.classes)}
     return {"schema": "cxrlab.study_report/1", "external": external, "study": plan["study"],
+            "class_counts": class_counts, "min_patients": options.exact_below,
             "description": plan.get("description", ""),
             "budget": plan["budget"], "reference": reference, "smoke": plan.get("smoke", False),
             "options": options.to_dict(),
@@ -110,8 +115,9 @@ def _external(plan: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any
     return result
 
 
-def build_report(out: str | Path) -> Path:
-    """Write ``DIR/report/{report.html, report.md, study_report.json, leaderboard.csv}``; returns report.html."""
+def build_report(out: str | Path, announce: bool = True) -> Path:
+    """Write ``DIR/report/{report.html, report.md, study_report.json, leaderboard.csv}``; returns report.html
+    (``announce``: print its path; the demo, whose one report is the comparison, links it instead)."""
     out = Path(out)
     res = study_results(out)
     folder = out / "report"
@@ -130,7 +136,8 @@ def build_report(out: str | Path) -> Path:
     _sweeps(doc, res)
     _provenance(doc, res, out)
     html, _ = doc.write(folder)
-    print(f"study report: {html.resolve()}")
+    if announce:
+        print(f"study report: {html.resolve()}")
     return html
 
 
@@ -149,10 +156,11 @@ def _summary(doc: Document, res: dict[str, Any]) -> None:
     doc.heading("Summary")
     if res["description"]:
         doc.text(res["description"])
+    doc.warnings(_trouble(res))
     items = [
         f"{res['finished_runs']} of {res['planned_runs']} runs finished"
         + (" (smoke mode: 1 epoch, first seed)" if res["smoke"] else ""),
-        f"budget: {res['budget']}",
+        f"budget: {fmt_value(res['budget'])}",
         f"scored on {res['counts']['images']} images ({res['counts']['patients']} patients), the same for every run; "
         f"{h} averaged over {', '.join(res['macro_classes'])}",
         f"mean ± sd over seeds; 95% CI of the seed-mean from a two-level bootstrap: "
@@ -166,6 +174,24 @@ def _summary(doc: Document, res: dict[str, Any]) -> None:
         *[f"note: {n}" for n in res["notes"]],
     ]
     doc.bullets(items)
+
+
+def _trouble(res: dict[str, Any]) -> list[str]:
+    """Arms worse than chance (seed-mean AUROCs) and runs whose validation metric collapsed, in words."""
+    out = []
+    if res["per_class_metric"] == "auroc":
+        for a in res["arms"]:
+            out += below_chance(a["arm"], {c: v[0] for c, v in a["per_class"].items()},
+                                a["mean"] if res["headline"] == "macro_auroc" else None)
+    for r in res["_runs"]:
+        if r["kind"] == "arm":
+            out += validation_collapse(Path(r["dir"]) / "metrics.csv", res["headline"], f"run {r['name']}")
+    return out
+
+
+def _floor(res: dict[str, Any]) -> float:
+    """The smallest p-value the two-level bootstrap resolves: 1/(B+1)."""
+    return 1 / (res["bootstrap"]["replicates"] + 1)
 
 
 def _leaderboard(doc: Document, res: dict[str, Any]) -> None:
@@ -216,21 +242,33 @@ def _tests(doc: Document, res: dict[str, Any]) -> None:
     doc.table(["arm", "vs", "metric", "seeds", "difference of seed means (95% CI)", "p", "p (Holm)",
                "per seed: difference (p)"],
               [[t["a"], t["b"], t["metric"], "/".join(map(str, t["n_seeds"])), fmt_ci(t["delta"], t.get("delta_ci")),
-                _num(t["p_value"]), _num(t["p_adjusted"]), _per_seed_text(t["per_seed"])] for t in macro])
+                fmt_p(t["p_value"], _floor(res)), fmt_p_adjusted(t["p_value"], t["p_adjusted"], _floor(res)),
+                _per_seed_text(t["per_seed"], res)] for t in macro])
     doc.figure("differences", efig.forest_figure(
         [f"{t['a']} - {t['b']} ({t['metric']})" for t in macro], [t["delta"] for t in macro],
         [t.get("delta_ci") for t in macro], "difference of seed means (95% CI, two-level bootstrap)", 0.0),
         "Differences between arms (ablations: each arm minus the reference)")
     per = [t for t in res["tests"] if t["class"] != "macro"]
     doc.heading(f"Per-class differences of seed means ({res['per_class_metric']}, two-level bootstrap)", 3)
-    doc.table(["arm", "vs", "class", "difference (95% CI)", "p", "p (Holm)"],
-              [[t["a"], t["b"], t["class"], fmt_ci(t["delta"], t.get("delta_ci")), _num(t["p_value"]),
-                _num(t["p_adjusted"])] for t in per])
+    doc.table(["arm", "vs", "class", "difference (95% CI)", "p", "p (Holm)"], [_per_class_row(t, res) for t in per])
+    doc.text(f"A class with fewer than {res['min_patients']} positive (or negative) patients gets its difference "
+             "without an interval or p-value (\"n/a\"): the stats core's minimum for an interval to hold.")
 
 
-def _per_seed_text(rows: list[dict[str, Any]]) -> str:
-    """Each shared seed's paired difference and p-value (compare's test on that seed's two runs)."""
-    return "; ".join(f"s{r['seed']}: {_num(r['delta'], '{:+.3f}')} (p {_num(r['p_value'])})" for r in rows) or "n/a"
+def _per_class_row(t: dict[str, Any], res: dict[str, Any]) -> list[str]:
+    n = (res.get("class_counts") or {}).get(t["class"])
+    if n and min(n["n_pos_patients"], n["n_neg_patients"]) < res["min_patients"]:
+        why = too_few(n["n_pos_patients"], n["n_neg_patients"], res["min_patients"])
+        return [t["a"], t["b"], t["class"], fmt_ci(t["delta"], None), why, why]
+    return [t["a"], t["b"], t["class"], fmt_ci(t["delta"], t.get("delta_ci")), fmt_p(t["p_value"], _floor(res)),
+            fmt_p_adjusted(t["p_value"], t["p_adjusted"], _floor(res))]
+
+
+def _per_seed_text(rows: list[dict[str, Any]], res: dict[str, Any]) -> str:
+    """Each shared seed's paired difference and p-value (compare's test on that seed's two runs: floor 2/(B+1))."""
+    floor = 2 / (res["bootstrap"]["replicates"] + 1)
+    return "; ".join(f"s{r['seed']}: {_num(r['delta'], '{:+.3f}')} (p {fmt_p(r['p_value'], floor)})"
+                     for r in rows) or "n/a"
 
 
 def _costs(doc: Document, res: dict[str, Any]) -> None:
@@ -287,21 +325,27 @@ def _provenance(doc: Document, res: dict[str, Any], out: Path) -> None:
     for r in res["_runs"]:
         if r["kind"] == "arm":
             first.setdefault(r["arm"], r)
-    versions = {(a["cost"].get("cxrlab_version"), a["cost"].get("git_commit")) for a in res["arms"] if a["cost"]}
+    versions = {(a["cost"].get("cxrlab_version"), a["cost"].get("git_commit")) for a in res["arms"]
+                if a["cost"].get("cxrlab_version")}  # ensembles' summed costs name no version
     from cxrlab.study.data import data_hashes
 
     hashes = data_hashes(plan.get("data") or {})
     doc.bullets([f"study file sha256: {plan['study_sha256']} (a copy: study.yaml)",
-                 "code: " + "; ".join(f"cxrlab {v} commit {c or 'n/a'}" for v, c in sorted(versions, key=str)),
-                 f"data: {json.dumps(plan.get('data'))}", f"data hashes: {json.dumps(hashes)}",
+                 "code: " + ("; ".join(f"cxrlab {v} commit {c or 'n/a'}" for v, c in sorted(versions, key=str))
+                             or "n/a"),
                  f"command-line --set: {' '.join(plan.get('cli_set') or []) or 'none'}"])
+    doc.table(["data", "path", "sha256"],
+              [[k, fmt_value(v), hashes.get(f"{k}_sha256") or hashes.get(f"{k}_meta_sha256") or "n/a"]
+               for k, v in (plan.get("data") or {}).items()])
     study_yaml = out / "study.yaml"
     if study_yaml.exists():
         doc.heading("Study file", 3)
-        doc.blocks.append(("p", study_yaml.read_text(encoding="utf-8")))
+        doc.code(study_yaml.read_text(encoding="utf-8"), "yaml")
     doc.heading("Resolved configs (differences from the base; full config.yaml in each run folder)", 3)
+    items = []
     for a in plan["arms"]:
         run = first.get(a["name"])
         where = f"runs/{run['name']}/config.yaml" if run else "not trained yet"
-        diff = "; ".join(f"{k}: {v[0]!r} -> {v[1]!r}" for k, v in a["diff"].items()) or "same as base"
-        doc.bullets([f"{a['name']} ({where}): {diff}"])
+        diff = "; ".join(f"{k}: {fmt_value(v[0])} -> {fmt_value(v[1])}" for k, v in a["diff"].items())
+        items.append(f"{a['name']} ({where}): {diff or 'same as base'}")
+    doc.bullets(items)
