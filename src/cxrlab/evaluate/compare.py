@@ -187,7 +187,7 @@ def _uncertainty_info(model: Model) -> None:
 
 def _metric_arrays(model: Model, weights: np.ndarray, keep: list[int], method: str) -> None:
     s = model.scored
-    aucs, _ = m.class_auc_ap(s, weights)
+    aucs = m.class_auroc(s, weights)
     with np.errstate(invalid="ignore"):
         macro_cols = keep if s.task == "multilabel" else list(range(len(s.classes)))
         model.arrays["auroc"], model.arrays["macro_auroc"] = aucs, fixed_macro(aucs[:, macro_cols])

@@ -4,7 +4,8 @@ The bootstrap needs the AUROC of each class under 1,000 resamplings of patients.
 many times each patient counts, so every replicate is the same sorted list of scores with different weights.
 We sort once per class, sum the weights of positives and negatives within each group of tied scores with one
 sparse matrix product (groups x patients) @ (patients x replicates), and read both metrics off cumulative
-sums: no Python loop over replicates or images.
+sums: no Python loop over replicates or images. ``weighted_auroc`` is the AUROC-only path (compare, study
+report, study matrix): it carries only the tie groups that hold a positive, a few times faster, same numbers.
 
 Definitions (weights w_i, positives P, negatives N):
   AUROC = sum_{i in P, j in N} w_i w_j [s_i > s_j] + 0.5 [s_i = s_j]  /  (sum_P w * sum_N w)
@@ -106,6 +107,68 @@ def _from_group_sums(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.n
     auc[(total_pos <= 0) | (total_neg <= 0)] = np.nan
     ap[total_pos <= 0] = np.nan
     return auc, ap
+
+
+def weighted_auroc(
+    scores: np.ndarray, y: np.ndarray, owner: np.ndarray | None = None, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """AUROC alone under each row of ``weights`` (R,): ``auc_ap(...)[0]`` with fewer passes over the data.
+
+    Same arguments and the same numbers as ``auc_ap`` (with integer weights, such as bootstrap counts, every
+    sum is an exact integer, so the two agree to the last bit); NaN where a replicate has no positive or no
+    negative weight. The scores are sorted once per call (the side with fewer images counts as positive: the
+    same pairs). Each tie group k that holds a positive gets three weights: its positives, the negatives tied
+    with it, and the negatives above positive group k-1 up to and including group k. The numerator is
+    sum_k pos_k (cumsum(upto)_k - 0.5 tied_k) (a tied pair counts one half), read off (K, r) arrays built by
+    sparse products, ``CHUNK`` replicates at a time: about 2 x K x CHUNK values in memory, no re-sort and no
+    per-image array per replicate.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(y).astype(bool)
+    n = len(scores)
+    owner = np.arange(n) if owner is None else np.asarray(owner)
+    if weights is None:
+        weights = np.ones((1, int(owner.max()) + 1 if n else 0))
+    weights = np.asarray(weights, dtype=np.float64)
+    if n == 0 or y.all() or not y.any():
+        return np.full(len(weights), np.nan)
+    if 2 * y.sum() > n:  # the same pairs seen from the other side: fewer positive groups to carry
+        scores, y = -scores, ~y
+    m_pos, m_upto, m_tied, neg_per_unit = _positive_groups(scores, y, owner, weights.shape[1])
+    out = []
+    for start in range(0, len(weights), CHUNK):
+        wt = np.ascontiguousarray(weights[start : start + CHUNK].T)  # (U, r)
+        pos = np.asarray(m_pos @ wt)  # (K, r) positive weight of each positive tie group
+        upto = np.asarray(m_upto @ wt)  # negatives above the previous positive group, up to this one
+        np.cumsum(upto, axis=0, out=upto)  # negatives at or below each positive group
+        num = np.einsum("kr,kr->r", pos, upto)
+        if m_tied.nnz:  # a tied pair counts one half
+            num -= 0.5 * np.einsum("kr,kr->r", pos, np.asarray(m_tied @ wt))
+        total_pos, total_neg = pos.sum(0), neg_per_unit @ wt
+        with np.errstate(invalid="ignore", divide="ignore"):
+            auc = num / (total_pos * total_neg)
+        auc[(total_pos <= 0) | (total_neg <= 0)] = np.nan
+        out.append(auc)
+    return np.concatenate(out)
+
+
+def _positive_groups(scores: np.ndarray, y: np.ndarray, owner: np.ndarray, units: int):
+    """Sparse (K, U) counts per positive tie group k (ascending score) and unit: its positives, the negatives
+    above positive group k-1 up to and including group k, the negatives tied with group k; and (U,) negatives
+    per unit (negatives above every positive count only there)."""
+    order, groups, _ = tie_groups(scores)
+    ys, us = y[order], owner[order]
+    pos_groups = np.unique(groups[ys])  # ascending
+    k = np.searchsorted(pos_groups, groups)  # the first positive group at or above each element
+    tied = ~ys & (k < len(pos_groups)) & (pos_groups[np.minimum(k, len(pos_groups) - 1)] == groups)
+    upto = ~ys & (k < len(pos_groups))
+    shape = (len(pos_groups), units)
+
+    def counts(mask: np.ndarray) -> sparse.csr_matrix:
+        return sparse.csr_matrix((np.ones(int(mask.sum())), (k[mask], us[mask])), shape=shape)
+
+    neg_per_unit = np.bincount(us[~ys], minlength=units).astype(np.float64)
+    return counts(ys), counts(upto), counts(tied), neg_per_unit
 
 
 def auroc(scores: np.ndarray, y: np.ndarray) -> float:
