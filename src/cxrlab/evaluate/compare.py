@@ -122,7 +122,7 @@ def _load_models(sources: list[Source], index, prefix, logits, allow, allow_unve
         if src.val is not None:
             val, val_preds = load_scored(src.val, index, prefix, logits)
             record = check_fitting_allowed(val_preds, src.test, allow, "thresholds", labels=index,
-                                           allow_unverified=allow_unverified, run_dir=src.run_dir)
+                                           allow_unverified=allow_unverified, run_dir=src.run_dir, test_preds=preds)
             if record:  # --allow-test-fitting / --allow-unverified: recorded in the model's row of comparison.json
                 model.info["fitted_on_test" if record.get("fitted_on_test") else "unverified"] = record["reason"]
             model.arrays["val"] = val

@@ -21,7 +21,7 @@ from cxrlab.errors import CxrlabError
 from cxrlab.evaluate.matching import Scored
 from cxrlab.evaluate.stats.bootstrap import per_patient_sums, stratified_patient_weights
 from cxrlab.evaluate.stats.choose import MIN_PATIENTS, enough_patients
-from cxrlab.evaluate.stats.ranking import auc_ap, weighted_auroc
+from cxrlab.evaluate.stats.ranking import auc_ap, replicate_blocks, weighted_auroc
 
 SPECIFICITIES = (0.8, 0.9, 0.95)
 
@@ -51,9 +51,10 @@ def class_auroc(s: Scored, weights: np.ndarray) -> np.ndarray:
     """Per-class AUROC alone, (R, C): ``class_auc_ap(s, weights)[0]`` to the last bit, in a fraction of the time
     (``ranking.weighted_auroc``); what compare and study use, since they report no AP."""
     aucs = np.full((len(weights), len(s.classes)), np.nan)
+    blocks = replicate_blocks(weights)  # transposed once for every class
     for c in range(len(s.classes)):
         known = ~np.isnan(s.y[:, c])
-        aucs[:, c] = weighted_auroc(s.p[known, c], s.y[known, c], s.patients[known], weights)
+        aucs[:, c] = weighted_auroc(s.p[known, c], s.y[known, c], s.patients[known], blocks=blocks)
     return aucs
 
 

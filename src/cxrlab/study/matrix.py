@@ -28,7 +28,7 @@ import numpy as np
 
 from cxrlab.evaluate.stats.bootstrap import bootstrap_test, percentile_ci, stratified_patient_weights
 from cxrlab.evaluate.stats.delong import delong_test
-from cxrlab.evaluate.stats.ranking import weighted_auroc
+from cxrlab.evaluate.stats.ranking import replicate_blocks, weighted_auroc
 
 POOLED = "pooled"
 EXCLUDE = ("No Finding",)  # as evaluate's default: not a finding, and each dataset defines it differently
@@ -120,9 +120,10 @@ def _scored(labels: np.ndarray, classes: list[str], trained: set[str]) -> list[i
 def _class_replicates(test: SourceTestSet, probs: np.ndarray, cols: list[int], weights: np.ndarray) -> np.ndarray:
     """(R+1, len(cols)) AUROC of each scored finding under each patient-weight row."""
     out = np.full((len(weights), len(cols)), np.nan)
+    blocks = replicate_blocks(weights)
     for j, i in enumerate(cols):
         known = ~np.isnan(test.labels[:, i])
-        out[:, j] = weighted_auroc(probs[known, i], test.labels[known, i], test.patients[known], weights)
+        out[:, j] = weighted_auroc(probs[known, i], test.labels[known, i], test.patients[known], blocks=blocks)
     return out
 
 

@@ -109,8 +109,16 @@ def _from_group_sums(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.n
     return auc, ap
 
 
+def replicate_blocks(weights: np.ndarray) -> list[np.ndarray]:
+    """(R, U) weights as contiguous (U, r) blocks of ``CHUNK`` replicates, for ``weighted_auroc(blocks=...)``:
+    transposed once, then shared by every class and model scored on the same replicates."""
+    weights = np.asarray(weights, dtype=np.float64)
+    return [np.ascontiguousarray(weights[s : s + CHUNK].T) for s in range(0, len(weights), CHUNK)]
+
+
 def weighted_auroc(
-    scores: np.ndarray, y: np.ndarray, owner: np.ndarray | None = None, weights: np.ndarray | None = None
+    scores: np.ndarray, y: np.ndarray, owner: np.ndarray | None = None, weights: np.ndarray | None = None,
+    blocks: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """AUROC alone under each row of ``weights`` (R,): ``auc_ap(...)[0]`` with fewer passes over the data.
 
@@ -121,23 +129,21 @@ def weighted_auroc(
     with it, and the negatives above positive group k-1 up to and including group k. The numerator is
     sum_k pos_k (cumsum(upto)_k - 0.5 tied_k) (a tied pair counts one half), read off (K, r) arrays built by
     sparse products, ``CHUNK`` replicates at a time: about 2 x K x CHUNK values in memory, no re-sort and no
-    per-image array per replicate.
+    per-image array per replicate. ``blocks``: ``replicate_blocks(weights)``, given instead of ``weights``.
     """
     scores = np.asarray(scores, dtype=np.float64)
     y = np.asarray(y).astype(bool)
     n = len(scores)
     owner = np.arange(n) if owner is None else np.asarray(owner)
-    if weights is None:
-        weights = np.ones((1, int(owner.max()) + 1 if n else 0))
-    weights = np.asarray(weights, dtype=np.float64)
+    if blocks is None:
+        blocks = replicate_blocks(np.ones((1, int(owner.max()) + 1 if n else 0)) if weights is None else weights)
     if n == 0 or y.all() or not y.any():
-        return np.full(len(weights), np.nan)
+        return np.full(sum(b.shape[1] for b in blocks), np.nan)
     if 2 * y.sum() > n:  # the same pairs seen from the other side: fewer positive groups to carry
         scores, y = -scores, ~y
-    m_pos, m_upto, m_tied, neg_per_unit = _positive_groups(scores, y, owner, weights.shape[1])
+    m_pos, m_upto, m_tied, neg_per_unit = _positive_groups(scores, y, owner, blocks[0].shape[0])
     out = []
-    for start in range(0, len(weights), CHUNK):
-        wt = np.ascontiguousarray(weights[start : start + CHUNK].T)  # (U, r)
+    for wt in blocks:  # (U, r)
         pos = np.asarray(m_pos @ wt)  # (K, r) positive weight of each positive tie group
         upto = np.asarray(m_upto @ wt)  # negatives above the previous positive group, up to this one
         np.cumsum(upto, axis=0, out=upto)  # negatives at or below each positive group
