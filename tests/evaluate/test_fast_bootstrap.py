@@ -57,7 +57,7 @@ def test_weighted_auroc_blocks_of_replicates(monkeypatch):
     y, s, owner = rng.integers(0, 2, 200), rng.random(200), rng.integers(0, 40, 200)
     w = with_point(patient_weights(40, 23, seed=2))
     whole = weighted_auroc(s, y, owner, w)
-    monkeypatch.setattr(ranking, "CHUNK", 5)
+    monkeypatch.setattr(ranking, "AUROC_CHUNK", 5)
     np.testing.assert_array_equal(weighted_auroc(s, y, owner, w), whole)
 
 

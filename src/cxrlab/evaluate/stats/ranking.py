@@ -20,6 +20,7 @@ import numpy as np
 from scipy import sparse
 
 CHUNK = 250  # replicates per block: bounds memory at about groups x CHUNK x 8 bytes x 4
+AUROC_CHUNK = 64  # weighted_auroc's blocks: a (units, 64) block stays in cache (20% faster than 250 at NIH size)
 
 
 def tie_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -110,10 +111,10 @@ def _from_group_sums(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def replicate_blocks(weights: np.ndarray) -> list[np.ndarray]:
-    """(R, U) weights as contiguous (U, r) blocks of ``CHUNK`` replicates, for ``weighted_auroc(blocks=...)``:
+    """(R, U) weights as contiguous (U, r) blocks of ``AUROC_CHUNK`` replicates, for ``weighted_auroc(blocks=)``:
     transposed once, then shared by every class and model scored on the same replicates."""
     weights = np.asarray(weights, dtype=np.float64)
-    return [np.ascontiguousarray(weights[s : s + CHUNK].T) for s in range(0, len(weights), CHUNK)]
+    return [np.ascontiguousarray(weights[s : s + AUROC_CHUNK].T) for s in range(0, len(weights), AUROC_CHUNK)]
 
 
 def weighted_auroc(
@@ -128,7 +129,7 @@ def weighted_auroc(
     same pairs). Each tie group k that holds a positive gets three weights: its positives, the negatives tied
     with it, and the negatives above positive group k-1 up to and including group k. The numerator is
     sum_k pos_k (cumsum(upto)_k - 0.5 tied_k) (a tied pair counts one half), read off (K, r) arrays built by
-    sparse products, ``CHUNK`` replicates at a time: about 2 x K x CHUNK values in memory, no re-sort and no
+    sparse products, ``AUROC_CHUNK`` replicates at a time: about 2 x K x AUROC_CHUNK values in memory, no re-sort and no
     per-image array per replicate. ``blocks``: ``replicate_blocks(weights)``, given instead of ``weights``.
     """
     scores = np.asarray(scores, dtype=np.float64)
