@@ -8,9 +8,10 @@
     interleaved with the first over ``--repeats`` rounds. Target: planning and checks under 2% of the total.
 (2) ``study report`` over 20 finished runs (5 arms x 4 seeds) holding synthetic predictions for 22,433 test
     images (NIH's official test size) x 14 classes, 1000 patient-bootstrap replicates. Target: under 60 s.
-    Measured against the code before the fast bootstrap (``old_code``: AUROC via ``auc_ap``, the test
-    predictions parsed a second time for the guard, the hash lookup built per call), old and new alternating
-    over ``--report-rounds`` rounds on the same study folder; their ``study_report.json`` must be identical.
+    Measured against the code before the fast bootstrap (``old_code``: AUROC via ``auc_ap``, probabilities via
+    ``pd.to_numeric``, the test predictions parsed a second time for the guard, the hash lookup built per call),
+    old and new alternating over ``--report-rounds`` rounds on the same study folder; their
+    ``study_report.json`` must be identical.
 
     .venv/bin/python benchmarks/bench_study.py [--skip-overhead] [--skip-report] [--replicates 1000] [--quick]
 
@@ -153,6 +154,7 @@ def old_code():
     """The report's hot paths as they were before the fast bootstrap (same numbers, the old way)."""
     import cxrlab.evaluate.compare as cmp
     import cxrlab.guards as guards
+    import cxrlab.predictions as preds
     from cxrlab.evaluate import metrics as m
     from cxrlab.evaluate.stats.ranking import auc_ap
 
@@ -169,7 +171,7 @@ def old_code():
 
     real = cmp.check_fitting_allowed
     patches = [(m, "class_auroc", lambda s, w: m.class_auc_ap(s, w)[0]), (m, "micro_auc", micro_auc),
-               (guards, "hashes_of", hashes_of),
+               (guards, "hashes_of", hashes_of), (preds, "_plain_numbers", lambda cells: None),
                (cmp, "check_fitting_allowed", lambda *a, test_preds=None, **k: real(*a, **k))]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in patches]
     for mod, name, value in patches:
