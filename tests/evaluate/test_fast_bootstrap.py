@@ -129,3 +129,13 @@ def test_stratified_patient_weights_is_the_compare_bootstrap():
     patients = np.arange(90) // 3
     s = Scored([str(i) for i in range(90)], patients, y, rng.random((90, 3)), ["a", "b", "c"], "multilabel", [], {})
     np.testing.assert_array_equal(m.bootstrap_weights(s, 25, 7), stratified_patient_weights(y, patients, 30, 25, 7))
+
+
+@pytest.mark.parametrize("scale", [0.37, 2.0**22])  # fractional weights; counts too large for float32 sums
+def test_weighted_auroc_float64_fallbacks(scale):
+    """Integer counts with every replicate's total under 2^24 run in float32, exactly; anything else in float64."""
+    rng = np.random.default_rng(8)
+    y, s, owner = rng.integers(0, 2, 120), np.round(rng.random(120), 1), rng.integers(0, 30, 120)
+    w = with_point(patient_weights(30, 6, seed=1)) * scale
+    assert np.all(w == np.round(w)) == (scale > 1)
+    np.testing.assert_allclose(weighted_auroc(s, y, owner, w), auc_ap(s, y, owner, w)[0], rtol=0, atol=1e-12)

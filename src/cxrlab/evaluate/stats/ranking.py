@@ -112,9 +112,14 @@ def _from_group_sums(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.n
 
 def replicate_blocks(weights: np.ndarray) -> list[np.ndarray]:
     """(R, U) weights as contiguous (U, r) blocks of ``AUROC_CHUNK`` replicates, for ``weighted_auroc(blocks=)``:
-    transposed once, then shared by every class and model scored on the same replicates."""
+    transposed once, then shared by every class and model scored on the same replicates. Integer counts whose
+    replicate totals stay under 2^24 (every bootstrap here) are stored as float32: every sum the AUROC needs is then
+    an integer below 2^24, exact in float32, at half the memory traffic; the products are summed in float64."""
     weights = np.asarray(weights, dtype=np.float64)
-    return [np.ascontiguousarray(weights[s : s + AUROC_CHUNK].T) for s in range(0, len(weights), AUROC_CHUNK)]
+    exact32 = bool(np.all(weights == np.round(weights))) and float(weights.sum(axis=1).max(initial=0)) < 2**24
+    dtype = np.float32 if exact32 else np.float64
+    return [np.ascontiguousarray(weights[s : s + AUROC_CHUNK].T, dtype=dtype)
+            for s in range(0, len(weights), AUROC_CHUNK)]
 
 
 def weighted_auroc(
@@ -142,16 +147,16 @@ def weighted_auroc(
         return np.full(sum(b.shape[1] for b in blocks), np.nan)
     if 2 * y.sum() > n:  # the same pairs seen from the other side: fewer positive groups to carry
         scores, y = -scores, ~y
-    m_pos, m_upto, m_tied, neg_per_unit = _positive_groups(scores, y, owner, blocks[0].shape[0])
+    m_pos, m_upto, m_tied, neg_per_unit = _positive_groups(scores, y, owner, *blocks[0].shape[:1], blocks[0].dtype)
     out = []
     for wt in blocks:  # (U, r)
         pos = np.asarray(m_pos @ wt)  # (K, r) positive weight of each positive tie group
         upto = np.asarray(m_upto @ wt)  # negatives above the previous positive group, up to this one
         np.cumsum(upto, axis=0, out=upto)  # negatives at or below each positive group
-        num = np.einsum("kr,kr->r", pos, upto)
+        num = np.einsum("kr,kr->r", pos, upto, dtype=np.float64)
         if m_tied.nnz:  # a tied pair counts one half
-            num -= 0.5 * np.einsum("kr,kr->r", pos, np.asarray(m_tied @ wt))
-        total_pos, total_neg = pos.sum(0), neg_per_unit @ wt
+            num -= 0.5 * np.einsum("kr,kr->r", pos, np.asarray(m_tied @ wt), dtype=np.float64)
+        total_pos, total_neg = pos.sum(0, dtype=np.float64), (neg_per_unit @ wt).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             auc = num / (total_pos * total_neg)
         auc[(total_pos <= 0) | (total_neg <= 0)] = np.nan
@@ -159,7 +164,7 @@ def weighted_auroc(
     return np.concatenate(out)
 
 
-def _positive_groups(scores: np.ndarray, y: np.ndarray, owner: np.ndarray, units: int):
+def _positive_groups(scores: np.ndarray, y: np.ndarray, owner: np.ndarray, units: int, dtype=np.float64):
     """Sparse (K, U) counts per positive tie group k (ascending score) and unit: its positives, the negatives
     above positive group k-1 up to and including group k, the negatives tied with group k; and (U,) negatives
     per unit (negatives above every positive count only there)."""
@@ -172,9 +177,9 @@ def _positive_groups(scores: np.ndarray, y: np.ndarray, owner: np.ndarray, units
     shape = (len(pos_groups), units)
 
     def counts(mask: np.ndarray) -> sparse.csr_matrix:
-        return sparse.csr_matrix((np.ones(int(mask.sum())), (k[mask], us[mask])), shape=shape)
+        return sparse.csr_matrix((np.ones(int(mask.sum()), dtype=dtype), (k[mask], us[mask])), shape=shape)
 
-    neg_per_unit = np.bincount(us[~ys], minlength=units).astype(np.float64)
+    neg_per_unit = np.bincount(us[~ys], minlength=units).astype(dtype)
     return counts(ys), counts(upto), counts(tied), neg_per_unit
 
 
