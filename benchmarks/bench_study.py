@@ -248,7 +248,8 @@ def main() -> None:
     if a.skip_overhead and not a.quick:  # keep the stored overhead figures: this run measures the report only
         stored = read_results("study")
         figures.update({k: Figure(**v) for k, v in stored["figures"].items() if not k.startswith("report_")})
-        notes.append(f"(1) kept from the run written {stored['written']} (load "
+        kept = [n for n in stored["notes"].split("; ") if n.startswith("(1) kept from")]  # kept again: same origin
+        notes.append(kept[0] if kept else f"(1) kept from the run written {stored['written']} (load "
                      f"{stored['machine']['load_average'][0]:.1f})")
     with tempfile.TemporaryDirectory() as tmp:
         if not a.skip_overhead:
