@@ -8,8 +8,14 @@
     interleaved with the first over ``--repeats`` rounds. Target: planning and checks under 2% of the total.
 (2) ``study report`` over 20 finished runs (5 arms x 4 seeds) holding synthetic predictions for 22,433 test
     images (NIH's official test size) x 14 classes, 1000 patient-bootstrap replicates. Target: under 60 s.
+    Measured against the code before the fast bootstrap (``old_code``: AUROC via ``auc_ap``, probabilities via
+    ``pd.to_numeric``, the test predictions parsed a second time for the guard, the hash lookup built per call),
+    old and new alternating over ``--report-rounds`` rounds on the same study folder; their
+    ``study_report.json`` must be identical.
 
     .venv/bin/python benchmarks/bench_study.py [--skip-overhead] [--skip-report] [--replicates 1000] [--quick]
+
+With ``--skip-overhead`` (a full run) the stored (1) figures are kept from ``results/study.json``.
 
 Writes ``benchmarks/results/study.json``.
 """
@@ -17,7 +23,9 @@ Writes ``benchmarks/results/study.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -34,7 +42,7 @@ from cxrlab.utils import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_evaluate import IMAGES_PER_PATIENT, PREVALENCE  # noqa: E402
-from results_io import Figure, timed_calls, write_results  # noqa: E402
+from results_io import Figure, read_results, timed_calls, write_results  # noqa: E402
 
 PHASES = ("fit", "data", "cost", "report")
 
@@ -141,20 +149,85 @@ def synthetic_study(root: Path, n: int, arms: int, seeds: int, val_n: int) -> No
         "runs": runs})
 
 
-def report_time(root: Path, n: int, replicates: int) -> Figure:
+@contextlib.contextmanager
+def old_code():
+    """The report's hot paths as they were before the fast bootstrap (same numbers, the old way)."""
+    import cxrlab.evaluate.compare as cmp
+    import cxrlab.guards as guards
+    import cxrlab.predictions as preds
+    from cxrlab.evaluate import metrics as m
+    from cxrlab.evaluate.stats.ranking import auc_ap
+
+    def micro_auc(s, cols, weights):
+        y, p = s.y[:, cols].ravel(), s.p[:, cols].ravel()
+        owner, known = np.repeat(s.patients, len(cols)), ~np.isnan(y)
+        return auc_ap(p[known], y[known], owner[known], weights)[0]
+
+    def hashes_of(image_ids, index):
+        if index is None or "sha256" not in index.frame.columns:
+            return [None] * len(image_ids)
+        table = dict(zip(index.frame["image_id"].astype(str), index.frame["sha256"]))
+        return [guards._clean(table.get(str(i))) for i in image_ids]
+
+    real = cmp.check_fitting_allowed
+    patches = [(m, "class_auroc", lambda s, w: m.class_auc_ap(s, w)[0]), (m, "micro_auc", micro_auc),
+               (guards, "hashes_of", hashes_of), (preds, "_plain_numbers", lambda cells: None),
+               (cmp, "check_fitting_allowed", lambda *a, test_preds=None, **k: real(*a, **k))]
+    saved = [(mod, name, getattr(mod, name)) for mod, name, _ in patches]
+    for mod, name, value in patches:
+        setattr(mod, name, value)
+    try:
+        yield
+    finally:
+        for mod, name, value in saved:
+            setattr(mod, name, value)
+
+
+def _one_report(out: Path, old: bool) -> tuple[float, float, dict]:
     from cxrlab.study.report import build_report
+
+    with old_code() if old else contextlib.nullcontext():
+        t0, c0 = time.perf_counter(), time.process_time()
+        build_report(out)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall, cpu, json.loads((out / "report" / "study_report.json").read_text())
+
+
+def report_time(root: Path, n: int, replicates: int, rounds: int) -> dict[str, Figure]:
+    """Old and new report alternating (the order flips each round) on one study folder; equal JSON required."""
     from cxrlab.utils import read_json
 
     synthetic_study(root, n, arms=5, seeds=4, val_n=n // 2)
     plan = read_json(root / "out" / "plan.json")
     plan["evaluate"]["bootstrap"] = replicates
     write_json(root / "out" / "plan.json", plan)
-    t0, c0 = time.perf_counter(), time.process_time()
-    build_report(root / "out")
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    wall: dict[bool, list[float]] = {True: [], False: []}
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    load: list[float] = []
+    for r in range(rounds):
+        results = {}
+        for old in ((True, False) if r % 2 == 0 else (False, True)):
+            load.append(os.getloadavg()[0])
+            w, c, results[old] = _one_report(root / "out", old)
+            wall[old].append(w)
+            cpu[old].append(c)
+            print(f"(2) round {r + 1} {'old' if old else 'new'}: {w:.1f} s wall, {c:.1f} s CPU, load {load[-1]:.1f}")
+        if results[True] != results[False]:
+            raise SystemExit("the fast report's study_report.json differs from the old code's")
+    ratio = [o / w for o, w in zip(wall[True], wall[False])]
+    median = Figure.of(wall[False]).median
     print(f"(2) report for 20 runs (5 arms x 4 seeds) x {n} test images x 14 classes, {replicates} replicates: "
-          f"{wall:.1f} s wall, {cpu:.1f} s CPU [target < 60 s] {'OK' if wall < 60 else 'SLOW'}")
-    return Figure.of([wall], unit="s", note=f"{cpu:.1f} s CPU")
+          f"{median:.1f} s wall (old code {Figure.of(wall[True]).median:.1f} s, x{Figure.of(ratio).median:.2f}) "
+          f"[target < 60 s] {'OK' if median < 60 else 'SLOW'}; study_report.json identical")
+    return {"report_20_runs_s": Figure.of(wall[False], unit="s", note="CPU s: " + ", ".join(
+                f"{c:.1f}" for c in cpu[False])),
+            "report_20_runs_old_code_s": Figure.of(wall[True], unit="s", note="the code before the fast bootstrap; "
+                                                   "CPU s: " + ", ".join(f"{c:.1f}" for c in cpu[True])),
+            "report_20_runs_cpu_s": Figure.of(cpu[False], unit="s", note="CPU time of the process (2 threads)"),
+            "report_20_runs_old_code_cpu_s": Figure.of(cpu[True], unit="s", note="CPU time, the old code"),
+            "report_old_over_new": Figure.of(ratio, unit="x", note="old / new wall time, per round (interleaved)"),
+            "report_load_1min": Figure.of(load, unit="", note="1-minute load average at the start of each report "
+                                          "(2 cores)")}
 
 
 def main() -> None:
@@ -167,23 +240,33 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2, help="rounds of the overhead study (with and without cost)")
     p.add_argument("--skip-overhead", action="store_true")
     p.add_argument("--skip-report", action="store_true")
+    p.add_argument("--report-rounds", type=int, default=2, help="rounds of the report, old and new code each")
     p.add_argument("--quick", action="store_true", help="24 phantom images at 32 px, 1 epoch; report on 400 images")
     a = p.parse_args()
     if a.quick:
         a.phantom, a.size, a.epochs, a.repeats, a.images, a.replicates = 24, 32, 1, 1, 400, 20
-    load, figures = list(os.getloadavg()), {}
+        a.report_rounds = 1
+    load, figures, notes = list(os.getloadavg()), {}, []
+    if a.skip_overhead and not a.quick:  # keep the stored overhead figures: this run measures the report only
+        stored = read_results("study")
+        figures.update({k: Figure(**v) for k, v in stored["figures"].items() if not k.startswith("report_")})
+        kept = [n for n in stored["notes"].split("; ") if n.startswith("(1) kept from")]  # kept again: same origin
+        notes.append(kept[0] if kept else f"(1) kept from the run written {stored['written']} (load "
+                     f"{stored['machine']['load_average'][0]:.1f})")
     with tempfile.TemporaryDirectory() as tmp:
         if not a.skip_overhead:
             figures.update(overhead(Path(tmp) / "overhead", a.phantom, a.size, a.epochs, a.repeats,
                                     bootstrap=20 if a.quick else 200))
         if not a.skip_report:
-            figures["report_20_runs_s"] = report_time(Path(tmp) / "report", a.images, a.replicates)
+            figures.update(report_time(Path(tmp) / "report", a.images, a.replicates, a.report_rounds))
+            notes.append("(2) old and new code interleaved, same study folder, identical study_report.json")
     write_results("study", inputs={"phantom_images": a.phantom, "size": a.size, "epochs": a.epochs,
                                    "arms": 2, "seeds": 2, "repeats": a.repeats, "model": "cnn_gap (smoke recipe)",
                                    "report_images": a.images, "report_replicates": a.replicates,
-                                   "report_runs": 20, "classes": 14},
+                                   "report_runs": 20, "classes": 14, "report_rounds": a.report_rounds},
                   figures=figures, quick=a.quick, load_before=load,
-                  notes="with-cost and no-cost studies interleaved; shared 2-core machine (load recorded)")
+                  notes="; ".join(["with-cost and no-cost studies interleaved; shared 2-core machine (load recorded)",
+                                   *notes]))
 
 
 if __name__ == "__main__":

@@ -58,8 +58,11 @@ def hashes_of(image_ids: Sequence[str], index: Any | None) -> list[str | None]:
     """sha256 of each image id from an index's ``sha256`` column (None where unknown)."""
     if index is None or "sha256" not in index.frame.columns:
         return [None] * len(image_ids)
-    table = dict(zip(index.frame["image_id"].astype(str), index.frame["sha256"]))
-    return [_clean(table.get(str(i))) for i in image_ids]
+    import pandas as pd
+
+    table = pd.Series(index.frame["sha256"].to_numpy(dtype=object), index=index.frame["image_id"].astype(str))
+    table = table[~table.index.duplicated(keep="last")]  # a repeated id: the last row, as a dict would keep
+    return [_clean(h) for h in table.reindex([str(i) for i in image_ids]).to_numpy(dtype=object)]
 
 
 def _clean(value: Any) -> str | None:

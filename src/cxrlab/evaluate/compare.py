@@ -113,7 +113,7 @@ def _load_models(sources: list[Source], index, prefix, logits, allow, allow_unve
         if src.val is not None:
             val, val_preds = load_scored(src.val, index, prefix, logits)
             record = check_fitting_allowed(val_preds, src.test, allow, "thresholds", labels=index,
-                                           allow_unverified=allow_unverified, run_dir=src.run_dir)
+                                           allow_unverified=allow_unverified, run_dir=src.run_dir, test_preds=preds)
             if record:  # --allow-test-fitting / --allow-unverified: recorded in the model's row of comparison.json
                 model.info["fitted_on_test" if record.get("fitted_on_test") else "unverified"] = record["reason"]
             model.arrays["val"] = val
@@ -177,7 +177,7 @@ def _uncertainty_info(model: Model) -> None:
 
 def _metric_arrays(model: Model, weights: np.ndarray, keep: list[int], method: str) -> None:
     s = model.scored
-    aucs, _ = m.class_auc_ap(s, weights)
+    aucs = m.class_auroc(s, weights)
     with np.errstate(invalid="ignore"):
         macro_cols = keep if s.task == "multilabel" else list(range(len(s.classes)))
         model.arrays["auroc"], model.arrays["macro_auroc"] = aucs, fixed_macro(aucs[:, macro_cols])

@@ -209,14 +209,15 @@ def _match_classes(pred_classes: list[str], label_classes: list[str], where: str
 
 def check_fitting_allowed(val: Predictions | Path, test_path: Path | None, allow: bool, what: str,
                           how: str = "--val-predictions VAL.csv", labels: Index | None = None,
-                          allow_unverified: bool = False, run_dir: Path | None = None) -> dict | None:
+                          allow_unverified: bool = False, run_dir: Path | None = None,
+                          test_preds: Predictions | None = None) -> dict | None:
     """Refuse to fit thresholds or temperatures on test data: by sidecar, by path, and by content (image ids and
     file hashes shared with the test predictions or the test split of any run they name, hashes read from the
     labels index and from the indexes the sidecars record; see ``cxrlab.guards``).
 
     ``allow`` (``--allow-test-fitting``) overrides a match loudly and ``allow_unverified``
     (``--allow-unverified``) an incomplete check; each returns a record for the output. ``run_dir``: the run
-    being evaluated (its test split counts too).
+    being evaluated (its test split counts too). ``test_preds``: ``test_path`` already read (its ids are used).
     """
     from cxrlab.guards import Reach, check_fitting
 
@@ -229,7 +230,8 @@ def check_fitting_allowed(val: Predictions | Path, test_path: Path | None, allow
     if run_dir is not None:
         reach.add_run(run_dir, named_by="the run being evaluated")
     if test_path is not None and Path(test_path).is_file() and not same:
-        test = read_predictions(test_path, classes=list(preds.classes), logits=True)  # only its ids are used
+        test = test_preds if test_preds is not None else read_predictions(
+            test_path, classes=list(preds.classes), logits=True)  # only its ids are used
         reach.add_predictions(test, f"the test predictions {test.path}")
     return check_fitting(path, preds.image_ids, reach, what=what, allow=allow, allow_unverified=allow_unverified,
                          marked_split=preds.split, same_file=same, how=how)

@@ -9,7 +9,9 @@ in the merged index: it is neither trained on nor scored for that source. The po
 labels every finding any source labels.
 
 **Intervals.** Patient bootstrap of each test source (``replicates`` draws of its patients, all images of a
-drawn patient): the same draws serve every model in a column, so differences within a column are paired.
+drawn patient), stratified by each patient's rarest positive finding: the one bootstrap evaluate and compare
+use (``stats.bootstrap.stratified_patient_weights``; test source k draws with seed ``seed + k``). The same
+draws serve every model in a column, so differences within a column are paired.
 
 **Internal to external.** For each test source T and each other training source S, the *drop* compares T's
 own (internal) model with S's (external) model on the same test images of T, over the findings both label:
@@ -24,9 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cxrlab.evaluate.stats.bootstrap import bootstrap_test, patient_weights, percentile_ci, with_point
+from cxrlab.evaluate.stats.bootstrap import bootstrap_test, percentile_ci, stratified_patient_weights
 from cxrlab.evaluate.stats.delong import delong_test
-from cxrlab.evaluate.stats.ranking import auc_ap
+from cxrlab.evaluate.stats.ranking import replicate_blocks, weighted_auroc
 
 POOLED = "pooled"
 EXCLUDE = ("No Finding",)  # as evaluate's default: not a finding, and each dataset defines it differently
@@ -118,9 +120,10 @@ def _scored(labels: np.ndarray, classes: list[str], trained: set[str]) -> list[i
 def _class_replicates(test: SourceTestSet, probs: np.ndarray, cols: list[int], weights: np.ndarray) -> np.ndarray:
     """(R+1, len(cols)) AUROC of each scored finding under each patient-weight row."""
     out = np.full((len(weights), len(cols)), np.nan)
+    blocks = replicate_blocks(weights)
     for j, i in enumerate(cols):
         known = ~np.isnan(test.labels[:, i])
-        out[:, j] = auc_ap(probs[known, i], test.labels[known, i], test.patients[known], weights)[0]
+        out[:, j] = weighted_auroc(probs[known, i], test.labels[known, i], test.patients[known], blocks=blocks)
     return out
 
 
@@ -188,7 +191,7 @@ def generalisation_matrix(tests: list[SourceTestSet], predictions: dict[str, np.
     for k, t in enumerate(tests):
         offsets[t.name] = slice(start, start + len(t.image_ids))
         start += len(t.image_ids)
-        weights[t.name] = with_point(patient_weights(t.n_patients, replicates, seed + k))
+        weights[t.name] = stratified_patient_weights(t.labels, t.patients, t.n_patients, replicates, seed + k)
     for train, probs in predictions.items():
         for t in tests:
             cells.append(make_cell(train, t, probs[offsets[t.name]], classes, trained[train], weights[t.name]))

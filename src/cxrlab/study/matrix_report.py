@@ -49,8 +49,9 @@ def heatmap(m: Matrix) -> bytes:
 def matrix_section(doc: Document, m: Matrix) -> None:
     """The report section: heat map, macro and per-finding tables, internal-to-external drops."""
     doc.heading("Cross-dataset generalisation matrix")
-    doc.text(f"Rule: {m.rule}. Intervals: 95% patient bootstrap ({m.replicates} draws per test source; the same "
-             "draws for every model of a column).")
+    doc.text(f"Rule: {m.rule}. Intervals: 95% patient bootstrap ({m.replicates} draws per test source, "
+             "stratified by each patient's rarest positive finding as in evaluate and compare; the same draws for "
+             "every model of a column).")
     doc.figure("matrix", heatmap(m), "train source x test source, macro AUROC with 95% CI")
     doc.table(["trained on", *m.tests], [[r, *(_fmt(m.cell(r, t)) for t in m.tests)] for r in m.trains])
     rows = [[c.train, c.test, f, fmt_ci(v[0], v[1:])] for c in m.cells for f, v in c.per_finding.items()]

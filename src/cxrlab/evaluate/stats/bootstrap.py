@@ -61,6 +61,14 @@ def stratified_weights(strata: np.ndarray, replicates: int, seed: int = 0) -> np
     return out
 
 
+def stratified_patient_weights(y: np.ndarray, patients: np.ndarray, n_patients: int, replicates: int,
+                               seed: int = 0) -> np.ndarray:
+    """(R+1, P) the one patient bootstrap of cxrlab, row 0 all ones: each patient in the stratum of its rarest
+    positive class (``patient_strata``), each stratum resampled to its size (``stratified_weights``). evaluate,
+    compare, study report and study matrix all draw their replicates here. ``y``: (N, C) 1/0/NaN."""
+    return with_point(stratified_weights(patient_strata(y, patients, n_patients), replicates, seed))
+
+
 def with_point(weights: np.ndarray) -> np.ndarray:
     """Prepend a row of ones (the observed data) to a replicate weight matrix."""
     return np.vstack([np.ones((1, weights.shape[1])), weights])
