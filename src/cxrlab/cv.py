@@ -167,6 +167,14 @@ def _inner_val_metric(run: Path) -> float | None:
     return float(value) if isinstance(value, (int, float)) and np.isfinite(value) else None
 
 
+def check_cv_options(folds: int, inner_val: float) -> None:
+    """One-line errors for a fold count or inner-validation share that cannot work (checked before any input)."""
+    if folds < 2:
+        raise CxrlabError(f"--folds {folds} must be at least 2")
+    if not 0.0 < inner_val < 1.0:
+        raise CxrlabError(f"--inner-val {inner_val} must be a fraction in (0, 1)")
+
+
 def run_cv(config: Any, *, folds: int, out: str | Path, resume: bool = True, test_ensemble: bool = True,
            inner_val: float = INNER_VAL, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Cross-validate ``config`` (a ``cxrlab.config.Config``) with ``folds`` folds into ``out``.
@@ -177,10 +185,7 @@ def run_cv(config: Any, *, folds: int, out: str | Path, resume: bool = True, tes
     ``aggregate`` (mean and sd over folds), ``oof`` (pooled out-of-fold metrics), ``test`` (per-fold and
     ensemble test metrics, when the split has a test set).
     """
-    if folds < 2:
-        raise CxrlabError(f"--folds {folds} must be at least 2")
-    if not 0.0 < inner_val < 1.0:
-        raise CxrlabError(f"--inner-val {inner_val} must be a fraction in (0, 1)")
+    check_cv_options(folds, inner_val)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # old folds and fold runs are reused only under the same settings (and the same inner-val protocol)

@@ -31,11 +31,12 @@ def _register_cv(sub: argparse._SubParsersAction) -> None:
 
 def _cv(args: argparse.Namespace) -> int:
     from cxrlab.config import load_config
-    from cxrlab.cv import run_cv
+    from cxrlab.cv import check_cv_options, run_cv
     from cxrlab.outputs import output_folder, require_inputs
 
     config = load_config(args.config, overrides=args.overrides)
     d = config.data
+    check_cv_options(args.folds, args.inner_val)  # bad options first: they need no data to be refused
     require_inputs([d.index, d.split, d.cache], verb="cv")  # run_cv writes cv_settings.json before reading them
     with output_folder(args.out, verb="cv", inputs=[args.config, d.index, d.split, d.cache], force=args.force):
         summary = run_cv(config, folds=args.folds, out=args.out, resume=not args.no_resume,
