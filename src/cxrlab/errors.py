@@ -12,7 +12,18 @@ import errno
 
 
 class CxrlabError(Exception):
-    """A problem with the user's input or environment, explained in one line."""
+    """A problem with the user's input or environment, explained in one line.
+
+    Raised in a DataLoader worker, it reaches the parent re-built by torch from a multi-line message ("Caught
+    CxrlabError in DataLoader worker process 0." + the worker's traceback, ending "module.Class: message"): only
+    the message on the last line is kept, so the CLI still prints one line.
+    """
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        text = str(message)
+        if text.startswith("Caught ") and "\n" in text:
+            text = text.rstrip().splitlines()[-1].split(": ", 1)[-1]
+        super().__init__(text, *args)
 
 
 _OS_FIXES = {

@@ -43,13 +43,8 @@ _WARNED: set[str] = set()  # caches without checksums already warned about in th
 
 
 class CacheDamaged(CxrlabError):
-    """A cache chunk whose pixels no longer match their recorded crc32. A DataLoader worker's error reaches the
-    parent re-built from a multi-line message (torch adds the worker's traceback): only the last line is kept."""
-
-    def __init__(self, message: str) -> None:
-        if message.startswith("Caught ") and "\n" in message:
-            message = message.rstrip().splitlines()[-1].split(": ", 1)[-1]
-        super().__init__(message)
+    """A cache chunk whose pixels no longer match their recorded crc32 (one line even from a DataLoader worker:
+    ``CxrlabError`` keeps the last line of torch's re-raised message)."""
 
 
 @dataclass
