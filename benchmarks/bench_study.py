@@ -152,7 +152,7 @@ def synthetic_study(root: Path, n: int, arms: int, seeds: int, val_n: int) -> No
 @contextlib.contextmanager
 def old_code():
     """The report's hot paths as they were before the fast bootstrap (same numbers, the old way)."""
-    import cxrlab.evaluate.compare as cmp
+    import cxrlab.evaluate.scoring as scoring
     import cxrlab.guards as guards
     import cxrlab.predictions as preds
     from cxrlab.evaluate import metrics as m
@@ -169,10 +169,10 @@ def old_code():
         table = dict(zip(index.frame["image_id"].astype(str), index.frame["sha256"]))
         return [guards._clean(table.get(str(i))) for i in image_ids]
 
-    real = cmp.check_fitting_allowed
+    real = scoring.check_fitting_allowed
     patches = [(m, "class_auroc", lambda s, w: m.class_auc_ap(s, w)[0]), (m, "micro_auc", micro_auc),
                (guards, "hashes_of", hashes_of), (preds, "_plain_numbers", lambda cells: None),
-               (cmp, "check_fitting_allowed", lambda *a, test_preds=None, **k: real(*a, **k))]
+               (scoring, "check_fitting_allowed", lambda *a, test_preds=None, **k: real(*a, **k))]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in patches]
     for mod, name, value in patches:
         setattr(mod, name, value)

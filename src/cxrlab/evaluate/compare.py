@@ -15,34 +15,28 @@ nothing proves it differs only by seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.evaluate import check_out, fmt_ci, make_out_dir
-from cxrlab.evaluate.inputs import Source, load_labels, refuse_duplicates, resolve_source
-from cxrlab.evaluate.matching import Scored, check_fitting_allowed, load_scored, subset_scored
+from cxrlab.evaluate.inputs import load_labels, refuse_duplicates, resolve_source
 from cxrlab.evaluate.options import EvalOptions
 from cxrlab.evaluate.pairwise import best_model, pairwise_tests
-from cxrlab.evaluate.stats.bootstrap import fixed_macro, undefined_replicates
+from cxrlab.evaluate.scoring import (
+    Model,
+    align_models,
+    finite_or_none,
+    load_models,
+    mean_sd,
+    score_model,
+    seed_paper,
+    uncertainty_info,
+)
+from cxrlab.evaluate.stats.bootstrap import undefined_replicates
 from cxrlab.evaluate.subgroups import model_subgroups, parse_age_bands
 from cxrlab.evaluate.summary import est
-from cxrlab.evaluate.thresholds import choose_thresholds
 from cxrlab.utils import atomic_write_text, write_json
-
-
-@dataclass
-class Model:
-    """One compared input: its scored data and metric arrays (row 0 observed, rows 1.. replicates)."""
-
-    name: str
-    source: Source
-    scored: Scored
-    info: dict = field(default_factory=dict)
-    arrays: dict = field(default_factory=dict)
 
 
 def compare_runs(
@@ -69,17 +63,17 @@ def compare_runs(
     sources = [resolve_source(x) for x in inputs]
     refuse_duplicates([Path(s.test) for s in sources], "compare")
     index = load_labels(labels, sources[0])
-    models = _load_models(sources, index, opts.prefix, opts.logits, opts.allow_test_fitting, opts.allow_unverified)
-    models, notes = _align(models)
+    models = load_models(sources, index, opts)
+    models, notes = align_models(models)
     for model in models:
-        _uncertainty_info(model)
+        uncertainty_info(model)
     ref = models[0].scored
     weights = m.bootstrap_weights(ref, bootstrap, seed)
     keep, excluded, undefined = m.averaged_classes(ref, tuple(exclude))
     # one macro everywhere (training's, evaluate's, the study's); thin classes are flagged, not dropped
     flagged = m.headline_classes(ref, keep, opts.exact_below)[1] if ref.task == "multilabel" else []
     for model in models:
-        _metric_arrays(model, weights, keep, threshold_method)
+        score_model(model, weights, keep, threshold_method)
     tests = pairwise_tests(models, seed, minimum=opts.exact_below)
     if 2 * len(tests) / (bootstrap + 1) >= 0.05:  # the smallest bootstrap p, Holm-adjusted, is at least this
         notes.append(f"with {bootstrap} bootstrap replicates no macro difference can be significant after Holm over "
@@ -98,111 +92,6 @@ def compare_runs(
     return result
 
 
-def _load_models(sources: list[Source], index, prefix, logits, allow, allow_unverified: bool = False) -> list[Model]:
-    models, seen = [], {}
-    for src in sources:
-        scored, preds = load_scored(src.test, index, prefix, logits)
-        name = src.name
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1:
-            name = f"{name}#{seen[name]}"
-        info = _manifest_info(src)
-        info["model"] = preds.meta.get("model") or info.get("model") or src.name
-        model = Model(name, src, scored, info)
-        model.arrays["predictions"] = preds  # uncertainty columns, read after alignment
-        if src.val is not None:
-            val, val_preds = load_scored(src.val, index, prefix, logits)
-            record = check_fitting_allowed(val_preds, src.test, allow, "thresholds", labels=index,
-                                           allow_unverified=allow_unverified, run_dir=src.run_dir, test_preds=preds)
-            if record:  # --allow-test-fitting / --allow-unverified: recorded in the model's row of comparison.json
-                model.info["fitted_on_test" if record.get("fitted_on_test") else "unverified"] = record["reason"]
-            model.arrays["val"] = val
-        models.append(model)
-    return models
-
-
-def _manifest_info(src: Source) -> dict:
-    from cxrlab.rundir import RunManifest
-
-    manifest = RunManifest.from_dict(src.manifest())  # one manifest schema (cxrlab.rundir)
-    info = {"params": manifest.parameters, "train_seconds": manifest.wall_seconds,
-            "images_per_s": manifest.images_per_s, "model": manifest.model, "recipe": manifest.config}
-    info["seed_group"] = seed_group(src.run_dir)
-    metrics_csv = src.run_dir / "metrics.csv" if src.run_dir else None
-    if info["images_per_s"] is None and metrics_csv is not None and metrics_csv.exists():
-        import pandas as pd
-
-        try:  # training throughput per epoch lives in metrics.csv
-            ips = pd.read_csv(metrics_csv).get("images_per_s")
-            info["images_per_s"] = float(ips.mean()) if ips is not None and ips.notna().any() else None
-        except (OSError, ValueError, pd.errors.ParserError):
-            pass
-    return info
-
-
-def _align(models: list[Model]) -> tuple[list[Model], list[str]]:
-    """Restrict every model to the images and classes all of them have."""
-    ids = set(models[0].scored.image_ids)
-    classes = list(models[0].scored.classes)
-    for model in models[1:]:
-        ids &= set(model.scored.image_ids)
-        classes = [c for c in classes if c in model.scored.classes]
-    if not ids:
-        raise CxrlabError("the compared predictions share no image; score the same test split with every model")
-    if not classes:
-        raise CxrlabError("the compared predictions share no class; check their column names")
-    order = [i for i in models[0].scored.image_ids if i in ids]
-    notes = []
-    every = list(dict.fromkeys(c for model in models for c in model.scored.classes))
-    for c in [c for c in every if c not in classes]:  # a class one model lacks is named, never dropped silently
-        lacking = [m.name for m in models if c not in m.scored.classes]
-        notes.append(f"class {c} is left out of the comparison: {', '.join(lacking)} does not predict it")
-    for model in models:
-        dropped = len(model.scored.image_ids) - len(order)
-        if dropped:
-            notes.append(f"{model.name}: {dropped} images not predicted by every model are left out")
-        model.scored = subset_scored(model.scored, order, classes)
-    return models, notes
-
-
-def _uncertainty_info(model: Model) -> None:
-    """``aurc`` (and the score it used) of a model whose predictions carry uncertainty columns, on the aligned
-    images; None otherwise."""
-    from cxrlab.evaluate.evaluate import uncertainty_block
-
-    block = uncertainty_block(model.scored, model.arrays.pop("predictions")).get("uncertainty")
-    model.info["aurc"] = block["aurc"] if block else None
-    model.info["aurc_score"] = block["score"] if block else None
-
-
-def _metric_arrays(model: Model, weights: np.ndarray, keep: list[int], method: str) -> None:
-    s = model.scored
-    aucs = m.class_auroc(s, weights)
-    with np.errstate(invalid="ignore"):
-        macro_cols = keep if s.task == "multilabel" else list(range(len(s.classes)))
-        model.arrays["auroc"], model.arrays["macro_auroc"] = aucs, fixed_macro(aucs[:, macro_cols])
-    if s.task == "multiclass":
-        r = m.multiclass_from_confusion(m.confusion(s, weights))
-        model.arrays["f1"], model.arrays["macro_f1"] = r["f1"], r["macro_f1"]
-        return
-    val = model.arrays.get("val")
-    if val is not None and all(c in val.classes for c in s.classes):
-        cols = [val.classes.index(c) for c in s.classes]
-        thr = choose_thresholds(val.y[:, cols], val.p[:, cols], method)
-        model.info["thresholds"] = f"{method} on validation"
-    else:
-        thr = np.full(len(s.classes), 0.5)
-        model.info["thresholds"] = "fixed 0.5 (no validation predictions)"
-    f1 = m.rates_from_counts(m.binary_counts(s, thr, weights))["f1"]
-    with np.errstate(invalid="ignore"):
-        macro = fixed_macro(f1[:, keep])
-    model.arrays["f1"], model.arrays["macro_f1"] = f1, macro
-
-
-def _f(x) -> float | None:
-    return None if x is None or not np.isfinite(x) else float(x)
-
-
 def _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed) -> dict:
     ref = models[0].scored
     headline = "macro_auroc" if ref.task == "multilabel" else "macro_f1"
@@ -215,8 +104,8 @@ def _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed) 
         rows.append({"name": model.name, **model.info, "headline": value, "headline_ci": ci,
                      "headline_undefined_replicates": undefined_replicates(model.arrays[headline][1:]),
                      "macro_auroc": auc, "macro_auroc_ci": auc_ci, "macro_f1": f1, "macro_f1_ci": f1_ci,
-                     "per_class": {c: _f(per[0, i]) for i, c in enumerate(ref.classes)},
-                     "seed_paper": _seed_paper(model.scored), "predictions": str(model.source.test)})
+                     "per_class": {c: finite_or_none(per[0, i]) for i, c in enumerate(ref.classes)},
+                     "seed_paper": seed_paper(model.scored), "predictions": str(model.source.test)})
     best, not_separated = best_model(rows, tests, headline)
     return {
         "schema": "cxrlab.comparison/1",
@@ -241,43 +130,6 @@ def _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed) 
     }
 
 
-def _seed_paper(s: Scored) -> dict | None:
-    """The seed paper's label-wise accuracy and flattened AUROC (all classes), for contrast only."""
-    if s.task != "multilabel":
-        return None
-    flat = m.micro_auc(s, list(range(len(s.classes))), np.ones((1, s.n_patients)))[0]
-    return {"labelwise_accuracy": m.labelwise_accuracy(s), "flattened_auroc": _f(flat)}
-
-
-SEED_GROUP_IGNORED = ("name", "source", "train.seed")  # the keys a study's config diff leaves out too
-
-
-def seed_group(run_dir: Path | None) -> str | None:
-    """A key shared exactly by runs whose resolved ``config.yaml`` differs only in ``SEED_GROUP_IGNORED``
-    (sha256 of the rest, 12 hex digits); None without a readable config.yaml (never grouped)."""
-    import hashlib
-    import json
-
-    from cxrlab.rundir import RunDir
-
-    run = RunDir(Path(run_dir)) if run_dir is not None else None
-    if run is None or not run.config_path.is_file():
-        return None
-    config = run.config()  # a garbled one is the one run-file error (resolve_source checked it already)
-    flat = {k: v for k, v in _flatten(config).items() if k not in SEED_GROUP_IGNORED}
-    return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _groups(rows: list[dict]) -> list[dict]:
     """Seeds of one recipe (``seed_group``: resolved configs equal but for the seed) aggregated: mean and sample
     sd of the headline metric."""
@@ -290,18 +142,12 @@ def _groups(rows: list[dict]) -> list[dict]:
         if len(members) < 2:
             continue
         name = str(members[0]["model"]) + (f" ({members[0]['recipe']})" if members[0].get("recipe") else "")
-        mean, sd = _mean_sd([r["headline"] for r in members])
-        per = {c: _mean_sd([r["per_class"][c] for r in members]) for c in members[0]["per_class"]}
+        mean, sd = mean_sd([r["headline"] for r in members])
+        per = {c: mean_sd([r["per_class"][c] for r in members]) for c in members[0]["per_class"]}
         out.append({"model": name, "runs": [r["name"] for r in members], "n": len(members), "config": key,
                     "rule": "resolved config.yaml equal except train.seed", "headline_mean": mean,
                     "headline_sd": sd, "per_class": per})
     return out
-
-
-def _mean_sd(values: list) -> list:
-    v = np.array([np.nan if x is None else x for x in values], dtype=float)
-    v = v[np.isfinite(v)]
-    return [_f(v.mean()), _f(v.std(ddof=1)) if len(v) > 1 else None] if len(v) else [None, None]
 
 
 def write_comparison(result: dict, models: list[Model], out: Path, report: bool = True,

@@ -23,9 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from cxrlab.evaluate import compare as cmp
 from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.inputs import Source, load_labels
+from cxrlab.evaluate.scoring import (
+    Model,
+    align_models,
+    finite_or_none,
+    load_models,
+    mean_sd,
+    score_model,
+    seed_paper,
+)
 from cxrlab.evaluate.stats.bootstrap import bootstrap_test
 from cxrlab.evaluate.stats.multiple import holm_adjust
 from cxrlab.evaluate.stats.seeds import SeedEstimate, seed_mean, seed_mean_difference
@@ -41,7 +49,7 @@ class Arm:
 
     name: str
     seeds: list[int]
-    members: list[cmp.Model]
+    members: list[Model]
     trained: bool  # a training arm (not a study ensemble)
     seed_paper: dict | None = None
 
@@ -64,18 +72,18 @@ def score_runs(runs: list[dict[str, Any]], labels: str | Path, bootstrap: int, s
     index = load_labels(labels, sources[0])
     # runs are independent: two threads (NumPy and the CSV parser release the GIL) halve the wall time on 2 cores
     with ThreadPoolExecutor(THREADS) as pool:
-        models = [m for part in pool.map(lambda s: cmp._load_models([s], index, None, False, False), sources)
+        models = [m for part in pool.map(lambda s: load_models([s], index), sources)
                   for m in part]
     for model, r in zip(models, runs):
         model.name = r["name"]
-    models, notes = cmp._align(models)
+    models, notes = align_models(models)
     ref = models[0].scored
     weights = m.bootstrap_weights(ref, bootstrap, seed)  # compare's stratified patient draws: the same numbers
     keep, excluded, undefined = m.averaged_classes(ref, tuple(m.DEFAULT_EXCLUDE))
     for model in models:
         model.arrays.pop("predictions", None)
     with ThreadPoolExecutor(THREADS) as pool:
-        list(pool.map(lambda model: cmp._metric_arrays(model, weights, keep, threshold_method), models))
+        list(pool.map(lambda model: score_model(model, weights, keep, threshold_method), models))
     headline = "macro_auroc" if ref.task == "multilabel" else "macro_f1"
     per_metric = "auroc" if ref.task == "multilabel" else "f1"
     run_rows = []
@@ -84,8 +92,9 @@ def score_runs(runs: list[dict[str, Any]], labels: str | Path, bootstrap: int, s
         run_rows.append({"name": r["name"], "arm": r["arm"], "seed": r["seed"], "headline": value,
                          "headline_ci": ci, "macro_auroc": est(model.arrays["macro_auroc"])[0],
                          "macro_f1": est(model.arrays["macro_f1"])[0],
-                         "per_class": {c: cmp._f(model.arrays[per_metric][0, i]) for i, c in enumerate(ref.classes)},
-                         "thresholds": model.info.get("thresholds"), "seed_paper": cmp._seed_paper(model.scored)})
+                         "per_class": {c: finite_or_none(model.arrays[per_metric][0, i])
+                                       for i, c in enumerate(ref.classes)},
+                         "thresholds": model.info.get("thresholds"), "seed_paper": seed_paper(model.scored)})
     arms = _arms(models, runs)
     for arm in arms.values():  # the seed paper's metrics, averaged over seeds, for contrast
         papers = [r["seed_paper"] for r in run_rows if r["arm"] == arm.name and r["seed_paper"]]
@@ -101,7 +110,7 @@ def score_runs(runs: list[dict[str, Any]], labels: str | Path, bootstrap: int, s
             "runs": run_rows, "_arms": arms, "_seed_ensembles": ensembles, "_keep": keep}
 
 
-def _arms(models: list[cmp.Model], runs: list[dict[str, Any]]) -> dict[str, Arm]:
+def _arms(models: list[Model], runs: list[dict[str, Any]]) -> dict[str, Arm]:
     out: dict[str, Arm] = {}
     for model, r in zip(models, runs):
         arm = out.setdefault(r["arm"], Arm(r["arm"], [], [], r.get("kind", "arm") == "arm"))
@@ -110,20 +119,20 @@ def _arms(models: list[cmp.Model], runs: list[dict[str, Any]]) -> dict[str, Arm]
     return out
 
 
-def _seed_ensemble(arm: Arm, weights: np.ndarray, keep: list[int], method: str) -> cmp.Model:
+def _seed_ensemble(arm: Arm, weights: np.ndarray, keep: list[int], method: str) -> Model:
     """The mean of the arm's seeds' probabilities, scored as one model (thresholds on its mean val output)."""
     first = arm.members[0]
     scored = dataclasses.replace(first.scored, p=np.mean([m.scored.p for m in arm.members], axis=0))
-    model = cmp.Model(f"{arm.name} (seed ensemble)", first.source, scored, {})
+    model = Model(f"{arm.name} (seed ensemble)", first.source, scored, {})
     vals = [m.arrays.get("val") for m in arm.members]
     if all(v is not None and v.image_ids == vals[0].image_ids and v.classes == vals[0].classes for v in vals):
         model.arrays["val"] = dataclasses.replace(vals[0], p=np.mean([v.p for v in vals], axis=0))
-    cmp._metric_arrays(model, weights, keep, method)
+    score_model(model, weights, keep, method)
     return model
 
 
 def _ci(e: SeedEstimate) -> list[float | None]:
-    return [cmp._f(x) for x in e.ci]
+    return [finite_or_none(x) for x in e.ci]
 
 
 def arm_rows(scores: dict[str, Any]) -> list[dict[str, Any]]:
@@ -141,17 +150,17 @@ def arm_rows(scores: dict[str, Any]) -> list[dict[str, Any]]:
                      "seed_paper": arm.seed_paper, "other_mean": _mean_sd(list(arm.stack(other)[:, 0]))[0]})
     for name, model in scores["_seed_ensembles"].items():
         value, ci = est(model.arrays[headline])
-        per_class = {c: [cmp._f(model.arrays[per][0, i]), None] for i, c in enumerate(scores["classes"])}
+        per_class = {c: [finite_or_none(model.arrays[per][0, i]), None] for i, c in enumerate(scores["classes"])}
         rows.append({"arm": model.name, "kind": "seed_ensemble", "of": name,
                      "n_seeds": len(scores["_arms"][name].members), "seeds": scores["_arms"][name].seeds,
                      "mean": value, "sd": None, "ci": ci, "ci_method": "patient bootstrap",
-                     "per_class": per_class, "seed_paper": cmp._seed_paper(model.scored),
+                     "per_class": per_class, "seed_paper": seed_paper(model.scored),
                      "other_mean": est(model.arrays[other])[0]})
     return rows
 
 
 def _mean_sd(values: list[float]) -> list[float | None]:
-    return cmp._mean_sd([None if v is None or not np.isfinite(v) else float(v) for v in values])
+    return mean_sd([None if v is None or not np.isfinite(v) else float(v) for v in values])
 
 
 def _per_seed(a: Arm, b: Arm, metric: str) -> list[dict[str, Any]]:
@@ -160,14 +169,14 @@ def _per_seed(a: Arm, b: Arm, metric: str) -> list[dict[str, Any]]:
     for s in sorted(set(a.seeds) & set(b.seeds)):
         d = a.members[a.seeds.index(s)].arrays[metric] - b.members[b.seeds.index(s)].arrays[metric]
         delta, ci = est(d)
-        out.append({"seed": s, "delta": delta, "delta_ci": ci, "p_value": cmp._f(bootstrap_test(d[1:])[0])})
+        out.append({"seed": s, "delta": delta, "delta_ci": ci, "p_value": finite_or_none(bootstrap_test(d[1:])[0])})
     return out
 
 
 def _difference(a: Arm, b: Arm, cls: str, metric: str, arrays: tuple[np.ndarray, np.ndarray], seed: int) -> dict:
     e = seed_mean_difference(*arrays, seed=seed)
     return {"a": a.name, "b": b.name, "class": cls, "metric": metric, "test": TWO_LEVEL,
-            "delta": cmp._f(e.estimate), "delta_ci": _ci(e), "p_value": e.p_value,
+            "delta": finite_or_none(e.estimate), "delta_ci": _ci(e), "p_value": e.p_value,
             "n_seeds": [len(a.members), len(b.members)]}
 
 
@@ -192,7 +201,7 @@ def arm_tests(scores: dict[str, Any], reference: str | None) -> list[dict[str, A
             tests.append(_difference(a, b, c, per, (a.stack(per, i), b.stack(per, i)), seed))
     adjusted = holm_adjust([np.nan if t["p_value"] is None else t["p_value"] for t in tests])
     for t, p in zip(tests, adjusted):
-        t["p_adjusted"] = cmp._f(p)
+        t["p_adjusted"] = finite_or_none(p)
     return tests
 
 
