@@ -287,10 +287,14 @@ def plain_selection(candidates: list[Candidate], folds: int, out: Path, split_cs
 
 def run_selection(candidates: list[Candidate], *, folds: int, out: str | Path, resume: bool = True,
                   inner_val: float = cv.INNER_VAL, progress: Callable[[str], None] | None = None,
-                  diagnostic: bool = True) -> dict[str, Any]:
-    """Nested cross-validation over ``candidates`` into ``out`` (module docstring); returns ``select.json``."""
+                  diagnostic: bool = True, only_fold: int | None = None) -> dict[str, Any]:
+    """Nested cross-validation over ``candidates`` into ``out`` (module docstring); returns ``select.json``.
+    ``only_fold``: do outer fold k only (to spread the folds over processes) and return its result, writing no
+    summary; a later run without it reuses the finished folds and writes ``select.json``."""
     if folds < 2:
         raise CxrlabError(f"--folds {folds} must be at least 2")
+    if only_fold is not None and not 0 <= only_fold < folds:
+        raise CxrlabError(f"--fold {only_fold} must be one of 0..{folds - 1}")
     if not 0.0 < inner_val < 1.0:
         raise CxrlabError(f"--inner-val {inner_val} must be a fraction in (0, 1)")
     _check_candidates(candidates)
@@ -300,13 +304,15 @@ def run_selection(candidates: list[Candidate], *, folds: int, out: str | Path, r
     split_csv = cv.make_folds(candidates[0].config, folds, out)
     index = load_index(candidates[0].config.data.index)
     results, outers = [], []
-    for k in range(folds):
+    for k in range(folds) if only_fold is None else [only_fold]:
         res, outer = _select_fold(candidates, k, out, split_csv, index, inner_val, resume, progress)
         results.append(res)
         outers.append(outer)
         if progress is not None:
             progress(f"select: fold {k} winner {res.winner} (inner {res.inner[res.winner]:.3f}), outer macro AUROC "
                      f"{res.outer_macro_auroc:.3f}")
+    if only_fold is not None:
+        return {"fold": asdict(results[0])}
     summary = _summary(candidates, results, outers, out, index, inner_val)
     if diagnostic:
         summary["plain_selection"] = plain_selection(candidates, folds, out, split_csv, index)
@@ -324,6 +330,7 @@ def _summary(candidates: list[Candidate], results: list[FoldResult], outers: lis
                       sum((p.patient_ids or [] for p in outers), []) or None)
     write_predictions(out / "oof.csv", oof)
     scores = [r.outer_macro_auroc for r in results]
+    inner_mean = {c.name: float(np.nanmean([r.inner[c.name] for r in results])) for c in candidates}
     return {
         "protocol": {"outer_folds": len(results), "inner": f"validation set of {inner_val:g} of the training folds' "
                      "patients (epoch and candidate chosen on it)", "metric": "macro AUROC (cxrlab.auroc, as "
@@ -336,7 +343,10 @@ def _summary(candidates: list[Candidate], results: list[FoldResult], outers: lis
                   "values": scores, "pooled_oof": float(cv.score_predictions(oof, index)["macro_auroc"]),
                   "n": len(oof.image_ids)},
         "wins": {c.name: sum(r.winner == c.name for r in results) for c in candidates},
-        "inner_mean": {c.name: float(np.nanmean([r.inner[c.name] for r in results])) for c in candidates},
+        "inner_mean": inner_mean,
+        "chosen": {"candidate": max(inner_mean, key=lambda n: inner_mean[n]),
+                   "rule": "highest mean inner score over the outer folds' training sets: the procedure's choice "
+                           "on all the data, whose performance the outer estimate measures"},
     }
 
 

@@ -57,6 +57,8 @@ def _register_select(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inner-val", type=A.fraction, default=0.2,
                    help="share of the training folds' patients held out (per outer fold) to choose the epoch and "
                    "the candidate on; the outer fold is scored once, for the winner only (default 0.2)")
+    p.add_argument("--fold", type=A.non_negative_int, help="do outer fold K only and write no summary (spread the "
+                   "folds over processes; rerun without --fold to write select.json from the finished folds)")
     p.add_argument("--no-resume", action="store_true", help="refuse to reuse an existing output folder")
     p.add_argument("--no-diagnostic", action="store_true",
                    help="skip scoring every candidate on the outer folds (the non-nested figure, for contrast)")
@@ -74,6 +76,7 @@ def _select(args: argparse.Namespace) -> int:
     with output_folder(args.out, verb="select", inputs=[d.index, d.split, d.cache], force=args.force):
         summary = run_selection(candidates, folds=args.folds, out=args.out, resume=not args.no_resume,
                                 inner_val=args.inner_val, progress=lambda line: print(line, flush=True),
-                                diagnostic=not args.no_diagnostic)
-    print(json.dumps({"outer": summary["outer"], "wins": summary["wins"]}, indent=2))
+                                diagnostic=not args.no_diagnostic, only_fold=args.fold)
+    keys = ("fold",) if args.fold is not None else ("outer", "wins", "chosen")
+    print(json.dumps({k: summary[k] for k in keys}, indent=2))
     return 0
