@@ -162,13 +162,19 @@ def _train(c: Candidate, split_k: Path, k: int, run_dir: Path, resume: bool,
     if resume and cv.fold_done(run_dir):
         return float(read_json(cost)["cpu_seconds"]) if cost.is_file() else None
     partial = (run_dir / "checkpoints" / "last_state.pt").exists()
+    # an interrupted training records what it spent, and its resumption adds to it; a part spent without a
+    # record (killed hard) is missing, so the figure then says it is incomplete
+    prior = read_json(cost) if partial and cost.is_file() else {"cpu_seconds": 0.0, "wall_seconds": 0.0,
+                                                                  "complete": not partial}
     c0, w0 = time.process_time(), time.perf_counter()
-    cv.train_fold(c.config, split_k, k, run_dir, resume, progress)
-    spent = time.process_time() - c0
-    # a resumed training counts only its own part: mark it, so the figure is not mistaken for a whole run
-    write_json(cost, {"cpu_seconds": spent, "wall_seconds": time.perf_counter() - w0, "resumed": partial,
-                      "threads": c.config.train.threads})
-    return spent
+    try:
+        cv.train_fold(c.config, split_k, k, run_dir, resume, progress)
+    finally:
+        write_json(cost, {"cpu_seconds": prior["cpu_seconds"] + time.process_time() - c0,
+                          "wall_seconds": prior["wall_seconds"] + time.perf_counter() - w0,
+                          "complete": bool(prior["complete"]), "finished": cv.fold_done(run_dir),
+                          "threads": c.config.train.threads})
+    return float(read_json(cost)["cpu_seconds"])
 
 
 def predict_split(run_dir: Path, split: str, tta: str) -> Predictions:
@@ -268,15 +274,14 @@ def plain_selection(candidates: list[Candidate], folds: int, out: Path, split_cs
                     ) -> dict[str, Any]:
     """Diagnostic only, computed after every winner is fixed: each candidate's outer scores, and the estimate
     the non-nested protocol (pick the best CV mean, report that mean) would have claimed. Optimistic."""
-    groups = _train_groups(candidates)
+    groups, ids = _train_groups(candidates), [_fold_ids(split_csv, k) for k in range(folds)]
     table: dict[str, list[float]] = {}
     for c in candidates:
         scores = []
         for k in range(folds):
             run = out / f"fold{k}" / groups[c.name]
             test = _cached_predictions(run, out / f"fold{k}" / f"{c.name}.test.csv", "test", c.tta)
-            scores.append(float(cv.score_predictions(_outer(test, _fold_ids(split_csv, k), "diagnostic"),
-                                                     index)["macro_auroc"]))
+            scores.append(float(cv.score_predictions(_outer(test, ids[k], "diagnostic"), index)["macro_auroc"]))
         table[c.name] = scores
     means = {n: float(np.mean(v)) for n, v in table.items()}
     best = max(means, key=lambda n: means[n])
