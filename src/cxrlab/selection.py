@@ -157,10 +157,11 @@ def _train_groups(candidates: list[Candidate]) -> dict[str, str]:
 
 def _train(c: Candidate, split_k: Path, k: int, run_dir: Path, resume: bool,
            progress: Callable[[str], None] | None) -> float | None:
-    """Train (or resume, or skip) candidate ``c`` on fold ``k``; its CPU seconds, recorded in ``cost.json``."""
+    """Train (or resume, or skip) candidate ``c`` on fold ``k``; its CPU seconds, recorded in ``cost.json``
+    (None when a part of the training went unrecorded)."""
     cost = run_dir.parent / f"{run_dir.name}.cost.json"
     if resume and cv.fold_done(run_dir):
-        return float(read_json(cost)["cpu_seconds"]) if cost.is_file() else None
+        return _recorded_cost(cost)
     partial = (run_dir / "checkpoints" / "last_state.pt").exists()
     # an interrupted training records what it spent, and its resumption adds to it; a part spent without a
     # record (killed hard) is missing, so the figure then says it is incomplete
@@ -174,7 +175,14 @@ def _train(c: Candidate, split_k: Path, k: int, run_dir: Path, resume: bool,
                           "wall_seconds": prior["wall_seconds"] + time.perf_counter() - w0,
                           "complete": bool(prior["complete"]), "finished": cv.fold_done(run_dir),
                           "threads": c.config.train.threads})
-    return float(read_json(cost)["cpu_seconds"])
+    return _recorded_cost(cost)
+
+
+def _recorded_cost(cost: Path) -> float | None:
+    if not cost.is_file():
+        return None
+    record = read_json(cost)
+    return float(record["cpu_seconds"]) if record.get("complete", True) else None
 
 
 def predict_split(run_dir: Path, split: str, tta: str) -> Predictions:

@@ -125,8 +125,11 @@ def test_resume_skips_finished_trainings(monkeypatch, phantom, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_selection(cands, folds=3, out=tmp_path / "sel")
     assert fake.calls == ["cheat-fold0", "fair-fold0", "cheat-fold1", "fair-fold1"]
+    (tmp_path / "sel" / "fold1" / "fair.cost.json").unlink()  # as if killed hard: that part of its cost is lost
     first = run_selection(cands, folds=3, out=tmp_path / "sel")
     assert fake.calls[4:] == ["fair-fold1", "cheat-fold2", "fair-fold2"]
+    costs = [sorted(f["train_cpu_seconds"]) for f in first["folds"]]
+    assert costs == [["cheat", "fair"], ["cheat"], ["cheat", "fair"]]  # an incomplete measurement is left out
     again = run_selection(cands, folds=3, out=tmp_path / "sel")
     assert len(fake.calls) == 7 and again["outer"] == first["outer"]
 
