@@ -12,6 +12,8 @@ the packaged ``cpu_small``, which this selection rewrites), so a rerun selects a
 
 ``--fold K`` trains outer fold K only (run the three folds as three processes); a run without it resumes every
 finished training and writes ``benchmarks/results/select_cpu_small.json`` (``--quick``: results/quick/).
+``--time-400`` instead trains the packaged ``cpu_small`` on the whole sample (a 10-fold patient split, fold 0 as
+its validation set: 360 training images) with 2 threads and writes ``results/cpu_small_train400.json``.
 """
 
 from __future__ import annotations
@@ -95,14 +97,51 @@ def _costs(summary: dict) -> dict[str, list[float]]:
             for n in sorted(names)}
 
 
+def time_400(data: Path, quick: bool) -> None:
+    """Wall and CPU seconds of training the packaged ``cpu_small`` on all the sample's images, 2 threads."""
+    import time
+
+    import pandas as pd
+
+    from cxrlab.config import load_config
+    from cxrlab.data.index import load_index
+    from cxrlab.data.splits import kfold_split, write_split
+    from cxrlab.train import fit
+
+    paths = prepare(data, quick)
+    index_dir = data / ("phantom/index" if quick else "index")
+    index = load_index(index_dir)
+    split = data / "split10.csv"
+    if not split.exists():
+        write_split(kfold_split(index, 10, test=0.0, seed=0), split, "kfold", 0, index, folds=10)
+    tiny = ["train.epochs=1", "data.image_size=32", "data.cache_size=32"] if quick else []
+    sets = [*paths[:1], f"data.split={split}", paths[2], "data.fold=0", "train.threads=2", "data.num_workers=0",
+            "data.require_positives=false", "train.device=cpu", *tiny]
+    cfg = load_config("cpu_small", sets)
+    run = data / "run400"
+    load, c0, w0 = list(os.getloadavg()), time.process_time(), time.perf_counter()
+    fit(cfg, run, resume=(run / "checkpoints" / "last_state.pt").exists())
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    n_train = int((pd.read_csv(split)["fold"] != 0).sum())
+    write_results("cpu_small_train400", quick=quick, load_before=load,
+                  inputs={"recipe": "cpu_small", "epochs": cfg.train.epochs, "threads": 2, "train_images": n_train,
+                          "val_images": len(index.image_ids) - n_train},
+                  figures={"wall_s": Figure.of([wall], unit="s", note="one training, 2 threads, loaded machine"),
+                           "cpu_s": Figure.of([cpu], unit="s", note="CPU seconds of that training (all threads)")})
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", type=Path, default=Path("/tmp/cpu_small_select"), help="prepared index/split/cache")
     p.add_argument("--out", type=Path, default=None, help="selection folder (default DATA/select)")
     p.add_argument("--fold", type=int, default=None, help="train outer fold K only (no results written)")
+    p.add_argument("--time-400", action="store_true", help="time cpu_small on the whole sample (2 threads)")
     p.add_argument("--quick", action="store_true")
     a = p.parse_args()
     import torch
+
+    if a.time_400:
+        return time_400(a.data / "quick" if a.quick else a.data, a.quick)
 
     from cxrlab.selection import parse_candidate, run_selection
 
