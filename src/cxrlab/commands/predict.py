@@ -26,6 +26,9 @@ def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` v
     p.add_argument("--device", type=A.device, default="cpu", help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--engine", choices=("torch", "onnx"),
                    help="PyTorch or ONNX Runtime (default: onnx for an .onnx file from `cxrlab export`, else torch)")
+    p.add_argument("--tta", choices=("none", "shifts"), default="none",
+                   help="prediction-time augmentation (torch engine): shifts = mean logits over the image and four "
+                   "1/32-side shifts; no flip (default none)")
     p.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
     p.set_defaults(func=_predict)
 
@@ -44,6 +47,10 @@ def _predict(args: argparse.Namespace) -> int:
                    force=args.force)
     engine = args.engine or ("onnx" if str(args.run_dir).lower().endswith(".onnx") else "torch")
     if engine == "onnx":
+        if args.tta != "none":
+            from cxrlab.errors import CxrlabError
+
+            raise CxrlabError(f"--tta {args.tta} is available with the torch engine only; drop --tta or --engine onnx")
         from cxrlab.deploy.predict_onnx import predict_onnx
 
         preds = predict_onnx(args.run_dir, split=args.split, index=args.index, images=args.images,
@@ -51,7 +58,7 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         preds = predict_run(args.run_dir, split=args.split, index=args.index, images=args.images,
                             split_csv=args.split_csv, which=args.which, batch_size=args.batch_size,
-                            device=args.device)
+                            device=args.device, tta=args.tta)
     path = write_predictions(args.out, preds)
     print(f"wrote {len(preds.image_ids)} predictions to {path}")
     return 0

@@ -16,6 +16,7 @@ from cxrlab.predict.sources import (
     images_from_run,
     open_run_cache,
 )
+from cxrlab.predict.tta import with_tta
 from cxrlab.predictions import Predictions
 from cxrlab.provenance import check_run_files
 
@@ -55,13 +56,16 @@ def _same_index(a: str | Path, b: str | Path | None) -> bool:
 
 def predict_run(run: str | Path, *, split: str | None = "test", index: str | Path | None = None,
                 images: str | Path | None = None, split_csv: str | Path | None = None, which: str = "best",
-                batch_size: int = 64, device: str = "cpu") -> Predictions:
+                batch_size: int = 64, device: str = "cpu", tta: str = "none") -> Predictions:
     """Predict with a run's ``which`` checkpoint on ``images``, on ``index`` (another dataset: all of it, or its
-    ``split``), or on ``split`` of the run's own data; see ``cxrlab.predict.sources`` for how images are read."""
+    ``split``), or on ``split`` of the run's own data; see ``cxrlab.predict.sources`` for how images are read.
+    ``tta``: prediction-time augmentation (``cxrlab.predict.tta``; ``shifts`` or ``none``)."""
     model, info = load_run(run, which=which, device=device)
-    preds = predict_images(model, info, split=split, index=index, images=images, split_csv=split_csv,
+    preds = predict_images(with_tta(model, tta), info, split=split, index=index, images=images, split_csv=split_csv,
                            batch_size=batch_size, device=device)
     preds.meta["checkpoint"] = which
+    if tta != "none":
+        preds.meta["tta"] = tta
     return preds
 
 
