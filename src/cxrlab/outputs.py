@@ -74,6 +74,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "compare": ("comparison.json",),
     "selective": ("selective.json",),
     "explain": ("localization.json", "gallery.html", "peaks.json"),
+    "select": ("select.json", "select_settings.json"),  # before "cv": a select folder also holds fold0/
     "cv": ("cv.json", "fold0"),
     "pseudo": ("pseudo.json",),
     "demo": ("demo_study.yaml", "comparison"),  # before "study run": a demo folder also holds a study

@@ -181,6 +181,8 @@ FOLDER_VERBS = [
     ["explain", "{run}", "--images", "{data}/images", "--out", "{tmp}/afile"],
     ["pseudo", "{run}", "--pool", "{data}/images", "--out", "{tmp}/afile"],
     ["cv", "--config", "{cfg}", "--out", "{tmp}/afile", "--folds", "2"],
+    ["select", "--candidate", "a={cfg}", "--candidate", "b={cfg},train.epochs=2", "--out", "{tmp}/afile",
+     "--folds", "2"],
     ["demo", "--out", "{tmp}/afile"],
 ]
 
