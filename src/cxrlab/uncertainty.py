@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cxrlab.errors import CxrlabError
 from cxrlab.predict import ImageSetDataset, images_from_run, iter_batches, load_run, open_run_cache
+from cxrlab.predict.tta import tta_views, view
 from cxrlab.predictions import Predictions, write_predictions
 from cxrlab.tasks import probabilities
 
@@ -98,26 +98,6 @@ def mc_dropout_samples(model: nn.Module, x: torch.Tensor, samples: int, task: st
         model.train(was_training)
 
 
-def tta_views(flip: bool = False) -> list[tuple[str, float, float, float]]:
-    """Medical-safe TTA views (name, dx, dy, scale): identity, 4% shifts, 5% zooms. No flip unless asked
-    (the flip view is marked by scale -1)."""
-    views = [("identity", 0, 0, 1.0), ("left", -0.04, 0, 1.0), ("right", 0.04, 0, 1.0), ("up", 0, -0.04, 1.0),
-             ("down", 0, 0.04, 1.0), ("zoom_in", 0, 0, 1.05), ("zoom_out", 0, 0, 0.95)]
-    if flip:
-        views.append(("hflip", 0, 0, -1.0))
-    return views
-
-
-def _view(x: torch.Tensor, dx: float, dy: float, scale: float) -> torch.Tensor:
-    if scale == -1.0:
-        return x.flip(-1)
-    if (dx, dy, scale) == (0, 0, 1.0):
-        return x
-    theta = torch.tensor([[1 / scale, 0, -2 * dx], [0, 1 / scale, -2 * dy]], dtype=x.dtype).expand(x.shape[0], 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
-
-
 @torch.no_grad()
 def tta_samples(model: nn.Module, x: torch.Tensor, task: str = "multilabel", views: int = 7,
                 flip: bool = False) -> torch.Tensor:
@@ -128,7 +108,7 @@ def tta_samples(model: nn.Module, x: torch.Tensor, task: str = "multilabel", vie
         chosen[-1] = tta_views(True)[-1]
     if flip:
         log.warning("TTA with horizontal flip: anatomy is not mirror-symmetric (S4 measured flip-TTA hurting)")
-    return torch.stack([probabilities(model(_view(x, dx, dy, s)), task) for _, dx, dy, s in chosen])
+    return torch.stack([probabilities(model(view(x, dx, dy, s)), task) for _, dx, dy, s in chosen])
 
 
 def summarize(samples: np.ndarray) -> dict[str, np.ndarray]:

@@ -11,16 +11,7 @@ from cxrlab.deploy.ood import OodGate, assess
 from cxrlab.deploy.orientation import thumbnails
 from cxrlab.deploy.tones import GRID, choose_bins, tone_statistics
 
-
-def _films(n: int, seed: int) -> list[np.ndarray]:
-    from cxrlab.data.phantom import _patient_anatomy, _render_anatomy
-
-    out = []
-    for i in range(n):
-        r = np.random.default_rng(seed * 1000 + i)
-        img, _ = _render_anatomy(_patient_anatomy(seed, i), 64, r)
-        out.append(np.clip(img + r.normal(0, 0.015, img.shape), 0, 1).astype(np.float32))
-    return out
+from .test_ood import _films
 
 
 def _brute_antisymmetric(thumb: np.ndarray) -> np.ndarray:

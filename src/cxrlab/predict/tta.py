@@ -1,4 +1,7 @@
-"""Prediction-time augmentation (TTA): the model's logits averaged over a few small, label-preserving views.
+"""Test-time augmentation (TTA), in one place: the views ``predict --tta`` averages and those
+``cxrlab uncertainty --method tta`` samples.
+
+Prediction (``with_tta``): the model's logits averaged over a few small, label-preserving views.
 
 ``shifts``: the image itself and four copies moved by 1/32 of its side (4 px at 128 px) up, down, left and right,
 edge pixels replicated into the gap (no wrap-around). The engine returns the mean of the five views' logits
@@ -54,3 +57,26 @@ def with_tta(engine, mode: str = "none"):
     if isinstance(engine, nn.Module):
         engine.eval()
     return ShiftTTA(engine)
+
+
+# Uncertainty (``cxrlab.uncertainty.tta_samples``): the spread of the probabilities over more, larger views.
+def tta_views(flip: bool = False) -> list[tuple[str, float, float, float]]:
+    """Medical-safe TTA views (name, dx, dy, scale): identity, 4% shifts, 5% zooms. No flip unless asked
+    (the flip view is marked by scale -1)."""
+    views = [("identity", 0, 0, 1.0), ("left", -0.04, 0, 1.0), ("right", 0.04, 0, 1.0), ("up", 0, -0.04, 1.0),
+             ("down", 0, 0.04, 1.0), ("zoom_in", 0, 0, 1.05), ("zoom_out", 0, 0, 0.95)]
+    if flip:
+        views.append(("hflip", 0, 0, -1.0))
+    return views
+
+
+def view(x: torch.Tensor, dx: float, dy: float, scale: float) -> torch.Tensor:
+    """``x`` (B, C, H, W) moved by ``dx``/``dy`` of its side and zoomed by ``scale`` (bilinear, border
+    replicated); scale -1 is the left-right flip."""
+    if scale == -1.0:
+        return x.flip(-1)
+    if (dx, dy, scale) == (0, 0, 1.0):
+        return x
+    theta = torch.tensor([[1 / scale, 0, -2 * dx], [0, 1 / scale, -2 * dy]], dtype=x.dtype).expand(x.shape[0], 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
