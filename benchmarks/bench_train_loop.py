@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--model", default="cnn_gap")
     ap.add_argument("--policy", default="medical")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--name", default="train_loop", help="results file name (benchmarks/results/NAME.json)")
     ap.add_argument("--quick", action="store_true", help="64 images at 32 px, batch 16, no workers, 1 round")
     args = ap.parse_args()
     if args.quick:
@@ -117,7 +118,7 @@ def main() -> None:
     print(f"full loop (cache+augment+loader+step+bookkeeping): {f * 1000:.1f} ms/step ({args.batch / f:.0f} img/s)")
     median = statistics.median(full) / statistics.median(bare)
     print(f"ratio full/bare: {f / b:.3f} (target <= 1.10); ratio of medians {median:.3f}")
-    write_results("train_loop", inputs={"model": args.model, "images": args.images, "size": args.size,
+    write_results(args.name, inputs={"model": args.model, "images": args.images, "size": args.size,
                                         "batch": args.batch, "workers": args.workers, "threads": args.threads,
                                         "policy": args.policy, "rounds": args.rounds,
                                         "amp": str(s.eng.amp_dtype or "off").replace("torch.", "")},
