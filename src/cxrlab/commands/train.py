@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from contextlib import nullcontext
 
 
 def register(subparsers, data_subparsers) -> None:  # noqa: ARG001 - no `data` verbs here
@@ -34,8 +36,11 @@ def _train(args: argparse.Namespace) -> int:
     data = cfg.data
     # --resume continues the run in --out and writes no config there: its own config.yaml may be the recipe
     config = None if args.resume else args.config
-    with output_folder(args.out, verb="train", inputs=[config, data.index, data.split, data.cache],
-                       force=args.force):
+    # under torchrun only rank 0 checks and marks --out (the other ranks write nothing there): two ranks marking
+    # one folder at once could each see the other's half-written marker and refuse it
+    folder = output_folder(args.out, verb="train", inputs=[config, data.index, data.split, data.cache],
+                           force=args.force) if os.environ.get("RANK", "0") == "0" else nullcontext()
+    with folder:
         out = fit(cfg, args.out, resume=args.resume)
     print(f"run directory: {out}")
     return 0
