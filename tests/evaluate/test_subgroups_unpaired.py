@@ -34,6 +34,23 @@ def test_internal_vs_external_is_unpaired(tmp_path):
     assert np.isfinite(macro["difference_ci"]).all()
 
 
+def test_each_side_draws_evaluates_stratified_bootstrap(tmp_path, monkeypatch):
+    """Both sides are resampled with evaluate's own weights (stratified by each patient's rarest class), each
+    from its own patients and with its own seed."""
+    from cxrlab.evaluate import metrics
+
+    a = make_dataset(tmp_path / "int", "multilabel", n=120, seed=0)
+    b = make_dataset(tmp_path / "ext", "multilabel", n=150, seed=5)
+    internal, _ = load_scored(a["test"], labels=load_index(a["index"]))
+    external, _ = load_scored(b["test"], labels=load_index(b["index"]))
+    seen = []
+    real = metrics.bootstrap_weights
+    monkeypatch.setattr(metrics, "bootstrap_weights", lambda s, r, seed: seen.append((s, r, seed)) or real(s, r, seed))
+    internal_vs_external(external, internal, replicates=30, seed=4)
+    assert [(s is external, r, seed) for s, r, seed in seen] == [(True, 30, 4), (False, 30, 5)]
+    assert seen[1][0] is internal
+
+
 def test_evaluate_internal_option_and_report(tmp_path):
     from cxrlab.cli import main
 

@@ -2,8 +2,9 @@
 
 The internal test set (the training dataset's) and the external one (another hospital's) hold different images
 and patients, so a paired test (DeLong, paired bootstrap) does not apply. Each side is resampled by its own
-patients, independently; the difference of the two replicate arrays gives the percentile interval of
-``external - internal`` for each class scored on both sides and for their macro average.
+patients, independently (the patient bootstrap stratified by each patient's rarest positive class, as in
+``evaluate`` and ``compare``: ``metrics.bootstrap_weights``); the difference of the two replicate arrays gives the
+percentile interval of ``external - internal`` for each class scored on both sides and for their macro average.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import numpy as np
 
 from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.matching import Scored, subset_scored
-from cxrlab.evaluate.stats.bootstrap import patient_weights, with_point
 from cxrlab.evaluate.summary import est
 
 METHOD = ("unpaired: internal and external test sets hold different images, so each is resampled by its own "
@@ -25,7 +25,7 @@ def _macro_and_classes(s: Scored, weights: np.ndarray, classes: list[str], exclu
     """(macro (R+1,), per class (R+1, C), classes in the macro) for ``classes`` of ``s``."""
     sub = subset_scored(s, list(s.image_ids), classes)
     if s.task == "multilabel":
-        values, _ = m.class_auc_ap(sub, weights)
+        values = m.class_auroc(sub, weights)
         keep, _, _ = m.averaged_classes(sub, exclude)
     else:
         values = m.multiclass_from_confusion(m.confusion(sub, weights))["f1"]
@@ -40,8 +40,8 @@ def internal_vs_external(external: Scored, internal: Scored, *, replicates: int,
     classes = [c for c in external.classes if c in internal.classes]
     if not classes or internal.task != external.task:
         return {"method": METHOD, "classes": {}, "note": "no class scored on both sides with the same task"}
-    w_ext = with_point(patient_weights(external.n_patients, replicates, seed))
-    w_int = with_point(patient_weights(internal.n_patients, replicates, seed + 1))  # independent draws
+    w_ext = m.bootstrap_weights(external, replicates, seed)
+    w_int = m.bootstrap_weights(internal, replicates, seed + 1)  # independent draws
     ext_macro, ext_cls, kept_ext = _macro_and_classes(external, w_ext, classes, exclude)
     int_macro, int_cls, kept_int = _macro_and_classes(internal, w_int, classes, exclude)
     metric = "auroc" if external.task == "multilabel" else "f1"
