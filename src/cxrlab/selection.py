@@ -304,12 +304,9 @@ def run_selection(candidates: list[Candidate], *, folds: int, out: str | Path, r
     """Nested cross-validation over ``candidates`` into ``out`` (module docstring); returns ``select.json``.
     ``only_fold``: do outer fold k only (to spread the folds over processes) and return its result, writing no
     summary; a later run without it reuses the finished folds and writes ``select.json``."""
-    if folds < 2:
-        raise CxrlabError(f"--folds {folds} must be at least 2")
+    cv.check_cv_options(folds, inner_val)
     if only_fold is not None and not 0 <= only_fold < folds:
         raise CxrlabError(f"--fold {only_fold} must be one of 0..{folds - 1}")
-    if not 0.0 < inner_val < 1.0:
-        raise CxrlabError(f"--inner-val {inner_val} must be a fraction in (0, 1)")
     _check_candidates(candidates)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
