@@ -136,11 +136,12 @@ def _aggregate(per_fold: list[dict[str, float]]) -> dict[str, Any]:
                 "values": [f[k] for f in per_fold]} for k in keys}
 
 
-def _subset(preds: Predictions, ids: set[str], note: str) -> Predictions:
+def subset_predictions(preds: Predictions, ids: set[str], note: str, **meta: Any) -> Predictions:
+    """The rows of ``preds`` whose image is in ``ids`` (in their order), with ``note`` and ``meta`` in the sidecar."""
     rows = [i for i, x in enumerate(preds.image_ids) if x in ids]
     patients = [preds.patient_ids[i] for i in rows] if preds.patient_ids else None
     return Predictions([preds.image_ids[i] for i in rows], preds.probs[rows], list(preds.classes),
-                       {**preds.meta, "note": note}, patients)
+                       {**preds.meta, **meta, "note": note}, patients)
 
 
 def _fold_outputs(run: Path, k: int, split: pd.DataFrame, out: Path) -> tuple[Predictions, Path | None]:
@@ -148,13 +149,13 @@ def _fold_outputs(run: Path, k: int, split: pd.DataFrame, out: Path) -> tuple[Pr
     ``out/test/fold<k>.csv``, or None when the split has no test rows)."""
     preds = read_predictions(run_predictions_path(run, "test"))
     outer_ids = set(split.loc[split["fold"].notna() & (split["fold"] == k), "image_id"].astype(str))
-    outer = _subset(preds, outer_ids, f"outer fold {k}: predicted once by the checkpoint chosen on inner val")
-    outer.meta["split"] = "val"
+    outer = subset_predictions(preds, outer_ids, f"outer fold {k}: predicted once by the checkpoint chosen on "
+                               "inner val", split="val")
     write_predictions(out / "outer" / f"fold{k}.csv", outer)
     test_ids = set(split.loc[split["split"] == "test", "image_id"].astype(str))
     if not test_ids:
         return outer, None
-    test = _subset(preds, test_ids, f"held-out test predicted by fold {k}'s model")
+    test = subset_predictions(preds, test_ids, f"held-out test predicted by fold {k}'s model")
     return outer, write_predictions(out / "test" / f"fold{k}.csv", test)
 
 

@@ -240,13 +240,6 @@ def _choose(inner: dict[str, float]) -> str:
     return next(n for n, v in finite.items() if v == best)
 
 
-def _outer(preds: Predictions, ids: FoldIds, note: str) -> Predictions:
-    rows = [i for i, x in enumerate(preds.image_ids) if x in ids.outer]
-    patients = [preds.patient_ids[i] for i in rows] if preds.patient_ids else None
-    return Predictions([preds.image_ids[i] for i in rows], preds.probs[rows], list(preds.classes),
-                       {**preds.meta, "split": "val", "note": note}, patients)
-
-
 def _select_fold(candidates: list[Candidate], k: int, out: Path, split_csv: Path, index: Index, inner_val: float,
                  resume: bool, progress: Callable[[str], None] | None) -> tuple[FoldResult, Predictions]:
     """Outer fold ``k``: train every recipe, score every candidate on the inner set, score the winner once."""
@@ -271,7 +264,8 @@ def _select_fold(candidates: list[Candidate], k: int, out: Path, split_csv: Path
     c = next(c for c in candidates if c.name == winner)
     run = out / f"fold{k}" / groups[winner]
     test = _cached_predictions(run, out / f"fold{k}" / f"{winner}.test.csv", "test", c.tta)
-    outer = _outer(test, ids, f"outer fold {k}: predicted once by {winner}, chosen on the inner validation set")
+    outer = cv.subset_predictions(test, ids.outer, f"outer fold {k}: predicted once by {winner}, chosen on the inner "
+                                   "validation set", split="val")
     write_predictions(out / "outer" / f"fold{k}.csv", outer)
     score = float(cv.score_predictions(outer, index)["macro_auroc"])
     n_train = int((load_split(split_k)["split"] == "train").sum())
@@ -289,7 +283,8 @@ def plain_selection(candidates: list[Candidate], folds: int, out: Path, split_cs
         for k in range(folds):
             run = out / f"fold{k}" / groups[c.name]
             test = _cached_predictions(run, out / f"fold{k}" / f"{c.name}.test.csv", "test", c.tta)
-            scores.append(float(cv.score_predictions(_outer(test, ids[k], "diagnostic"), index)["macro_auroc"]))
+            outer = cv.subset_predictions(test, ids[k].outer, "diagnostic", split="val")
+            scores.append(float(cv.score_predictions(outer, index)["macro_auroc"]))
         table[c.name] = scores
     means = {n: float(np.mean(v)) for n, v in table.items()}
     best = max(means, key=lambda n: means[n])
