@@ -40,6 +40,15 @@ def test_bad_input_is_one_line(recipe, tmp_path, capsys, specs, extra, message):
     assert message in err and "\n" not in err and "Traceback" not in err
 
 
+def test_out_onto_a_candidate_recipe_is_refused_and_the_recipe_unchanged(recipe, capsys):
+    before = open(recipe).read()
+    assert main(["select", "--candidate", f"a={recipe}", "--candidate", f"b={recipe},train.lr=0.1", "--folds", "3",
+                 "--out", recipe]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "r.yaml" in err and "\n" not in err and "Traceback" not in err
+    assert open(recipe).read() == before
+
+
 def test_candidate_spec_layers_recipe_common_and_own(recipe):
     c = parse_candidate(f"r18={recipe},train.epochs=7,tta=shifts", ["train.epochs=3", "train.lr=0.01"])
     assert (c.name, c.tta, c.config.train.epochs, c.config.train.lr) == ("r18", "shifts", 7, 0.01)

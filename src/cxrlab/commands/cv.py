@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from cxrlab.commands import args as A
 
@@ -75,7 +76,10 @@ def _select(args: argparse.Namespace) -> int:
 
     candidates = [parse_candidate(spec, args.overrides) for spec in args.candidates]
     d = candidates[0].config.data
-    with output_folder(args.out, verb="select", inputs=[d.index, d.split, d.cache], force=args.force):
+    # the candidates' recipe files are inputs too: --out may not land on one
+    recipes = [Path(spec.split("=", 1)[1].split(",", 1)[0]) for spec in args.candidates]
+    inputs = [r for r in recipes if r.is_file()] + [d.index, d.split, d.cache]
+    with output_folder(args.out, verb="select", inputs=inputs, force=args.force):
         summary = run_selection(candidates, folds=args.folds, out=args.out, resume=not args.no_resume,
                                 inner_val=args.inner_val, progress=lambda line: print(line, flush=True),
                                 diagnostic=not args.no_diagnostic, only_fold=args.fold)
