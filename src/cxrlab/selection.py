@@ -43,6 +43,7 @@ from cxrlab.data.index import Index, load_index
 from cxrlab.data.splits import load_split
 from cxrlab.errors import CxrlabError
 from cxrlab.predictions import Predictions, read_predictions, run_predictions_path, write_predictions
+from cxrlab.rundir import RunDir
 from cxrlab.utils import atomic_write_text, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -198,7 +199,7 @@ def predict_split(run_dir: Path, split: str, tta: str) -> Predictions:
 def _cached_predictions(run_dir: Path, cached: Path, split: str, tta: str) -> Predictions:
     if tta == "none":
         return predict_split(run_dir, split, tta)
-    if cached.is_file() and cached.stat().st_mtime >= (run_dir / "manifest.json").stat().st_mtime:
+    if cached.is_file() and cached.stat().st_mtime >= RunDir(run_dir).manifest_path.stat().st_mtime:
         return read_predictions(cached)
     preds = predict_split(run_dir, split, tta)
     write_predictions(cached, preds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,8 @@ import pytest
 from cxrlab.cli import main
 from cxrlab.evaluate.compare import compare_runs
 from cxrlab.evaluate.evaluate import evaluate_predictions
+from cxrlab.evaluate.stats.comparison import Comparison, ComparisonTest, ModelFacts, ModelResult
+from cxrlab.evaluate.stats.results import Metric
 from cxrlab.predictions import Predictions, read_predictions, write_predictions
 from cxrlab.utils import write_json
 
@@ -62,20 +65,26 @@ def test_compare_runs_paired_tests_and_outputs(ml_data, tmp_path):
         # 3 images per patient: clustered DeLong with enough patients, the permutation test below the minimum
         assert t["test"] == ("delong, patient-clustered (Obuchowski)" if enough else
                              "permutation (Bandos), 2000 patient swaps")
-        assert (t["class"] in saved["flagged"]) == (not enough and t["class"] in r["macro_classes"] + saved["flagged"])
+        in_macro = t["class"] in r.macro_classes + r.flagged
+        assert (t["class"] in saved["flagged"]) == (not enough and in_macro)
     macro = [t for t in saved["tests"] if t["class"] == "macro" and t["metric"] == "auroc" and t["b"] == "vit_s0"]
     assert all(t["delta"] > 0 and t["p_value"] < 0.05 for t in macro)  # much noisier model is worse
-    (group,) = r["groups"]
-    assert group["model"] == "cnn" and group["n"] == 2 and group["headline_sd"] > 0
-    assert group["runs"] == ["cnn_s0", "cnn_s1"]
-    row = next(m for m in r["models"] if m["name"] == "vit_s0")
-    assert row["params"] == 5000 and row["images_per_s"] == 80.0 and row["thresholds"] == "youden on validation"
+    (group,) = r.groups
+    assert group.model == "cnn" and len(group.runs) == 2 and group.headline_sd > 0
+    assert group.runs == ("cnn_s0", "cnn_s1")
+    facts = r.model("vit_s0").facts
+    assert facts.params == 5000 and facts.images_per_s == 80.0 and facts.thresholds == "youden on validation"
+    assert saved == r.to_dict() and Comparison.from_dict(saved) == r  # the JSON is the typed result, round trip
+    with pytest.raises(ValueError, match="field 'models' is missing"):
+        Comparison.from_dict({k: v for k, v in saved.items() if k != "models"})
+    with pytest.raises(ValueError, match="not a cxrlab.comparison/1 file"):
+        Comparison.from_dict({"schema": "cxrlab.metrics/1"})
     csv = pd.read_csv(out / "comparison.csv")
     assert list(csv["name"]) == ["cnn_s0", "cnn_s1", "vit_s0"] and "auroc:Effusion" in csv.columns
     md = (out / "report.md").read_text()
     assert "no best model" in md and "positive patients" in md and "Paired tests" in md
     assert "mean ± sd" in md and "seed paper" in md
-    assert 0 < r["models"][0]["seed_paper"]["labelwise_accuracy"] < 1
+    assert 0 < r.models[0].seed_paper.labelwise_accuracy < 1
 
 
 def test_compare_groups_seeds_only_when_configs_differ_in_the_seed_alone(ml_data, tmp_path):
@@ -85,16 +94,16 @@ def test_compare_groups_seeds_only_when_configs_differ_in_the_seed_alone(ml_data
     (runs[3] / "config.yaml").unlink()  # no config: nothing proves it is a seed of the others
     (runs[3] / "split.csv").unlink()  # another tool's folder of predictions, not a training run
     r = compare_runs(runs, labels=ml_data["index"], bootstrap=0, report=False)
-    (group,) = r["groups"]
-    assert group["runs"] == ["s0", "s1"] and group["rule"] == "resolved config.yaml equal except train.seed"
+    (group,) = r.groups
+    assert group.runs == ("s0", "s1") and group.rule == "resolved config.yaml equal except train.seed"
 
 
 def test_macro_auroc_agrees_with_evaluate(ml_data, tmp_path):
     runs = [make_run(tmp_path, ml_data, "a", "a", 0.05, 0), make_run(tmp_path, ml_data, "b", "b", 0.1, 1)]
     r = compare_runs(runs, labels=ml_data["index"], bootstrap=50)
     single = evaluate_predictions(runs[0], ml_data["index"], bootstrap=50)
-    assert r["models"][0]["headline"] == pytest.approx(single["macro"]["auroc"])
-    assert r["models"][0]["headline_ci"] == pytest.approx(single["macro"]["auroc_ci"])
+    assert r.models[0].headline.value == pytest.approx(single["macro"]["auroc"])
+    assert r.models[0].headline.ci == pytest.approx(tuple(single["macro"]["auroc_ci"]))
 
 
 def test_evaluate_run_directory_uses_val_and_writes_training_curves(ml_data, tmp_path):
@@ -119,12 +128,14 @@ def test_compare_multiclass_cli(mc_data, tmp_path):
 def test_best_only_when_the_lead_is_significant_over_every_model():
     from cxrlab.evaluate.pairwise import best_model
 
-    rows = [{"name": n, "headline": v} for n, v in (("a", 0.80), ("b", 0.85), ("c", 0.70))]
+    rows = [ModelResult(n, ModelFacts(n), Metric(v, None), Metric(v, None), Metric(None, None), {}, {}, None, "")
+            for n, v in (("a", 0.80), ("b", 0.85), ("c", 0.70))]
 
     def test(a, b, delta, significant):
-        return {"a": a, "b": b, "class": "macro", "metric": "auroc", "delta": delta, "significant": significant}
+        return ComparisonTest(a, b, "macro", "auroc", "paired bootstrap", delta, 0.01, 0.001, True,
+                              significant=significant)
 
     tests = [test("a", "b", -0.05, True), test("a", "c", 0.10, True), test("b", "c", 0.15, True)]
     assert best_model(rows, tests, "macro_auroc") == ("b", [])
-    tests[0]["significant"] = False  # b's lead over a is not significant after Holm
+    tests[0] = replace(tests[0], significant=False)  # b's lead over a is not significant after Holm
     assert best_model(rows, tests, "macro_auroc") == (None, ["b", "a"])

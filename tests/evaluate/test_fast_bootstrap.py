@@ -106,7 +106,7 @@ def test_seeded_compare_equals_a_naive_bootstrap(ml_data, tmp_path):
                                                                   {"split": "test", "task": "multilabel"}))
              for k, probs in (("a", src.probs), ("b", noisy))]
     replicates, seed = 60, 4
-    r = compare_runs(paths, labels=ml_data["index"], bootstrap=replicates, seed=seed, report=False)
+    r = compare_runs(paths, labels=ml_data["index"], bootstrap=replicates, seed=seed, report=False).to_dict()
     cut, classes = ml_data["cut"], ml_data["classes"]
     y = ml_data["y"][:cut]
     names = [f"p{i // 3}" for i in range(cut)]

@@ -57,8 +57,8 @@ def test_every_path_reports_the_same_macro_auroc(tmp_path):
 
     assert training == pytest.approx(independent, abs=1e-12)
     for value in (cv["macro_auroc"], evaluated["macro"]["auroc"], study["runs"][0]["macro_auroc"],
-                  compared["models"][0]["macro_auroc"]):
+                  compared.models[0].macro_auroc.value):
         assert value == pytest.approx(training, abs=1e-12)
     for names in (cv["macro_classes"], evaluated["macro"]["classes"], study["macro_classes"],
-                  compared["macro_classes"]):
+                  list(compared.macro_classes)):
         assert names == expected_classes

@@ -76,11 +76,12 @@ def test_cli_library_and_study_file_record_the_same_options_block(ml_data, tmp_p
 
 def test_exact_below_decides_between_delong_and_the_permutation_test(ml_data, tmp_path):
     runs = [make_run(tmp_path, ml_data, "a", "cnn", 0.05, 0), make_run(tmp_path, ml_data, "b", "vit", 0.3, 1)]
-    default = compare_runs(runs, labels=ml_data["index"], bootstrap=20)
+    default = compare_runs(runs, labels=ml_data["index"], bootstrap=20).to_dict()
     counts = default["class_counts"]
     fewest = min(min(c["n_pos_patients"], c["n_neg_patients"]) for c in counts.values())
     assert fewest >= MIN_PATIENTS  # every class has enough patients for DeLong by default
-    raised = compare_runs(runs, labels=ml_data["index"], options=EvalOptions(bootstrap=20, exact_below=fewest + 1))
+    raised = compare_runs(runs, labels=ml_data["index"],
+                          options=EvalOptions(bootstrap=20, exact_below=fewest + 1)).to_dict()
     tests = {t["class"]: t["test"] for t in default["tests"] if t["class"] != "macro"}
     above = {t["class"]: t["test"] for t in raised["tests"] if t["class"] != "macro"}
     thin = [c for c, n in counts.items() if min(n["n_pos_patients"], n["n_neg_patients"]) < fewest + 1]

@@ -90,6 +90,12 @@ def test_worse_than_chance_in_words():
                        "polarity or class order"]
 
 
+def test_a_thin_class_below_chance_gets_a_note_not_a_warning():
+    lines = below_chance("m", {"Hernia": 0.42, "Nodule": 0.31}, 0.7, {"Nodule": [0.22, 0.40]}, thin={"Hernia"})
+    assert len(lines) == 2 and lines[0].startswith("WARNING m:") and "Hernia" not in lines[0]
+    assert lines[1].startswith("note m: AUROC below 0.5 for Hernia 0.420, classes too thin to tell noise")
+
+
 @pytest.mark.parametrize(("values", "expected"), [
     ([0.6, 0.8, 0.82], None),
     ([0.6, 0.85, 0.7], "collapsed from 0.850 (epoch 2) to 0.700 (epoch 3)"),  # fell by more than 0.1

@@ -142,7 +142,7 @@ def test_compare_shows_one_subgroup_table_per_model(grouped, tmp_path):
     noisy = np.clip(src.probs + np.random.default_rng(0).normal(0, 0.2, src.probs.shape), 0, 1)
     write_predictions(other, Predictions(src.image_ids, noisy, src.classes, {"split": "test", "task": "multilabel"}))
     r = compare_runs([grouped["test"], other], labels=grouped["index"], out=tmp_path / "cmp", bootstrap=20,
-                     by="sex", min_group=10)
+                     by="sex", min_group=10).to_dict()
     assert len(r["subgroups"]) == 2
     for block in r["subgroups"].values():
         assert set(block["sex"]) >= {"F", "M", "gaps", "worst_group"}

@@ -125,7 +125,7 @@ def test_matrix_and_compare_draw_the_same_bootstrap(tmp_path):
     meta = {"split": "test", "task": "multilabel"}
     paths = [write_predictions(tmp_path / f"{k}.csv", Predictions(
         ids, 1 / (1 + np.exp(-(s * y + rng.normal(size=y.shape)))), classes, meta)) for k, s in (("a", 1.5), ("b", 0))]
-    r = compare_runs(paths, labels=tmp_path / "index", bootstrap=80, seed=5, report=False)
+    r = compare_runs(paths, labels=tmp_path / "index", bootstrap=80, seed=5, report=False).to_dict()
     _, codes = np.unique(names, return_inverse=True)  # compare codes patients in sorted name order
     test = SourceTestSet("t", ids, y, codes, int(codes.max()) + 1)
     probs = read_predictions(paths[0]).probs

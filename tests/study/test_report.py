@@ -63,7 +63,7 @@ def test_mean_and_sd_over_seeds_match_a_hand_computation(finished):
 def test_run_numbers_equal_compare_on_the_same_runs(finished, tmp_path):
     rep = _report(finished)
     runs = [finished / "runs" / n for n in ("a-s0", "b-s0")]
-    cmp = compare_runs(runs, bootstrap=50, seed=0)
+    cmp = compare_runs(runs, bootstrap=50, seed=0).to_dict()
     for model in cmp["models"]:
         ours = next(r for r in rep["runs"] if r["name"] == model["name"])
         assert ours["headline"] == pytest.approx(model["headline"])
@@ -92,7 +92,7 @@ def test_per_seed_tests_equal_compare_with_one_seed(tmp_path, tiny_data):
                         reference="a")
     out = tmp_path / "out"
     run_study(study, out)
-    cmp = compare_runs([out / "runs" / "b-s0", out / "runs" / "a-s0"], bootstrap=50, seed=0)
+    cmp = compare_runs([out / "runs" / "b-s0", out / "runs" / "a-s0"], bootstrap=50, seed=0).to_dict()
     theirs = {(t["class"], t["metric"]): t for t in cmp["tests"]}
     ours = [t for t in _report(out)["tests"] if t["class"] == "macro"]
     assert len(ours) == 2

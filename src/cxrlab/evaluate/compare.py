@@ -34,6 +34,8 @@ from cxrlab.evaluate.scoring import (
     uncertainty_info,
 )
 from cxrlab.evaluate.stats.bootstrap import undefined_replicates
+from cxrlab.evaluate.stats.comparison import ClassCounts, Comparison, ModelFacts, ModelResult, SeedGroup, SeedPaper
+from cxrlab.evaluate.stats.results import Metric
 from cxrlab.evaluate.subgroups import model_subgroups, parse_age_bands
 from cxrlab.evaluate.summary import est
 from cxrlab.utils import atomic_write_text, write_json
@@ -47,16 +49,15 @@ def compare_runs(
     report: bool = True,
     appendix: list[tuple[str, str]] | None = None,
     **option_overrides,
-) -> dict:
+) -> Comparison:
     """Compare run directories or predictions files scored on the same images (``options``: ``EvalOptions``,
     or its fields by keyword; ``by``: one subgroup table per model, see ``cxrlab.evaluate.subgroups``;
     ``appendix``: (text, href) links the report ends with).
 
-    Writes ``out/comparison.json``, ``out/comparison.csv``, ``out/report.md`` and ``out/report.html``.
-    Returns the comparison dictionary.
+    Writes ``out/comparison.json`` (``Comparison.to_dict``), ``out/comparison.csv``, ``out/tests.csv``,
+    ``out/report.md`` and ``out/report.html``. Returns the ``Comparison``.
     """
     opts = EvalOptions.of(options, **option_overrides)
-    bootstrap, seed, exclude, threshold_method = opts.bootstrap, opts.seed, opts.exclude, opts.threshold_method
     if len(inputs) < 2:
         raise CxrlabError("compare needs at least two run directories or predictions files")
     check_out(out)
@@ -68,121 +69,121 @@ def compare_runs(
     for model in models:
         uncertainty_info(model)
     ref = models[0].scored
-    weights = m.bootstrap_weights(ref, bootstrap, seed)
-    keep, excluded, undefined = m.averaged_classes(ref, tuple(exclude))
+    weights = m.bootstrap_weights(ref, opts.bootstrap, opts.seed)
+    keep, excluded, undefined = m.averaged_classes(ref, tuple(opts.exclude))
     # one macro everywhere (training's, evaluate's, the study's); thin classes are flagged, not dropped
     flagged = m.headline_classes(ref, keep, opts.exact_below)[1] if ref.task == "multilabel" else []
     for model in models:
-        score_model(model, weights, keep, threshold_method)
-    tests = pairwise_tests(models, seed, minimum=opts.exact_below)
-    if 2 * len(tests) / (bootstrap + 1) >= 0.05:  # the smallest bootstrap p, Holm-adjusted, is at least this
-        notes.append(f"with {bootstrap} bootstrap replicates no macro difference can be significant after Holm over "
-                     f"{len(tests)} tests; use --bootstrap {40 * len(tests)} or more")
-    result = _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed)
-    result["flagged"] = flagged
-    result["min_patients"] = opts.exact_below
-    result["options"] = opts.to_dict()
-    result["dataset_format"] = index.meta.get("format")  # the report shows NIH's published anchors only on NIH
+        score_model(model, weights, keep, opts.threshold_method)
+    tests = pairwise_tests(models, opts.seed, minimum=opts.exact_below)
+    if 2 * len(tests) / (opts.bootstrap + 1) >= 0.05:  # the smallest bootstrap p, Holm-adjusted, is at least this
+        notes.append(f"with {opts.bootstrap} bootstrap replicates no macro difference can be significant after Holm "
+                     f"over {len(tests)} tests; use --bootstrap {40 * len(tests)} or more")
+    headline = "macro_auroc" if ref.task == "multilabel" else "macro_f1"
+    rows = [_model_result(model, headline, flagged) for model in models]
+    best, not_separated = best_model(rows, tests, headline)
+    subgroups = None
     if opts.by:
-        result["subgroups"] = model_subgroups(models, index, list(opts.by), weights, exclude=tuple(exclude),
-                                              method=threshold_method, age_bands=parse_age_bands(opts.age_bands),
-                                              min_group=opts.min_group)
+        subgroups = model_subgroups(models, index, list(opts.by), weights, exclude=tuple(opts.exclude),
+                                    method=opts.threshold_method, age_bands=parse_age_bands(opts.age_bands),
+                                    min_group=opts.min_group)
+    result = Comparison(
+        task=ref.task, headline_metric=headline, classes=tuple(ref.classes),
+        macro_classes=tuple(ref.classes[i] for i in keep) if ref.task == "multilabel" else tuple(ref.classes),
+        excluded=tuple(excluded), undefined=tuple(undefined), n_images=len(ref.image_ids), n_patients=ref.n_patients,
+        replicates=int(opts.bootstrap), seed=int(opts.seed),
+        class_counts={c: ClassCounts(*m.class_counts(ref, i)) for i, c in enumerate(ref.classes)},
+        models=tuple(rows), tests=tuple(tests), groups=tuple(_groups(rows)), best=best,
+        not_separated=tuple(not_separated), flagged=tuple(flagged), min_patients=opts.exact_below, notes=tuple(notes),
+        options=opts.to_dict(),
+        dataset_format=index.meta.get("format"),  # the report shows NIH's published anchors only on NIH
+        subgroups=subgroups)
     if out is not None:
         write_comparison(result, models, Path(out), report, appendix)
     return result
 
 
-def _assemble(models, tests, keep, excluded, undefined, notes, bootstrap, seed) -> dict:
-    ref = models[0].scored
-    headline = "macro_auroc" if ref.task == "multilabel" else "macro_f1"
-    rows = []
-    for model in models:
-        value, ci = est(model.arrays[headline])
-        f1, f1_ci = est(model.arrays["macro_f1"])
-        auc, auc_ci = est(model.arrays["macro_auroc"])
-        per = model.arrays["auroc"] if ref.task == "multilabel" else model.arrays["f1"]
-        rows.append({"name": model.name, **model.info, "headline": value, "headline_ci": ci,
-                     "headline_undefined_replicates": undefined_replicates(model.arrays[headline][1:]),
-                     "macro_auroc": auc, "macro_auroc_ci": auc_ci, "macro_f1": f1, "macro_f1_ci": f1_ci,
-                     "per_class": {c: finite_or_none(per[0, i]) for i, c in enumerate(ref.classes)},
-                     "seed_paper": seed_paper(model.scored), "predictions": str(model.source.test)})
-    best, not_separated = best_model(rows, tests, headline)
-    return {
-        "schema": "cxrlab.comparison/1",
-        "task": ref.task,
-        "headline": headline,
-        "per_class_metric": "auroc" if ref.task == "multilabel" else "f1",
-        "classes": list(ref.classes),
-        "macro_classes": [ref.classes[i] for i in keep] if ref.task == "multilabel" else list(ref.classes),
-        "excluded": excluded,
-        "undefined": undefined,
-        "counts": {"images": len(ref.image_ids), "patients": ref.n_patients},
-        "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient", "level": 0.95},
-        "best": best,
-        "not_separated": not_separated,
-        "class_counts": {c: dict(zip(("n_pos_images", "n_pos_patients", "n_neg_patients"), m.class_counts(ref, i)))
-                         for i, c in enumerate(ref.classes)},
-        "models": rows,
-        "groups": _groups(rows),
-        "tests": tests,
-        "adjustment": "holm",
-        "notes": notes,
-    }
+def _model_result(model: Model, headline: str, flagged: list[str]) -> ModelResult:
+    """A model's typed row; a flagged (thin) class gets no per-class interval, as in ``evaluate``."""
+    s = model.scored
+    per = model.arrays["auroc"] if s.task == "multilabel" else model.arrays["f1"]
+    values, cis = est(per)
+    facts = ModelFacts(**{k: v for k, v in model.info.items() if k in ModelFacts.__dataclass_fields__})
+    return ModelResult(
+        name=model.name, facts=facts, headline=_metric(model.arrays[headline]),
+        macro_auroc=_metric(model.arrays["macro_auroc"]), macro_f1=_metric(model.arrays["macro_f1"]),
+        per_class={c: finite_or_none(per[0, i]) for i, c in enumerate(s.classes)},
+        per_class_ci={c: tuple(cis[i]) if cis[i] is not None and c not in flagged else None
+                      for i, c in enumerate(s.classes)},
+        seed_paper=SeedPaper(**paper) if (paper := seed_paper(s)) else None, predictions=str(model.source.test))
 
 
-def _groups(rows: list[dict]) -> list[dict]:
+def _metric(values) -> Metric:
+    """Row 0 observed, rows 1.. replicates: the value, its percentile interval and the undefined replicates."""
+    value, ci = est(values)
+    return Metric(value=value, ci=tuple(ci) if ci is not None else None, replicates=len(values) - 1,
+                  n_undefined_replicates=undefined_replicates(values[1:]))
+
+
+def _groups(rows: list[ModelResult]) -> list[SeedGroup]:
     """Seeds of one recipe (``seed_group``: resolved configs equal but for the seed) aggregated: mean and sample
-    sd of the headline metric."""
-    by_config: dict[str, list[dict]] = {}
+    sd of the headline metric and of each class."""
+    by_config: dict[str, list[ModelResult]] = {}
     for r in rows:
-        if r.get("seed_group"):
-            by_config.setdefault(r["seed_group"], []).append(r)
+        if r.facts.seed_group:
+            by_config.setdefault(r.facts.seed_group, []).append(r)
     out = []
     for key, members in by_config.items():
         if len(members) < 2:
             continue
-        name = str(members[0]["model"]) + (f" ({members[0]['recipe']})" if members[0].get("recipe") else "")
-        mean, sd = mean_sd([r["headline"] for r in members])
-        per = {c: mean_sd([r["per_class"][c] for r in members]) for c in members[0]["per_class"]}
-        out.append({"model": name, "runs": [r["name"] for r in members], "n": len(members), "config": key,
-                    "rule": "resolved config.yaml equal except train.seed", "headline_mean": mean,
-                    "headline_sd": sd, "per_class": per})
+        first = members[0].facts
+        name = str(first.model) + (f" ({first.recipe})" if first.recipe else "")
+        mean, sd = mean_sd([r.headline.value for r in members])
+        per = {c: tuple(mean_sd([r.per_class[c] for r in members])) for c in members[0].per_class}
+        out.append(SeedGroup(name, tuple(r.name for r in members), key, "resolved config.yaml equal except train.seed",
+                             mean, sd, per))
     return out
 
 
-def write_comparison(result: dict, models: list[Model], out: Path, report: bool = True,
+def write_comparison(result: Comparison, models: list[Model], out: Path, report: bool = True,
                      appendix: list[tuple[str, str]] | None = None) -> None:
-    """``comparison.json``, ``comparison.csv`` and the reports."""
+    """``comparison.json``, ``comparison.csv``, ``tests.csv`` and the reports."""
     import pandas as pd
 
     make_out_dir(out)
-    write_json(out / "comparison.json", result)
-    table = pd.DataFrame([{k: v for k, v in r.items() if k not in ("per_class", "headline_ci", "macro_auroc_ci",
-                                                                     "macro_f1_ci", "seed_paper")}
-                          | {f"{result['headline']}_ci_low": (r["headline_ci"] or [None])[0],
-                             f"{result['headline']}_ci_high": (r["headline_ci"] or [None, None])[1]}
-                          | {f"{result['per_class_metric']}:{c}": v for c, v in r["per_class"].items()}
-                          for r in result["models"]])
-    atomic_write_text(out / "comparison.csv", table.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(out / "tests.csv", pd.DataFrame(result["tests"]).to_csv(index=False, lineterminator="\n"))
+    write_json(out / "comparison.json", result.to_dict())
+    atomic_write_text(out / "comparison.csv", pd.DataFrame([_csv_row(result, r) for r in result.models])
+                      .to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(out / "tests.csv", pd.DataFrame([t.to_dict() for t in result.tests])
+                      .to_csv(index=False, lineterminator="\n"))
     if report:
         from cxrlab.evaluate.compare_report import write_comparison_report
 
         write_comparison_report(result, models, out, appendix)
 
 
-def summary_lines(result: dict) -> list[str]:
+def _csv_row(result: Comparison, r: ModelResult) -> dict:
+    """One model's row of ``comparison.csv``: its facts, headline with interval, macros and per-class values."""
+    low, high = r.headline.ci or (None, None)
+    h = result.headline_metric
+    return ({"name": r.name} | {k: getattr(r.facts, k) for k in ModelFacts.__dataclass_fields__}
+            | {"headline": r.headline.value, "headline_undefined_replicates": r.headline.n_undefined_replicates,
+               "macro_auroc": r.macro_auroc.value, "macro_f1": r.macro_f1.value, "predictions": r.predictions,
+               f"{h}_ci_low": low, f"{h}_ci_high": high}
+            | {f"{result.per_class_metric}:{c}": v for c, v in r.per_class.items()})
+
+
+def summary_lines(result: Comparison) -> list[str]:
     """What ``cxrlab compare`` tells a user about ``result``: each model's headline with its CI, and the notes."""
-    name = "macro AUROC" if result["headline"] == "macro_auroc" else "macro F1"
-    lines = [f"compared {len(result['models'])} models on {result['counts']['images']} images "
-             f"({result['counts']['patients']} patients)"]
-    for r in result["models"]:
-        mark = "  <- best (lead significant after Holm)" if r["name"] == result["best"] else ""
-        lines.append(f"  {r['name']}: {name} {fmt_ci(r['headline'], r['headline_ci'])}{mark}")
-    if result["not_separated"]:
-        lines.append(f"no best model: {', '.join(result['not_separated'])} are not separated by {name} "
+    name = "macro AUROC" if result.headline_metric == "macro_auroc" else "macro F1"
+    lines = [f"compared {len(result.models)} models on {result.n_images} images ({result.n_patients} patients)"]
+    for r in result.models:
+        mark = "  <- best (lead significant after Holm)" if r.name == result.best else ""
+        lines.append(f"  {r.name}: {name} {fmt_ci(r.headline.value, r.headline.ci)}{mark}")
+    if result.not_separated:
+        lines.append(f"no best model: {', '.join(result.not_separated)} are not separated by {name} "
                      "(paired bootstrap, Holm-adjusted p >= 0.05)")
-    if result.get("flagged"):
-        lines.append(f"thin classes, no interval or star (fewer than {result['min_patients']} positive or negative "
-                     "patients): " + ", ".join(result["flagged"]))
-    return lines + [f"note: {note}" for note in result["notes"]]
+    if result.flagged:
+        lines.append(f"thin classes, no interval or star (fewer than {result.min_patients} positive or negative "
+                     "patients): " + ", ".join(result.flagged))
+    return lines + [f"note: {note}" for note in result.notes]

@@ -3,7 +3,7 @@ collapsed during training. Each function returns the sentences a report prints (
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from cxrlab.evaluate.formatting import fmt_ci, fmt_metric
@@ -13,19 +13,25 @@ COLLAPSE_DROP = 0.1  # a validation metric ending this far below its best epoch 
 
 
 def below_chance(name: str, per_class: Mapping[str, float | None], macro: float | None = None,
-                 cis: Mapping[str, Sequence | None] | None = None) -> list[str]:
+                 cis: Mapping[str, Sequence | None] | None = None, thin: Collection[str] = ()) -> list[str]:
     """Sentences for a macro or per-class AUROC below 0.5 (worse than a coin): usually flipped labels or a
     class order that differs between the model and the labels. ``cis``: 95% intervals by class (``"macro"``
-    for the macro) shown beside the value where known, so a reader can tell noise from a flip."""
+    for the macro) shown beside the value where known, so a reader can tell noise from a flip. ``thin``: classes
+    with too few positive or negative patients to call; below 0.5 they get a note, not a warning."""
     cis = cis or {}
     out = []
     if macro is not None and macro < CHANCE:
         out.append(f"WARNING {name}: macro AUROC {fmt_ci(macro, cis.get('macro'))} is worse than chance (0.5): "
                    "check label polarity or class order")
-    bad = [f"{c} {fmt_ci(v, cis.get(c))}" for c, v in per_class.items() if v is not None and v < CHANCE]
+    below = {c: v for c, v in per_class.items() if v is not None and v < CHANCE}
+    bad = [f"{c} {fmt_ci(v, cis.get(c))}" for c, v in below.items() if c not in thin]
     if bad:
         out.append(f"WARNING {name}: AUROC worse than chance (below 0.5) for {', '.join(bad)}: check label "
                    "polarity or class order")
+    noisy = [f"{c} {fmt_ci(v, None)}" for c, v in below.items() if c in thin]
+    if noisy:
+        out.append(f"note {name}: AUROC below 0.5 for {', '.join(noisy)}, classes too thin to tell noise from a "
+                   "label flip (fewer positive or negative patients than the test minimum)")
     return out
 
 
