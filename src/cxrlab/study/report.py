@@ -180,23 +180,30 @@ def _summary(doc: Document, res: StudyResults) -> None:
 def _trouble(res: StudyResults) -> list[str]:
     """Arms worse than chance (seed-mean AUROCs) and runs whose validation metric collapsed, in words. A class
     with fewer positive or negative patients than the stats core's minimum is not called worse than chance (its
-    AUROC is too noisy): those are named once, as thin."""
-    out, thin_low = [], {}
-    board = res.board
+    AUROC is too noisy), nor is a macro over thin classes only: those are named once, as thin."""
+    out, board = [], res.board
     if board.per_class_metric == "auroc":
-        for a in board.arms:
-            called = {c: v[0] for c, v in a.per_class.items() if not res.thin(c)}
-            out += below_chance(a.arm, called, a.mean if board.headline == "macro_auroc" else None, {"macro": a.ci})
-            for c, v in a.per_class.items():
-                if res.thin(c) and v[0] is not None and v[0] < CHANCE:
-                    thin_low.setdefault(c, []).append(a.arm)
-    if thin_low:
-        out.append("thin, not called: AUROC below 0.5 for " + "; ".join(
-            f"{c} ({_thin_why(res, c)}) in {', '.join(arms)}" for c, arms in thin_low.items())
-            + ": too few patients to tell a flipped label from noise")
+        out += _below_chance(res)
     for r in res.run_records:
         if r["kind"] == "arm":
             out += validation_collapse(Path(r["dir"]) / "metrics.csv", board.headline, f"run {r['name']}")
+    return out
+
+
+def _below_chance(res: StudyResults) -> list[str]:
+    board, out, thin_low = res.board, [], {}
+    thin_macro = bool(board.macro_classes) and all(res.thin(c) for c in board.macro_classes)
+    for a in board.arms:
+        called = {c: v[0] for c, v in a.per_class.items() if not res.thin(c)}
+        macro = a.mean if board.headline == "macro_auroc" else None
+        out += below_chance(a.arm, called, None if thin_macro else macro, {"macro": a.ci})
+        low = [c for c, v in a.per_class.items() if res.thin(c) and v[0] is not None and v[0] < CHANCE]
+        for c in low + (["macro AUROC"] if thin_macro and macro is not None and macro < CHANCE else []):
+            thin_low.setdefault(c, []).append(a.arm)
+    if thin_low:
+        out.append("thin, not called: AUROC below 0.5 for " + "; ".join(
+            f"{c} ({_thin_why(res, c) if c in res.class_counts else 'every class thin'}) in {', '.join(arms)}"
+            for c, arms in thin_low.items()) + ": too few patients to tell a flipped label from noise")
     return out
 
 
