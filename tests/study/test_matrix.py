@@ -173,6 +173,9 @@ def test_each_finding_gets_compares_pair_test_delong_or_permutation_by_patient_c
     md = (tmp_path / "report" / "report.md").read_text()
     lint_report(md)
     assert "(DeLong)" in md and "(permutation)" in md and "at least 25 positive and negative patients" in md
+    thin = m.cell("big", "thin").patients["Effusion"]
+    assert thin == (t.n_pos_patients, t.n_neg_patients) and data["cells"][1]["patients"]["Effusion"] == thin
+    assert f"| big | thin | Effusion (thin) | {thin[0]}/{thin[1]} |" in md and "| big | big | Effusion | " in md
 
 
 def test_simulation_thin_finding_test_keeps_its_level():

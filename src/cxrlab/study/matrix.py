@@ -31,6 +31,7 @@ import numpy as np
 
 from cxrlab.evaluate.stats.bootstrap import bootstrap_test, percentile_ci, stratified_patient_weights
 from cxrlab.evaluate.stats.choose import MIN_PATIENTS, auroc_pair_test
+from cxrlab.evaluate.stats.delong import pair_counts
 from cxrlab.evaluate.stats.permutation import PERMUTATIONS
 from cxrlab.evaluate.stats.ranking import replicate_blocks, weighted_auroc
 from cxrlab.evaluate.stats.results import PairTest
@@ -65,6 +66,7 @@ class Cell:
     per_finding: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # auroc, lo, hi
     n_images: int = 0
     replicates: np.ndarray | None = field(default=None, repr=False)  # (R+1, F) AUROC per draw (row 0 observed)
+    patients: dict[str, tuple[int, int]] = field(default_factory=dict)  # finding -> (positive, negative) patients
 
 
 @dataclass
@@ -149,12 +151,14 @@ def make_cell(train: str, test: SourceTestSet, probs: np.ndarray, classes: list[
     reps = _class_replicates(test, probs, cols, weights)
     macro = _macro(reps)
     lo, hi = percentile_ci(macro[1:])
-    per = {}
+    per, patients = {}, {}
     for j, i in enumerate(cols):
         flo, fhi = percentile_ci(reps[1:, j])
         per[classes[i]] = (float(reps[0, j]), float(flo), float(fhi))
+        known = ~np.isnan(test.labels[:, i])
+        patients[classes[i]] = pair_counts(test.labels[known, i], test.patients[known])[1:]
     return Cell(train, test.name, [classes[i] for i in cols], float(macro[0]), (float(lo), float(hi)), per,
-                len(test.image_ids), reps)
+                len(test.image_ids), reps, patients)
 
 
 def make_drop(internal: Cell, external: Cell, test: SourceTestSet, probs_int: np.ndarray, probs_ext: np.ndarray,
