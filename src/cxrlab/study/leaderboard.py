@@ -208,9 +208,6 @@ class Leaderboard:
     def other_metric(self) -> str:
         return "macro_f1" if self.headline == "macro_auroc" else "macro_auroc"
 
-    def arm(self, name: str) -> ArmRow:
-        return next(a for a in self.arms if a.arm == name)
-
     def with_arms(self, arms: list[ArmRow], tests: list[ArmDifference]) -> Leaderboard:
         return replace(self, arms=tuple(arms), tests=tuple(tests))
 
