@@ -56,9 +56,9 @@ def test_every_path_reports_the_same_macro_auroc(tmp_path):
     compared = compare_runs([runs[0]["dir"], runs[1]["dir"]], labels=tmp_path / "labels", bootstrap=0, report=False)
 
     assert training == pytest.approx(independent, abs=1e-12)
-    for value in (cv["macro_auroc"], evaluated["macro"]["auroc"], study["runs"][0]["macro_auroc"],
+    for value in (cv["macro_auroc"], evaluated["macro"]["auroc"], study.board.runs[0].macro_auroc,
                   compared.models[0].macro_auroc.value):
         assert value == pytest.approx(training, abs=1e-12)
-    for names in (cv["macro_classes"], evaluated["macro"]["classes"], study["macro_classes"],
+    for names in (cv["macro_classes"], evaluated["macro"]["classes"], list(study.board.macro_classes),
                   list(compared.macro_classes)):
         assert names == expected_classes

@@ -63,7 +63,7 @@ def test_drops_are_paired_on_the_test_sources_images(setup):
     internal = roc_auc_score(y[a_rows, i], preds["a"][a_rows, i])
     external = roc_auc_score(y[a_rows, i], preds["b"][a_rows, i])
     assert drop.drop == pytest.approx(internal - external) and drop.drop > 0.1  # signal 2.0 vs 1.0
-    assert drop.ci[0] > 0 and drop.p_value < 0.05 and drop.delong["Effusion"]["p_value"] < 0.05
+    assert drop.ci[0] > 0 and drop.p_value < 0.05 and drop.pair_tests["Effusion"].p_value < 0.05
     assert {(d.test, d.external) for d in m.drops} == {("a", "b"), ("a", "pooled"), ("b", "a"), ("b", "pooled")}
     gap = next(g for g in m.row_gaps if g.train == "a" and g.external_test == "b")
     assert not gap.paired and gap.findings == ["Effusion"]
@@ -135,3 +135,60 @@ def test_matrix_and_compare_draw_the_same_bootstrap(tmp_path):
     np.testing.assert_allclose(cell.macro_ci, row["macro_auroc_ci"], atol=1e-12)
     for c in classes:
         assert cell.per_finding[c][0] == pytest.approx(row["per_class"][c], abs=1e-12)
+
+
+def test_each_finding_gets_compares_pair_test_delong_or_permutation_by_patient_count(tmp_path):
+    """Per finding, the drop's paired test is DeLong (patient-clustered) with at least ``minimum`` positive and
+    negative patients and the paired permutation test below it, exactly as the stats core computes each, and the
+    report names the test beside each p-value."""
+    from report_lint import lint_report
+
+    from cxrlab.evaluate.stats.delong import delong_test
+    from cxrlab.evaluate.stats.permutation import permutation_test
+    from cxrlab.study.matrix_report import matrix_to_dict, write_matrix_report
+
+    rng = np.random.default_rng(5)
+    tests = [_test_set("big", 160, ["Effusion"], rng), _test_set("thin", 24, ["Effusion"], rng)]  # 80 / 12 patients
+    y = np.vstack([t.labels for t in tests])
+    preds = {"big": _scores(y, 1.5, rng), "thin": _scores(y, 0.5, rng)}
+    trained = {"big": {"Effusion"}, "thin": {"Effusion"}}
+    m = generalisation_matrix(tests, preds, CLASSES, trained, replicates=20, seed=3, minimum=25, permutations=500)
+    i = CLASSES.index("Effusion")
+    for name, rows in (("big", slice(0, 160)), ("thin", slice(160, 184))):
+        t = next(d for d in m.drops if d.test == name).pair_tests["Effusion"]
+        patients = tests[0 if name == "big" else 1].patients
+        a, b = preds[name][rows, i], preds["thin" if name == "big" else "big"][rows, i]
+        if name == "big":
+            expected = delong_test(a, b, y[rows, i], patients)
+            assert t.test.lower().startswith("delong") and t.p_floor is None
+        else:
+            expected = permutation_test(a, b, y[rows, i], patients, 500, seed=3 + i)
+            assert t.test.startswith("permutation") and t.p_floor == pytest.approx(1 / 501)
+        assert t.n_pos_patients == expected.n_pos_patients and (t.n_pos_patients >= 25) == (name == "big")
+        assert t.p_value == pytest.approx(expected.p_value) and t.delta == pytest.approx(expected.delta)
+    data = matrix_to_dict(m)
+    assert data["min_patients"] == 25 and data["drops"][0]["pair_tests"]["Effusion"]["test"] == m.drops[0].pair_tests[
+        "Effusion"].test
+    write_matrix_report(m, tmp_path, {"study": "tiny"})
+    md = (tmp_path / "report" / "report.md").read_text()
+    lint_report(md)
+    assert "(DeLong)" in md and "(permutation)" in md and "at least 25 positive and negative patients" in md
+    thin = m.cell("big", "thin").patients["Effusion"]
+    assert thin == (t.n_pos_patients, t.n_neg_patients) and data["cells"][1]["patients"]["Effusion"] == thin
+    assert f"| big | thin | Effusion (thin) | {thin[0]}/{thin[1]} |" in md and "| big | big | Effusion | " in md
+
+
+def test_simulation_thin_finding_test_keeps_its_level():
+    """Two equally good models on a thin test source (15 patients, some with two images): the per-finding test
+    (the permutation test below the minimum) rejects a true null at about 5%."""
+    rng = np.random.default_rng(8)
+    rejected, sims = 0, 200
+    for k in range(sims):
+        test = _test_set("t", 30, ["Effusion"], rng)
+        preds = {"t": _scores(test.labels, 1.0, rng), "u": _scores(test.labels, 1.0, rng)}
+        m = generalisation_matrix([test], preds, CLASSES, {"t": {"Effusion"}, "u": {"Effusion"}}, replicates=10,
+                                  seed=k, permutations=200)
+        t = m.drops[0].pair_tests["Effusion"]
+        assert t.test.startswith("permutation")
+        rejected += t.p_value < 0.05
+    assert 0.01 <= rejected / sims <= 0.09  # nominal 0.05; 200 draws: sd about 0.015

@@ -147,3 +147,25 @@ def test_report_renders_in_headless_chromium(finished, tmp_path):
     assert not [line for line in stderr.splitlines() if ":CONSOLE" in line]
     pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
     assert pixels.shape == (900, 1200) and pixels.std() > 10  # not blank
+
+
+def test_study_report_json_reads_back_into_the_typed_results(finished):
+    """``StudyResults.from_dict`` reads the written file; its ``to_dict`` writes it again unchanged."""
+    from cxrlab.study.leaderboard import StudyResults
+
+    rep = _report(finished)
+    res = StudyResults.from_dict(rep)
+    assert res.to_dict() == rep
+    assert {a.arm for a in res.board.arms} == {a["arm"] for a in rep["arms"]}
+    assert res.thin_classes() == list(rep["classes"])  # 96 tiny images: every class is thin
+
+
+def test_thin_classes_are_marked_and_not_called_worse_than_chance(finished):
+    md = (finished / "report" / "report.md").read_text()
+    rep = _report(finished)
+    header = next(x for x in md.splitlines() if x.startswith("| arm | ") and "(thin)" in x)
+    assert all(f"{c} (thin)" in header for c in rep["classes"])
+    assert "worse than chance" not in md  # every class is thin: no class, and not their macro, is called
+    low = [c for a in rep["arms"] for c, v in a["per_class"].items() if v[0] is not None and v[0] < 0.5]
+    if low:
+        assert "thin, not called: AUROC below 0.5 for" in md

@@ -15,9 +15,12 @@ draws serve every model in a column, so differences within a column are paired.
 
 **Internal to external.** For each test source T and each other training source S, the *drop* compares T's
 own (internal) model with S's (external) model on the same test images of T, over the findings both label:
-a paired difference of macro AUROC with a paired-bootstrap interval and p-value, and per finding DeLong's
-paired test (patient-clustered, Obuchowski). The row view (S on S's test set vs S on T's test set) uses
-different images, so its difference is unpaired: independent bootstraps, reported as ``row_gap``.
+a paired difference of macro AUROC with a paired-bootstrap interval and p-value, and per finding the paired
+AUROC test ``compare`` uses (``stats.choose.auroc_pair_test``): DeLong (patient-clustered, Obuchowski) when the
+finding has at least ``min_patients`` positive and negative patients on the test source, the paired permutation
+test below that (DeLong's normal approximation fails there); each result names its test. The row view (S on
+S's test set vs S on T's test set) uses different images, so its difference is unpaired: independent
+bootstraps, reported as ``row_gap``.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cxrlab.evaluate.stats.bootstrap import bootstrap_test, percentile_ci, stratified_patient_weights
-from cxrlab.evaluate.stats.delong import delong_test
+from cxrlab.evaluate.stats.choose import MIN_PATIENTS, auroc_pair_test
+from cxrlab.evaluate.stats.delong import pair_counts
+from cxrlab.evaluate.stats.permutation import PERMUTATIONS
 from cxrlab.evaluate.stats.ranking import replicate_blocks, weighted_auroc
+from cxrlab.evaluate.stats.results import PairTest
 
 POOLED = "pooled"
 EXCLUDE = ("No Finding",)  # as evaluate's default: not a finding, and each dataset defines it differently
@@ -60,6 +66,7 @@ class Cell:
     per_finding: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # auroc, lo, hi
     n_images: int = 0
     replicates: np.ndarray | None = field(default=None, repr=False)  # (R+1, F) AUROC per draw (row 0 observed)
+    patients: dict[str, tuple[int, int]] = field(default_factory=dict)  # finding -> (positive, negative) patients
 
 
 @dataclass
@@ -74,7 +81,7 @@ class Drop:
     drop: float
     ci: tuple[float, float]
     p_value: float
-    delong: dict[str, dict[str, float]] = field(default_factory=dict)  # finding -> delong_test result
+    pair_tests: dict[str, PairTest] = field(default_factory=dict)  # finding -> auroc_pair_test (names its test)
 
 
 @dataclass
@@ -102,6 +109,7 @@ class Matrix:
     row_gaps: list[RowGap]
     replicates: int
     rule: str = FINDINGS_RULE
+    min_patients: int = MIN_PATIENTS  # fewest positive and negative patients for DeLong (permutation test below)
 
     def cell(self, train: str, test: str) -> Cell:
         return next(c for c in self.cells if c.train == train and c.test == test)
@@ -143,17 +151,21 @@ def make_cell(train: str, test: SourceTestSet, probs: np.ndarray, classes: list[
     reps = _class_replicates(test, probs, cols, weights)
     macro = _macro(reps)
     lo, hi = percentile_ci(macro[1:])
-    per = {}
+    per, patients = {}, {}
     for j, i in enumerate(cols):
         flo, fhi = percentile_ci(reps[1:, j])
         per[classes[i]] = (float(reps[0, j]), float(flo), float(fhi))
+        known = ~np.isnan(test.labels[:, i])
+        patients[classes[i]] = pair_counts(test.labels[known, i], test.patients[known])[1:]
     return Cell(train, test.name, [classes[i] for i in cols], float(macro[0]), (float(lo), float(hi)), per,
-                len(test.image_ids), reps)
+                len(test.image_ids), reps, patients)
 
 
 def make_drop(internal: Cell, external: Cell, test: SourceTestSet, probs_int: np.ndarray, probs_ext: np.ndarray,
-              classes: list[str]) -> Drop:
-    """Paired comparison on ``test``'s images over the findings both cells score."""
+              classes: list[str], minimum: int = MIN_PATIENTS, permutations: int = PERMUTATIONS,
+              seed: int = 0) -> Drop:
+    """Paired comparison on ``test``'s images over the findings both cells score (per finding: DeLong with at
+    least ``minimum`` positive and negative patients, else the permutation test, seeded ``seed`` + class)."""
     common = [c for c in internal.findings if c in external.findings]
     ji = [internal.findings.index(c) for c in common]
     je = [external.findings.index(c) for c in common]
@@ -164,8 +176,8 @@ def make_drop(internal: Cell, external: Cell, test: SourceTestSet, probs_int: np
     for c in common:
         i = classes.index(c)
         known = ~np.isnan(test.labels[:, i])
-        tests[c] = delong_test(probs_int[known, i], probs_ext[known, i], test.labels[known, i],
-                               clusters=test.patients[known]).as_dict()
+        tests[c] = auroc_pair_test(probs_int[known, i], probs_ext[known, i], test.labels[known, i],
+                                   test.patients[known], minimum, permutations, seed=seed + i)
     return Drop(test.name, external.train, common, float(a[0]), float(b[0]), float(delta[0]), (float(lo), float(hi)),
                 bootstrap_test(delta[1:])[0], tests)
 
@@ -183,9 +195,11 @@ def row_gap(own: Cell, other: Cell) -> RowGap:
 
 
 def generalisation_matrix(tests: list[SourceTestSet], predictions: dict[str, np.ndarray], classes: list[str],
-                          trained: dict[str, set[str]], replicates: int = 1000, seed: int = 0) -> Matrix:
+                          trained: dict[str, set[str]], replicates: int = 1000, seed: int = 0,
+                          minimum: int = MIN_PATIENTS, permutations: int = PERMUTATIONS) -> Matrix:
     """The matrix for models ``predictions`` (train name -> (N_all, C) probabilities, rows in the order of the
-    concatenated ``tests``) with ``trained[train]`` the findings its training data labels."""
+    concatenated ``tests``) with ``trained[train]`` the findings its training data labels; ``minimum``: fewest
+    positive and negative patients for DeLong per finding (the permutation test below, ``permutations`` swaps)."""
     cells, offsets, start = [], {}, 0
     weights = {}
     for k, t in enumerate(tests):
@@ -195,7 +209,7 @@ def generalisation_matrix(tests: list[SourceTestSet], predictions: dict[str, np.
     for train, probs in predictions.items():
         for t in tests:
             cells.append(make_cell(train, t, probs[offsets[t.name]], classes, trained[train], weights[t.name]))
-    m = Matrix(classes, list(predictions), [t.name for t in tests], cells, [], [], replicates)
+    m = Matrix(classes, list(predictions), [t.name for t in tests], cells, [], [], replicates, min_patients=minimum)
     for t in tests:
         if t.name not in predictions:
             continue
@@ -204,7 +218,7 @@ def generalisation_matrix(tests: list[SourceTestSet], predictions: dict[str, np.
                 continue
             m.drops.append(make_drop(m.cell(t.name, t.name), m.cell(train, t.name), t,
                                      predictions[t.name][offsets[t.name]], predictions[train][offsets[t.name]],
-                                     classes))
+                                     classes, minimum, permutations, seed))
             if train in m.tests and train != POOLED:
                 m.row_gaps.append(row_gap(m.cell(train, train), m.cell(train, t.name)))
     return m

@@ -11,7 +11,7 @@ import numpy as np
 
 from cxrlab.evaluate.document import Document
 from cxrlab.evaluate.formatting import fmt_ci, fmt_p, fmt_signed, fmt_value
-from cxrlab.study.matrix import Matrix
+from cxrlab.study.matrix import Cell, Matrix
 from cxrlab.utils import figure_png, pyplot, write_json
 
 
@@ -23,7 +23,8 @@ def matrix_to_dict(m: Matrix) -> dict[str, Any]:
         d.pop("replicates")
         cells.append(d)
     return {"classes": m.classes, "trains": m.trains, "tests": m.tests, "rule": m.rule, "replicates": m.replicates,
-            "cells": cells, "drops": [asdict(d) for d in m.drops], "row_gaps": [asdict(g) for g in m.row_gaps]}
+            "min_patients": m.min_patients, "cells": cells, "drops": [asdict(d) for d in m.drops],
+            "row_gaps": [asdict(g) for g in m.row_gaps]}
 
 
 def heatmap(m: Matrix) -> bytes:
@@ -54,22 +55,40 @@ def matrix_section(doc: Document, m: Matrix) -> None:
              "every model of a column).")
     doc.figure("matrix", heatmap(m), "train source x test source, macro AUROC with 95% CI")
     doc.table(["trained on", *m.tests], [[r, *(_fmt(m.cell(r, t)) for t in m.tests)] for r in m.trains])
-    rows = [[c.train, c.test, f, fmt_ci(v[0], v[1:])] for c in m.cells for f, v in c.per_finding.items()]
+    rows = [[c.train, c.test, f"{f} (thin)" if _thin(c, f, m) else f, "/".join(map(str, c.patients.get(f, ()))),
+             fmt_ci(v[0], v[1:])] for c in m.cells for f, v in c.per_finding.items()]
     doc.heading("AUROC per finding", 3)
-    doc.table(["trained on", "test source", "finding", "AUROC [95% CI]"], rows)
+    doc.table(["trained on", "test source", "finding", "patients (positive/negative)", "AUROC [95% CI]"], rows)
+    if any(_thin(c, f, m) for c in m.cells for f in c.findings):
+        doc.text(f"(thin): fewer than {m.min_patients} positive or negative patients on that test source, the stats "
+                 "core's minimum: too noisy to call, and its paired test below is the permutation test.")
     doc.heading("Internal to external (paired: same test images)", 3)
     doc.text("drop = AUROC of the test source's own model minus that of the other model, macro over the findings "
-             "both score; CI and p from the paired patient bootstrap; DeLong p per finding (patient-clustered).")
-    doc.table(["test source", "other model", "internal", "external", "drop [95% CI]", "p", "DeLong p per finding"],
+             "both score; CI and p from the paired patient bootstrap. Per finding, the paired AUROC test compare "
+             f"uses: DeLong (patient-clustered) with at least {m.min_patients} positive and negative patients on the "
+             "test source, the paired permutation test below that (DeLong's normal approximation fails with few "
+             "patients); each p names its test.")
+    doc.table(["test source", "other model", "internal", "external", "drop [95% CI]", "p", "p per finding (test)"],
               [[d.test, d.external, f"{d.internal_auroc:.3f}", f"{d.external_auroc:.3f}",
                 f"{fmt_signed(d.drop)} [{fmt_signed(d.ci[0])}, {fmt_signed(d.ci[1])}]",
                 fmt_p(d.p_value, 2 / (m.replicates + 1)),
-                ", ".join(f"{k} {fmt_p(v['p_value'])}" for k, v in d.delong.items())] for d in m.drops])
+                "; ".join(f"{k} {fmt_p(t.p_value, t.p_floor)} ({_short(t.test)})" for k, t in d.pair_tests.items())]
+               for d in m.drops])
     if m.row_gaps:
         doc.heading("Row view: a model on its own test set vs another's (unpaired: different images)", 3)
         doc.table(["trained on", "own test", "other test", "own", "other", "gap [95% CI]"],
                   [[g.train, g.internal_test, g.external_test, f"{g.internal:.3f}", f"{g.external:.3f}",
                     f"{g.gap:+.3f} [{g.ci[0]:+.3f}, {g.ci[1]:+.3f}]"] for g in m.row_gaps])
+
+
+def _thin(c: Cell, finding: str, m: Matrix) -> bool:
+    n = c.patients.get(finding)
+    return n is not None and min(n) < m.min_patients
+
+
+def _short(test: str) -> str:
+    """``DeLong`` or ``permutation``: the method's name without its details (given in the text above)."""
+    return "DeLong" if test.lower().startswith("delong") else test.split(" (")[0].split(",")[0]
 
 
 def _fmt(c) -> str:

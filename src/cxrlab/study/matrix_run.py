@@ -136,7 +136,7 @@ def run_matrix(study_path: str | Path, out: str | Path, cli_set: list[str] | Non
     predictions = {arm: _aligned(d, ids, index.classes) for arm, d in runs.items()}
     trained = {arm: _trained_findings(index, f) for arm, f in splits.items()}
     matrix = generalisation_matrix(tests, predictions, list(index.classes), trained, study.evaluate.bootstrap,
-                                   study.evaluate.seed)
+                                   study.evaluate.seed, minimum=study.evaluate.exact_below)
     write_matrix_report(matrix, out, {"study": str(study_path), "index": str(index.path),
                                       "index_sha256": index.sha256, "seed": seed, "smoke": smoke,
                                       "seeds_ignored": study.seeds[1:]})

@@ -25,6 +25,7 @@ import numpy as np
 
 from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.inputs import Source, load_labels
+from cxrlab.evaluate.matching import Scored
 from cxrlab.evaluate.scoring import (
     Model,
     align_models,
@@ -38,6 +39,16 @@ from cxrlab.evaluate.stats.bootstrap import bootstrap_test
 from cxrlab.evaluate.stats.multiple import holm_adjust
 from cxrlab.evaluate.stats.seeds import SeedEstimate, seed_mean, seed_mean_difference
 from cxrlab.evaluate.summary import est
+from cxrlab.study.leaderboard import (
+    ArmDifference,
+    ArmRow,
+    Bootstrap,
+    ClassCount,
+    Interval,
+    Leaderboard,
+    RunScore,
+    SeedTest,
+)
 
 THREADS = 2
 TWO_LEVEL = "two-level bootstrap (patients paired, seeds resampled)"
@@ -65,9 +76,24 @@ def _source(run_dir: Path, split: str) -> Source:
     return Source(test, val if split == "test" and val.exists() else None, run_dir)
 
 
+@dataclass
+class StudyScores:
+    """``score_runs``' result: the leaderboard's scoring part (runs, classes, bootstrap; no arms yet) and the
+    scored models the arm rows and differences are computed from."""
+
+    board: Leaderboard
+    arms: dict[str, Arm]
+    seed_ensembles: dict[str, Model]
+    reference: Scored  # the first run's scored test split (labels, patients: the same for every run)
+
+    def class_counts(self) -> dict[str, ClassCount]:
+        """Positive images and positive / negative patients of every class on the scored split."""
+        return {c: ClassCount(*m.class_counts(self.reference, i)) for i, c in enumerate(self.reference.classes)}
+
+
 def score_runs(runs: list[dict[str, Any]], labels: str | Path, bootstrap: int, seed: int, threshold_method: str,
-               split: str = "test") -> dict[str, Any]:
-    """Score ``runs`` (dicts with ``name``, ``arm``, ``seed``, ``dir``); returns runs, arms, tests and meta."""
+               split: str = "test") -> StudyScores:
+    """Score ``runs`` (dicts with ``name``, ``arm``, ``seed``, ``dir``): runs, classes and bootstrap, and the arms."""
     sources = [_source(Path(r["dir"]), split) for r in runs]
     index = load_labels(labels, sources[0])
     # runs are independent: two threads (NumPy and the CSV parser release the GIL) halve the wall time on 2 cores
@@ -86,28 +112,26 @@ def score_runs(runs: list[dict[str, Any]], labels: str | Path, bootstrap: int, s
         list(pool.map(lambda model: score_model(model, weights, keep, threshold_method), models))
     headline = "macro_auroc" if ref.task == "multilabel" else "macro_f1"
     per_metric = "auroc" if ref.task == "multilabel" else "f1"
-    run_rows = []
-    for model, r in zip(models, runs):
-        value, ci = est(model.arrays[headline])
-        run_rows.append({"name": r["name"], "arm": r["arm"], "seed": r["seed"], "headline": value,
-                         "headline_ci": ci, "macro_auroc": est(model.arrays["macro_auroc"])[0],
-                         "macro_f1": est(model.arrays["macro_f1"])[0],
-                         "per_class": {c: finite_or_none(model.arrays[per_metric][0, i])
-                                       for i, c in enumerate(ref.classes)},
-                         "thresholds": model.info.get("thresholds"), "seed_paper": seed_paper(model.scored)})
+    run_rows = [_run_score(model, r, headline, per_metric) for model, r in zip(models, runs)]
     arms = _arms(models, runs)
     for arm in arms.values():  # the seed paper's metrics, averaged over seeds, for contrast
-        papers = [r["seed_paper"] for r in run_rows if r["arm"] == arm.name and r["seed_paper"]]
+        papers = [r.seed_paper for r in run_rows if r.arm == arm.name and r.seed_paper]
         arm.seed_paper = {k: _mean_sd([p[k] for p in papers])[0] for k in papers[0]} if papers else None
     ensembles = {a.name: _seed_ensemble(a, weights, keep, threshold_method) for a in arms.values()
                  if a.trained and len(a.members) > 1}
-    return {"task": ref.task, "headline": headline, "per_class_metric": per_metric, "classes": list(ref.classes),
-            "macro_classes": [ref.classes[i] for i in keep] if ref.task == "multilabel" else list(ref.classes),
-            "excluded": excluded, "undefined": undefined, "notes": notes,
-            "counts": {"images": len(ref.image_ids), "patients": ref.n_patients},
-            "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient", "level": 0.95,
-                          "seeds": "resampled within each arm (two-level bootstrap)"},
-            "runs": run_rows, "_arms": arms, "_seed_ensembles": ensembles, "_keep": keep}
+    board = Leaderboard(ref.task, headline, per_metric, tuple(ref.classes),
+                        tuple(ref.classes[i] for i in keep) if ref.task == "multilabel" else tuple(ref.classes),
+                        tuple(excluded), tuple(undefined), tuple(notes), len(ref.image_ids), ref.n_patients,
+                        Bootstrap(int(bootstrap), int(seed)), tuple(run_rows))
+    return StudyScores(board, arms, ensembles, ref)
+
+
+def _run_score(model: Model, r: dict[str, Any], headline: str, per_metric: str) -> RunScore:
+    value, ci = est(model.arrays[headline])
+    return RunScore(r["name"], r["arm"], r["seed"], value, _interval(ci), est(model.arrays["macro_auroc"])[0],
+                    est(model.arrays["macro_f1"])[0],
+                    {c: finite_or_none(model.arrays[per_metric][0, i]) for i, c in enumerate(model.scored.classes)},
+                    model.info.get("thresholds"), seed_paper(model.scored))
 
 
 def _arms(models: list[Model], runs: list[dict[str, Any]]) -> dict[str, Arm]:
@@ -131,31 +155,33 @@ def _seed_ensemble(arm: Arm, weights: np.ndarray, keep: list[int], method: str) 
     return model
 
 
-def _ci(e: SeedEstimate) -> list[float | None]:
-    return [finite_or_none(x) for x in e.ci]
+def _ci(e: SeedEstimate) -> Interval:
+    return finite_or_none(e.ci[0]), finite_or_none(e.ci[1])
 
 
-def arm_rows(scores: dict[str, Any]) -> list[dict[str, Any]]:
+def _interval(ci: list | None) -> Interval | None:
+    return None if ci is None else (ci[0], ci[1])
+
+
+def arm_rows(scores: StudyScores) -> list[ArmRow]:
     """Per arm: seeds, mean ± sd of the headline and per class, and the two-level CI of the seed-mean headline;
     then one row per seed ensemble (its own model: point value and patient-bootstrap CI, no sd)."""
-    headline, per, seed = scores["headline"], scores["per_class_metric"], scores["bootstrap"]["seed"]
-    other = "macro_f1" if headline == "macro_auroc" else "macro_auroc"
+    board = scores.board
+    headline, per, other, seed = board.headline, board.per_class_metric, board.other_metric, board.bootstrap.seed
     rows = []
-    for arm in scores["_arms"].values():
+    for arm in scores.arms.values():
         values = arm.stack(headline)
         mean, sd = _mean_sd(list(values[:, 0]))
-        per_class = {c: _mean_sd(list(arm.stack(per, i)[:, 0])) for i, c in enumerate(scores["classes"])}
-        rows.append({"arm": arm.name, "n_seeds": len(arm.members), "seeds": arm.seeds, "mean": mean, "sd": sd,
-                     "ci": _ci(seed_mean(values, seed=seed)), "ci_method": TWO_LEVEL, "per_class": per_class,
-                     "seed_paper": arm.seed_paper, "other_mean": _mean_sd(list(arm.stack(other)[:, 0]))[0]})
-    for name, model in scores["_seed_ensembles"].items():
+        per_class = {c: tuple(_mean_sd(list(arm.stack(per, i)[:, 0]))) for i, c in enumerate(board.classes)}
+        rows.append(ArmRow(arm.name, len(arm.members), tuple(arm.seeds), mean, sd, _ci(seed_mean(values, seed=seed)),
+                           TWO_LEVEL, per_class, arm.seed_paper, _mean_sd(list(arm.stack(other)[:, 0]))[0]))
+    for name, model in scores.seed_ensembles.items():
         value, ci = est(model.arrays[headline])
-        per_class = {c: [finite_or_none(model.arrays[per][0, i]), None] for i, c in enumerate(scores["classes"])}
-        rows.append({"arm": model.name, "kind": "seed_ensemble", "of": name,
-                     "n_seeds": len(scores["_arms"][name].members), "seeds": scores["_arms"][name].seeds,
-                     "mean": value, "sd": None, "ci": ci, "ci_method": "patient bootstrap",
-                     "per_class": per_class, "seed_paper": seed_paper(model.scored),
-                     "other_mean": est(model.arrays[other])[0]})
+        per_class = {c: (finite_or_none(model.arrays[per][0, i]), None) for i, c in enumerate(board.classes)}
+        arm = scores.arms[name]
+        rows.append(ArmRow(model.name, len(arm.members), tuple(arm.seeds), value, None, _interval(ci),
+                           "patient bootstrap", per_class, seed_paper(model.scored), est(model.arrays[other])[0],
+                           kind="seed_ensemble", of=name))
     return rows
 
 
@@ -163,28 +189,28 @@ def _mean_sd(values: list[float]) -> list[float | None]:
     return mean_sd([None if v is None or not np.isfinite(v) else float(v) for v in values])
 
 
-def _per_seed(a: Arm, b: Arm, metric: str) -> list[dict[str, Any]]:
+def _per_seed(a: Arm, b: Arm, metric: str) -> tuple[SeedTest, ...]:
     """``compare``'s paired bootstrap test of ``metric`` on each seed both arms ran (same patient resamples)."""
     out = []
     for s in sorted(set(a.seeds) & set(b.seeds)):
         d = a.members[a.seeds.index(s)].arrays[metric] - b.members[b.seeds.index(s)].arrays[metric]
         delta, ci = est(d)
-        out.append({"seed": s, "delta": delta, "delta_ci": ci, "p_value": finite_or_none(bootstrap_test(d[1:])[0])})
-    return out
+        out.append(SeedTest(s, delta, _interval(ci), finite_or_none(bootstrap_test(d[1:])[0])))
+    return tuple(out)
 
 
-def _difference(a: Arm, b: Arm, cls: str, metric: str, arrays: tuple[np.ndarray, np.ndarray], seed: int) -> dict:
+def _difference(a: Arm, b: Arm, cls: str, metric: str, arrays: tuple[np.ndarray, np.ndarray], seed: int,
+                per_seed: tuple[SeedTest, ...] | None = None) -> ArmDifference:
     e = seed_mean_difference(*arrays, seed=seed)
-    return {"a": a.name, "b": b.name, "class": cls, "metric": metric, "test": TWO_LEVEL,
-            "delta": finite_or_none(e.estimate), "delta_ci": _ci(e), "p_value": e.p_value,
-            "n_seeds": [len(a.members), len(b.members)]}
+    return ArmDifference(a.name, b.name, cls, metric, TWO_LEVEL, finite_or_none(e.estimate), _ci(e), e.p_value,
+                         (len(a.members), len(b.members)), per_seed)
 
 
-def arm_tests(scores: dict[str, Any], reference: str | None) -> list[dict[str, Any]]:
+def arm_tests(scores: StudyScores, reference: str | None) -> list[ArmDifference]:
     """Differences of seed means between arms (delta = a - b: the leaderboard's means subtracted) against the
     reference, or every pair: macro AUROC and macro F1 (with the per-seed paired tests beside them) and each
     class; two-level bootstrap CI and p-value; Holm over all of them."""
-    arms, seed = scores["_arms"], scores["bootstrap"]["seed"]
+    arms, seed = scores.arms, scores.board.bootstrap.seed
     if len(arms) < 2:
         return []
     if reference is not None and reference in arms:
@@ -194,17 +220,10 @@ def arm_tests(scores: dict[str, Any], reference: str | None) -> list[dict[str, A
     tests = []
     for a, b in pairs:
         for metric in ("macro_auroc", "macro_f1"):
-            row = _difference(a, b, "macro", metric.removeprefix("macro_"), (a.stack(metric), b.stack(metric)), seed)
-            tests.append(row | {"per_seed": _per_seed(a, b, metric)})
-        per = scores["per_class_metric"]
-        for i, c in enumerate(scores["classes"]):
+            tests.append(_difference(a, b, "macro", metric.removeprefix("macro_"), (a.stack(metric), b.stack(metric)),
+                                     seed, _per_seed(a, b, metric)))
+        per = scores.board.per_class_metric
+        for i, c in enumerate(scores.board.classes):
             tests.append(_difference(a, b, c, per, (a.stack(per, i), b.stack(per, i)), seed))
-    adjusted = holm_adjust([np.nan if t["p_value"] is None else t["p_value"] for t in tests])
-    for t, p in zip(tests, adjusted):
-        t["p_adjusted"] = finite_or_none(p)
-    return tests
-
-
-def public(scores: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-friendly part of ``scores`` (no Model objects)."""
-    return {k: v for k, v in scores.items() if not k.startswith("_")}
+    adjusted = holm_adjust([np.nan if t.p_value is None else t.p_value for t in tests])
+    return [dataclasses.replace(t, p_adjusted=finite_or_none(p)) for t, p in zip(tests, adjusted)]
