@@ -11,7 +11,7 @@ from cxrlab.study.leaderboard import (
     ArmDifference,
     ArmRow,
     Bootstrap,
-    ClassCount,
+    ClassCounts,
     Leaderboard,
     RunScore,
     SeedTest,
@@ -35,7 +35,7 @@ def _results(effusion: float = 0.40, nodule: float = 0.30, macro: float = 0.60) 
                for c in CLASSES]]
     board = Leaderboard("multilabel", "macro_auroc", "auroc", CLASSES, CLASSES, (), (), (), 200, 70,
                         Bootstrap(100, 0), (run,), tuple(arms), tuple(tests))
-    counts = {"Effusion": ClassCount(40, 30, 40), "Nodule": ClassCount(4, 3, 67)}
+    counts = {"Effusion": ClassCounts(40, 30, 40), "Nodule": ClassCounts(4, 3, 67)}
     return StudyResults("s", "", {"epochs": 1}, "r", False, {"bootstrap": 100}, 2, 2, counts, 25, board, {}, 2)
 
 
@@ -92,14 +92,14 @@ def test_per_class_table_marks_thin_classes(tmp_path):
 
 @pytest.mark.parametrize("n, thin", [((10, 25, 25), False), ((10, 24, 99), True), ((10, 99, 24), True)])
 def test_a_class_is_thin_below_the_minimum_on_either_side(n, thin):
-    assert ClassCount(*n).thin(25) is thin
+    assert ClassCounts(*n).thin(25) is thin
 
 
 def test_a_macro_over_thin_classes_only_is_not_called():
     from dataclasses import replace
 
     res = _results(effusion=0.8, nodule=0.9, macro=0.45)
-    thin = replace(res, class_counts={c: ClassCount(3, 2, 60) for c in CLASSES})
+    thin = replace(res, class_counts={c: ClassCounts(3, 2, 60) for c in CLASSES})
     words = _trouble(thin)
     assert not [w for w in words if w.startswith("WARNING")]
     assert words == ["thin, not called: AUROC below 0.5 for macro AUROC (every class thin) in a, r: too few "

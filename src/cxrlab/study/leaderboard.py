@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cxrlab.evaluate.stats.comparison import ClassCounts  # one record of what a class's AUROC rests on
+
 SCHEMA = "cxrlab.study_report/1"
 
 Interval = tuple[float | None, float | None]
@@ -22,23 +24,6 @@ def _pair(v: Any) -> Interval | None:
 
 def _list(v: Interval | None) -> list | None:
     return None if v is None else list(v)
-
-
-@dataclass(frozen=True)
-class ClassCount:
-    """Positive images, and patients holding a positive / a negative image, of one class on the scored split."""
-
-    n_pos_images: int
-    n_pos_patients: int
-    n_neg_patients: int
-
-    def thin(self, minimum: int) -> bool:
-        """Fewer than ``minimum`` positive or negative patients: no interval, no p-value, no warning called."""
-        return min(self.n_pos_patients, self.n_neg_patients) < minimum
-
-    def to_dict(self) -> dict[str, int]:
-        return {"n_pos_images": self.n_pos_images, "n_pos_patients": self.n_pos_patients,
-                "n_neg_patients": self.n_neg_patients}
 
 
 @dataclass(frozen=True)
@@ -265,7 +250,7 @@ class StudyResults:
     options: dict[str, Any]  # the EvalOptions record, as ``evaluate`` and ``compare`` write it
     planned_runs: int
     finished_runs: int
-    class_counts: dict[str, ClassCount]
+    class_counts: dict[str, ClassCounts]
     min_patients: int  # the stats core's minimum of positive and negative patients (EvalOptions.exact_below)
     board: Leaderboard
     external: dict[str, ExternalResult]
@@ -294,6 +279,6 @@ class StudyResults:
     def from_dict(cls, d: dict[str, Any]) -> StudyResults:
         return cls(d["study"], d["description"], d["budget"], d["reference"], d["smoke"], d["options"],
                    d["planned_runs"], d["finished_runs"],
-                   {c: ClassCount(**n) for c, n in d["class_counts"].items()}, d["min_patients"],
+                   {c: ClassCounts(**n) for c, n in d["class_counts"].items()}, d["min_patients"],
                    Leaderboard.from_dict(d), {k: ExternalResult.from_dict(v) for k, v in d["external"].items()},
                    d["cores"])

@@ -43,7 +43,7 @@ from cxrlab.study.leaderboard import (
     ArmDifference,
     ArmRow,
     Bootstrap,
-    ClassCount,
+    ClassCounts,
     Interval,
     Leaderboard,
     RunScore,
@@ -86,9 +86,9 @@ class StudyScores:
     seed_ensembles: dict[str, Model]
     reference: Scored  # the first run's scored test split (labels, patients: the same for every run)
 
-    def class_counts(self) -> dict[str, ClassCount]:
+    def class_counts(self) -> dict[str, ClassCounts]:
         """Positive images and positive / negative patients of every class on the scored split."""
-        return {c: ClassCount(*m.class_counts(self.reference, i)) for i, c in enumerate(self.reference.classes)}
+        return {c: ClassCounts(*m.class_counts(self.reference, i)) for i, c in enumerate(self.reference.classes)}
 
 
 def score_runs(runs: list[dict[str, Any]], labels: str | Path, bootstrap: int, seed: int, threshold_method: str,

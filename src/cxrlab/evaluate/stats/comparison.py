@@ -27,6 +27,13 @@ class ClassCounts:
     def enough(self, minimum: int) -> bool:
         return min(self.n_pos_patients, self.n_neg_patients) >= minimum
 
+    def thin(self, minimum: int) -> bool:
+        """Fewer than ``minimum`` positive or negative patients: no interval, no star, no warning called."""
+        return not self.enough(minimum)
+
+    def to_dict(self) -> dict[str, int]:
+        return _counts_dict(self)
+
 
 @dataclass(frozen=True)
 class ComparisonTest:
