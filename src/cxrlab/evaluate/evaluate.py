@@ -15,6 +15,7 @@ from cxrlab.evaluate.inputs import Source, load_labels, refuse_duplicates, resol
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, datasets_block, load_scored
 from cxrlab.evaluate.options import EvalOptions
 from cxrlab.evaluate.report import write_evaluation_report
+from cxrlab.evaluate.stats.evaluation import MultilabelResults
 from cxrlab.evaluate.stats.metrics_file import SCHEMA, Evaluation
 from cxrlab.evaluate.subgroups import parse_age_bands, subgroup_analysis
 from cxrlab.evaluate.summary import multiclass_block, multilabel_block
@@ -189,26 +190,27 @@ def _str(x: Path | None) -> str | None:
     return str(x) if x is not None else None
 
 
-def summary_lines(result: dict) -> list[str]:
+def summary_lines(result: dict | Evaluation) -> list[str]:
     """What ``cxrlab evaluate`` tells a user about ``result``: counts, notes, the headline with its CI."""
-    counts = result["counts"]
-    name, value, ci = headline(result)
+    ev = result if isinstance(result, Evaluation) else Evaluation.from_dict(result, "the evaluation result")
+    counts, r = ev.counts, ev.results
+    name, head = ev.headline()
     lines = [f"scored {counts['scored']} of {counts['predicted']} predicted images ({counts['patients']} patients), "
-             f"{len(result['classes'])} classes"]
-    lines += [f"note: {note}" for note in result["notes"]]
-    lines.append(f"{name}: {fmt_ci(value, ci)} (95% CI, {result['bootstrap']['replicates']} patient bootstrap "
+             f"{len(ev.classes)} classes"]
+    lines += [f"note: {note}" for note in ev.notes]
+    lines.append(f"{name}: {fmt_ci(head.value, head.ci)} (95% CI, {ev.bootstrap['replicates']} patient bootstrap "
                  "replicates)")
-    unc = result.get("uncertainty")
+    unc = ev.uncertainty
     if unc:
         review = unc["review"]
         lines.append(f"uncertainty ({unc['score']}): AURC {unc['aurc']:.4f} (confidence: "
                      f"{unc['aurc_by_score']['confidence']:.4f})"
                      + (f"; {review['n_flagged']} images flagged by {review['rule']}" if review else ""))
-    if result["task"] == "multilabel" and result["macro"]["undefined"]:
-        lines.append(f"undefined (one label value, not averaged): {', '.join(result['macro']['undefined'])}")
-    if result["task"] == "multilabel" and result["macro"].get("flagged"):
-        powered = result["macro"]["powered"]
-        value = "undefined" if powered["auroc"] is None else fmt_ci(powered["auroc"], powered["auroc_ci"])
-        lines.append(f"thin classes, no interval (fewer than {result['macro']['min_patients']} positive or negative "
-                     f"patients): {', '.join(result['macro']['flagged'])}; macro AUROC without them: {value}")
+    if isinstance(r, MultilabelResults) and r.macro.undefined:
+        lines.append(f"undefined (one label value, not averaged): {', '.join(r.macro.undefined)}")
+    if isinstance(r, MultilabelResults) and r.macro.flagged:
+        powered = r.macro.powered
+        value = "undefined" if powered.value is None else fmt_ci(powered.value, powered.ci)
+        lines.append(f"thin classes, no interval (fewer than {r.macro.min_patients} positive or negative "
+                     f"patients): {', '.join(r.macro.flagged)}; macro AUROC without them: {value}")
     return lines

@@ -26,7 +26,7 @@ def pair(name: str, x: Metric) -> dict:
 
 
 def read_pair(f: Fields, name: str, classes=()) -> Metric:
-    return metric(f.number(name), f.ci(name), classes)
+    return metric(f.number(name), f.ci(f"{name}_ci"), classes)
 
 
 @dataclass(frozen=True)
@@ -195,6 +195,10 @@ class Calibration:
     before: Numbers
     temperature: dict[str, float] | float | None = None
     after: Numbers | None = None
+
+    def ece(self) -> float | None:
+        """The ECE on test that tables show: the mean over classes (multi-label) or the top-label ECE."""
+        return self.before.ece_mean if isinstance(self.before, ClassCalibration) else self.before.ece_top_label
 
     def to_dict(self) -> dict:
         temperature = dict(self.temperature) if isinstance(self.temperature, dict) else self.temperature
