@@ -104,7 +104,8 @@ def _summary(doc: Document, ev: Evaluation, warnings: list[str]) -> None:
                          f"{r.seed_paper.labelwise_accuracy:.3f}, flattened AUROC "
                          f"{fmt_ci(r.seed_paper.flattened_auroc, None)} (see definitions)")
     else:
-        items += [f"{k.replace('_', ' ')}: {fmt_ci(getattr(r, k).value, getattr(r, k).ci)}" for k in r.OVERALL]
+        items += [f"{k.replace('_', ' ')}: {fmt_ci(getattr(r, k).value, getattr(r, k).ci)}"
+                  for k in ("accuracy", "balanced_accuracy", "weighted_f1", "kappa")]
     doc.bullets(items)
     if ev.notes:
         doc.text("Notes: " + "; ".join(ev.notes))
