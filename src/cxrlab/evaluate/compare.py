@@ -34,7 +34,8 @@ from cxrlab.evaluate.scoring import (
     uncertainty_info,
 )
 from cxrlab.evaluate.stats.bootstrap import undefined_replicates
-from cxrlab.evaluate.stats.comparison import ClassCounts, Comparison, ModelFacts, ModelResult, SeedGroup, SeedPaper
+from cxrlab.evaluate.stats.comparison import ClassCounts, Comparison, ModelFacts, ModelResult, SeedGroup
+from cxrlab.evaluate.stats.evaluation import SeedPaper
 from cxrlab.evaluate.stats.results import Metric
 from cxrlab.evaluate.subgroups import model_subgroups, parse_age_bands
 from cxrlab.evaluate.summary import est
@@ -115,7 +116,8 @@ def _model_result(model: Model, headline: str, flagged: list[str]) -> ModelResul
         per_class={c: finite_or_none(per[0, i]) for i, c in enumerate(s.classes)},
         per_class_ci={c: tuple(cis[i]) if cis[i] is not None and c not in flagged else None
                       for i, c in enumerate(s.classes)},
-        seed_paper=SeedPaper(**paper) if (paper := seed_paper(s)) else None, predictions=str(model.source.test))
+        seed_paper=SeedPaper(**paper, classes=tuple(s.classes)) if (paper := seed_paper(s)) else None,
+        predictions=str(model.source.test))
 
 
 def _metric(values) -> Metric:

@@ -15,12 +15,14 @@ from cxrlab.evaluate.inputs import Source, load_labels, refuse_duplicates, resol
 from cxrlab.evaluate.matching import Scored, check_fitting_allowed, datasets_block, load_scored
 from cxrlab.evaluate.options import EvalOptions
 from cxrlab.evaluate.report import write_evaluation_report
+from cxrlab.evaluate.stats.evaluation import MultilabelResults
+from cxrlab.evaluate.stats.metrics_file import SCHEMA, Evaluation
 from cxrlab.evaluate.subgroups import parse_age_bands, subgroup_analysis
 from cxrlab.evaluate.summary import multiclass_block, multilabel_block
-from cxrlab.utils import write_json
+from cxrlab.utils import read_json, write_json
 
-SCHEMA = "cxrlab.metrics/1"
-__all__ = ["evaluate_predictions", "fmt_ci", "headline", "uncertainty_block", "write_outputs"]
+__all__ = ["SCHEMA", "Evaluation", "evaluate_predictions", "fmt_ci", "headline", "read_evaluation", "uncertainty_block",
+           "write_outputs"]
 
 
 def evaluate_predictions(
@@ -60,41 +62,28 @@ def evaluate_predictions(
                     opts.match)
     weights = m.bootstrap_weights(scored, bootstrap, seed)
     if scored.task == "multilabel":
-        body = multilabel_block(scored, weights, tuple(exclude), val, opts.threshold_method, opts.exact_below)
+        results = multilabel_block(scored, weights, tuple(exclude), val, opts.threshold_method, opts.exact_below)
     else:
-        body = multiclass_block(scored, weights, val)
-    if by:
-        body["subgroups"] = subgroup_analysis(scored, index, by, weights, exclude=tuple(exclude), val=val,
-                                              method=opts.threshold_method, age_bands=age_bands,
-                                              min_group=opts.min_group,
-                                              thresholds=body.get("thresholds"))
-    if internal is not None:
-        body["internal_vs_external"] = _internal_vs_external(scored, internal, internal_labels, prefix, logits,
-                                                             bootstrap, seed, exclude)
-    result = {
-        "schema": SCHEMA,
-        "task": scored.task,
-        "classes": list(scored.classes),
-        "counts": scored.counts,
-        "notes": scored.notes,
-        "model": preds.meta.get("model") or source.name,
-        "name": source.name,
-        "inputs": _inputs(source, index, labels, val is not None),
-        "datasets": datasets_block(preds, index, source.run_dir),
-        "matching": scored.matching,
-        "bootstrap": {"replicates": int(bootstrap), "seed": int(seed), "unit": "patient",
-                      "interval": "percentile", "level": 0.95,
-                      "stratified": "by each patient's rarest positive class"},
-        "options": opts.to_dict(),
-        **body,
-        **uncertainty_block(scored, preds),
-        "definitions": DEFINITIONS,
-        "references": {"note": REFERENCE_NOTE, "anchors": REFERENCES},
-        "seconds": round(time.perf_counter() - start, 3),
-    }
+        results = multiclass_block(scored, weights, val)
+    subgroups = subgroup_analysis(
+        scored, index, by, weights, exclude=tuple(exclude), val=val, method=opts.threshold_method,
+        age_bands=age_bands, min_group=opts.min_group,
+        thresholds=getattr(results, "thresholds", None)) if by else None
+    internal_external = None if internal is None else _internal_vs_external(
+        scored, internal, internal_labels, prefix, logits, bootstrap, seed, exclude)
+    evaluation = Evaluation(
+        task=scored.task, classes=tuple(scored.classes), counts=scored.counts, notes=tuple(scored.notes),
+        model=preds.meta.get("model") or source.name, name=source.name, results=results,
+        inputs=_inputs(source, index, labels, val is not None), datasets=datasets_block(preds, index, source.run_dir),
+        matching=scored.matching,
+        bootstrap={"replicates": int(bootstrap), "seed": int(seed), "unit": "patient", "interval": "percentile",
+                   "level": 0.95, "stratified": "by each patient's rarest positive class"},
+        options=opts.to_dict(), subgroups=subgroups, internal_vs_external=internal_external,
+        uncertainty=uncertainty_block(scored, preds).get("uncertainty"), definitions=DEFINITIONS,
+        references={"note": REFERENCE_NOTE, "anchors": REFERENCES}, seconds=round(time.perf_counter() - start, 3))
     if out is not None:
-        write_outputs(result, scored, source, Path(out), report)
-    return result
+        write_outputs(evaluation, scored, source, Path(out), report)
+    return evaluation.to_dict()
 
 
 def uncertainty_block(scored: Scored, preds) -> dict:
@@ -165,12 +154,26 @@ def _load_val(source: Source, index: Index, prefix: str | None, logits: bool, al
     return val
 
 
-def write_outputs(result: dict, scored: Scored, source: Source, out: Path, report: bool = True) -> None:
-    """``metrics.json`` and, with ``report``, ``report.html`` + ``report.md`` in ``out``."""
+def write_outputs(evaluation: Evaluation | dict, scored: Scored, source: Source, out: Path,
+                  report: bool = True) -> None:
+    """``metrics.json`` (the one place it is serialised: ``Evaluation.to_dict()``) and, with ``report``,
+    ``report.html`` + ``report.md`` in ``out``."""
+    if isinstance(evaluation, dict):
+        evaluation = Evaluation.from_dict(evaluation, "the evaluation result")
     make_out_dir(out)
-    write_json(out / "metrics.json", result)
+    write_json(out / "metrics.json", evaluation.to_dict())
     if report:
-        write_evaluation_report(result, scored, source, out)
+        write_evaluation_report(evaluation, scored, source, out)
+
+
+def read_evaluation(path: str | Path) -> Evaluation:
+    """A ``metrics.json`` written by ``cxrlab evaluate`` (or the folder holding it), typed; a missing, corrupt or
+    malformed file is a one-line ``CxrlabError`` naming it."""
+    path = Path(path)
+    path = path / "metrics.json" if path.is_dir() else path
+    if not path.is_file():
+        raise CxrlabError(f"{path} does not exist; give the metrics.json written by cxrlab evaluate (or its folder)")
+    return Evaluation.from_dict(read_json(path, dict, fix="rebuild it with cxrlab evaluate"), str(path))
 
 
 def make_out_dir(out: Path) -> None:
@@ -187,26 +190,27 @@ def _str(x: Path | None) -> str | None:
     return str(x) if x is not None else None
 
 
-def summary_lines(result: dict) -> list[str]:
+def summary_lines(result: dict | Evaluation) -> list[str]:
     """What ``cxrlab evaluate`` tells a user about ``result``: counts, notes, the headline with its CI."""
-    counts = result["counts"]
-    name, value, ci = headline(result)
+    ev = result if isinstance(result, Evaluation) else Evaluation.from_dict(result, "the evaluation result")
+    counts, r = ev.counts, ev.results
+    name, head = ev.headline()
     lines = [f"scored {counts['scored']} of {counts['predicted']} predicted images ({counts['patients']} patients), "
-             f"{len(result['classes'])} classes"]
-    lines += [f"note: {note}" for note in result["notes"]]
-    lines.append(f"{name}: {fmt_ci(value, ci)} (95% CI, {result['bootstrap']['replicates']} patient bootstrap "
+             f"{len(ev.classes)} classes"]
+    lines += [f"note: {note}" for note in ev.notes]
+    lines.append(f"{name}: {fmt_ci(head.value, head.ci)} (95% CI, {ev.bootstrap['replicates']} patient bootstrap "
                  "replicates)")
-    unc = result.get("uncertainty")
+    unc = ev.uncertainty
     if unc:
         review = unc["review"]
         lines.append(f"uncertainty ({unc['score']}): AURC {unc['aurc']:.4f} (confidence: "
                      f"{unc['aurc_by_score']['confidence']:.4f})"
                      + (f"; {review['n_flagged']} images flagged by {review['rule']}" if review else ""))
-    if result["task"] == "multilabel" and result["macro"]["undefined"]:
-        lines.append(f"undefined (one label value, not averaged): {', '.join(result['macro']['undefined'])}")
-    if result["task"] == "multilabel" and result["macro"].get("flagged"):
-        powered = result["macro"]["powered"]
-        value = "undefined" if powered["auroc"] is None else fmt_ci(powered["auroc"], powered["auroc_ci"])
-        lines.append(f"thin classes, no interval (fewer than {result['macro']['min_patients']} positive or negative "
-                     f"patients): {', '.join(result['macro']['flagged'])}; macro AUROC without them: {value}")
+    if isinstance(r, MultilabelResults) and r.macro.undefined:
+        lines.append(f"undefined (one label value, not averaged): {', '.join(r.macro.undefined)}")
+    if isinstance(r, MultilabelResults) and r.macro.flagged:
+        powered = r.macro.powered
+        value = "undefined" if powered.value is None else fmt_ci(powered.value, powered.ci)
+        lines.append(f"thin classes, no interval (fewer than {r.macro.min_patients} positive or negative "
+                     f"patients): {', '.join(r.macro.flagged)}; macro AUROC without them: {value}")
     return lines

@@ -1,4 +1,4 @@
-"""The evaluation report (``report.html`` + ``report.md``) built from ``metrics.json`` and the scored data."""
+"""The evaluation report (``report.html`` + ``report.md``) built from the typed ``Evaluation`` and the scored data."""
 
 from __future__ import annotations
 
@@ -7,56 +7,66 @@ from pathlib import Path
 
 from cxrlab.evaluate import figures
 from cxrlab.evaluate.document import Document
-from cxrlab.evaluate.formatting import fmt_ci, fmt_count, fmt_seconds, fmt_value, headline, is_nih
+from cxrlab.evaluate.formatting import fmt_ci, fmt_count, fmt_seconds, fmt_value, is_nih
 from cxrlab.evaluate.inputs import Source
 from cxrlab.evaluate.matching import Scored
+from cxrlab.evaluate.stats.evaluation import Calibration, ClassCalibration, MulticlassResults, MultilabelResults
+from cxrlab.evaluate.stats.metrics_file import Evaluation
+from cxrlab.evaluate.stats.results import Metric
 from cxrlab.evaluate.subgroups_report import datasets_section, internal_external_section, subgroup_section
 from cxrlab.evaluate.trouble import below_chance, validation_collapse
 
 
-def write_evaluation_report(result: dict, scored: Scored, source: Source, out: Path) -> tuple[Path, Path]:
+def write_evaluation_report(ev: Evaluation, scored: Scored, source: Source, out: Path) -> tuple[Path, Path]:
     """Write ``out/report.html`` and ``out/report.md``."""
-    name, model = result.get("name") or result["model"], result["model"]
+    name, model, r = ev.title, ev.model, ev.results
     doc = Document(f"cxrlab evaluation: {name}" + (f" ({model})" if model != name else ""))
-    _summary(doc, result, collapse_warnings(source, name))
-    datasets_section(doc, result)
-    if result["task"] == "multilabel":
-        _multilabel_tables(doc, result)
+    _summary(doc, ev, collapse_warnings(source, name))
+    datasets_section(doc, {"datasets": ev.datasets, "matching": ev.matching})
+    if isinstance(r, MultilabelResults):
+        _multilabel_tables(doc, r)
+        macro_classes, macro_auroc = list(r.macro.classes), r.macro.auroc
     else:
-        _multiclass_tables(doc, result)
+        _multiclass_tables(doc, r)
+        macro_classes, macro_auroc = list(r.macro_f1.classes), r.macro_auroc_ovr
     doc.heading("Figures")
-    macro = result["macro"].get("classes")
-    key = "auroc" if result["task"] == "multilabel" else "auroc_ovr"
-    per = result["per_class"]
+    aurocs = r.class_aurocs()
     doc.figure("auroc_ci", figures.forest_figure(
-        [*per, "macro"], [*(m[key] for m in per.values()), result["macro"][key]],
-        [*(m[f"{key}_ci"] for m in per.values()), result["macro"][f"{key}_ci"]], "AUROC (95% CI)", 0.5),
+        [*aurocs, "macro"], [*(a.value for a in aurocs.values()), macro_auroc.value],
+        [*(_ci(a) for a in aurocs.values()), _ci(macro_auroc)], "AUROC (95% CI)", 0.5),
         "AUROC per class and macro average with 95% patient-bootstrap intervals")
-    doc.figure("roc", figures.roc_figure(scored, macro), "ROC curves per class and macro average (test)")
+    doc.figure("roc", figures.roc_figure(scored, macro_classes), "ROC curves per class and macro average (test)")
     doc.figure("pr", figures.pr_figure(scored), "Precision-recall curves per class (test)")
     doc.figure("reliability", figures.reliability_figure(scored), "Reliability diagram (test, before scaling)")
-    if result["task"] == "multiclass":
-        cm = result["confusion_matrix"]
-        doc.figure("confusion", figures.confusion_figure(cm["counts"], cm["classes"]), "Confusion matrix (test)")
-    uncertainty_section(doc, result.get("uncertainty"))
-    subgroup_section(doc, result.get("subgroups"))
-    internal_external_section(doc, result.get("internal_vs_external"))
+    if isinstance(r, MulticlassResults):
+        doc.figure("confusion", figures.confusion_figure([list(row) for row in r.confusion], list(r.macro_f1.classes)),
+                   "Confusion matrix (test)")
+    uncertainty_section(doc, ev.uncertainty)
+    subgroup_section(doc, ev.subgroups)
+    internal_external_section(doc, ev.internal_vs_external)
     run_sections(doc, source)
     if source.run_dir is not None:
         from cxrlab.evaluate.explain_section import explain_section
 
         explain_section(doc, source.run_dir / "explain", out)
-    test_format = ((result.get("datasets") or {}).get("test") or {}).get("format")
-    reference_section(doc, result["references"], test_format)
-    definitions_section(doc, result["definitions"])
+    test_format = ((ev.datasets or {}).get("test") or {}).get("format")
+    reference_section(doc, ev.references, test_format)
+    definitions_section(doc, ev.definitions)
     return doc.write(out)
 
 
-def chance_warnings(r: dict, name: str = "this model") -> list[str]:
-    """An evaluation's AUROCs below 0.5 (per class and macro), in words."""
-    key = "auroc" if r["task"] == "multilabel" else "auroc_ovr"
-    cis = {c: m.get(f"{key}_ci") for c, m in r["per_class"].items()} | {"macro": r["macro"].get(f"{key}_ci")}
-    return below_chance(name, {c: m.get(key) for c, m in r["per_class"].items()}, r["macro"].get(key), cis)
+def _ci(x: Metric) -> list | None:
+    return None if x.ci is None else list(x.ci)
+
+
+def chance_warnings(ev: Evaluation, name: str = "this model") -> list[str]:
+    """An evaluation's AUROCs below 0.5 (per class and macro), in words; thin classes get a note, not a warning."""
+    r = ev.results
+    aurocs = r.class_aurocs()
+    macro = r.macro.auroc if isinstance(r, MultilabelResults) else r.macro_auroc_ovr
+    cis = {c: _ci(a) for c, a in aurocs.items()} | {"macro": _ci(macro)}
+    thin = [c for c, k in r.per_class.items() if not k.enough_patients] if isinstance(r, MultilabelResults) else []
+    return below_chance(name, {c: a.value for c, a in aurocs.items()}, macro.value, cis, thin=thin)
 
 
 def collapse_warnings(source: Source, name: str) -> list[str]:
@@ -68,85 +78,82 @@ def collapse_warnings(source: Source, name: str) -> list[str]:
     return validation_collapse(source.run_dir / "metrics.csv", metric, name)
 
 
-def _summary(doc: Document, r: dict, warnings: list[str]) -> None:
-    c = r["counts"]
-    name, value, ci = headline(r)
+def _summary(doc: Document, ev: Evaluation, warnings: list[str]) -> None:
+    c, r = ev.counts, ev.results
+    name, head = ev.headline()
     doc.heading("Summary")
-    doc.warnings(chance_warnings(r, r.get("name") or r["model"]) + warnings)
+    doc.warnings(chance_warnings(ev, ev.title) + warnings)
     items = [
-        f"{name}: {fmt_ci(value, ci)} (95% CI from {r['bootstrap']['replicates']} patient-level bootstrap "
-        f"replicates, seed {r['bootstrap']['seed']})",
+        f"{name}: {fmt_ci(head.value, head.ci)} (95% CI from {ev.bootstrap['replicates']} patient-level bootstrap "
+        f"replicates, seed {ev.bootstrap['seed']})",
         f"scored {c['scored']} of {c['predicted']} predicted images from {c['patients']} patients; "
-        f"{len(r['classes'])} classes",
-        f"predictions: {r['inputs']['predictions']}; labels: {r['inputs']['labels']}",
+        f"{len(ev.classes)} classes",
+        f"predictions: {ev.inputs['predictions']}; labels: {ev.inputs['labels']}",
     ]
-    if r["task"] == "multilabel":
-        m = r["macro"]
+    if isinstance(r, MultilabelResults):
+        m, t = r.macro, r.thresholds
         items += [
-            f"macro AUPRC: {fmt_ci(m['auprc'], m['auprc_ci'])}",
-            f"micro AUROC (pooled pairs): {fmt_ci(r['micro']['auroc'], r['micro']['auroc_ci'])}; prevalence-"
-            f"weighted AUROC: {fmt_ci(r['weighted']['auroc'], r['weighted']['auroc_ci'])}",
-            f"macro averaged over: {', '.join(m['classes'])}; excluded: {', '.join(m['excluded']) or 'none'}; "
-            f"undefined (one label value): {', '.join(m['undefined']) or 'none'}",
-            f"macro F1 at thresholds ({r['thresholds']['method']}, {r['thresholds']['chosen_on']}): "
-            f"{fmt_ci(r['thresholds']['macro_f1'], r['thresholds']['macro_f1_ci'])}",
-            f"seed paper's numbers, for contrast only: label-wise accuracy {r['seed_paper']['labelwise_accuracy']:.3f}"
-            f", flattened AUROC {fmt_ci(r['seed_paper']['flattened_auroc'], None)} (see definitions)",
+            f"macro AUPRC: {fmt_ci(m.auprc.value, m.auprc.ci)}",
+            f"micro AUROC (pooled pairs): {fmt_ci(r.micro.value, r.micro.ci)}; prevalence-"
+            f"weighted AUROC: {fmt_ci(r.weighted.value, r.weighted.ci)}",
+            f"macro averaged over: {', '.join(m.classes)}; excluded: {', '.join(m.excluded) or 'none'}; "
+            f"undefined (one label value): {', '.join(m.undefined) or 'none'}",
+            f"macro F1 at thresholds ({t.method}, {t.chosen_on}): {fmt_ci(t.macro_f1.value, t.macro_f1.ci)}",
         ]
+        if r.seed_paper is not None:
+            items.append(f"seed paper's numbers, for contrast only: label-wise accuracy "
+                         f"{r.seed_paper.labelwise_accuracy:.3f}, flattened AUROC "
+                         f"{fmt_ci(r.seed_paper.flattened_auroc, None)} (see definitions)")
     else:
-        items += [f"{k.replace('_', ' ')}: {fmt_ci(r[k], r[k + '_ci'])}"
+        items += [f"{k.replace('_', ' ')}: {fmt_ci(getattr(r, k).value, getattr(r, k).ci)}"
                   for k in ("accuracy", "balanced_accuracy", "weighted_f1", "kappa")]
     doc.bullets(items)
-    if r["notes"]:
-        doc.text("Notes: " + "; ".join(r["notes"]))
-    _calibration(doc, r)
+    if ev.notes:
+        doc.text("Notes: " + "; ".join(ev.notes))
+    _calibration(doc, r.calibration)
 
 
-def _calibration(doc: Document, r: dict) -> None:
-    cal = r["calibration"]
-    if r["task"] == "multilabel":
-        text = f"Calibration (test): mean Brier {cal['brier_mean']:.4f}, mean ECE {cal['ece_mean']:.4f}"
-        after = cal.get("after_temperature")
+def _calibration(doc: Document, cal: Calibration) -> None:
+    before, after = cal.before, cal.after
+    if isinstance(before, ClassCalibration):
+        text = f"Calibration (test): mean Brier {before.brier_mean:.4f}, mean ECE {before.ece_mean:.4f}"
         if after:
-            text += f"; after per-class temperature scaling fitted on validation: Brier {after['brier_mean']:.4f}, "
-            text += f"ECE {after['ece_mean']:.4f}"
+            text += f"; after per-class temperature scaling fitted on validation: Brier {after.brier_mean:.4f}, "
+            text += f"ECE {after.ece_mean:.4f}"
     else:
-        text = f"Calibration (test): Brier {cal['brier']:.4f}, top-label ECE {cal['ece_top_label']:.4f}"
-        if cal.get("after_temperature"):
-            a = cal["after_temperature"]
-            text += f"; after temperature {cal['temperature']:.3f}: Brier {a['brier']:.4f}, "
-            text += f"ECE {a['ece_top_label']:.4f}"
+        text = f"Calibration (test): Brier {before.brier:.4f}, top-label ECE {before.ece_top_label:.4f}"
+        if after:
+            text += f"; after temperature {cal.temperature:.3f}: Brier {after.brier:.4f}, "
+            text += f"ECE {after.ece_top_label:.4f}"
     doc.text(text)
 
 
-def _multilabel_tables(doc: Document, r: dict) -> None:
+def _multilabel_tables(doc: Document, r: MultilabelResults) -> None:
     doc.heading("Per-class metrics (test)")
     rows = []
-    for c, m in r["per_class"].items():
-        t = r["thresholds"]["per_class"][c]
-        sens = m["sensitivity_at_specificity"].get("0.9")
-        in_macro = ("yes (too few patients: no interval)" if c in r["macro"].get("flagged", []) else "yes") \
-            if m["in_macro"] else "no"
-        rows.append([c, m["n_positive"], m.get("n_positive_patients", ""), m["n_negative"], m["prevalence"],
-                     fmt_ci(m["auroc"], m["auroc_ci"]), fmt_ci(m["auprc"], m["auprc_ci"]), sens, t["threshold"],
-                     fmt_ci(t["f1"], t["f1_ci"]), in_macro])
+    for c, m in r.per_class.items():
+        t = r.thresholds.per_class[c]
+        in_macro = ("yes (too few patients: no interval)" if c in r.macro.flagged else "yes") if m.in_macro else "no"
+        rows.append([c, m.n_positive, m.n_positive_patients, m.n_negative, m.prevalence,
+                     fmt_ci(m.auroc.value, m.auroc.ci), fmt_ci(m.auprc.value, m.auprc.ci), m.sensitivity_at("0.9"),
+                     t.threshold, fmt_ci(t.f1.value, t.f1.ci), in_macro])
     doc.table(["class", "positive images", "positive patients", "negatives", "prevalence", "AUROC [95% CI]",
                "AUPRC [95% CI]", "sens @ spec 0.9", "threshold", "F1 [95% CI]", "in macro"], rows)
-    if r["macro"].get("flagged"):
-        powered = r["macro"].get("powered") or {}
-        doc.text(f"Classes with fewer than {r['macro']['min_patients']} positive (or negative) patients get no "
-                 f"AUROC interval: {', '.join(r['macro']['flagged'])}. They stay in the macro average; the macro "
-                 f"over the other classes alone is {fmt_ci(powered.get('auroc'), powered.get('auroc_ci'))}.")
+    if r.macro.flagged:
+        powered = r.macro.powered
+        doc.text(f"Classes with fewer than {r.macro.min_patients} positive (or negative) patients get no "
+                 f"AUROC interval: {', '.join(r.macro.flagged)}. They stay in the macro average; the macro "
+                 f"over the other classes alone is {fmt_ci(powered.value, powered.ci)}.")
 
 
-def _multiclass_tables(doc: Document, r: dict) -> None:
+def _multiclass_tables(doc: Document, r: MulticlassResults) -> None:
     doc.heading("Per-class metrics (test)")
-    rows = [[c, m["support"], m["precision"], m["recall"], fmt_ci(m["f1"], m["f1_ci"]),
-             fmt_ci(m["auroc_ovr"], m["auroc_ovr_ci"])] for c, m in r["per_class"].items()]
+    rows = [[c, m.support, m.precision, m.recall, fmt_ci(m.f1.value, m.f1.ci),
+             fmt_ci(m.auroc_ovr.value, m.auroc_ovr.ci)] for c, m in r.per_class.items()]
     doc.table(["class", "support", "precision", "recall", "F1 [95% CI]", "AUROC one-vs-rest [95% CI]"], rows)
-    cm = r["confusion_matrix"]
+    classes = list(r.macro_f1.classes)
     doc.text("Confusion matrix (rows: true class, columns: predicted class)")
-    doc.table(["true \\ predicted", *cm["classes"]], [[c, *row] for c, row in zip(cm["classes"], cm["counts"])])
+    doc.table(["true \\ predicted", *classes], [[c, *row] for c, row in zip(classes, r.confusion)])
 
 
 def uncertainty_section(doc: Document, unc: dict | None) -> None:

@@ -24,6 +24,7 @@ from cxrlab.errors import CxrlabError
 from cxrlab.evaluate import metrics as m
 from cxrlab.evaluate.matching import Scored, subset_scored
 from cxrlab.evaluate.stats.bootstrap import per_patient_sums
+from cxrlab.evaluate.stats.evaluation import Thresholds
 from cxrlab.evaluate.summary import est, multiclass_block, multilabel_block, threshold_block
 
 DEFAULT_AGE_BANDS = (40, 60, 80)
@@ -121,20 +122,19 @@ def _patient_columns(s: Scored, sub: Scored) -> np.ndarray:
 
 def _group_block(sub: Scored, weights: np.ndarray, exclude, val, method) -> dict:
     if sub.task == "multilabel":
-        block = multilabel_block(sub, weights, exclude, val, method, minimum=0)
-        block.pop("seed_paper", None)
+        results = multilabel_block(sub, weights, exclude, val, method, minimum=0, seed_paper=False)
     else:
-        block = multiclass_block(sub, weights, val)
-    return {"n_images": len(sub.image_ids), "n_patients": sub.n_patients, **block}
+        results = multiclass_block(sub, weights, val)
+    return {"n_images": len(sub.image_ids), "n_patients": sub.n_patients, **results.to_dict()}
 
 
 def subgroup_analysis(s: Scored, index: Index, by: list[str], weights: np.ndarray, *, exclude: tuple[str, ...] = (),
                       val: Scored | None = None, method: str = "youden", age_bands: list[float] | None = None,
-                      min_group: int = DEFAULT_MIN_GROUP, thresholds: dict | None = None) -> dict:
+                      min_group: int = DEFAULT_MIN_GROUP, thresholds: Thresholds | None = None) -> dict:
     """``{column: {group: block, ..., "gaps": {...}, "worst_group": ..., "settings": ...}}`` for ``by`` columns.
 
     ``weights``: the top level's (R+1, P) patient weights (row 0 = observed), reused so that every group and
-    every gap sees the same draws. ``thresholds``: the top level's ``thresholds`` block (for underdiagnosis).
+    every gap sees the same draws. ``thresholds``: the top level's thresholds (for underdiagnosis).
     """
     edges = list(age_bands) if age_bands else list(DEFAULT_AGE_BANDS)
     if thresholds is None and s.task == "multilabel" and NO_FINDING in s.classes:
@@ -156,7 +156,7 @@ def _one_column(s, index, column, weights, exclude, val, method, edges, min_grou
     if len(names) > MAX_GROUPS:
         raise CxrlabError(f"--by {column}: {len(names)} groups (e.g. {', '.join(names[:3])}); --by compares a few "
                           f"groups (at most {MAX_GROUPS}): choose a coarser column, or bands with --age-bands")
-    nf = (thresholds or {}).get("per_class", {}).get(NO_FINDING, {}).get("threshold")
+    nf = thresholds.per_class[NO_FINDING].threshold if thresholds and NO_FINDING in thresholds.per_class else None
     metric = "macro_auroc" if s.task == "multilabel" else "macro_f1"
     result, reps = {}, {}
     for g in names:
@@ -185,7 +185,7 @@ def _one_column(s, index, column, weights, exclude, val, method, edges, min_grou
     result["settings"] = {"metric": metric, "min_group": min_group, "groups": names,
                           "age_bands": edges if column == "age" else None,
                           "underdiagnosis": (f"share of images with a finding predicted '{NO_FINDING}' at its "
-                                             f"threshold {nf:.4g} ({(thresholds or {}).get('chosen_on')})")
+                                             f"threshold {nf:.4g} ({thresholds.chosen_on})")
                           if nf is not None and s.task == "multilabel" else
                           f"undefined: no '{NO_FINDING}' class scored" if s.task == "multilabel" else
                           "undefined for multi-class tasks",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cxrlab.evaluate import figures
 from cxrlab.evaluate.document import Document
 from cxrlab.evaluate.formatting import fmt_ci as _fmt
+from cxrlab.evaluate.stats.evaluation import results_from_dict
 
 RESERVED = ("gaps", "worst_group", "settings")
 
@@ -45,7 +46,7 @@ def subgroup_section(doc: Document, subgroups: dict | None, model: str | None = 
     for column, block in subgroups.items():
         settings = block["settings"]
         metric = settings["metric"]
-        key = "auroc" if metric == "macro_auroc" else "f1"
+        label = "macro AUROC" if metric == "macro_auroc" else "macro F1"
         doc.heading(f"Subgroups: {column}" + (f" ({model})" if model else ""), level)
         rows, names, values, cis = [], [], [], []
         for group in settings["groups"]:
@@ -53,16 +54,16 @@ def subgroup_section(doc: Document, subgroups: dict | None, model: str | None = 
             if g.get("too_small") or g.get("undefined"):
                 rows.append([group, g["n_images"], g["n_patients"], g.get("note") or g.get("undefined"), "", ""])
                 continue
-            macro = g["macro"]
-            cal = g["calibration"]
-            ece = cal.get("ece_mean", cal.get("ece_top_label"))
+            typed = results_from_dict(g, path=f"subgroups.{column}.{group}")
+            _, macro = typed.headline()  # macro AUROC (multi-label) or macro F1 (multi-class), as settings.metric
+            ece = typed.calibration.ece()
             under = _fmt(g.get("underdiagnosis"), g.get("underdiagnosis_ci"))
-            rows.append([group, g["n_images"], g["n_patients"], _fmt(macro[key], macro[f"{key}_ci"]),
+            ci = None if macro.ci is None else list(macro.ci)
+            rows.append([group, g["n_images"], g["n_patients"], _fmt(macro.value, ci),
                          "" if ece is None else f"{ece:.4f}", under])
             names.append(f"{group} (n={g['n_images']})")
-            values.append(macro[key])
-            cis.append(macro[f"{key}_ci"])
-        label = "macro AUROC" if key == "auroc" else "macro F1"
+            values.append(macro.value)
+            cis.append(ci)
         doc.table(["group", "images", "patients", f"{label} [95% CI]", "ECE", "underdiagnosis [95% CI]"], rows)
         worst = block.get("worst_group")
         notes = [f"underdiagnosis: {settings['underdiagnosis']}",

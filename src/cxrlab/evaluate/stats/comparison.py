@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from cxrlab.evaluate.stats.evaluation import SeedPaper
 from cxrlab.evaluate.stats.results import Metric
 
 SCHEMA = "cxrlab.comparison/1"
@@ -90,14 +91,6 @@ class ComparisonTest:
 
 
 @dataclass(frozen=True)
-class SeedPaper:
-    """The seed paper's numbers, for contrast only: label-wise accuracy and flattened AUROC (all classes)."""
-
-    labelwise_accuracy: float | None
-    flattened_auroc: float | None
-
-
-@dataclass(frozen=True)
 class ModelFacts:
     """What a model's run directory says about it (None where the run does not record it)."""
 
@@ -141,7 +134,7 @@ class ModelResult:
                 "macro_f1": self.macro_f1.value, "macro_f1_ci": _ci(self.macro_f1),
                 "per_class": dict(self.per_class),
                 "per_class_ci": {c: _list(ci) for c, ci in self.per_class_ci.items()},
-                "seed_paper": None if self.seed_paper is None else dict(vars(self.seed_paper)),
+                "seed_paper": None if self.seed_paper is None else self.seed_paper.to_dict(),
                 "predictions": self.predictions}
 
     @classmethod
@@ -154,7 +147,7 @@ class ModelResult:
                    macro_f1=_metric(d["macro_f1"], d["macro_f1_ci"], replicates),
                    per_class=dict(d["per_class"]),
                    per_class_ci={c: _tuple(ci) for c, ci in (d.get("per_class_ci") or {}).items()},
-                   seed_paper=SeedPaper(**d["seed_paper"]) if d.get("seed_paper") else None,
+                   seed_paper=_seed_paper(d.get("seed_paper")),
                    predictions=d["predictions"])
 
 
@@ -284,3 +277,9 @@ def _list(ci: tuple | None) -> list | None:
 
 def _tuple(ci: list | None) -> tuple | None:
     return tuple(ci) if ci is not None else None
+
+
+def _seed_paper(d: dict | None) -> SeedPaper | None:
+    if not d:
+        return None
+    return SeedPaper(d["labelwise_accuracy"], d["flattened_auroc"], tuple(d.get("classes") or ()))
