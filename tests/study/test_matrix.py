@@ -176,6 +176,10 @@ def test_each_finding_gets_compares_pair_test_delong_or_permutation_by_patient_c
     thin = m.cell("big", "thin").patients["Effusion"]
     assert thin == (t.n_pos_patients, t.n_neg_patients) and data["cells"][1]["patients"]["Effusion"] == thin
     assert f"| big | thin | Effusion (thin) | {thin[0]}/{thin[1]} |" in md and "| big | big | Effusion | " in md
+    # a thin finding keeps its AUROC but gets no interval (as in evaluate and compare); a powered one gets one
+    assert m.cell("big", "thin").per_finding["Effusion"][1:] == (None, None)
+    assert None not in m.cell("big", "big").per_finding["Effusion"]
+    assert list(data["cells"][1]["per_finding"]["Effusion"][1:]) == [None, None]
 
 
 def test_simulation_thin_finding_test_keeps_its_level():

@@ -63,7 +63,8 @@ class Cell:
     findings: list[str]
     macro: float
     macro_ci: tuple[float, float]
-    per_finding: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # auroc, lo, hi
+    # auroc, lo, hi; no interval (None, None) for a thin finding, as in evaluate and compare
+    per_finding: dict[str, tuple[float, float | None, float | None]] = field(default_factory=dict)
     n_images: int = 0
     replicates: np.ndarray | None = field(default=None, repr=False)  # (R+1, F) AUROC per draw (row 0 observed)
     patients: dict[str, tuple[int, int]] = field(default_factory=dict)  # finding -> (positive, negative) patients
@@ -145,18 +146,19 @@ def _macro(reps: np.ndarray) -> np.ndarray:
 
 
 def make_cell(train: str, test: SourceTestSet, probs: np.ndarray, classes: list[str], trained: set[str],
-              weights: np.ndarray) -> Cell:
-    """Score one model's ``probs`` (aligned with ``test`` rows) on the findings the cell covers."""
+              weights: np.ndarray, minimum: int = MIN_PATIENTS) -> Cell:
+    """Score one model's ``probs`` (aligned with ``test`` rows) on the findings the cell covers; a finding with
+    fewer than ``minimum`` positive or negative patients gets its AUROC but no interval."""
     cols = _scored(test.labels, classes, trained)
     reps = _class_replicates(test, probs, cols, weights)
     macro = _macro(reps)
     lo, hi = percentile_ci(macro[1:])
     per, patients = {}, {}
     for j, i in enumerate(cols):
-        flo, fhi = percentile_ci(reps[1:, j])
-        per[classes[i]] = (float(reps[0, j]), float(flo), float(fhi))
         known = ~np.isnan(test.labels[:, i])
         patients[classes[i]] = pair_counts(test.labels[known, i], test.patients[known])[1:]
+        flo, fhi = percentile_ci(reps[1:, j]) if min(patients[classes[i]]) >= minimum else (None, None)
+        per[classes[i]] = (float(reps[0, j]), _float(flo), _float(fhi))
     return Cell(train, test.name, [classes[i] for i in cols], float(macro[0]), (float(lo), float(hi)), per,
                 len(test.image_ids), reps, patients)
 
@@ -208,7 +210,8 @@ def generalisation_matrix(tests: list[SourceTestSet], predictions: dict[str, np.
         weights[t.name] = stratified_patient_weights(t.labels, t.patients, t.n_patients, replicates, seed + k)
     for train, probs in predictions.items():
         for t in tests:
-            cells.append(make_cell(train, t, probs[offsets[t.name]], classes, trained[train], weights[t.name]))
+            cells.append(make_cell(train, t, probs[offsets[t.name]], classes, trained[train], weights[t.name],
+                                   minimum))
     m = Matrix(classes, list(predictions), [t.name for t in tests], cells, [], [], replicates, min_patients=minimum)
     for t in tests:
         if t.name not in predictions:
@@ -222,3 +225,7 @@ def generalisation_matrix(tests: list[SourceTestSet], predictions: dict[str, np.
             if train in m.tests and train != POOLED:
                 m.row_gaps.append(row_gap(m.cell(train, train), m.cell(train, t.name)))
     return m
+
+
+def _float(x) -> float | None:
+    return None if x is None else float(x)

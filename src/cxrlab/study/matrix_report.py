@@ -56,12 +56,14 @@ def matrix_section(doc: Document, m: Matrix) -> None:
     doc.figure("matrix", heatmap(m), "train source x test source, macro AUROC with 95% CI")
     doc.table(["trained on", *m.tests], [[r, *(_fmt(m.cell(r, t)) for t in m.tests)] for r in m.trains])
     rows = [[c.train, c.test, f"{f} (thin)" if _thin(c, f, m) else f, "/".join(map(str, c.patients.get(f, ()))),
-             fmt_ci(v[0], v[1:])] for c in m.cells for f, v in c.per_finding.items()]
+             fmt_ci(v[0], v[1:] if v[1] is not None else None)]
+            for c in m.cells for f, v in c.per_finding.items()]
     doc.heading("AUROC per finding", 3)
     doc.table(["trained on", "test source", "finding", "patients (positive/negative)", "AUROC [95% CI]"], rows)
     if any(_thin(c, f, m) for c in m.cells for f in c.findings):
         doc.text(f"(thin): fewer than {m.min_patients} positive or negative patients on that test source, the stats "
-                 "core's minimum: too noisy to call, and its paired test below is the permutation test.")
+                 "core's minimum: too noisy to call, so no interval (as in evaluate and compare), and its paired "
+                 "test below is the permutation test.")
     doc.heading("Internal to external (paired: same test images)", 3)
     doc.text("drop = AUROC of the test source's own model minus that of the other model, macro over the findings "
              "both score; CI and p from the paired patient bootstrap. Per finding, the paired AUROC test compare "

@@ -39,7 +39,7 @@ class Metric:
     undefined, left out of the interval; ``classes``: the fixed class set of a macro average.
     """
 
-    value: float
+    value: float | None  # None: undefined (no finite value)
     ci: tuple[float, float] | None
     n_undefined_replicates: int = 0
     replicates: int = 0
