@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from cxrlab.deploy.laterality import SIDE, LateralityCheck, antisymmetric
+from cxrlab.deploy.laterality_net import PREFIX
 from cxrlab.deploy.ood import OodGate, assess
 from cxrlab.deploy.orientation import thumbnails
 from cxrlab.deploy.tones import GRID, choose_bins, tone_statistics
@@ -93,13 +94,36 @@ def test_a_gate_saved_before_the_laterality_term_and_tone_bins_still_loads(fitte
     path = gate.save(tmp_path / "new.safetensors")
     with safe_open(str(path), framework="numpy") as f:
         meta = f.metadata()
-        old = {k: f.get_tensor(k) for k in f.keys() if k not in ("orientation.laterality",  # noqa: SIM118
-                                                               "orientation.laterality_weight", "tones.bins")}
+        old = {k: f.get_tensor(k) for k in f.keys()  # noqa: SIM118
+               if k not in ("orientation.laterality_weight", "tones.bins") and not k.startswith(PREFIX)}
     save_file(old, str(tmp_path / "old.safetensors"), metadata=meta)
     loaded = OodGate.load(tmp_path / "old.safetensors")
     assert loaded.orientation.laterality is None and loaded.orientation.weight == 0.0 and loaded.tones.bins == (8, 4)
     thumbs = thumbnails(_films(5, seed=9))
     np.testing.assert_allclose(loaded.orientation.upright(thumbs), loaded.orientation.probabilities(thumbs)[:, 0])
+
+
+def test_a_gate_saved_with_the_linear_laterality_check_still_loads_and_scores_as_it_did(fitted, tmp_path):
+    """Gates saved between the linear laterality check and the network: coefficients on the antisymmetric
+    gradients and a weight w; p(upright) = p9(upright) * sigmoid(-a @ coef) ** w, recomputed here by hand."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    gate, _ = fitted
+    path = gate.save(tmp_path / "new.safetensors")
+    coef = np.random.default_rng(3).normal(0, 0.3, SIDE * SIDE // 2).astype(np.float32)
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata()
+        old = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(PREFIX)}  # noqa: SIM118
+    old.update({"orientation.laterality": coef, "orientation.laterality_weight": np.array([0.5], np.float32)})
+    save_file(old, str(tmp_path / "linear.safetensors"), metadata=meta)
+    loaded = OodGate.load(tmp_path / "linear.safetensors")
+    assert isinstance(loaded.orientation.laterality, LateralityCheck) and loaded.orientation.weight == 0.5
+    assert loaded.summary()["laterality_model"] == "linear"
+    thumbs = thumbnails(_films(5, seed=9))
+    p9 = loaded.orientation.probabilities(thumbs)[:, 0]
+    z = np.array([_brute_antisymmetric(t) @ coef for t in thumbs])
+    np.testing.assert_allclose(loaded.orientation.upright(thumbs), p9 * (1 / (1 + np.exp(z))) ** 0.5, rtol=1e-4)
 
 
 def test_the_whole_gate_keeps_its_union_false_flag_budget_by_simulation():

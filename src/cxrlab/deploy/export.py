@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from cxrlab.deploy import runs
-from cxrlab.deploy.features import WithFeatures, collect, first_batch
+from cxrlab.deploy.features import WithFeatures, collect, first_batch, laterality_thumbnails
 from cxrlab.deploy.ood import OodGate
 from cxrlab.deploy.operating import choose_operating_point, from_run
 from cxrlab.deploy.quantize import Int8Options, quantize_export
@@ -175,7 +175,8 @@ def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int
             graph.unlink(missing_ok=True)
     if val and "features" in val:
         gate = OodGate.fit(val["features"], ood_percentile, ood_method, weights_sha256=info.weights_sha256,
-                           thumbnails=val.get("thumbnails"))  # the orientation and tone checks, as `serve RUN` has
+                           thumbnails=val.get("thumbnails"),  # the orientation and tone checks, as `serve RUN` has
+                           laterality_thumbnails=laterality_thumbnails(info))
         gate.save(ood_path)
         contract["ood"] = {**gate.summary(), "file": ood_path.name}
     _write_metadata(out, contract)

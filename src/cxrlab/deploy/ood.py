@@ -83,8 +83,13 @@ class OodGate:
 
     @classmethod
     def fit(cls, features: np.ndarray, percentile: float = 99.0, method: str = "mahalanobis", k: int | None = None,
-            weights_sha256: str | None = None, thumbnails: np.ndarray | None = None, alpha: float = 0.03) -> OodGate:
+            weights_sha256: str | None = None, thumbnails: np.ndarray | None = None, alpha: float = 0.03,
+            laterality_thumbnails: np.ndarray | None = None) -> OodGate:
         """Calibrate on validation features (and ``thumbnails`` of the same inputs, for the image checks).
+
+        ``laterality_thumbnails``: the run's training images' thumbnails (never test), added to the laterality
+        network's training only: its labels come from mirroring, and every threshold and weight stays fitted on
+        validation.
 
         Without thumbnails: threshold = ``percentile`` of the held-out distances. With them: all thresholds
         chosen jointly so that at most ``alpha`` of the validation images are flagged (module docstring)."""
@@ -103,14 +108,15 @@ class OodGate:
         gate = cls(method, tensors, float(np.percentile(held_out, percentile)), float(percentile), k,
                    weights_sha256, len(features))
         if thumbnails is not None and len(thumbnails) >= MIN_IMAGE_CHECK_IMAGES:
-            gate._fit_image_checks(held_out, thumbnails, alpha)
+            gate._fit_image_checks(held_out, thumbnails, alpha, laterality_thumbnails)
         elif thumbnails is not None:  # too few to fit the orientation classifier's folds: distance only, said so
             warnings.warn(f"OOD gate: only {len(thumbnails)} validation images (the orientation and tone checks need "
                           f"{MIN_IMAGE_CHECK_IMAGES}); the gate checks the feature distance alone", stacklevel=2)
         return gate
 
-    def _fit_image_checks(self, held_out: np.ndarray, thumbnails: np.ndarray, alpha: float) -> None:
-        self.orientation, upright = OrientationCheck.fit(thumbnails)
+    def _fit_image_checks(self, held_out: np.ndarray, thumbnails: np.ndarray, alpha: float,
+                          extra: np.ndarray | None) -> None:
+        self.orientation, upright = OrientationCheck.fit(thumbnails, extra=extra)
         self.tones, tones = ToneCheck.fit(thumbnails)
         m = joint_rank([held_out, -upright, tones], alpha)
         self.threshold = _mth_largest(held_out, m)
@@ -131,6 +137,7 @@ class OodGate:
                 "n_reference": int(self.n_reference), "feature_dim": int(feature_dim), "alpha": self.alpha,
                 "orientation_threshold": None if o is None else o.threshold,
                 "laterality_weight": None if o is None else o.weight,
+                **(o.laterality_summary() if o is not None else {"laterality_model": None, "laterality_images": None}),
                 "tones_threshold": None if t is None else t.threshold,
                 "tones_bins": None if t is None else [int(b) for b in t.bins]}
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cxrlab.deploy.laterality import LateralityCheck
+from cxrlab.deploy.laterality_net import LateralityNet
 from cxrlab.errors import CxrlabError
 
 TRANSFORMS = ("upright", "rotated 90 degrees", "rotated 180 degrees", "rotated 270 degrees", "flipped left-right",
@@ -111,12 +112,14 @@ class OutOfFold:
 
     surprise: np.ndarray
     lat_surprise: np.ndarray
-    laterality: LateralityCheck
+    laterality: LateralityNet
     weight: float
 
 
-def out_of_fold(thumbs: np.ndarray, folds: int = 5, seed: int = 0) -> OutOfFold:
-    """Score every validation image and its variants by fits (5 folds grouped by image) that saw none of them."""
+def out_of_fold(thumbs: np.ndarray, folds: int = 5, seed: int = 0, extra: np.ndarray | None = None) -> OutOfFold:
+    """Score every validation image and its variants by fits (5 folds grouped by image) that saw none of them.
+
+    ``extra``: thumbnails of the run's training images (never test), added to every laterality fit."""
     thumbs = np.asarray(thumbs, np.float32)
     small = _small(thumbs)
     if len(small) < 2 * folds:
@@ -130,7 +133,8 @@ def out_of_fold(thumbs: np.ndarray, folds: int = 5, seed: int = 0) -> OutOfFold:
         surprise[:, held] = -np.log(np.maximum(p.T, 1e-12))
     squares = thumbs.reshape(-1, THUMB, THUMB)
     variants = np.stack([np.stack([variant(t, k) for t in squares]) for k in range(len(TRANSFORMS))])
-    laterality, lat = LateralityCheck.fit(thumbs, split, variants.reshape(len(TRANSFORMS), len(squares), -1))
+    laterality, lat = LateralityNet.fit(thumbs, split, variants.reshape(len(TRANSFORMS), len(squares), -1), extra,
+                                        seed)
     lat_surprise = _softplus(lat)
     return OutOfFold(surprise, lat_surprise, laterality, _choose_weight(surprise, lat_surprise))
 
@@ -143,13 +147,15 @@ class OrientationCheck:
     coef: np.ndarray
     intercept: np.ndarray
     threshold: float = 0.0
-    laterality: LateralityCheck | None = None
+    laterality: LateralityNet | LateralityCheck | None = None
     weight: float = 0.0
 
     @classmethod
-    def fit(cls, thumbs: np.ndarray, folds: int = 5, seed: int = 0) -> tuple[OrientationCheck, np.ndarray]:
-        """(the check, each validation image's out-of-fold p(upright)) from validation ``thumbnails``."""
-        oof = out_of_fold(thumbs, folds, seed)
+    def fit(cls, thumbs: np.ndarray, folds: int = 5, seed: int = 0, extra: np.ndarray | None = None
+            ) -> tuple[OrientationCheck, np.ndarray]:
+        """(the check, each validation image's out-of-fold p(upright)) from validation ``thumbnails`` (and the
+        training images' ``extra`` thumbnails, for the laterality network only)."""
+        oof = out_of_fold(thumbs, folds, seed, extra)
         clf = _model(seed).fit(*_all_variants(_small(thumbs)))
         check = cls(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32), 0.0, oof.laterality, oof.weight)
         return check, np.exp(-(oof.surprise[0] + oof.weight * oof.lat_surprise[0])).astype(np.float32)
@@ -187,17 +193,29 @@ class OrientationCheck:
 
     def tensors(self) -> dict[str, np.ndarray]:
         out = {"orientation.coef": self.coef, "orientation.intercept": self.intercept}
+        if isinstance(self.laterality, LateralityNet):
+            out.update(self.laterality.tensors())
+        elif self.laterality is not None:  # a linear check loaded from an older gate file
+            out["orientation.laterality"] = self.laterality.coef
         if self.laterality is not None:
-            out.update({"orientation.laterality": self.laterality.coef,
-                        "orientation.laterality_weight": np.array([self.weight], np.float32)})
+            out["orientation.laterality_weight"] = np.array([self.weight], np.float32)
         return out
+
+    def laterality_summary(self) -> dict:
+        """What the gate's summary says about the laterality term: model kind and images it was trained on."""
+        lat = self.laterality
+        return {"laterality_model": None if lat is None else "cnn" if isinstance(lat, LateralityNet) else "linear",
+                "laterality_images": lat.n_images if isinstance(lat, LateralityNet) else None}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, np.ndarray], meta: dict) -> OrientationCheck | None:
-        """The stored check; a gate saved before the laterality check loads with weight 0 (the 9-way model)."""
+        """The stored check: with the laterality network, or the linear laterality check of gates saved before it,
+        or (saved before either) weight 0, the 9-way model alone."""
         if "orientation.coef" not in tensors:
             return None
-        lat = tensors.get("orientation.laterality")
+        lat = LateralityNet.from_tensors(tensors, int(meta.get("laterality_images") or 0))
+        if lat is None and "orientation.laterality" in tensors:
+            lat = LateralityCheck(tensors["orientation.laterality"])
         weight = float(tensors["orientation.laterality_weight"][0]) if lat is not None else 0.0
         return cls(tensors["orientation.coef"], tensors["orientation.intercept"], float(meta["orientation_threshold"]),
-                   None if lat is None else LateralityCheck(lat), weight)
+                   lat, weight)

@@ -34,3 +34,20 @@ def split_dataset(info: RunInfo, split: str = "val") -> Dataset:
     if len(images) == 0:
         raise CxrlabError(f"{info.run_dir}: no {split} images in its split")
     return ImageSetDataset(images, info, cache=open_run_cache(info, images))
+
+
+def checked_rows(info: RunInfo, dataset: Any, n: int, what: str) -> list[int]:
+    """The first ``n`` rows of ``dataset`` (one of the run's splits), refused (``CxrlabError``) if any is one of the
+    run's test images, by id or content (``cxrlab.guards.check_fitting``), or if that cannot be verified."""
+    from cxrlab.guards import Reach, check_fitting
+
+    rows = list(range(min(n, len(dataset))))
+    images = dataset.images
+    ids = [images.image_ids[i] for i in rows]
+    hashes = [images.sha256[i] for i in rows] if images.sha256 is not None else None
+    reach = Reach()
+    reach.add_run(info.run_dir)  # the run's test split, with the hashes of the index its config names
+    check_fitting(f"{info.run_dir} ({images.name} split)", ids, reach, what=what, allow=False,
+                  allow_unverified=False, hashes=hashes, marked_split=images.name, how="the run's validation or training images",
+                  escape=False)
+    return rows

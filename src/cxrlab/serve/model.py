@@ -153,7 +153,7 @@ def _run_calibration(model: torch.nn.Module, info: RunInfo) -> tuple[dict | None
 
     Nothing is written: the service keeps to its temporary folder (``cxrlab export`` stores both beside an
     exported model instead)."""
-    from cxrlab.deploy.features import collect
+    from cxrlab.deploy.features import collect, laterality_thumbnails
     from cxrlab.deploy.operating import choose_operating_point, from_run
 
     recorded = from_run(info.thresholds, info.temperature, list(info.classes), info.task)
@@ -162,5 +162,7 @@ def _run_calibration(model: torch.nn.Module, info: RunInfo) -> tuple[dict | None
     except (CxrlabError, FileNotFoundError, KeyError):
         return recorded, None  # no validation images here: probabilities only, said on the page
     operating = recorded or choose_operating_point(val["logits"], val["targets"], info.task, list(info.classes))
+    enough = len(val["thumbnails"]) >= 10
     return operating, OodGate.fit(val["features"], weights_sha256=info.weights_sha256,
-                                  thumbnails=val["thumbnails"] if len(val["thumbnails"]) >= 10 else None)
+                                  thumbnails=val["thumbnails"] if enough else None,
+                                  laterality_thumbnails=laterality_thumbnails(info) if enough else None)
