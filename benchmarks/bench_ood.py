@@ -190,31 +190,65 @@ def _pixel_antisymmetric(thumbs: np.ndarray) -> np.ndarray:
     return (t - t[:, :, ::-1])[:, :, :16].reshape(len(t), -1)
 
 
+def _caught(upright: np.ndarray) -> tuple[float, float]:
+    """% of mirrored images (scores -upright, antisymmetric) beyond the upright images' 97th percentile and max."""
+    return 100 * float((-upright > np.quantile(upright, 0.97)).mean()), 100 * float((-upright > upright.max()).mean())
+
+
+def laterality_study(thumbs: np.ndarray, extra: np.ndarray | None, oof) -> dict[str, Figure]:
+    """Out-of-fold laterality on validation: the shipped network (trained with the run's training images, as
+    fitted), the same network on validation images alone, the previous linear model on gradients."""
+    from cxrlab.deploy.laterality import LateralityCheck
+    from cxrlab.deploy.laterality_net import LateralityNet
+
+    folds = np.array_split(np.random.default_rng(0).permutation(len(thumbs)), 5)  # as out_of_fold splits
+    mirrored = thumbs.reshape(-1, 64, 64)[:, :, ::-1].reshape(len(thumbs), -1)
+    variants = np.stack([thumbs, mirrored])
+    upright = {"cnn_train_val": oof.lat_surprise[0] - oof.lat_surprise[4],  # softplus(z) - softplus(-z) = z
+               "cnn_val_only": LateralityNet.fit(thumbs, folds, variants)[1][0],
+               "gradients_32": LateralityCheck.fit(thumbs, folds, variants)[1][0]}
+    figures = {}
+    for name, z in upright.items():
+        n = f"n={len(thumbs)} validation images" + (f" + {0 if extra is None else len(extra)} training images "
+                                                     "(laterality fits only)" if name == "cnn_train_val" else "")
+        figures[f"laterality_auc_{name}"] = Figure.of([_oof_auc(z[:, None], -z[:, None], _Identity)], note=n)
+        at_97, at_max = _caught(z)
+        figures[f"laterality_{name}_mirrored_caught_at_3pct"] = Figure.of([at_97], unit="% caught", note=n)
+        figures[f"laterality_{name}_mirrored_caught_beyond_max"] = Figure.of([at_max], unit="% caught", note=n)
+    return figures
+
+
 def validation_study(served: ServedModel) -> tuple[dict[str, Figure], dict]:
-    """Out-of-fold figures on the run's validation images only: each variant caught at rank 1 without and with
-    the laterality term, the laterality AUC of the shipped representation and of the alternatives, the tone grid."""
+    """Out-of-fold figures on the run's validation images only (the laterality network also trains on the run's
+    training images, as at export): each variant caught at rank 1 without and with the laterality term, the
+    laterality alternatives, the fit time, the tone grid."""
+    import time
+
     import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     from cxrlab.deploy import runs
+    from cxrlab.deploy.features import laterality_thumbnails
     from cxrlab.deploy.orientation import TRANSFORMS, out_of_fold, thumbnails
     from cxrlab.deploy.tones import choose_bins
 
     val = runs.split_dataset(served.info, "val")
     images = torch.stack([val[i][0] for i in range(len(val))])  # (N, C, H, W), the model inputs
     thumbs = thumbnails(images.numpy())
-    oof = out_of_fold(thumbs)
-    figures = {}
+    started = time.perf_counter()
+    extra = laterality_thumbnails(served.info)
+    oof = out_of_fold(thumbs, extra=extra)
+    figures = {"orientation_fit_seconds": Figure.of([time.perf_counter() - started], unit="s",
+                                                    note="out of fold, training-image thumbnails included")}
     for w in sorted({0.0, oof.weight}):
         s = oof.surprise + w * oof.lat_surprise
         for k, name in enumerate(TRANSFORMS[1:], 1):
             slug = name.split(" (")[0].replace(" ", "_").replace("-", "_")
             figures[f"{slug}_caught_weight_{w:g}"] = Figure.of([100 * float((s[k] > s[0].max()).mean())],
                                                                unit="% caught", note=f"n={len(val)}, rank 1")
-    lat = [oof.lat_surprise[0], oof.lat_surprise[4]]  # upright, mirrored: softplus is monotone, AUC unchanged
-    figures["laterality_auc_gradients_32"] = Figure.of([_oof_auc(lat[0][:, None], lat[1][:, None], _Identity)])
+    figures.update(laterality_study(thumbs, extra, oof))
     no_intercept = lambda: LogisticRegression(C=0.1, fit_intercept=False, max_iter=5000)  # noqa: E731
     mirrored = images.flip(-1)
     pix = _pixel_antisymmetric(thumbs), _pixel_antisymmetric(thumbnails(mirrored.numpy()))
@@ -226,7 +260,8 @@ def validation_study(served: ServedModel) -> tuple[dict[str, Figure], dict]:
     bins, table = choose_bins(thumbs)
     for (i, e), caught in table.items():
         figures[f"tones_caught_{i}_intensity_{e}_edge_bins"] = Figure.of([100 * caught], unit="% caught")
-    return figures, {"n_validation": len(val), "tones_bins_chosen": list(bins), "laterality_weight": oof.weight}
+    return figures, {"n_validation": len(val), "n_training_for_laterality": 0 if extra is None else len(extra),
+                     "tones_bins_chosen": list(bins), "laterality_weight": oof.weight}
 
 
 class _Identity:

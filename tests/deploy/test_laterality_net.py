@@ -86,3 +86,29 @@ def test_training_thumbnails_come_from_the_train_split_and_never_from_test(tiny_
     monkeypatch.setattr(runs, "split_dataset", lambda i, split="val": real(i, "test"))  # a split that lies
     with pytest.warns(UserWarning, match="validation images only.*refusing to fit the laterality check"):
         assert laterality_thumbnails(info) is None
+
+
+class _Rows:
+    """A stand-in dataset: only ``images`` and its length are read by the guard."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images.image_ids)
+
+
+def test_a_training_image_with_a_test_image_s_content_is_refused_under_any_name(tiny_run):
+    from types import SimpleNamespace
+
+    from cxrlab.deploy import runs
+    from cxrlab.errors import CxrlabError
+    from cxrlab.predict import images_from_run
+
+    _, info = runs.load(tiny_run[0])
+    test, train = images_from_run(info, "test"), images_from_run(info, "train")
+    renamed = SimpleNamespace(image_ids=["renamed.png", train.image_ids[0]], sha256=[test.sha256[0], train.sha256[0]],
+                              name="train")
+    with pytest.raises(CxrlabError, match="refusing to fit the laterality check"):
+        runs.not_test_rows(info, _Rows(renamed), 2, "the laterality check")
+    assert runs.not_test_rows(info, runs.split_dataset(info, "train"), 3, "the laterality check") == [0, 1, 2]

@@ -82,7 +82,7 @@ def laterality_thumbnails(info, max_images: int = 2000, batch_size: int = 64) ->
 
     try:
         dataset = runs.split_dataset(info, "train")
-        rows = runs.checked_rows(info, dataset, max_images, "the laterality check")
+        rows = runs.not_test_rows(info, dataset, max_images, "the laterality check")
     except (CxrlabError, FileNotFoundError, KeyError) as exc:
         warnings.warn(f"OOD gate: the laterality check is trained on validation images only ({exc})", stacklevel=2)
         return None

@@ -7,7 +7,8 @@ Up to three checks, each scored against the run's validation images:
   (5 folds: each validation image scored by a fit that did not see it); or ``knn`` (Sun et al., ICML 2022):
   cosine distance of L2-normalised features to the k-th nearest validation image, scored leave-one-out.
 - **orientation** (``cxrlab.deploy.orientation``): rotation/flip/negative prediction on thumbnails, with a
-  left-right mirroring (laterality) term (``cxrlab.deploy.laterality``). Penultimate features miss what matters
+  left-right mirroring (laterality) term (``cxrlab.deploy.laterality_net``, a small CNN that also trains on
+  the run's training images, never its test images: mirroring labels itself). Penultimate features miss what matters
   most on a reading-room upload: a film turned 90 degrees, upside down or as a negative is still "a chest X-ray"
   to them.
 - **tones** (``cxrlab.deploy.tones``): model-free intensity and edge histograms against the validation images',
@@ -19,7 +20,8 @@ m-th largest held-out validation score (the same rank m for all, so no check is 
 validation distribution exceeds one check's m-th largest of n scores with probability m / (n + 1)
 (exchangeability, as in split-conformal prediction), so m is the largest rank at which the images in the union
 of the checks' top m, counted over n + 1, are at most ``alpha``. The false-flag budget is spent on the union,
-which is what a user sees. Validation images only: nothing here reads the test split.
+which is what a user sees. Every threshold and weight is fitted on validation images only; nothing here reads
+the test split.
 
 The gate is stored in a safetensors file (no pickle) beside the exported model. A model-free check flags colour
 photographs and blank images on the decoded pixels (``cxrlab.data.images.looks_like_xray``).

@@ -8,8 +8,10 @@ representation learning by predicting image rotations"; Hendrycks et al., NeurIP
 learning can improve model robustness and uncertainty"), with the transforms a chest film is really mishandled by.
 
 Left-right mirroring is nearly invisible at 16x16, so the upright probability is multiplied by the
-laterality check's probability of "not mirrored" (``cxrlab.deploy.laterality``, on a 32x32 gradient image)
-raised to a weight w, a product of experts: ``p = p9(upright) * p_lat(not mirrored) ** w``. w is chosen from
+laterality check's probability of "not mirrored" (``cxrlab.deploy.laterality_net``, a small exactly
+antisymmetric CNN, which alone may also train on the run's training images: mirroring labels itself; gates saved
+before it carry the linear ``cxrlab.deploy.laterality``) raised to a weight w, a product of experts:
+``p = p9(upright) * p_lat(not mirrored) ** w``. w is chosen from
 ``WEIGHTS`` on the validation images: the one whose out-of-fold scores flag the most of the validation images'
 own 8 variants (rotations, flips, transposes, negative) beyond the largest out-of-fold score of the upright
 images (ties: the smaller w; w = 0 is the 9-way model alone, and what gates saved before the laterality check
@@ -18,7 +20,7 @@ load as).
 An image is flagged when that probability of being "upright" falls below a threshold set on the validation
 images themselves, scored out of fold (5 folds grouped by image, so no image is scored by a fit that saw any of
 its variants); the gate (``cxrlab.deploy.ood``) chooses that threshold together with its other checks.
-Validation images only: nothing here sees the test split.
+Thresholds and w: validation images only. Nothing here sees the test split.
 """
 
 from __future__ import annotations
