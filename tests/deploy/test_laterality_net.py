@@ -112,3 +112,21 @@ def test_a_training_image_with_a_test_image_s_content_is_refused_under_any_name(
     with pytest.raises(CxrlabError, match="refusing to fit the laterality check"):
         runs.not_test_rows(info, _Rows(renamed), 2, "the laterality check")
     assert runs.not_test_rows(info, runs.split_dataset(info, "train"), 3, "the laterality check") == [0, 1, 2]
+
+
+def test_the_orientation_score_is_the_larger_surprise_for_the_network_and_the_sum_for_older_gates():
+    """p = min(p9(upright), sigmoid(-z) ** w) with the network; p9 * sigmoid(-z) ** w as linear gates had it."""
+    from dataclasses import replace
+
+    from cxrlab.deploy.orientation import TRANSFORMS, OrientationCheck
+
+    rng = np.random.default_rng(4)
+    d = 16 * 16
+    check = OrientationCheck(rng.normal(0, 0.1, (len(TRANSFORMS), d)).astype(np.float32),
+                             rng.normal(0, 0.1, len(TRANSFORMS)).astype(np.float32), 0.1, _random_net(5), 1.5)
+    thumbs = thumbnails(_films(6, seed=7))
+    z = _torch_logit(check.laterality, thumbs)
+    p9 = check.probabilities(thumbs)[:, 0]
+    lat = (1 / (1 + np.exp(z))) ** 1.5
+    np.testing.assert_allclose(check.upright(thumbs), np.minimum(p9, lat), rtol=1e-3)
+    np.testing.assert_allclose(replace(check, combine="product").upright(thumbs), p9 * lat, rtol=1e-3)

@@ -106,6 +106,8 @@ def test_a_gate_saved_before_the_laterality_term_and_tone_bins_still_loads(fitte
 def test_a_gate_saved_with_the_linear_laterality_check_still_loads_and_scores_as_it_did(fitted, tmp_path):
     """Gates saved between the linear laterality check and the network: coefficients on the antisymmetric
     gradients and a weight w; p(upright) = p9(upright) * sigmoid(-a @ coef) ** w, recomputed here by hand."""
+    import json
+
     from safetensors import safe_open
     from safetensors.numpy import save_file
 
@@ -116,7 +118,10 @@ def test_a_gate_saved_with_the_linear_laterality_check_still_loads_and_scores_as
         meta = f.metadata()
         old = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(PREFIX)}  # noqa: SIM118
     old.update({"orientation.laterality": coef, "orientation.laterality_weight": np.array([0.5], np.float32)})
-    save_file(old, str(tmp_path / "linear.safetensors"), metadata=meta)
+    summary = json.loads(meta["cxrlab"])
+    for key in ("laterality_model", "laterality_images", "laterality_combine"):  # what those files did not record
+        summary.pop(key)
+    save_file(old, str(tmp_path / "linear.safetensors"), metadata={"cxrlab": json.dumps(summary)})
     loaded = OodGate.load(tmp_path / "linear.safetensors")
     assert isinstance(loaded.orientation.laterality, LateralityCheck) and loaded.orientation.weight == 0.5
     assert loaded.summary()["laterality_model"] == "linear"

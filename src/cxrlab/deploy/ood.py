@@ -139,7 +139,8 @@ class OodGate:
                 "n_reference": int(self.n_reference), "feature_dim": int(feature_dim), "alpha": self.alpha,
                 "orientation_threshold": None if o is None else o.threshold,
                 "laterality_weight": None if o is None else o.weight,
-                **(o.laterality_summary() if o is not None else {"laterality_model": None, "laterality_images": None}),
+                **(o.laterality_summary() if o is not None else
+                   dict.fromkeys(("laterality_model", "laterality_images", "laterality_combine"))),
                 "tones_threshold": None if t is None else t.threshold,
                 "tones_bins": None if t is None else [int(b) for b in t.bins]}
 
