@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -195,22 +196,33 @@ def _caught(upright: np.ndarray) -> tuple[float, float]:
     return 100 * float((-upright > np.quantile(upright, 0.97)).mean()), 100 * float((-upright > upright.max()).mean())
 
 
-def laterality_study(thumbs: np.ndarray, extra: np.ndarray | None, oof) -> dict[str, Figure]:
+ALTERNATIVES = ((30, 2), (30, 5), (60, 5))  # (epochs, folds) of the network tried besides the shipped (60, 2)
+
+
+def laterality_study(thumbs: np.ndarray, extra: np.ndarray | None, oof, quick: bool) -> dict[str, Figure]:
     """Out-of-fold laterality on validation: the shipped network (trained with the run's training images, as
-    fitted), the same network on validation images alone, the previous linear model on gradients."""
+    fitted), other training lengths and fold counts (not in --quick), the same network on validation images
+    alone, the previous linear model on gradients."""
     from cxrlab.deploy.laterality import LateralityCheck
     from cxrlab.deploy.laterality_net import LateralityNet
 
     folds = np.array_split(np.random.default_rng(0).permutation(len(thumbs)), 5)  # as out_of_fold splits
     mirrored = thumbs.reshape(-1, 64, 64)[:, :, ::-1].reshape(len(thumbs), -1)
-    variants = np.stack([thumbs, mirrored])
+    variants, timing = np.stack([thumbs, mirrored]), {}
     upright = {"cnn_train_val": oof.lat_surprise[0] - oof.lat_surprise[4],  # softplus(z) - softplus(-z) = z
                "cnn_val_only": LateralityNet.fit(thumbs, folds, variants)[1][0],
                "gradients_32": LateralityCheck.fit(thumbs, folds, variants)[1][0]}
-    figures = {}
+    for epochs, n_folds in () if quick else ALTERNATIVES:
+        started = time.perf_counter()
+        z = LateralityNet.fit(thumbs, folds, variants[:1], extra, epochs=epochs, n_folds=n_folds)[1][0]
+        upright[f"cnn_train_val_epochs_{epochs}_folds_{n_folds}"] = z
+        note = f"{n_folds} folds and the final fit, {epochs} epochs each; load average {os.getloadavg()[0]:.1f}"
+        timing[f"laterality_fit_seconds_epochs_{epochs}_folds_{n_folds}"] = Figure.of(
+            [time.perf_counter() - started], unit="s", note=note)
+    figures = timing
     for name, z in upright.items():
         n = f"n={len(thumbs)} validation images" + (f" + {0 if extra is None else len(extra)} training images "
-                                                     "(laterality fits only)" if name == "cnn_train_val" else "")
+                                                     "(laterality fits only)" if "train_val" in name else "")
         figures[f"laterality_auc_{name}"] = Figure.of([_oof_auc(z[:, None], -z[:, None], _Identity)], note=n)
         at_97, at_max = _caught(z)
         figures[f"laterality_{name}_mirrored_caught_at_3pct"] = Figure.of([at_97], unit="% caught", note=n)
@@ -218,12 +230,10 @@ def laterality_study(thumbs: np.ndarray, extra: np.ndarray | None, oof) -> dict[
     return figures
 
 
-def validation_study(served: ServedModel) -> tuple[dict[str, Figure], dict]:
+def validation_study(served: ServedModel, quick: bool = False) -> tuple[dict[str, Figure], dict]:
     """Out-of-fold figures on the run's validation images only (the laterality network also trains on the run's
     training images, as at export): each variant caught at rank 1 without and with the laterality term, the
     laterality alternatives, the fit time, the tone grid."""
-    import time
-
     import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -231,7 +241,7 @@ def validation_study(served: ServedModel) -> tuple[dict[str, Figure], dict]:
 
     from cxrlab.deploy import runs
     from cxrlab.deploy.features import laterality_thumbnails
-    from cxrlab.deploy.orientation import TRANSFORMS, out_of_fold, thumbnails
+    from cxrlab.deploy.orientation import TRANSFORMS, combined, out_of_fold, thumbnails
     from cxrlab.deploy.tones import choose_bins
 
     val = runs.split_dataset(served.info, "val")
@@ -243,12 +253,12 @@ def validation_study(served: ServedModel) -> tuple[dict[str, Figure], dict]:
     figures = {"orientation_fit_seconds": Figure.of([time.perf_counter() - started], unit="s",
                                                     note="out of fold, training-image thumbnails included")}
     for w in sorted({0.0, oof.weight}):
-        s = oof.surprise + w * oof.lat_surprise
+        s = combined(oof.surprise, oof.lat_surprise, w)  # the check's score, as the gate computes it
         for k, name in enumerate(TRANSFORMS[1:], 1):
             slug = name.split(" (")[0].replace(" ", "_").replace("-", "_")
             figures[f"{slug}_caught_weight_{w:g}"] = Figure.of([100 * float((s[k] > s[0].max()).mean())],
                                                                unit="% caught", note=f"n={len(val)}, rank 1")
-    figures.update(laterality_study(thumbs, extra, oof))
+    figures.update(laterality_study(thumbs, extra, oof, quick))
     no_intercept = lambda: LogisticRegression(C=0.1, fit_intercept=False, max_iter=5000)  # noqa: E731
     mirrored = images.flip(-1)
     pix = _pixel_antisymmetric(thumbs), _pixel_antisymmetric(thumbnails(mirrored.numpy()))
@@ -295,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
             other = _files(sorted(folder.iterdir()), args.n) if folder.is_dir() else []
         served = _served(run, args.method)
         if args.validation:
-            figures, study = validation_study(served)
+            figures, study = validation_study(served, args.quick)
             write_results("ood_validation", inputs={"run": str(args.run or "tiny phantom run (quick)"), **study},
                           figures=figures, quick=args.quick, load_before=load_before,
                           notes="validation images only, out of fold (5 folds grouped by image); rank 1 = beyond "

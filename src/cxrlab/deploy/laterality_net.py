@@ -10,7 +10,7 @@ mirror images.
 Mirroring is self-supervised (the label "mirrored" comes from flipping), so the network is trained on the run's
 validation images and, when given, its training images (never test: ``cxrlab.deploy.features.
 laterality_thumbnails`` refuses them by id and content), each shown upright or mirrored at random with mild
-augmentation (shifts up to 8%, scale 0.9-1.1, contrast 0.8-1.2), 30 epochs of AdamW with a one-cycle schedule.
+augmentation (shifts up to 8%, scale 0.9-1.1, contrast 0.8-1.2), 60 epochs of AdamW with a one-cycle schedule.
 Out of fold, the validation images are split in two halves (grouped by image): 3 trainings in all, the
 training images being most of the data anyway. Training
 uses PyTorch; the fitted check runs in numpy (the service's ONNX path has no PyTorch), checked against PyTorch's
@@ -30,7 +30,7 @@ import numpy as np
 WIDTHS = (16, 32, 64)
 POOL = 2  # the 64x64 thumbnail is averaged down to 32x32 first
 FOLDS = 2
-EPOCHS = 30
+EPOCHS = 60
 BATCH = 32
 PREFIX = "orientation.laterality_net."
 
@@ -80,20 +80,20 @@ class LateralityNet:
 
     @classmethod
     def fit(cls, thumbs: np.ndarray, folds: list[np.ndarray], variants: np.ndarray, extra: np.ndarray | None = None,
-            seed: int = 0) -> tuple[LateralityNet, np.ndarray]:
+            seed: int = 0, epochs: int = EPOCHS, n_folds: int = FOLDS) -> tuple[LateralityNet, np.ndarray]:
         """(the net, out-of-fold logits (V, N) of ``variants`` (V, N, 64*64)) from validation ``thumbs``.
 
-        ``folds`` (grouping each image with its variants) are paired into ``FOLDS`` halves; each half is scored by
-        a net trained on the other plus ``extra`` (the run's training images; never test); the stored net on all
+        ``folds`` (grouping each image with its variants) are merged into ``n_folds`` groups; each is scored by a
+        net trained on the others plus ``extra`` (the run's training images; never test); the stored net on all
         of them."""
         x = standardise(thumbs)
         more = standardise(extra) if extra is not None and len(extra) else x[:0]
         out = np.empty(variants.shape[:2], np.float64)
-        for held in (np.concatenate(folds[i::FOLDS]) for i in range(min(FOLDS, len(folds)))):
+        for held in (np.concatenate(folds[i::n_folds]) for i in range(min(n_folds, len(folds)))):
             rest = np.setdiff1d(np.arange(len(x)), held)
-            net = cls(_train(np.concatenate([x[rest], more]), seed), len(rest) + len(more))
+            net = cls(_train(np.concatenate([x[rest], more]), seed, epochs), len(rest) + len(more))
             out[:, held] = net.logit(variants[:, held].reshape(-1, 64 * 64)).reshape(len(variants), len(held))
-        return cls(_train(np.concatenate([x, more]), seed), len(x) + len(more)), out
+        return cls(_train(np.concatenate([x, more]), seed, epochs), len(x) + len(more)), out
 
     def tensors(self) -> dict[str, np.ndarray]:
         return {PREFIX + k: v.astype(np.float32) for k, v in self.weights.items()}
@@ -119,7 +119,7 @@ def _augment(x, g):
     return x * (1 + (torch.rand(n, 1, 1, 1, generator=g) - 0.5) * 0.4)
 
 
-def _train(x: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+def _train(x: np.ndarray, seed: int, epochs: int = EPOCHS) -> dict[str, np.ndarray]:
     """Weights of ``f`` trained so that ``f(fliplr(x)) - f(x)`` tells mirrored (1) from upright (0) images."""
     import torch
     import torch.nn.functional as F
@@ -137,11 +137,11 @@ def _train(x: np.ndarray, seed: int) -> dict[str, np.ndarray]:
         return net["head"](F.dropout(b.mean(dim=(2, 3)), 0.3, net.training))[:, 0]
 
     data = torch.as_tensor(x)
-    steps = EPOCHS * ((len(data) + BATCH - 1) // BATCH)
+    steps = epochs * ((len(data) + BATCH - 1) // BATCH)
     opt = torch.optim.AdamW(net.parameters(), 3e-3, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps)
     net.train()
-    for _ in range(EPOCHS):
+    for _ in range(epochs):
         for idx in torch.randperm(len(data), generator=g).split(BATCH):
             b = _augment(data[idx], g)
             y = (torch.rand(len(idx), generator=g) < 0.5).float()

@@ -96,9 +96,18 @@ def _require_quantization():
 
 def calibration_rows(info: RunInfo, dataset: Any, n: int) -> list[int]:
     """The first ``n`` rows of the run's validation ``dataset``, refused if any is a test image (id or content)."""
-    from cxrlab.deploy.runs import checked_rows
+    from cxrlab.guards import Reach, check_fitting
 
-    return checked_rows(info, dataset, n, "INT8 calibration ranges")
+    rows = list(range(min(n, len(dataset))))
+    images = dataset.images
+    ids = [images.image_ids[i] for i in rows]
+    hashes = [images.sha256[i] for i in rows] if images.sha256 is not None else None
+    reach = Reach()
+    reach.add_run(info.run_dir)  # the run's test split, with the hashes of the index its config names
+    check_fitting(f"{info.run_dir} ({images.name} split)", ids, reach, what="INT8 calibration ranges", allow=False,
+                  allow_unverified=False, hashes=hashes, marked_split=images.name, how="the run's validation images",
+                  escape=False)
+    return rows
 
 
 def calibration_record(dataset: Any, rows: list[int], options: Int8Options) -> dict[str, Any]:
