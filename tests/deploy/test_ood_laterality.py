@@ -154,6 +154,8 @@ def test_the_exported_gate_carries_the_laterality_term_and_tone_bins(tmp_path):
     run, _ = make_run(tmp_path, n=80)  # 16 validation images: enough for the image checks
     contract = export_run(run, tmp_path / "model.onnx")
     assert contract["ood"]["laterality_weight"] is not None and contract["ood"]["orientation_threshold"] is not None
+    assert contract["ood"]["laterality_model"] == "cnn" and contract["ood"]["laterality_combine"] == "max"
+    assert contract["ood"]["laterality_images"] > 16  # the validation images and the run's training images
     gate = ServedModel(tmp_path / "model.onnx").gate
     assert gate.orientation.laterality is not None and gate.tones.bins in GRID
     assert gate.summary() == {k: v for k, v in contract["ood"].items() if k != "file"}
@@ -175,5 +177,7 @@ def test_the_validation_study_writes_its_figures_without_reading_the_test_split(
     result = json.loads(Path(done.stdout.strip().splitlines()[-1].removeprefix("results: ")).read_text())
     assert result["inputs"]["tones_bins_chosen"] in [list(b) for b in GRID]
     assert {"laterality_auc_gradients_32", "laterality_auc_backbone_features", "laterality_weight",
-            "flipped_left_right_caught_weight_0"} <= set(result["figures"])
+            "flipped_left_right_caught_weight_0", "laterality_auc_cnn_train_val", "laterality_auc_cnn_val_only",
+            "orientation_fit_seconds"} <= set(result["figures"])
+    assert result["inputs"]["n_training_for_laterality"] > 0
     assert "test" not in {k.split("_")[0] for k in result["figures"]}
