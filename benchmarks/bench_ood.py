@@ -3,7 +3,8 @@
 Every image goes through the service's own path (bytes -> content sniffing and decoding -> preprocessing ->
 features -> gate), with the gate calibrated on the run's validation images only: the Mahalanobis feature distance
 (``--method knn`` for the k-NN cosine distance), the orientation/negative check of ``cxrlab.deploy.orientation``
-(with its left-right laterality term, ``cxrlab.deploy.laterality``) and the tone check of
+(with its left-right laterality network, ``cxrlab.deploy.laterality_net``, also trained on the run's training
+images) and the tone check of
 ``cxrlab.deploy.tones``, their thresholds chosen jointly so that at most 3% of the validation images (scored
 out of fold) are flagged. Kinds (``--n`` images each):
 
@@ -20,7 +21,8 @@ out of fold) are flagged. Kinds (``--n`` images each):
 Writes ``benchmarks/results/ood.json`` (``results/quick/`` with ``--quick``): per kind the share flagged by the
 whole gate and by each check alone. ``--validation`` instead writes ``ood_validation.json`` from the run's
 validation images alone (out of fold; the test split is not read): what the laterality weight and the tone bins
-were chosen from, and the laterality alternatives tried (``validation_study``). Run:
+were chosen from, and the laterality alternatives tried (``validation_study``: the network with and without the
+training images, other training lengths and fold counts with their fit times, the earlier linear model). Run:
 ``python benchmarks/bench_ood.py RUN_DIR`` (a run trained on ../shared/data, e.g. the NIH sample), or
 ``python benchmarks/bench_ood.py --quick`` (trains a tiny phantom run in a temporary folder; seconds).
 """
