@@ -131,7 +131,7 @@ def test_a_gate_saved_with_the_linear_laterality_check_still_loads_and_scores_as
     np.testing.assert_allclose(loaded.orientation.upright(thumbs), p9 * (1 / (1 + np.exp(z))) ** 0.5, rtol=1e-4)
 
 
-@pytest.mark.slow  # four laterality-network fits per gate, two gates: about 22 s
+@pytest.mark.slow  # two gates, three laterality-network trainings each: about 22 s
 def test_the_whole_gate_keeps_its_union_false_flag_budget_by_simulation():
     """Fitted on 100 phantom films at alpha = 5% (all checks, laterality included), flags about 5% or less of 300
     fresh films of the same kind, averaged over 2 fits."""

@@ -36,7 +36,7 @@ from torch import nn
 
 from cxrlab.deploy import runs
 from cxrlab.deploy.features import WithFeatures, collect, first_batch, laterality_thumbnails
-from cxrlab.deploy.ood import OodGate
+from cxrlab.deploy.ood import MIN_IMAGE_CHECK_IMAGES, OodGate
 from cxrlab.deploy.operating import choose_operating_point, from_run
 from cxrlab.deploy.quantize import Int8Options, quantize_export
 from cxrlab.errors import CxrlabError
@@ -174,9 +174,10 @@ def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int
         if graph != out:
             graph.unlink(missing_ok=True)
     if val and "features" in val:
+        enough = len(val.get("thumbnails", ())) >= MIN_IMAGE_CHECK_IMAGES  # the image checks are fitted
         gate = OodGate.fit(val["features"], ood_percentile, ood_method, weights_sha256=info.weights_sha256,
                            thumbnails=val.get("thumbnails"),  # the orientation and tone checks, as `serve RUN` has
-                           laterality_thumbnails=laterality_thumbnails(info))
+                           laterality_thumbnails=laterality_thumbnails(info) if enough else None)
         gate.save(ood_path)
         contract["ood"] = {**gate.summary(), "file": ood_path.name}
     _write_metadata(out, contract)
