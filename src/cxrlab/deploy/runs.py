@@ -36,7 +36,6 @@ def split_dataset(info: RunInfo, split: str = "val") -> Dataset:
     return ImageSetDataset(images, info, cache=open_run_cache(info, images))
 
 
-
 def not_test_rows(info: RunInfo, dataset: Any, n: int, what: str) -> list[int]:
     """The first ``n`` rows of ``dataset`` (one of the run's splits), refused (``CxrlabError``) if any is one of the
     run's test images, by id or content (``cxrlab.guards``), or if that cannot be verified.
@@ -59,10 +58,11 @@ def not_test_rows(info: RunInfo, dataset: Any, n: int, what: str) -> list[int]:
     name = f"{info.run_dir} ({images.name} split)"
     check_not_test(name, ids, tests=[*reach.tests, loaded], what=what, allow=False, hashes=hashes,
                    marked_split=images.name, how="the run's validation or training images", escape=False)
-    problems = [p for p in reach.problems if not loaded.hashes] + (
-        [f"{sum(not h for h in hashes)} of its images have no sha256"] if not all(hashes) else []) + (
-        [f"{len(test.image_ids) - len(loaded.hashes)} test images have no sha256"]
-        if len(loaded.hashes) < len(test.image_ids) else [])
+    problems = [] if loaded.hashes else list(reach.problems)  # the loaded index's hashes settle the content check
+    if not all(hashes):
+        problems.append(f"{sum(not h for h in hashes)} of its images have no sha256")
+    if len(loaded.hashes) < len(test.image_ids):
+        problems.append(f"{len(test.image_ids) - len(loaded.hashes)} of the run's test images have no sha256")
     if problems:
         raise CxrlabError(f"cannot verify that {name} holds no test images before fitting {what}: {problems[0]}")
     return rows
