@@ -61,8 +61,9 @@ def not_test_rows(info: RunInfo, dataset: Any, n: int, what: str) -> list[int]:
     problems = [] if loaded.hashes else list(reach.problems)  # the loaded index's hashes settle the content check
     if not all(hashes):
         problems.append(f"{sum(not h for h in hashes)} of its images have no sha256")
-    if len(loaded.hashes) < len(test.image_ids):
-        problems.append(f"{len(test.image_ids) - len(loaded.hashes)} of the run's test images have no sha256")
+    unhashed = sum(not h for h in test.sha256) if test.sha256 is not None else len(test.image_ids)
+    if unhashed:
+        problems.append(f"{unhashed} of the run's test images have no sha256")
     if problems:
         raise CxrlabError(f"cannot verify that {name} holds no test images before fitting {what}: {problems[0]}")
     return rows
