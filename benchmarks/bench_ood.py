@@ -18,11 +18,13 @@ out of fold) are flagged. Kinds (``--n`` images each):
   photographs; ``documents``: text pages; ``noise``: uniform and smoothed Gaussian noise.
   Target for every kind but ``test`` and ``other_cxr``: >= 95% flagged.
 
-Writes ``benchmarks/results/ood.json`` (``results/quick/`` with ``--quick``): per kind the share flagged by the
-whole gate and by each check alone. ``--validation`` instead writes ``ood_validation.json`` from the run's
-validation images alone (out of fold; the test split is not read): what the laterality weight and the tone bins
-were chosen from, and the laterality alternatives tried (``validation_study``: the network with and without the
-training images, other training lengths and fold counts with their fit times, the earlier linear model). Run:
+Writes ``benchmarks/results/ood.json`` (``ood_cnn.json`` with ``--laterality cnn``; ``results/quick/`` with
+``--quick``): per kind the share flagged by the whole gate and by each check alone. ``--dev`` compares the
+laterality models (the cnn scored by its fold nets or by a refit, and the linear one) on NIH films of patients
+the run never saw (``ood_dev.json``; neither split is read). ``--validation`` writes ``ood_validation.json`` from
+the run's validation images alone (out of fold; the test split is not read): the cnn's laterality weight, the tone
+bins, and the laterality alternatives tried (the network with and without the training images, other training
+lengths and fold counts with their fit times, the linear model). Run:
 ``python benchmarks/bench_ood.py RUN_DIR`` (a run trained on ../shared/data, e.g. the NIH sample), or
 ``python benchmarks/bench_ood.py --quick`` (trains a tiny phantom run in a temporary folder; seconds).
 """
@@ -251,11 +253,11 @@ def validation_study(served: ServedModel, quick: bool = False) -> tuple[dict[str
     thumbs = thumbnails(images.numpy())
     started = time.perf_counter()
     extra = laterality_thumbnails(served.info)
-    oof = out_of_fold(thumbs, extra=extra)
+    oof = out_of_fold(thumbs, extra=extra, laterality="cnn")  # the network's study (ood_validation.json)
     figures = {"orientation_fit_seconds": Figure.of([time.perf_counter() - started], unit="s",
                                                     note="out of fold, training-image thumbnails included")}
     for w in sorted({0.0, oof.weight}):
-        s = combined(oof.surprise, oof.lat_surprise, w)  # the check's score, as the gate computes it
+        s = combined(oof.surprise, oof.lat_surprise, w, oof.combine)  # the check's score, as the gate's
         for k, name in enumerate(TRANSFORMS[1:], 1):
             slug = name.split(" (")[0].replace(" ", "_").replace("-", "_")
             figures[f"{slug}_caught_weight_{w:g}"] = Figure.of([100 * float((s[k] > s[0].max()).mean())],
@@ -292,6 +294,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=60, help="images per synthetic, transformed or external kind")
     parser.add_argument("--method", choices=("mahalanobis", "knn"), default="mahalanobis")
     parser.add_argument("--quick", action="store_true", help="a tiny phantom run trained here, 12 images a kind")
+    parser.add_argument("--laterality", choices=("linear", "cnn"), default="linear",
+                        help="the gate's left-right model (export/serve --ood-laterality); cnn writes ood_cnn.json")
+    parser.add_argument("--dev", action="store_true",
+                        help="compare the laterality scorings on held-out NIH films (ood_dev.json); test not read")
     parser.add_argument("--validation", action="store_true",
                         help="the validation-only study (ood_validation.json) instead; the test split is not read")
     args = parser.parse_args(argv)
@@ -305,7 +311,14 @@ def main(argv: list[str] | None = None) -> None:
         else:
             run, folder = args.run, SHARED / "pneumonia4" / "images"
             other = _files(sorted(folder.iterdir()), args.n) if folder.is_dir() else []
-        served = _served(run, args.method)
+        if args.dev:
+            figures, study = dev_study(run, args.method, 300 if not args.quick else 12)
+            write_results("ood_dev", inputs={"run": str(args.run or "tiny phantom run (quick)"), **study},
+                          figures=figures, quick=args.quick, load_before=load_before,
+                          notes="orientation check alone on NIH films of patients the run never saw "
+                                "(nih-64px) and their turned/mirrored copies; the test split is not read")
+            return
+        served = _served(run, args.method, args.laterality)
         if args.validation:
             figures, study = validation_study(served, args.quick)
             write_results("ood_validation", inputs={"run": str(args.run or "tiny phantom run (quick)"), **study},
@@ -329,23 +342,73 @@ def main(argv: list[str] | None = None) -> None:
                 figures[f"{name}_{part}"] = Figure.of([100 * rate], unit="% flagged", note=f"n={len(pngs)}")
     inputs = {"run": "tiny phantom run (quick)" if args.quick else str(args.run), "n": args.n,
               "model": served.info.model_name, "gate": g, "kinds": {k: len(v) for k, v in sets.items()}}
-    write_results("ood", inputs=inputs, figures=figures, quick=args.quick, load_before=load_before,
+    inputs["laterality"] = args.laterality
+    write_results("ood" if args.laterality == "linear" else "ood_cnn", inputs=inputs, figures=figures,
+                  quick=args.quick, load_before=load_before,
                   notes="gate = distance OR orientation (with laterality) OR tones OR not-an-X-ray (colour/blank); "
                         "targets: test <= 5%, "
                         "every kind but test and other_cxr >= 95%")
 
 
-def _served(run, method: str) -> ServedModel:
-    served = ServedModel(run)
+def dev_films(served: ServedModel, n: int) -> list[bytes]:
+    """Up to ``n`` NIH films from ../shared/data/nih-64px (a third party's 64 px copies, all its folders) whose
+    patients hold no image of the run (train, validation or test; patients from NIH's metadata): a development set
+    the gate never saw, for choices that must not be made on the test split."""
+    import pandas as pd
+
+    folder = SHARED / "nih-64px"
+    entry = SHARED / "nih-sample" / "Data_Entry_2017_v2020.csv"
+    if not folder.is_dir() or not entry.is_file():
+        raise SystemExit(f"--dev needs {folder} and {entry}")
+    patient = pd.read_csv(entry, usecols=["Image Index", "Patient ID"]).set_index("Image Index")["Patient ID"]
+    seen = {patient.get(Path(f).name) for split in ("train", "val", "test")
+            for f in images_from_run(served.info, split).paths}
+    films = sorted(f for f in folder.rglob("*.png") if patient.get(f.name) is not None and patient[f.name] not in seen)
+    rng = np.random.default_rng(0)
+    keep = sorted(rng.choice(len(films), min(n, len(films)), replace=False))
+    return [_png(cv2.imread(str(films[i]), cv2.IMREAD_GRAYSCALE)) for i in keep]
+
+
+DEV_KINDS = ("rotated_90", "rotated_180", "rotated_270", "flipped_lr")
+
+
+def dev_study(run, method: str, n: int) -> tuple[dict[str, Figure], dict]:
+    """The laterality network's scoring (``laterality_net.SCORING``: the fold nets averaged, or a refit on all)
+    compared on the development set (``dev_films``): the orientation check alone, since the feature distance
+    sees 64 px copies as out of distribution. Each variant's gate is fitted on validation as the service does."""
+    from cxrlab.deploy import laterality_net
+
+    figures, inputs = {}, {}
+    for scoring in ("folds", "refit", "linear"):  # linear: the gradient model (validation images only)
+        laterality = "linear" if scoring == "linear" else "cnn"
+        laterality_net.SCORING = scoring if laterality == "cnn" else laterality_net.SCORING
+        start = time.perf_counter()
+        served = _served(run, method, laterality)
+        fit_s = time.perf_counter() - start
+        upright = dev_films(served, n)
+        sets = {"dev_upright": upright, **{k: transformed(upright[: n // 2], k) for k in DEV_KINDS}}
+        for name, pngs in sets.items():
+            rate = flag_rates(served, pngs)["orientation"]
+            figures[f"{scoring}_{name}_orientation"] = Figure.of([100 * rate], unit="% flagged", note=f"n={len(pngs)}")
+            print(f"{scoring:6s} {name:12s} n={len(pngs):4d} orientation flags {100 * rate:5.1f}%", flush=True)
+        figures[f"{scoring}_gate_fit"] = Figure.of([fit_s], unit="s", note="service start: model load + gate fit")
+        inputs[scoring] = {"gate": served.gate.summary(), "kinds": {k: len(v) for k, v in sets.items()}}
+    return figures, inputs
+
+
+def _served(run, method: str, laterality: str = "linear") -> ServedModel:
+    served = ServedModel(run, laterality=laterality)
     if served.gate is None:
         raise SystemExit("the run's validation images are not available: no gate to measure")
     if method != served.gate.method:  # the service's default is refitted with the other method
         from cxrlab.deploy import runs
-        from cxrlab.deploy.features import collect
+        from cxrlab.deploy.features import collect, laterality_thumbnails
         from cxrlab.deploy.ood import OodGate
 
         val = collect(served.model, runs.split_dataset(served.info, "val"))
-        served.gate = OodGate.fit(val["features"], method=method, thumbnails=val["thumbnails"])
+        served.gate = OodGate.fit(val["features"], method=method, thumbnails=val["thumbnails"], laterality=laterality,
+                                  laterality_thumbnails=laterality_thumbnails(served.info) if laterality == "cnn"
+                                  else None)
     return served
 
 

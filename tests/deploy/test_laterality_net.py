@@ -20,7 +20,7 @@ def _random_net(seed: int = 0) -> LateralityNet:
         weights[f"conv{i}.bias"] = rng.normal(0, 0.1, chans[i + 1]).astype(np.float32)
     weights["head.weight"] = rng.normal(0, 1, (1, WIDTHS[-1])).astype(np.float32)
     weights["head.bias"] = np.zeros(1, np.float32)
-    return LateralityNet(weights, 0)
+    return LateralityNet([weights], 0)
 
 
 def _torch_logit(net: LateralityNet, thumbs: np.ndarray) -> np.ndarray:
@@ -30,7 +30,7 @@ def _torch_logit(net: LateralityNet, thumbs: np.ndarray) -> np.ndarray:
 
     t = torch.as_tensor(thumbs, dtype=torch.float64).reshape(-1, 1, 64, 64)
     t = (t - t.mean(dim=(2, 3), keepdim=True)) / t.std(dim=(2, 3), unbiased=False, keepdim=True)
-    w = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in net.weights.items()}
+    w = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in net.members[0].items()}
 
     def f(x):
         x = F.avg_pool2d(x, POOL) if POOL > 1 else x
@@ -54,7 +54,7 @@ def test_numpy_forward_matches_torch_and_mirroring_negates_the_logit_exactly():
 def test_weights_round_trip_through_tensors():
     net = _random_net(2)
     loaded = LateralityNet.from_tensors({**net.tensors(), "orientation.coef": np.zeros(3)}, 7)
-    assert loaded.n_images == 7 and set(loaded.weights) == set(net.weights)
+    assert loaded.n_images == 7 and [set(w) for w in loaded.members] == [set(w) for w in net.members]
     thumbs = thumbnails(_films(3, seed=6))
     np.testing.assert_array_equal(loaded.logit(thumbs), net.logit(thumbs))
     assert LateralityNet.from_tensors({"orientation.coef": np.zeros(3)}) is None

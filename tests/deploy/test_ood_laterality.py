@@ -11,6 +11,7 @@ from cxrlab.deploy.laterality_net import PREFIX
 from cxrlab.deploy.ood import OodGate, assess
 from cxrlab.deploy.orientation import thumbnails
 from cxrlab.deploy.tones import GRID, choose_bins, tone_statistics
+from cxrlab.errors import CxrlabError
 
 from .test_ood import _films
 
@@ -56,11 +57,17 @@ def test_tone_bins_are_chosen_from_the_grid_on_validation_outliers():
     assert table[bins] == max(table.values()) and all(0 <= v <= 1 for v in table.values())
 
 
-@pytest.fixture(scope="module")
-def fitted():
+@pytest.fixture(scope="module", params=["linear", "cnn"])
+def fitted(request):
+    """A gate with each laterality model: the default linear one and the network (trained on 40 more films as the
+    run's "training images")."""
     val = _films(60, seed=1)
     feats = np.random.default_rng(5).normal(size=(200, 16)).astype(np.float32)
-    return OodGate.fit(feats[:60], thumbnails=thumbnails(val), alpha=0.03), feats
+    extra = thumbnails(_films(40, seed=11)) if request.param == "cnn" else None
+    gate = OodGate.fit(feats[:60], thumbnails=thumbnails(val), alpha=0.03, laterality=request.param,
+                       laterality_thumbnails=extra)
+    assert gate.summary()["laterality_model"] == request.param
+    return gate, feats
 
 
 def test_mirrored_films_are_flagged_and_upright_ones_are_not(fitted, tmp_path):
@@ -95,7 +102,8 @@ def test_a_gate_saved_before_the_laterality_term_and_tone_bins_still_loads(fitte
     with safe_open(str(path), framework="numpy") as f:
         meta = f.metadata()
         old = {k: f.get_tensor(k) for k in f.keys()  # noqa: SIM118
-               if k not in ("orientation.laterality_weight", "tones.bins") and not k.startswith(PREFIX)}
+               if k not in ("orientation.laterality", "orientation.laterality_weight", "tones.bins")
+               and not k.startswith(PREFIX)}
     save_file(old, str(tmp_path / "old.safetensors"), metadata=meta)
     loaded = OodGate.load(tmp_path / "old.safetensors")
     assert loaded.orientation.laterality is None and loaded.orientation.weight == 0.0 and loaded.tones.bins == (8, 4)
@@ -153,13 +161,17 @@ def test_the_exported_gate_carries_the_laterality_term_and_tone_bins(tmp_path):
     from tests.deploy.conftest import make_run
 
     run, _ = make_run(tmp_path, n=80)  # 16 validation images: enough for the image checks
-    contract = export_run(run, tmp_path / "model.onnx")
+    contract = export_run(run, tmp_path / "model.onnx", ood_laterality="cnn")
     assert contract["ood"]["laterality_weight"] is not None and contract["ood"]["orientation_threshold"] is not None
     assert contract["ood"]["laterality_model"] == "cnn" and contract["ood"]["laterality_combine"] == "max"
     assert contract["ood"]["laterality_images"] > 16  # the validation images and the run's training images
     gate = ServedModel(tmp_path / "model.onnx").gate
     assert gate.orientation.laterality is not None and gate.tones.bins in GRID
     assert gate.summary() == {k: v for k, v in contract["ood"].items() if k != "file"}
+    with pytest.raises(CxrlabError, match="--ood-laterality applies when serving a run"):
+        ServedModel(tmp_path / "model.onnx", laterality="cnn")
+    served = ServedModel(run)  # a run served: the gate fitted here, with the default linear laterality check
+    assert served.gate.summary()["laterality_model"] == "linear" and served.gate.summary()["laterality_images"] is None
 
 
 @pytest.mark.slow  # trains the benchmark's tiny phantom run: about 30 s on a busy machine
@@ -182,3 +194,8 @@ def test_the_validation_study_writes_its_figures_without_reading_the_test_split(
             "orientation_fit_seconds"} <= set(result["figures"])
     assert result["inputs"]["n_training_for_laterality"] > 0
     assert "test" not in {k.split("_")[0] for k in result["figures"]}
+
+
+def test_an_unknown_laterality_model_is_one_line():
+    with pytest.raises(CxrlabError, match="laterality model 'svm' is not one of linear, cnn"):
+        OodGate.fit(np.zeros((20, 4), np.float32), thumbnails=thumbnails(_films(12, seed=1)), laterality="svm")

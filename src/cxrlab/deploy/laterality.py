@@ -1,7 +1,7 @@
-"""Linear laterality: "is this film mirrored left-right?", the check gates used before the laterality network.
+"""Linear laterality: "is this film mirrored left-right?", the OOD gate's default left-right check.
 
-Gates fitted now use ``cxrlab.deploy.laterality_net`` (a small CNN, far stronger); this linear check stays to
-load and score gate files saved with it, and as the baseline of ``bench_ood.py --validation``.
+``cxrlab.deploy.laterality_net`` (``--ood-laterality cnn``) catches far more mirrored films, at more false flags
+of upright ones on held-out films (``bench_ood.py --dev``, docs/deploy.md), which is why this stays the default.
 
 A chest film is only mildly asymmetric (heart and aortic knob to the patient's left, liver and gastric bubble
 on either side of the diaphragm), so the check reads a finer picture: the gradient magnitude of the 64x64

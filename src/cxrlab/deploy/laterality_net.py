@@ -33,6 +33,7 @@ FOLDS = 2
 EPOCHS = 60
 BATCH = 32
 PREFIX = "orientation.laterality_net."
+SCORING = "refit"  # or "folds": refit had fewer false flags on held-out films (bench_ood.py --dev, ood_dev.json)
 
 
 def standardise(thumbs: np.ndarray) -> np.ndarray:
@@ -59,49 +60,66 @@ def _conv_relu_pool(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass
 class LateralityNet:
-    """The fitted network: ``weights`` ``conv{i}.weight`` (O, C, 3, 3), ``conv{i}.bias`` (O,), ``head.weight`` (1, D),
-    ``head.bias`` (1,) (cancels in the logit; kept so the stored net is the trained one); ``n_images`` it was
-    trained on (upright; each also seen mirrored)."""
+    """The fitted check: ``members``, one or more networks whose logits are averaged, each a dict of
+    ``conv{i}.weight`` (O, C, 3, 3), ``conv{i}.bias`` (O,), ``head.weight`` (1, D), ``head.bias`` (1,) (cancels in
+    the logit; kept so a stored net is the trained one); ``n_images`` the networks were trained on (upright; each
+    also seen mirrored), at most."""
 
-    weights: dict[str, np.ndarray]
+    members: list[dict[str, np.ndarray]]
     n_images: int = 0
 
-    def pooled(self, x: np.ndarray) -> np.ndarray:
-        """(B, D) spatially averaged features of ``standardise``-d images."""
-        for i in range(len(WIDTHS)):
-            x = _conv_relu_pool(x, self.weights[f"conv{i}.weight"], self.weights[f"conv{i}.bias"])
-        return x.mean(axis=(2, 3))
-
     def logit(self, thumbs: np.ndarray) -> np.ndarray:
-        """(B,) log-odds that each thumbnail is mirrored left-right: ``f(fliplr(x)) - f(x)``."""
+        """(B,) log-odds that each thumbnail is mirrored left-right: the members' mean ``f(fliplr(x)) - f(x)``."""
         x = standardise(thumbs)
-        diff = self.pooled(np.ascontiguousarray(x[..., ::-1])) - self.pooled(np.ascontiguousarray(x))
-        return (diff @ self.weights["head.weight"][0]).astype(np.float64)
+        flipped = np.ascontiguousarray(x[..., ::-1])
+        x = np.ascontiguousarray(x)
+        out = np.zeros(len(x))
+        for w in self.members:
+            out += (_pooled(w, flipped) - _pooled(w, x)) @ w["head.weight"][0]
+        return out / len(self.members)
 
     @classmethod
     def fit(cls, thumbs: np.ndarray, folds: list[np.ndarray], variants: np.ndarray, extra: np.ndarray | None = None,
-            seed: int = 0, epochs: int = EPOCHS, n_folds: int = FOLDS) -> tuple[LateralityNet, np.ndarray]:
-        """(the net, out-of-fold logits (V, N) of ``variants`` (V, N, 64*64)) from validation ``thumbs``.
+            seed: int = 0, epochs: int = EPOCHS, n_folds: int = FOLDS, scoring: str | None = None
+            ) -> tuple[LateralityNet, np.ndarray]:
+        """(the check, out-of-fold logits (V, N) of ``variants`` (V, N, 64*64)) from validation ``thumbs``.
 
         ``folds`` (grouping each image with its variants) are merged into ``n_folds`` groups; each is scored by a
-        net trained on the others plus ``extra`` (the run's training images; never test); the stored net on all
-        of them."""
+        net trained on the others plus ``extra`` (the run's training images; never test). ``scoring``
+        (default ``SCORING``): ``folds``, the check is those fold nets averaged (the nets the thresholds were set
+        on); ``refit``, one more net trained on all of them."""
         x = standardise(thumbs)
         more = standardise(extra) if extra is not None and len(extra) else x[:0]
         out = np.empty(variants.shape[:2], np.float64)
+        nets = []
         for held in (np.concatenate(folds[i::n_folds]) for i in range(min(n_folds, len(folds)))):
             rest = np.setdiff1d(np.arange(len(x)), held)
-            net = cls(_train(np.concatenate([x[rest], more]), seed, epochs), len(rest) + len(more))
-            out[:, held] = net.logit(variants[:, held].reshape(-1, 64 * 64)).reshape(len(variants), len(held))
-        return cls(_train(np.concatenate([x, more]), seed, epochs), len(x) + len(more)), out
+            nets.append(_train(np.concatenate([x[rest], more]), seed, epochs))
+            out[:, held] = cls([nets[-1]]).logit(variants[:, held].reshape(-1, 64 * 64)).reshape(len(variants),
+                                                                                                 len(held))
+        if (scoring or SCORING) == "refit":
+            return cls([_train(np.concatenate([x, more]), seed, epochs)], len(x) + len(more)), out
+        return cls(nets, len(x) + len(more)), out
 
     def tensors(self) -> dict[str, np.ndarray]:
-        return {PREFIX + k: v.astype(np.float32) for k, v in self.weights.items()}
+        return {f"{PREFIX}{k}.{name}": v.astype(np.float32) for k, w in enumerate(self.members)
+                for name, v in w.items()}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, np.ndarray], n_images: int = 0) -> LateralityNet | None:
-        weights = {k.removeprefix(PREFIX): v for k, v in tensors.items() if k.startswith(PREFIX)}
-        return cls(weights, n_images) if weights else None
+        members: dict[int, dict[str, np.ndarray]] = {}
+        for key, v in tensors.items():
+            if key.startswith(PREFIX):
+                k, name = key.removeprefix(PREFIX).split(".", 1)
+                members.setdefault(int(k), {})[name] = v
+        return cls([members[k] for k in sorted(members)], n_images) if members else None
+
+
+def _pooled(w: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """(B, D) spatially averaged features of ``standardise``-d images under one network's weights."""
+    for i in range(len(WIDTHS)):
+        x = _conv_relu_pool(x, w[f"conv{i}.weight"], w[f"conv{i}.bias"])
+    return x.mean(axis=(2, 3))
 
 
 def _augment(x, g):

@@ -86,12 +86,13 @@ class OodGate:
     @classmethod
     def fit(cls, features: np.ndarray, percentile: float = 99.0, method: str = "mahalanobis", k: int | None = None,
             weights_sha256: str | None = None, thumbnails: np.ndarray | None = None, alpha: float = 0.03,
-            laterality_thumbnails: np.ndarray | None = None) -> OodGate:
+            laterality_thumbnails: np.ndarray | None = None, laterality: str = "linear") -> OodGate:
         """Calibrate on validation features (and ``thumbnails`` of the same inputs, for the image checks).
 
-        ``laterality_thumbnails``: the run's training images' thumbnails (never test), added to the laterality
-        network's training only: its labels come from mirroring, and every threshold and weight stays fitted on
-        validation.
+        ``laterality``: the orientation check's left-right model (``linear``, the default, or ``cnn``; see
+        ``cxrlab.deploy.orientation``). ``laterality_thumbnails``: the run's training images' thumbnails (never
+        test), added to the ``cnn``'s training only: its labels come from mirroring, and every threshold and
+        weight stays fitted on validation.
 
         Without thumbnails: threshold = ``percentile`` of the held-out distances. With them: all thresholds
         chosen jointly so that at most ``alpha`` of the validation images are flagged (module docstring)."""
@@ -110,15 +111,15 @@ class OodGate:
         gate = cls(method, tensors, float(np.percentile(held_out, percentile)), float(percentile), k,
                    weights_sha256, len(features))
         if thumbnails is not None and len(thumbnails) >= MIN_IMAGE_CHECK_IMAGES:
-            gate._fit_image_checks(held_out, thumbnails, alpha, laterality_thumbnails)
+            gate._fit_image_checks(held_out, thumbnails, alpha, laterality_thumbnails, laterality)
         elif thumbnails is not None:  # too few to fit the orientation classifier's folds: distance only, said so
             warnings.warn(f"OOD gate: only {len(thumbnails)} validation images (the orientation and tone checks need "
                           f"{MIN_IMAGE_CHECK_IMAGES}); the gate checks the feature distance alone", stacklevel=2)
         return gate
 
     def _fit_image_checks(self, held_out: np.ndarray, thumbnails: np.ndarray, alpha: float,
-                          extra: np.ndarray | None) -> None:
-        self.orientation, upright = OrientationCheck.fit(thumbnails, extra=extra)
+                          extra: np.ndarray | None, laterality: str = "linear") -> None:
+        self.orientation, upright = OrientationCheck.fit(thumbnails, extra=extra, laterality=laterality)
         self.tones, tones = ToneCheck.fit(thumbnails)
         m = joint_rank([held_out, -upright, tones], alpha)
         self.threshold = _mth_largest(held_out, m)

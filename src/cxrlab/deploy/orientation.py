@@ -41,6 +41,10 @@ SIDE = 16
 THUMB = 64
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 COMBINE = ("max", "product")
+# the laterality model and how its surprise joins the 9-way model's, with the weights w is chosen from:
+# "linear" (``laterality``, the surprises added; the default) or "cnn" (``laterality_net``, the larger one)
+LATERALITY_MODELS = ("linear", "cnn")
+LATERALITY_RULES = {"cnn": ("max", WEIGHTS), "linear": ("product", (0.0, 0.25, 0.5, 1.0))}
 
 
 def variant(img: np.ndarray, k: int) -> np.ndarray:
@@ -103,12 +107,13 @@ def combined(surprise: np.ndarray, lat_surprise: np.ndarray, weight: float, comb
     return np.maximum(surprise, scaled) if combine == "max" else surprise + scaled
 
 
-def _choose_weight(surprise: np.ndarray, lat_surprise: np.ndarray) -> float:
-    """The w in ``WEIGHTS`` flagging most validation variants (rows 1..) beyond the upright images' (row 0) maximum
-    of ``max(surprise, w * lat_surprise)`` (both (9, N), out of fold); ties go to the smaller w."""
+def _choose_weight(surprise: np.ndarray, lat_surprise: np.ndarray, combine: str = "max",
+                   weights: tuple[float, ...] = WEIGHTS) -> float:
+    """The w in ``weights`` flagging most validation variants (rows 1..) beyond the upright images' (row 0) maximum
+    of the ``combined`` surprise (both (9, N), out of fold); ties go to the smaller w."""
     best, chosen = -1.0, 0.0
-    for w in WEIGHTS:
-        s = combined(surprise, lat_surprise, w)
+    for w in weights:
+        s = combined(surprise, lat_surprise, w, combine)
         caught = float((s[1:] > s[0].max()).mean())
         if caught > best + 1e-12:
             best, chosen = caught, w
@@ -123,14 +128,19 @@ class OutOfFold:
 
     surprise: np.ndarray
     lat_surprise: np.ndarray
-    laterality: LateralityNet
+    laterality: LateralityNet | LateralityCheck
     weight: float
+    combine: str = "max"
 
 
-def out_of_fold(thumbs: np.ndarray, folds: int = 5, seed: int = 0, extra: np.ndarray | None = None) -> OutOfFold:
+def out_of_fold(thumbs: np.ndarray, folds: int = 5, seed: int = 0, extra: np.ndarray | None = None,
+                laterality: str = "linear") -> OutOfFold:
     """Score every validation image and its variants by fits (5 folds grouped by image) that saw none of them.
 
-    ``extra``: thumbnails of the run's training images (never test), added to every laterality fit."""
+    ``laterality``: the model in ``LATERALITY_MODELS``; ``extra``: thumbnails of the run's training images (never
+    test), added to every fit of the ``cnn`` (mirroring labels itself; the linear model reads validation only)."""
+    if laterality not in LATERALITY_RULES:
+        raise CxrlabError(f"laterality model {laterality!r} is not one of {', '.join(LATERALITY_MODELS)}")
     thumbs = np.asarray(thumbs, np.float32)
     small = _small(thumbs)
     if len(small) < 2 * folds:
@@ -144,10 +154,14 @@ def out_of_fold(thumbs: np.ndarray, folds: int = 5, seed: int = 0, extra: np.nda
         surprise[:, held] = -np.log(np.maximum(p.T, 1e-12))
     squares = thumbs.reshape(-1, THUMB, THUMB)
     variants = np.stack([np.stack([variant(t, k) for t in squares]) for k in range(len(TRANSFORMS))])
-    laterality, lat = LateralityNet.fit(thumbs, split, variants.reshape(len(TRANSFORMS), len(squares), -1), extra,
-                                        seed)
+    variants = variants.reshape(len(TRANSFORMS), len(squares), -1)
+    if laterality == "linear":  # validation images only
+        check, lat = LateralityCheck.fit(thumbs, split, variants)
+    else:
+        check, lat = LateralityNet.fit(thumbs, split, variants, extra, seed)
+    combine, weights = LATERALITY_RULES[laterality]
     lat_surprise = _softplus(lat)
-    return OutOfFold(surprise, lat_surprise, laterality, _choose_weight(surprise, lat_surprise))
+    return OutOfFold(surprise, lat_surprise, check, _choose_weight(surprise, lat_surprise, combine, weights), combine)
 
 
 @dataclass
@@ -163,14 +177,16 @@ class OrientationCheck:
     combine: str = "max"
 
     @classmethod
-    def fit(cls, thumbs: np.ndarray, folds: int = 5, seed: int = 0, extra: np.ndarray | None = None
-            ) -> tuple[OrientationCheck, np.ndarray]:
+    def fit(cls, thumbs: np.ndarray, folds: int = 5, seed: int = 0, extra: np.ndarray | None = None,
+            laterality: str = "linear") -> tuple[OrientationCheck, np.ndarray]:
         """(the check, each validation image's out-of-fold p(upright)) from validation ``thumbnails`` (and the
         training images' ``extra`` thumbnails, for the laterality network only)."""
-        oof = out_of_fold(thumbs, folds, seed, extra)
+        oof = out_of_fold(thumbs, folds, seed, extra, laterality)
         clf = _model(seed).fit(*_all_variants(_small(thumbs)))
-        check = cls(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32), 0.0, oof.laterality, oof.weight)
-        return check, np.exp(-combined(oof.surprise[0], oof.lat_surprise[0], oof.weight)).astype(np.float32)
+        check = cls(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32), 0.0, oof.laterality, oof.weight,
+                    oof.combine)
+        return check, np.exp(-combined(oof.surprise[0], oof.lat_surprise[0], oof.weight, oof.combine)
+                             ).astype(np.float32)
 
     def probabilities(self, thumbs: np.ndarray) -> np.ndarray:
         """(B, 9) probabilities of each transform in ``TRANSFORMS`` for (B, 64*64) ``thumbnails``."""
