@@ -364,6 +364,8 @@ def dev_films(served: ServedModel, n: int) -> list[bytes]:
     seen = {patient.get(Path(f).name) for split in ("train", "val", "test")
             for f in images_from_run(served.info, split).paths}
     films = sorted(f for f in folder.rglob("*.png") if patient.get(f.name) is not None and patient[f.name] not in seen)
+    if not films:
+        raise SystemExit(f"--dev: no film of {folder} is of a patient outside the run (or none is an NIH image)")
     rng = np.random.default_rng(0)
     keep = sorted(rng.choice(len(films), min(n, len(films)), replace=False))
     return [_png(cv2.imread(str(films[i]), cv2.IMREAD_GRAYSCALE)) for i in keep]
