@@ -3,7 +3,8 @@
 Every image goes through the service's own path (bytes -> content sniffing and decoding -> preprocessing ->
 features -> gate), with the gate calibrated on the run's validation images only: the Mahalanobis feature distance
 (``--method knn`` for the k-NN cosine distance), the orientation/negative check of ``cxrlab.deploy.orientation``
-(with its left-right laterality term, ``cxrlab.deploy.laterality``) and the tone check of
+(with its left-right laterality network, ``cxrlab.deploy.laterality_net``, also trained on the run's training
+images) and the tone check of
 ``cxrlab.deploy.tones``, their thresholds chosen jointly so that at most 3% of the validation images (scored
 out of fold) are flagged. Kinds (``--n`` images each):
 
@@ -17,10 +18,13 @@ out of fold) are flagged. Kinds (``--n`` images each):
   photographs; ``documents``: text pages; ``noise``: uniform and smoothed Gaussian noise.
   Target for every kind but ``test`` and ``other_cxr``: >= 95% flagged.
 
-Writes ``benchmarks/results/ood.json`` (``results/quick/`` with ``--quick``): per kind the share flagged by the
-whole gate and by each check alone. ``--validation`` instead writes ``ood_validation.json`` from the run's
-validation images alone (out of fold; the test split is not read): what the laterality weight and the tone bins
-were chosen from, and the laterality alternatives tried (``validation_study``). Run:
+Writes ``benchmarks/results/ood.json`` (``ood_cnn.json`` with ``--laterality cnn``; ``results/quick/`` with
+``--quick``): per kind the share flagged by the whole gate and by each check alone. ``--dev`` compares the
+laterality models (the cnn scored by its fold nets or by a refit, and the linear one) on NIH films of patients
+the run never saw (``ood_dev.json``; neither split is read). ``--validation`` writes ``ood_validation.json`` from
+the run's validation images alone (out of fold; the test split is not read): the cnn's laterality weight, the tone
+bins, and the laterality alternatives tried (the network with and without the training images, other training
+lengths and fold counts with their fit times, the linear model). Run:
 ``python benchmarks/bench_ood.py RUN_DIR`` (a run trained on ../shared/data, e.g. the NIH sample), or
 ``python benchmarks/bench_ood.py --quick`` (trains a tiny phantom run in a temporary folder; seconds).
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -190,31 +195,74 @@ def _pixel_antisymmetric(thumbs: np.ndarray) -> np.ndarray:
     return (t - t[:, :, ::-1])[:, :, :16].reshape(len(t), -1)
 
 
-def validation_study(served: ServedModel) -> tuple[dict[str, Figure], dict]:
-    """Out-of-fold figures on the run's validation images only: each variant caught at rank 1 without and with
-    the laterality term, the laterality AUC of the shipped representation and of the alternatives, the tone grid."""
+def _caught(upright: np.ndarray) -> tuple[float, float]:
+    """% of mirrored images (scores -upright, antisymmetric) beyond the upright images' 97th percentile and max."""
+    return 100 * float((-upright > np.quantile(upright, 0.97)).mean()), 100 * float((-upright > upright.max()).mean())
+
+
+ALTERNATIVES = ((30, 2), (30, 5), (60, 5))  # (epochs, folds) of the network tried besides the shipped (60, 2)
+
+
+def laterality_study(thumbs: np.ndarray, extra: np.ndarray | None, oof, quick: bool) -> dict[str, Figure]:
+    """Out-of-fold laterality on validation: the shipped network (trained with the run's training images, as
+    fitted), other training lengths and fold counts (not in --quick), the same network on validation images
+    alone, the previous linear model on gradients."""
+    from cxrlab.deploy.laterality import LateralityCheck
+    from cxrlab.deploy.laterality_net import LateralityNet
+
+    folds = np.array_split(np.random.default_rng(0).permutation(len(thumbs)), 5)  # as out_of_fold splits
+    mirrored = thumbs.reshape(-1, 64, 64)[:, :, ::-1].reshape(len(thumbs), -1)
+    variants, timing = np.stack([thumbs, mirrored]), {}
+    upright = {"cnn_train_val": oof.lat_surprise[0] - oof.lat_surprise[4],  # softplus(z) - softplus(-z) = z
+               "cnn_val_only": LateralityNet.fit(thumbs, folds, variants)[1][0],
+               "gradients_32": LateralityCheck.fit(thumbs, folds, variants)[1][0]}
+    for epochs, n_folds in () if quick else ALTERNATIVES:
+        started = time.perf_counter()
+        z = LateralityNet.fit(thumbs, folds, variants[:1], extra, epochs=epochs, n_folds=n_folds)[1][0]
+        upright[f"cnn_train_val_epochs_{epochs}_folds_{n_folds}"] = z
+        note = f"{n_folds} folds and the final fit, {epochs} epochs each; load average {os.getloadavg()[0]:.1f}"
+        timing[f"laterality_fit_seconds_epochs_{epochs}_folds_{n_folds}"] = Figure.of(
+            [time.perf_counter() - started], unit="s", note=note)
+    figures = timing
+    for name, z in upright.items():
+        n = f"n={len(thumbs)} validation images" + (f" + {0 if extra is None else len(extra)} training images "
+                                                     "(laterality fits only)" if "train_val" in name else "")
+        figures[f"laterality_auc_{name}"] = Figure.of([_oof_auc(z[:, None], -z[:, None], _Identity)], note=n)
+        at_97, at_max = _caught(z)
+        figures[f"laterality_{name}_mirrored_caught_at_3pct"] = Figure.of([at_97], unit="% caught", note=n)
+        figures[f"laterality_{name}_mirrored_caught_beyond_max"] = Figure.of([at_max], unit="% caught", note=n)
+    return figures
+
+
+def validation_study(served: ServedModel, quick: bool = False) -> tuple[dict[str, Figure], dict]:
+    """Out-of-fold figures on the run's validation images only (the laterality network also trains on the run's
+    training images, as at export): each variant caught at rank 1 without and with the laterality term, the
+    laterality alternatives, the fit time, the tone grid."""
     import torch
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     from cxrlab.deploy import runs
-    from cxrlab.deploy.orientation import TRANSFORMS, out_of_fold, thumbnails
+    from cxrlab.deploy.features import laterality_thumbnails
+    from cxrlab.deploy.orientation import TRANSFORMS, combined, out_of_fold, thumbnails
     from cxrlab.deploy.tones import choose_bins
 
     val = runs.split_dataset(served.info, "val")
     images = torch.stack([val[i][0] for i in range(len(val))])  # (N, C, H, W), the model inputs
     thumbs = thumbnails(images.numpy())
-    oof = out_of_fold(thumbs)
-    figures = {}
+    started = time.perf_counter()
+    extra = laterality_thumbnails(served.info)
+    oof = out_of_fold(thumbs, extra=extra, laterality="cnn")  # the network's study (ood_validation.json)
+    figures = {"orientation_fit_seconds": Figure.of([time.perf_counter() - started], unit="s",
+                                                    note="out of fold, training-image thumbnails included")}
     for w in sorted({0.0, oof.weight}):
-        s = oof.surprise + w * oof.lat_surprise
+        s = combined(oof.surprise, oof.lat_surprise, w, oof.combine)  # the check's score, as the gate's
         for k, name in enumerate(TRANSFORMS[1:], 1):
             slug = name.split(" (")[0].replace(" ", "_").replace("-", "_")
             figures[f"{slug}_caught_weight_{w:g}"] = Figure.of([100 * float((s[k] > s[0].max()).mean())],
                                                                unit="% caught", note=f"n={len(val)}, rank 1")
-    lat = [oof.lat_surprise[0], oof.lat_surprise[4]]  # upright, mirrored: softplus is monotone, AUC unchanged
-    figures["laterality_auc_gradients_32"] = Figure.of([_oof_auc(lat[0][:, None], lat[1][:, None], _Identity)])
+    figures.update(laterality_study(thumbs, extra, oof, quick))
     no_intercept = lambda: LogisticRegression(C=0.1, fit_intercept=False, max_iter=5000)  # noqa: E731
     mirrored = images.flip(-1)
     pix = _pixel_antisymmetric(thumbs), _pixel_antisymmetric(thumbnails(mirrored.numpy()))
@@ -226,7 +274,8 @@ def validation_study(served: ServedModel) -> tuple[dict[str, Figure], dict]:
     bins, table = choose_bins(thumbs)
     for (i, e), caught in table.items():
         figures[f"tones_caught_{i}_intensity_{e}_edge_bins"] = Figure.of([100 * caught], unit="% caught")
-    return figures, {"n_validation": len(val), "tones_bins_chosen": list(bins), "laterality_weight": oof.weight}
+    return figures, {"n_validation": len(val), "n_training_for_laterality": 0 if extra is None else len(extra),
+                     "tones_bins_chosen": list(bins), "laterality_weight": oof.weight}
 
 
 class _Identity:
@@ -245,6 +294,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=60, help="images per synthetic, transformed or external kind")
     parser.add_argument("--method", choices=("mahalanobis", "knn"), default="mahalanobis")
     parser.add_argument("--quick", action="store_true", help="a tiny phantom run trained here, 12 images a kind")
+    parser.add_argument("--laterality", choices=("linear", "cnn"), default="linear",
+                        help="the gate's left-right model (export/serve --ood-laterality); cnn writes ood_cnn.json")
+    parser.add_argument("--dev", action="store_true",
+                        help="compare the laterality scorings on held-out NIH films (ood_dev.json); test not read")
     parser.add_argument("--validation", action="store_true",
                         help="the validation-only study (ood_validation.json) instead; the test split is not read")
     args = parser.parse_args(argv)
@@ -258,9 +311,16 @@ def main(argv: list[str] | None = None) -> None:
         else:
             run, folder = args.run, SHARED / "pneumonia4" / "images"
             other = _files(sorted(folder.iterdir()), args.n) if folder.is_dir() else []
-        served = _served(run, args.method)
+        if args.dev:
+            figures, study = dev_study(run, args.method, 300 if not args.quick else 12)
+            write_results("ood_dev", inputs={"run": str(args.run or "tiny phantom run (quick)"), **study},
+                          figures=figures, quick=args.quick, load_before=load_before,
+                          notes="orientation check alone on NIH films of patients the run never saw "
+                                "(nih-64px) and their turned/mirrored copies; the test split is not read")
+            return
+        served = _served(run, args.method, args.laterality)
         if args.validation:
-            figures, study = validation_study(served)
+            figures, study = validation_study(served, args.quick)
             write_results("ood_validation", inputs={"run": str(args.run or "tiny phantom run (quick)"), **study},
                           figures=figures, quick=args.quick, load_before=load_before,
                           notes="validation images only, out of fold (5 folds grouped by image); rank 1 = beyond "
@@ -282,23 +342,75 @@ def main(argv: list[str] | None = None) -> None:
                 figures[f"{name}_{part}"] = Figure.of([100 * rate], unit="% flagged", note=f"n={len(pngs)}")
     inputs = {"run": "tiny phantom run (quick)" if args.quick else str(args.run), "n": args.n,
               "model": served.info.model_name, "gate": g, "kinds": {k: len(v) for k, v in sets.items()}}
-    write_results("ood", inputs=inputs, figures=figures, quick=args.quick, load_before=load_before,
+    inputs["laterality"] = args.laterality
+    write_results("ood" if args.laterality == "linear" else "ood_cnn", inputs=inputs, figures=figures,
+                  quick=args.quick, load_before=load_before,
                   notes="gate = distance OR orientation (with laterality) OR tones OR not-an-X-ray (colour/blank); "
                         "targets: test <= 5%, "
                         "every kind but test and other_cxr >= 95%")
 
 
-def _served(run, method: str) -> ServedModel:
-    served = ServedModel(run)
+def dev_films(served: ServedModel, n: int) -> list[bytes]:
+    """Up to ``n`` NIH films from ../shared/data/nih-64px (a third party's 64 px copies, all its folders) whose
+    patients hold no image of the run (train, validation or test; patients from NIH's metadata): a development set
+    the gate never saw, for choices that must not be made on the test split."""
+    import pandas as pd
+
+    folder = SHARED / "nih-64px"
+    entry = SHARED / "nih-sample" / "Data_Entry_2017_v2020.csv"
+    if not folder.is_dir() or not entry.is_file():
+        raise SystemExit(f"--dev needs {folder} and {entry}")
+    patient = pd.read_csv(entry, usecols=["Image Index", "Patient ID"]).set_index("Image Index")["Patient ID"]
+    seen = {patient.get(Path(f).name) for split in ("train", "val", "test")
+            for f in images_from_run(served.info, split).paths}
+    films = sorted(f for f in folder.rglob("*.png") if patient.get(f.name) is not None and patient[f.name] not in seen)
+    if not films:
+        raise SystemExit(f"--dev: no film of {folder} is of a patient outside the run (or none is an NIH image)")
+    rng = np.random.default_rng(0)
+    keep = sorted(rng.choice(len(films), min(n, len(films)), replace=False))
+    return [_png(cv2.imread(str(films[i]), cv2.IMREAD_GRAYSCALE)) for i in keep]
+
+
+DEV_KINDS = ("rotated_90", "rotated_180", "rotated_270", "flipped_lr")
+
+
+def dev_study(run, method: str, n: int) -> tuple[dict[str, Figure], dict]:
+    """The laterality network's scoring (``laterality_net.SCORING``: the fold nets averaged, or a refit on all)
+    compared on the development set (``dev_films``): the orientation check alone, since the feature distance
+    sees 64 px copies as out of distribution. Each variant's gate is fitted on validation as the service does."""
+    from cxrlab.deploy import laterality_net
+
+    figures, inputs = {}, {}
+    for scoring in ("folds", "refit", "linear"):  # linear: the gradient model (validation images only)
+        laterality = "linear" if scoring == "linear" else "cnn"
+        laterality_net.SCORING = scoring if laterality == "cnn" else laterality_net.SCORING
+        start = time.perf_counter()
+        served = _served(run, method, laterality)
+        fit_s = time.perf_counter() - start
+        upright = dev_films(served, n)
+        sets = {"dev_upright": upright, **{k: transformed(upright[: n // 2], k) for k in DEV_KINDS}}
+        for name, pngs in sets.items():
+            rate = flag_rates(served, pngs)["orientation"]
+            figures[f"{scoring}_{name}_orientation"] = Figure.of([100 * rate], unit="% flagged", note=f"n={len(pngs)}")
+            print(f"{scoring:6s} {name:12s} n={len(pngs):4d} orientation flags {100 * rate:5.1f}%", flush=True)
+        figures[f"{scoring}_gate_fit"] = Figure.of([fit_s], unit="s", note="service start: model load + gate fit")
+        inputs[scoring] = {"gate": served.gate.summary(), "kinds": {k: len(v) for k, v in sets.items()}}
+    return figures, inputs
+
+
+def _served(run, method: str, laterality: str = "linear") -> ServedModel:
+    served = ServedModel(run, laterality=laterality)
     if served.gate is None:
         raise SystemExit("the run's validation images are not available: no gate to measure")
     if method != served.gate.method:  # the service's default is refitted with the other method
         from cxrlab.deploy import runs
-        from cxrlab.deploy.features import collect
+        from cxrlab.deploy.features import collect, laterality_thumbnails
         from cxrlab.deploy.ood import OodGate
 
         val = collect(served.model, runs.split_dataset(served.info, "val"))
-        served.gate = OodGate.fit(val["features"], method=method, thumbnails=val["thumbnails"])
+        served.gate = OodGate.fit(val["features"], method=method, thumbnails=val["thumbnails"], laterality=laterality,
+                                  laterality_thumbnails=laterality_thumbnails(served.info) if laterality == "cnn"
+                                  else None)
     return served
 
 

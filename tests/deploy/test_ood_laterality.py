@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from cxrlab.deploy.laterality import SIDE, LateralityCheck, antisymmetric
+from cxrlab.deploy.laterality_net import PREFIX
 from cxrlab.deploy.ood import OodGate, assess
 from cxrlab.deploy.orientation import thumbnails
 from cxrlab.deploy.tones import GRID, choose_bins, tone_statistics
+from cxrlab.errors import CxrlabError
 
 from .test_ood import _films
 
@@ -55,11 +57,17 @@ def test_tone_bins_are_chosen_from_the_grid_on_validation_outliers():
     assert table[bins] == max(table.values()) and all(0 <= v <= 1 for v in table.values())
 
 
-@pytest.fixture(scope="module")
-def fitted():
+@pytest.fixture(scope="module", params=["linear", "cnn"])
+def fitted(request):
+    """A gate with each laterality model: the default linear one and the network (trained on 40 more films as the
+    run's "training images")."""
     val = _films(60, seed=1)
     feats = np.random.default_rng(5).normal(size=(200, 16)).astype(np.float32)
-    return OodGate.fit(feats[:60], thumbnails=thumbnails(val), alpha=0.03), feats
+    extra = thumbnails(_films(40, seed=11)) if request.param == "cnn" else None
+    gate = OodGate.fit(feats[:60], thumbnails=thumbnails(val), alpha=0.03, laterality=request.param,
+                       laterality_thumbnails=extra)
+    assert gate.summary()["laterality_model"] == request.param
+    return gate, feats
 
 
 def test_mirrored_films_are_flagged_and_upright_ones_are_not(fitted, tmp_path):
@@ -93,8 +101,9 @@ def test_a_gate_saved_before_the_laterality_term_and_tone_bins_still_loads(fitte
     path = gate.save(tmp_path / "new.safetensors")
     with safe_open(str(path), framework="numpy") as f:
         meta = f.metadata()
-        old = {k: f.get_tensor(k) for k in f.keys() if k not in ("orientation.laterality",  # noqa: SIM118
-                                                               "orientation.laterality_weight", "tones.bins")}
+        old = {k: f.get_tensor(k) for k in f.keys()  # noqa: SIM118
+               if k not in ("orientation.laterality", "orientation.laterality_weight", "tones.bins")
+               and not k.startswith(PREFIX)}
     save_file(old, str(tmp_path / "old.safetensors"), metadata=meta)
     loaded = OodGate.load(tmp_path / "old.safetensors")
     assert loaded.orientation.laterality is None and loaded.orientation.weight == 0.0 and loaded.tones.bins == (8, 4)
@@ -102,6 +111,35 @@ def test_a_gate_saved_before_the_laterality_term_and_tone_bins_still_loads(fitte
     np.testing.assert_allclose(loaded.orientation.upright(thumbs), loaded.orientation.probabilities(thumbs)[:, 0])
 
 
+def test_a_gate_saved_with_the_linear_laterality_check_still_loads_and_scores_as_it_did(fitted, tmp_path):
+    """Gates saved between the linear laterality check and the network: coefficients on the antisymmetric
+    gradients and a weight w; p(upright) = p9(upright) * sigmoid(-a @ coef) ** w, recomputed here by hand."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    gate, _ = fitted
+    path = gate.save(tmp_path / "new.safetensors")
+    coef = np.random.default_rng(3).normal(0, 0.3, SIDE * SIDE // 2).astype(np.float32)
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata()
+        old = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(PREFIX)}  # noqa: SIM118
+    old.update({"orientation.laterality": coef, "orientation.laterality_weight": np.array([0.5], np.float32)})
+    summary = json.loads(meta["cxrlab"])
+    for key in ("laterality_model", "laterality_images", "laterality_combine"):  # what those files did not record
+        summary.pop(key)
+    save_file(old, str(tmp_path / "linear.safetensors"), metadata={"cxrlab": json.dumps(summary)})
+    loaded = OodGate.load(tmp_path / "linear.safetensors")
+    assert isinstance(loaded.orientation.laterality, LateralityCheck) and loaded.orientation.weight == 0.5
+    assert loaded.summary()["laterality_model"] == "linear"
+    thumbs = thumbnails(_films(5, seed=9))
+    p9 = loaded.orientation.probabilities(thumbs)[:, 0]
+    z = np.array([_brute_antisymmetric(t) @ coef for t in thumbs])
+    np.testing.assert_allclose(loaded.orientation.upright(thumbs), p9 * (1 / (1 + np.exp(z))) ** 0.5, rtol=1e-4)
+
+
+@pytest.mark.slow  # two gates, three laterality-network trainings each: about 22 s
 def test_the_whole_gate_keeps_its_union_false_flag_budget_by_simulation():
     """Fitted on 100 phantom films at alpha = 5% (all checks, laterality included), flags about 5% or less of 300
     fresh films of the same kind, averaged over 2 fits."""
@@ -123,11 +161,17 @@ def test_the_exported_gate_carries_the_laterality_term_and_tone_bins(tmp_path):
     from tests.deploy.conftest import make_run
 
     run, _ = make_run(tmp_path, n=80)  # 16 validation images: enough for the image checks
-    contract = export_run(run, tmp_path / "model.onnx")
+    contract = export_run(run, tmp_path / "model.onnx", ood_laterality="cnn")
     assert contract["ood"]["laterality_weight"] is not None and contract["ood"]["orientation_threshold"] is not None
+    assert contract["ood"]["laterality_model"] == "cnn" and contract["ood"]["laterality_combine"] == "max"
+    assert contract["ood"]["laterality_images"] > 16  # the validation images and the run's training images
     gate = ServedModel(tmp_path / "model.onnx").gate
     assert gate.orientation.laterality is not None and gate.tones.bins in GRID
     assert gate.summary() == {k: v for k, v in contract["ood"].items() if k != "file"}
+    with pytest.raises(CxrlabError, match="--ood-laterality applies when serving a run"):
+        ServedModel(tmp_path / "model.onnx", laterality="cnn")
+    served = ServedModel(run)  # a run served: the gate fitted here, with the default linear laterality check
+    assert served.gate.summary()["laterality_model"] == "linear" and served.gate.summary()["laterality_images"] is None
 
 
 @pytest.mark.slow  # trains the benchmark's tiny phantom run: about 30 s on a busy machine
@@ -146,5 +190,12 @@ def test_the_validation_study_writes_its_figures_without_reading_the_test_split(
     result = json.loads(Path(done.stdout.strip().splitlines()[-1].removeprefix("results: ")).read_text())
     assert result["inputs"]["tones_bins_chosen"] in [list(b) for b in GRID]
     assert {"laterality_auc_gradients_32", "laterality_auc_backbone_features", "laterality_weight",
-            "flipped_left_right_caught_weight_0"} <= set(result["figures"])
+            "flipped_left_right_caught_weight_0", "laterality_auc_cnn_train_val", "laterality_auc_cnn_val_only",
+            "orientation_fit_seconds"} <= set(result["figures"])
+    assert result["inputs"]["n_training_for_laterality"] > 0
     assert "test" not in {k.split("_")[0] for k in result["figures"]}
+
+
+def test_an_unknown_laterality_model_is_one_line():
+    with pytest.raises(CxrlabError, match="laterality model 'svm' is not one of linear, cnn"):
+        OodGate.fit(np.zeros((20, 4), np.float32), thumbnails=thumbnails(_films(12, seed=1)), laterality="svm")

@@ -161,5 +161,7 @@ def test_cli_passes_api_docs_and_budget(monkeypatch, tiny_run):
     monkeypatch.setattr(run_module, "serve", lambda source, **kw: seen.update(kw))
     assert main(["serve", str(tiny_run[0]), "--api-docs", "--max-inflight-mb", "64", "--max-upload-mb", "8"]) == 0
     assert seen["api_docs"] is True and seen["max_inflight_mb"] == 64 and seen["max_upload_mb"] == 8
+    assert seen["laterality"] is None  # a run's gate: linear unless asked
+    assert main(["serve", str(tiny_run[0]), "--ood-laterality", "cnn"]) == 0 and seen["laterality"] == "cnn"
     app = run_module.build(tiny_run[0], api_docs=True, max_inflight_mb=64)
     assert TestClient(app).get("/openapi.json").status_code == 200

@@ -6,6 +6,10 @@ import argparse
 
 from cxrlab.commands import args as A
 
+LATERALITY_HELP = ("the OOD gate's left-right (mirrored film) check: linear (default; fewer false flags, catches few "
+                   "mirrored films) or cnn (a small network also trained on the run's training images; catches most "
+                   "mirrored films at more false flags: see docs/deploy.md)")
+
 
 def register(subparsers, data_subparsers) -> None:
     """Add the deployment verbs to the ``cxrlab`` group."""
@@ -20,6 +24,7 @@ def register(subparsers, data_subparsers) -> None:
                    help="validation percentile of the OOD distance used as the gate's threshold")
     p.add_argument("--ood-method", choices=("mahalanobis", "knn"), default="mahalanobis",
                    help="OOD distance on penultimate features (default mahalanobis)")
+    p.add_argument("--ood-laterality", choices=("linear", "cnn"), default="linear", help=LATERALITY_HELP)
     p.add_argument("--force", action="store_true", help="replace an --out whose .json is another kind of artifact")
     q = p.add_argument_group("INT8 (static quantization, calibrated and checked on the run's validation images)")
     q.add_argument("--quantize", choices=("int8",), help="write an INT8 model instead of FP32 (CPU deployment)")
@@ -47,6 +52,8 @@ def register(subparsers, data_subparsers) -> None:
     p.add_argument("--max-inflight-mb", type=A.positive_float,
                    help="request bodies held at once over all connections; more gets 503 (default: 256, or "
                         "--max-upload-mb when larger)")
+    p.add_argument("--ood-laterality", choices=("linear", "cnn"),
+                   help=LATERALITY_HELP + "; a run only (an exported model keeps its gate)")
     p.add_argument("--api-docs", action="store_true",
                    help="serve the OpenAPI schema at /openapi.json (behind the token; no docs page, no CDN)")
     p.set_defaults(func=_serve)
@@ -65,7 +72,8 @@ def _export(args: argparse.Namespace) -> int:
         int8.refuse_without_quantize()
         int8 = None
     c = export_run(args.run_dir, args.out, which=args.which, opset=args.opset, parity_images=args.parity_images,
-                   ood_percentile=args.ood_percentile, ood_method=args.ood_method, int8=int8)
+                   ood_percentile=args.ood_percentile, ood_method=args.ood_method,
+                   ood_laterality=args.ood_laterality, int8=int8)
     check = c["parity"]
     print(f"parity: max |prob diff| {check['max_abs_prob_diff']:.2e} <= {check['tolerance']:g} on "
           f"{check['images']} {check['source']} images" + (" (the FP32 graph)" if int8 else ""))
@@ -83,6 +91,6 @@ def _serve(args: argparse.Namespace) -> int:
 
     serve(args.source, host=args.host, port=args.port, which=args.which, token=args.token,
           max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, concurrency=args.concurrency,
-          cors_origin=args.cors_origin, api_docs=args.api_docs,
+          cors_origin=args.cors_origin, api_docs=args.api_docs, laterality=args.ood_laterality,
           max_inflight_mb=args.max_inflight_mb or max(256.0, args.max_upload_mb))
     return 0

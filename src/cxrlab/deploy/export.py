@@ -35,8 +35,8 @@ import torch
 from torch import nn
 
 from cxrlab.deploy import runs
-from cxrlab.deploy.features import WithFeatures, collect, first_batch
-from cxrlab.deploy.ood import OodGate
+from cxrlab.deploy.features import WithFeatures, collect, first_batch, laterality_thumbnails
+from cxrlab.deploy.ood import MIN_IMAGE_CHECK_IMAGES, OodGate
 from cxrlab.deploy.operating import choose_operating_point, from_run
 from cxrlab.deploy.quantize import Int8Options, quantize_export
 from cxrlab.errors import CxrlabError
@@ -142,11 +142,12 @@ def _write_metadata(onnx_path: Path, contract: dict[str, Any]) -> None:
 
 def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int = DEFAULT_OPSET,
                parity_images: int = 16, max_val_images: int = 2000, ood_percentile: float = 99.0,
-               ood_method: str = "mahalanobis",
+               ood_method: str = "mahalanobis", ood_laterality: str = "linear",
                tolerance: float = TOLERANCE, int8: Int8Options | None = None) -> dict[str, Any]:
     """Export a run's ``which`` checkpoint to ``out`` (.onnx) with its contract; returns the contract.
 
     ``max_val_images=0`` skips the validation pass (no fitted thresholds, no OOD gate): parity only.
+    ``ood_laterality``: the gate's left-right model (``linear`` or ``cnn``, ``cxrlab.deploy.orientation``).
     ``int8``: quantize (calibrated and accuracy-checked on the run's validation images, which it then needs).
 
     Raises ``CxrlabError`` when the export or the parity check fails (nothing is left half-written as valid:
@@ -174,8 +175,12 @@ def export_run(run: str | Path, out: str | Path, which: str = "best", opset: int
         if graph != out:
             graph.unlink(missing_ok=True)
     if val and "features" in val:
+        # the cnn also trains on the training images' thumbnails, when the image checks are fitted at all
+        wants = ood_laterality == "cnn" and len(val.get("thumbnails", ())) >= MIN_IMAGE_CHECK_IMAGES
         gate = OodGate.fit(val["features"], ood_percentile, ood_method, weights_sha256=info.weights_sha256,
-                           thumbnails=val.get("thumbnails"))  # the orientation and tone checks, as `serve RUN` has
+                           thumbnails=val.get("thumbnails"),  # the orientation and tone checks, as `serve RUN` has
+                           laterality_thumbnails=laterality_thumbnails(info) if wants else None,
+                           laterality=ood_laterality)
         gate.save(ood_path)
         contract["ood"] = {**gate.summary(), "file": ood_path.name}
     _write_metadata(out, contract)

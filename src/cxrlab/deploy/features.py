@@ -67,6 +67,30 @@ def collect(model: nn.Module, dataset: Dataset, max_images: int = 2000, batch_si
             "targets": np.concatenate(targets), "ids": ids, "thumbnails": np.concatenate(thumbs)}
 
 
+def laterality_thumbnails(info, max_images: int = 2000, batch_size: int = 64) -> np.ndarray | None:
+    """Thumbnails of the run's training images for the laterality network (no forward pass), or None.
+
+    Mirroring labels itself, so training images may teach laterality; test images never: any image of the
+    run's test split (by id or content, ``cxrlab.guards``) is refused. When the images are unreachable or the
+    check cannot be completed, the laterality network is trained on validation images alone (said in a warning
+    and in the gate summary's ``laterality_images``)."""
+    import warnings
+
+    from cxrlab.deploy import runs
+    from cxrlab.deploy.orientation import thumbnails
+    from cxrlab.errors import CxrlabError
+
+    try:
+        dataset = runs.split_dataset(info, "train")
+        rows = runs.not_test_rows(info, dataset, max_images, "the laterality check")
+    except (CxrlabError, FileNotFoundError, KeyError) as exc:
+        warnings.warn(f"OOD gate: the laterality check is trained on validation images only ({exc})", stacklevel=2)
+        return None
+    out = [thumbnails(torch.stack([dataset[i][0] for i in rows[s : s + batch_size]]).float().numpy())
+           for s in range(0, len(rows), batch_size)]
+    return np.concatenate(out) if out else None
+
+
 def first_batch(dataset: Dataset, n: int = 8) -> torch.Tensor:
     """The first ``n`` preprocessed images of ``dataset`` as one (n, C, H, W) batch."""
     n = min(n, len(dataset))

@@ -1,4 +1,7 @@
-"""Laterality: "is this film mirrored left-right?", the part of orientation a 16x16 thumbnail misses.
+"""Linear laterality: "is this film mirrored left-right?", the OOD gate's default left-right check.
+
+``cxrlab.deploy.laterality_net`` (``--ood-laterality cnn``) catches far more mirrored films, at more false flags
+of upright ones on held-out films (``bench_ood.py --dev``, docs/deploy.md), which is why this stays the default.
 
 A chest film is only mildly asymmetric (heart and aortic knob to the patient's left, liver and gastric bubble
 on either side of the diaphragm), so the check reads a finer picture: the gradient magnitude of the 64x64
@@ -9,10 +12,7 @@ sign-symmetric: ``logit(mirrored x) = -logit(x)``. Its out-of-fold scores on val
 grouped by image) therefore also give its scores on their mirrored versions, without refitting.
 
 Measured on the NIH sample run's 101 validation images (out of fold, docs/deploy.md): area under the ROC curve
-0.85-0.89 for several representations (pixels, high-pass, gradients at 16-64 px; gradients best), the
-backbone's pooled or spatial features 0.49-0.58. Too weak to stand as its own check under a 3% false-flag
-budget, so ``cxrlab.deploy.orientation`` folds it into its upright probability with a weight chosen on
-validation. Validation images only: nothing here sees the test split.
+about 0.9, too weak to catch most mirrored films under a 3% false-flag budget. Validation images only.
 """
 
 from __future__ import annotations

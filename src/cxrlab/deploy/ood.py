@@ -7,7 +7,8 @@ Up to three checks, each scored against the run's validation images:
   (5 folds: each validation image scored by a fit that did not see it); or ``knn`` (Sun et al., ICML 2022):
   cosine distance of L2-normalised features to the k-th nearest validation image, scored leave-one-out.
 - **orientation** (``cxrlab.deploy.orientation``): rotation/flip/negative prediction on thumbnails, with a
-  left-right mirroring (laterality) term (``cxrlab.deploy.laterality``). Penultimate features miss what matters
+  left-right mirroring (laterality) term (``cxrlab.deploy.laterality_net``, a small CNN that also trains on
+  the run's training images, never its test images: mirroring labels itself). Penultimate features miss what matters
   most on a reading-room upload: a film turned 90 degrees, upside down or as a negative is still "a chest X-ray"
   to them.
 - **tones** (``cxrlab.deploy.tones``): model-free intensity and edge histograms against the validation images',
@@ -19,7 +20,8 @@ m-th largest held-out validation score (the same rank m for all, so no check is 
 validation distribution exceeds one check's m-th largest of n scores with probability m / (n + 1)
 (exchangeability, as in split-conformal prediction), so m is the largest rank at which the images in the union
 of the checks' top m, counted over n + 1, are at most ``alpha``. The false-flag budget is spent on the union,
-which is what a user sees. Validation images only: nothing here reads the test split.
+which is what a user sees. Every threshold and weight is fitted on validation images only; nothing here reads
+the test split.
 
 The gate is stored in a safetensors file (no pickle) beside the exported model. A model-free check flags colour
 photographs and blank images on the decoded pixels (``cxrlab.data.images.looks_like_xray``).
@@ -83,8 +85,14 @@ class OodGate:
 
     @classmethod
     def fit(cls, features: np.ndarray, percentile: float = 99.0, method: str = "mahalanobis", k: int | None = None,
-            weights_sha256: str | None = None, thumbnails: np.ndarray | None = None, alpha: float = 0.03) -> OodGate:
+            weights_sha256: str | None = None, thumbnails: np.ndarray | None = None, alpha: float = 0.03,
+            laterality_thumbnails: np.ndarray | None = None, laterality: str = "linear") -> OodGate:
         """Calibrate on validation features (and ``thumbnails`` of the same inputs, for the image checks).
+
+        ``laterality``: the orientation check's left-right model (``linear``, the default, or ``cnn``; see
+        ``cxrlab.deploy.orientation``). ``laterality_thumbnails``: the run's training images' thumbnails (never
+        test), added to the ``cnn``'s training only: its labels come from mirroring, and every threshold and
+        weight stays fitted on validation.
 
         Without thumbnails: threshold = ``percentile`` of the held-out distances. With them: all thresholds
         chosen jointly so that at most ``alpha`` of the validation images are flagged (module docstring)."""
@@ -103,14 +111,15 @@ class OodGate:
         gate = cls(method, tensors, float(np.percentile(held_out, percentile)), float(percentile), k,
                    weights_sha256, len(features))
         if thumbnails is not None and len(thumbnails) >= MIN_IMAGE_CHECK_IMAGES:
-            gate._fit_image_checks(held_out, thumbnails, alpha)
+            gate._fit_image_checks(held_out, thumbnails, alpha, laterality_thumbnails, laterality)
         elif thumbnails is not None:  # too few to fit the orientation classifier's folds: distance only, said so
             warnings.warn(f"OOD gate: only {len(thumbnails)} validation images (the orientation and tone checks need "
                           f"{MIN_IMAGE_CHECK_IMAGES}); the gate checks the feature distance alone", stacklevel=2)
         return gate
 
-    def _fit_image_checks(self, held_out: np.ndarray, thumbnails: np.ndarray, alpha: float) -> None:
-        self.orientation, upright = OrientationCheck.fit(thumbnails)
+    def _fit_image_checks(self, held_out: np.ndarray, thumbnails: np.ndarray, alpha: float,
+                          extra: np.ndarray | None, laterality: str = "linear") -> None:
+        self.orientation, upright = OrientationCheck.fit(thumbnails, extra=extra, laterality=laterality)
         self.tones, tones = ToneCheck.fit(thumbnails)
         m = joint_rank([held_out, -upright, tones], alpha)
         self.threshold = _mth_largest(held_out, m)
@@ -131,6 +140,8 @@ class OodGate:
                 "n_reference": int(self.n_reference), "feature_dim": int(feature_dim), "alpha": self.alpha,
                 "orientation_threshold": None if o is None else o.threshold,
                 "laterality_weight": None if o is None else o.weight,
+                **(o.laterality_summary() if o is not None else
+                   dict.fromkeys(("laterality_model", "laterality_images", "laterality_combine"))),
                 "tones_threshold": None if t is None else t.threshold,
                 "tones_bins": None if t is None else [int(b) for b in t.bins]}
 

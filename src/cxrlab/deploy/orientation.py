@@ -7,18 +7,22 @@ classes. This is rotation prediction used as an out-of-distribution score (Gidar
 representation learning by predicting image rotations"; Hendrycks et al., NeurIPS 2019, "Using self-supervised
 learning can improve model robustness and uncertainty"), with the transforms a chest film is really mishandled by.
 
-Left-right mirroring is nearly invisible at 16x16, so the upright probability is multiplied by the
-laterality check's probability of "not mirrored" (``cxrlab.deploy.laterality``, on a 32x32 gradient image)
-raised to a weight w, a product of experts: ``p = p9(upright) * p_lat(not mirrored) ** w``. w is chosen from
-``WEIGHTS`` on the validation images: the one whose out-of-fold scores flag the most of the validation images'
-own 8 variants (rotations, flips, transposes, negative) beyond the largest out-of-fold score of the upright
-images (ties: the smaller w; w = 0 is the 9-way model alone, and what gates saved before the laterality check
-load as).
+Left-right mirroring is nearly invisible at 16x16, so a laterality check adds its own surprise
+``-log p_lat(not mirrored)`` (``cxrlab.deploy.laterality_net``, a small exactly antisymmetric CNN, which alone
+may also train on the run's training images: mirroring labels itself), scaled by a weight w, and the check's
+score is the larger surprise: ``p = min(p9(upright), p_lat(not mirrored) ** w)`` (``combine = "max"``). Gates
+saved with the earlier linear laterality check (``cxrlab.deploy.laterality``) multiplied the two instead
+(``combine = "product"``, ``p = p9(upright) * p_lat(not mirrored) ** w``) and load as such; the maximum keeps
+the 9-way model's catches of turned films while the laterality term catches mirrored ones (the sum let the
+upright images' laterality noise raise the threshold for both). w is chosen from ``WEIGHTS`` on the validation
+images: the one whose out-of-fold scores flag the most of the validation images' own 8 variants (rotations,
+flips, transposes, negative) beyond the largest out-of-fold score of the upright images (ties: the smaller w;
+w = 0 is the 9-way model alone, and what gates saved before any laterality check load as).
 
 An image is flagged when that probability of being "upright" falls below a threshold set on the validation
 images themselves, scored out of fold (5 folds grouped by image, so no image is scored by a fit that saw any of
 its variants); the gate (``cxrlab.deploy.ood``) chooses that threshold together with its other checks.
-Validation images only: nothing here sees the test split.
+Thresholds and w: validation images only. Nothing here sees the test split.
 """
 
 from __future__ import annotations
@@ -28,13 +32,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from cxrlab.deploy.laterality import LateralityCheck
+from cxrlab.deploy.laterality_net import LateralityNet
 from cxrlab.errors import CxrlabError
 
 TRANSFORMS = ("upright", "rotated 90 degrees", "rotated 180 degrees", "rotated 270 degrees", "flipped left-right",
               "flipped upside down", "transposed", "anti-transposed", "inverted (a negative)")
 SIDE = 16
 THUMB = 64
-WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+COMBINE = ("max", "product")
+# the laterality model and how its surprise joins the 9-way model's, with the weights w is chosen from:
+# "linear" (``laterality``, the surprises added; the default) or "cnn" (``laterality_net``, the larger one)
+LATERALITY_MODELS = ("linear", "cnn")
+LATERALITY_RULES = {"cnn": ("max", WEIGHTS), "linear": ("product", (0.0, 0.25, 0.5, 1.0))}
 
 
 def variant(img: np.ndarray, k: int) -> np.ndarray:
@@ -91,12 +101,19 @@ def _softplus(z: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, z)
 
 
-def _choose_weight(surprise: np.ndarray, lat_surprise: np.ndarray) -> float:
-    """The w in ``WEIGHTS`` flagging most validation variants (rows 1..) beyond the upright images' (row 0) maximum
-    of ``surprise + w * lat_surprise`` (both (9, N), out of fold); ties go to the smaller w."""
+def combined(surprise: np.ndarray, lat_surprise: np.ndarray, weight: float, combine: str = "max") -> np.ndarray:
+    """The orientation check's surprise ``-log p``: the larger of the two (``max``) or their sum (``product``)."""
+    scaled = weight * lat_surprise
+    return np.maximum(surprise, scaled) if combine == "max" else surprise + scaled
+
+
+def _choose_weight(surprise: np.ndarray, lat_surprise: np.ndarray, combine: str = "max",
+                   weights: tuple[float, ...] = WEIGHTS) -> float:
+    """The w in ``weights`` flagging most validation variants (rows 1..) beyond the upright images' (row 0) maximum
+    of the ``combined`` surprise (both (9, N), out of fold); ties go to the smaller w."""
     best, chosen = -1.0, 0.0
-    for w in WEIGHTS:
-        s = surprise + w * lat_surprise
+    for w in weights:
+        s = combined(surprise, lat_surprise, w, combine)
         caught = float((s[1:] > s[0].max()).mean())
         if caught > best + 1e-12:
             best, chosen = caught, w
@@ -111,12 +128,19 @@ class OutOfFold:
 
     surprise: np.ndarray
     lat_surprise: np.ndarray
-    laterality: LateralityCheck
+    laterality: LateralityNet | LateralityCheck
     weight: float
+    combine: str = "max"
 
 
-def out_of_fold(thumbs: np.ndarray, folds: int = 5, seed: int = 0) -> OutOfFold:
-    """Score every validation image and its variants by fits (5 folds grouped by image) that saw none of them."""
+def out_of_fold(thumbs: np.ndarray, folds: int = 5, seed: int = 0, extra: np.ndarray | None = None,
+                laterality: str = "linear") -> OutOfFold:
+    """Score every validation image and its variants by fits (5 folds grouped by image) that saw none of them.
+
+    ``laterality``: the model in ``LATERALITY_MODELS``; ``extra``: thumbnails of the run's training images (never
+    test), added to every fit of the ``cnn`` (mirroring labels itself; the linear model reads validation only)."""
+    if laterality not in LATERALITY_RULES:
+        raise CxrlabError(f"laterality model {laterality!r} is not one of {', '.join(LATERALITY_MODELS)}")
     thumbs = np.asarray(thumbs, np.float32)
     small = _small(thumbs)
     if len(small) < 2 * folds:
@@ -130,9 +154,14 @@ def out_of_fold(thumbs: np.ndarray, folds: int = 5, seed: int = 0) -> OutOfFold:
         surprise[:, held] = -np.log(np.maximum(p.T, 1e-12))
     squares = thumbs.reshape(-1, THUMB, THUMB)
     variants = np.stack([np.stack([variant(t, k) for t in squares]) for k in range(len(TRANSFORMS))])
-    laterality, lat = LateralityCheck.fit(thumbs, split, variants.reshape(len(TRANSFORMS), len(squares), -1))
+    variants = variants.reshape(len(TRANSFORMS), len(squares), -1)
+    if laterality == "linear":  # validation images only
+        check, lat = LateralityCheck.fit(thumbs, split, variants)
+    else:
+        check, lat = LateralityNet.fit(thumbs, split, variants, extra, seed)
+    combine, weights = LATERALITY_RULES[laterality]
     lat_surprise = _softplus(lat)
-    return OutOfFold(surprise, lat_surprise, laterality, _choose_weight(surprise, lat_surprise))
+    return OutOfFold(surprise, lat_surprise, check, _choose_weight(surprise, lat_surprise, combine, weights), combine)
 
 
 @dataclass
@@ -143,16 +172,21 @@ class OrientationCheck:
     coef: np.ndarray
     intercept: np.ndarray
     threshold: float = 0.0
-    laterality: LateralityCheck | None = None
+    laterality: LateralityNet | LateralityCheck | None = None
     weight: float = 0.0
+    combine: str = "max"
 
     @classmethod
-    def fit(cls, thumbs: np.ndarray, folds: int = 5, seed: int = 0) -> tuple[OrientationCheck, np.ndarray]:
-        """(the check, each validation image's out-of-fold p(upright)) from validation ``thumbnails``."""
-        oof = out_of_fold(thumbs, folds, seed)
+    def fit(cls, thumbs: np.ndarray, folds: int = 5, seed: int = 0, extra: np.ndarray | None = None,
+            laterality: str = "linear") -> tuple[OrientationCheck, np.ndarray]:
+        """(the check, each validation image's out-of-fold p(upright)) from validation ``thumbnails`` (and the
+        training images' ``extra`` thumbnails, for the laterality network only)."""
+        oof = out_of_fold(thumbs, folds, seed, extra, laterality)
         clf = _model(seed).fit(*_all_variants(_small(thumbs)))
-        check = cls(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32), 0.0, oof.laterality, oof.weight)
-        return check, np.exp(-(oof.surprise[0] + oof.weight * oof.lat_surprise[0])).astype(np.float32)
+        check = cls(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32), 0.0, oof.laterality, oof.weight,
+                    oof.combine)
+        return check, np.exp(-combined(oof.surprise[0], oof.lat_surprise[0], oof.weight, oof.combine)
+                             ).astype(np.float32)
 
     def probabilities(self, thumbs: np.ndarray) -> np.ndarray:
         """(B, 9) probabilities of each transform in ``TRANSFORMS`` for (B, 64*64) ``thumbnails``."""
@@ -165,9 +199,11 @@ class OrientationCheck:
         return np.zeros(len(thumbs)) if self.laterality is None else self.laterality.logit(thumbs)
 
     def upright(self, thumbs: np.ndarray) -> np.ndarray:
-        """(B,) p(upright): the 9-way model's, times the laterality check's p(not mirrored) ** weight."""
-        lat = self.weight * _softplus(self.mirrored_logit(thumbs)) if self.weight else 0.0
-        return self.probabilities(thumbs)[:, 0] * np.exp(-lat)
+        """(B,) p(upright): the smaller of the 9-way model's and the laterality check's p(not mirrored) ** weight
+        (``combine = "max"`` of the surprises), or their product (gates saved with the linear check)."""
+        lat = self.weight * _softplus(self.mirrored_logit(thumbs)) if self.weight else np.zeros(len(thumbs))
+        p9 = self.probabilities(thumbs)[:, 0]
+        return np.minimum(p9, np.exp(-lat)) if self.combine == "max" else p9 * np.exp(-lat)
 
     def reasons(self, thumbs: np.ndarray) -> list[str | None]:
         """Per image: why it looks mis-oriented or inverted, or None."""
@@ -187,17 +223,33 @@ class OrientationCheck:
 
     def tensors(self) -> dict[str, np.ndarray]:
         out = {"orientation.coef": self.coef, "orientation.intercept": self.intercept}
+        if isinstance(self.laterality, LateralityNet):
+            out.update(self.laterality.tensors())
+        elif self.laterality is not None:  # a linear check loaded from an older gate file
+            out["orientation.laterality"] = self.laterality.coef
         if self.laterality is not None:
-            out.update({"orientation.laterality": self.laterality.coef,
-                        "orientation.laterality_weight": np.array([self.weight], np.float32)})
+            out["orientation.laterality_weight"] = np.array([self.weight], np.float32)
         return out
+
+    def laterality_summary(self) -> dict:
+        """What the gate's summary says about the laterality term: model kind and images it was trained on."""
+        lat = self.laterality
+        return {"laterality_model": None if lat is None else "cnn" if isinstance(lat, LateralityNet) else "linear",
+                "laterality_images": lat.n_images if isinstance(lat, LateralityNet) else None,
+                "laterality_combine": None if lat is None else self.combine}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, np.ndarray], meta: dict) -> OrientationCheck | None:
-        """The stored check; a gate saved before the laterality check loads with weight 0 (the 9-way model)."""
+        """The stored check: with the laterality network, or the linear laterality check of gates saved before it
+        (their surprises added: ``combine = "product"``), or (saved before either) weight 0, the 9-way model alone."""
         if "orientation.coef" not in tensors:
             return None
-        lat = tensors.get("orientation.laterality")
+        lat = LateralityNet.from_tensors(tensors, int(meta.get("laterality_images") or 0))
+        if lat is None and "orientation.laterality" in tensors:
+            lat = LateralityCheck(tensors["orientation.laterality"])
         weight = float(tensors["orientation.laterality_weight"][0]) if lat is not None else 0.0
+        combine = meta.get("laterality_combine") or "product"
+        if combine not in COMBINE:
+            raise ValueError(combine)
         return cls(tensors["orientation.coef"], tensors["orientation.intercept"], float(meta["orientation_threshold"]),
-                   None if lat is None else LateralityCheck(lat), weight)
+                   lat, weight, combine)

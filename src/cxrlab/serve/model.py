@@ -40,13 +40,18 @@ def _png_base64(img: np.ndarray) -> str:
 class ServedModel:
     """``predict(gray_images, raw_images)`` -> per-image results; ``heatmap(gray, class)`` for runs."""
 
-    def __init__(self, source: str | Path, which: str = "best") -> None:
+    def __init__(self, source: str | Path, which: str = "best", laterality: str | None = None) -> None:
+        """``laterality``: the OOD gate's left-right model when the gate is fitted here (a run: ``linear`` by
+        default, or ``cnn``); an exported model keeps the gate it was exported with."""
         source = Path(source)
         self.engine_name = "onnx" if source.suffix.lower() == ".onnx" else "torch"
         if self.engine_name == "onnx":
+            if laterality is not None:
+                raise CxrlabError(f"{source}: --ood-laterality applies when serving a run; an exported model keeps "
+                                  "the gate it was exported with (`cxrlab export RUN --ood-laterality ...`)")
             self._init_onnx(source)
         elif source.is_dir() or source.suffix == ".safetensors":
-            self._init_torch(source, which)
+            self._init_torch(source, which, laterality or "linear")
         else:
             raise CxrlabError(f"{source}: serve a run directory (safetensors weights) or an exported .onnx file; "
                               "other formats (pickles such as .pt/.pth) are never loaded")
@@ -65,13 +70,13 @@ class ServedModel:
         self.gate = OodGate.load(ood_path) if ood_path.exists() else None
         self.model, self.name = None, path.stem
 
-    def _init_torch(self, source: Path, which: str) -> None:
+    def _init_torch(self, source: Path, which: str, laterality: str) -> None:
         from cxrlab.deploy.features import WithFeatures
 
         model, self.info = runs.load(source, which)
         self.model, self.engine = model, WithFeatures(model).eval()
         self.name = self.info.run_dir.name if self.info.run_dir else source.stem
-        self.operating, self.gate = _run_calibration(model, self.info)
+        self.operating, self.gate = _run_calibration(model, self.info, laterality)
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /api/model`` returns: classes, preprocessing, operating point, gate, provenance."""
@@ -148,12 +153,13 @@ def _withheld_reason(ood: dict) -> str:
             "); the probabilities are shown for reference only")
 
 
-def _run_calibration(model: torch.nn.Module, info: RunInfo) -> tuple[dict | None, OodGate | None]:
+def _run_calibration(model: torch.nn.Module, info: RunInfo, laterality: str = "linear"
+                     ) -> tuple[dict | None, OodGate | None]:
     """Operating point and OOD gate of a run, computed in memory on its validation images at start-up.
 
     Nothing is written: the service keeps to its temporary folder (``cxrlab export`` stores both beside an
     exported model instead)."""
-    from cxrlab.deploy.features import collect
+    from cxrlab.deploy.features import collect, laterality_thumbnails
     from cxrlab.deploy.operating import choose_operating_point, from_run
 
     recorded = from_run(info.thresholds, info.temperature, list(info.classes), info.task)
@@ -162,5 +168,9 @@ def _run_calibration(model: torch.nn.Module, info: RunInfo) -> tuple[dict | None
     except (CxrlabError, FileNotFoundError, KeyError):
         return recorded, None  # no validation images here: probabilities only, said on the page
     operating = recorded or choose_operating_point(val["logits"], val["targets"], info.task, list(info.classes))
+    enough = len(val["thumbnails"]) >= 10
+    wants = enough and laterality == "cnn"  # the cnn also trains on the training images (never test)
     return operating, OodGate.fit(val["features"], weights_sha256=info.weights_sha256,
-                                  thumbnails=val["thumbnails"] if len(val["thumbnails"]) >= 10 else None)
+                                  thumbnails=val["thumbnails"] if enough else None,
+                                  laterality_thumbnails=laterality_thumbnails(info) if wants else None,
+                                  laterality=laterality)

@@ -28,22 +28,24 @@ def resolve_token(host: str, token: str | None) -> str | None:
     return token
 
 
-def build(source: str | Path, which: str = "best", host: str = "127.0.0.1", token: str | None = None, **limits):
-    """The app for ``source`` (run directory or .onnx) with ``limits`` (``Settings`` fields)."""
+def build(source: str | Path, which: str = "best", host: str = "127.0.0.1", token: str | None = None,
+          laterality: str | None = None, **limits):
+    """The app for ``source`` (run directory or .onnx) with ``limits`` (``Settings`` fields); ``laterality``: the
+    OOD gate's left-right model when it is fitted here (``ServedModel``)."""
     from cxrlab.serve.app import Settings, create_app
     from cxrlab.serve.model import ServedModel
 
     settings = Settings(token=resolve_token(host, token), **limits)
-    return create_app(ServedModel(source, which), settings)
+    return create_app(ServedModel(source, which, laterality), settings)
 
 
 def serve(source: str | Path, host: str = "127.0.0.1", port: int = 8000, which: str = "best",
-          token: str | None = None, **limits) -> None:
+          token: str | None = None, laterality: str | None = None, **limits) -> None:
     """Serve ``source`` until interrupted."""
     from cxrlab.extras import require_extra
 
     uvicorn = require_extra("serve", "uvicorn")
-    app = build(source, which, host, token, **limits)
+    app = build(source, which, host, token, laterality, **limits)
     shown = f"[{host}]" if ":" in host else host
     print(f"cxrlab serve: http://{shown}:{port}/  (Ctrl-C to stop)", file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=64, server_header=False)
