@@ -95,19 +95,11 @@ def _require_quantization():
 
 
 def calibration_rows(info: RunInfo, dataset: Any, n: int) -> list[int]:
-    """The first ``n`` rows of the run's validation ``dataset``, refused if any is a test image (id or content)."""
-    from cxrlab.guards import Reach, check_fitting
+    """The first ``n`` rows of the run's validation ``dataset``, refused if any is a test image (id or content) or
+    if that cannot be verified: the deploy package's one check (``runs.not_test_rows``)."""
+    from cxrlab.deploy.runs import not_test_rows
 
-    rows = list(range(min(n, len(dataset))))
-    images = dataset.images
-    ids = [images.image_ids[i] for i in rows]
-    hashes = [images.sha256[i] for i in rows] if images.sha256 is not None else None
-    reach = Reach()
-    reach.add_run(info.run_dir)  # the run's test split, with the hashes of the index its config names
-    check_fitting(f"{info.run_dir} ({images.name} split)", ids, reach, what="INT8 calibration ranges", allow=False,
-                  allow_unverified=False, hashes=hashes, marked_split=images.name, how="the run's validation images",
-                  escape=False)
-    return rows
+    return not_test_rows(info, dataset, n, "INT8 calibration ranges")
 
 
 def calibration_record(dataset: Any, rows: list[int], options: Int8Options) -> dict[str, Any]:
